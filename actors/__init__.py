@@ -1,0 +1,2 @@
+"""actors package (API is wired as modules land)."""
+__all__ = []

@@ -1,0 +1,140 @@
+"""One configuration object for the whole server, loaded from defaults, a
+TOML file, ``TAPGRID_*`` environment variables and command-line flags (later
+wins), then passed down. Nothing reads configuration from globals.
+
+    >>> from actors import Config
+    >>> cfg = Config.load(env={"TAPGRID_COLUMN_MS": "10000"}, overrides={"port": 9000})
+    >>> cfg.column_ms, cfg.port
+    (10000, 9000)
+"""
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+
+__all__ = ["Config", "parse_size"]
+
+
+def parse_size(text):
+    """'512M', '2G', '10%' or a byte count. A percentage stays a str."""
+    text = str(text).strip()
+    if text.endswith("%"):
+        float(text[:-1])
+        return text
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    if text[-1:].upper() in units:
+        return int(float(text[:-1]) * units[text[-1].upper()])
+    return int(text)
+
+
+@dataclass
+class Config:
+    # server
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db: str = "data/tapgrid.db"
+    redis: str | None = None
+    demo: bool = True
+    backdoor: str | None = None
+    allowed_origins: list = field(default_factory=list)   # empty: same host only
+    # feed
+    feed: str = "sim"
+    feed_url: str | None = None
+    feed_file: str | None = None
+    seed: int | None = None
+    tick_interval_ms: int = 1000        # expected; stale after 2x
+    outlier_bp: int = 500               # a tick jumping >5% from the last is rejected
+    # grid (SPEC section 3)
+    column_ms: int = 5000
+    band_cents: int = 1000
+    lock_ms: int = 3000
+    horizon_ms: int = 60000
+    max_bands: int = 50
+    edge_bp: int = 500
+    # money and limits (minor units)
+    min_stake: int = 100
+    max_stake: int = 100_000
+    cell_liability_cap: int = 10_000_000
+    max_open_bets: int = 200
+    guest_credit: int = 100_000
+    # storage
+    synchronous: str = "FULL"
+    commit: str = "group"               # or "per-tap" (benchmark baseline)
+    commit_delay_ms: float = 0.0        # artificial fsync delay for benchmarks
+    max_batch: int = 5000
+    writer_queue: int = 20000
+    hot_days: int = 7
+    min_free_disk: str | int = "1%"
+    archive_cmd: str | None = None
+    archive_dir: str | None = None
+    # web limits
+    max_connections: int = 20000
+    frame_limit: int = 4096
+    tap_rate: float = 50.0              # taps/s per connection (token bucket)
+    tap_burst: int = 100
+    handshake_rate: float = 2000.0      # upgrades/s admitted
+    fanout_hz: float = 10.0
+    session_ttl_ms: int = 86_400_000
+
+    @classmethod
+    def load(cls, path=None, env=None, overrides=None):
+        values = {}
+        if path:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+            values.update(data.get("tapgrid", data))
+        env = os.environ if env is None else env
+        for f in fields(cls):
+            key = "TAPGRID_" + f.name.upper()
+            if key in env:
+                values[f.name] = env[key]
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        cfg = cls()
+        for name, value in values.items():
+            setattr(cfg, name, _coerce(known[name], value))
+        cfg.validate()
+        return cfg
+
+    def validate(self):
+        if self.feed not in ("sim", "replay", "coinbase", "binance"):
+            raise ValueError(f"unknown feed {self.feed!r}")
+        if self.feed == "replay" and not self.feed_file:
+            raise ValueError("--feed replay needs --feed-file")
+        if self.commit not in ("group", "per-tap"):
+            raise ValueError("commit must be 'group' or 'per-tap'")
+        if self.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
+            raise ValueError("synchronous must be FULL, NORMAL, EXTRA or OFF")
+        if self.min_stake <= 0 or self.max_stake < self.min_stake:
+            raise ValueError("stake limits are inconsistent")
+        for name in ("column_ms", "band_cents", "horizon_ms", "max_bands"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        self.min_free_disk = parse_size(self.min_free_disk)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(f, value):
+    if not isinstance(value, str):
+        return value
+    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if t.startswith("bool"):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if t.startswith("int") and "str" not in t:
+        return int(value)
+    if t.startswith("float"):
+        return float(value)
+    if t.startswith("list"):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if "None" in t and value.lower() in ("", "none"):
+        return None
+    return value

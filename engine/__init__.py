@@ -1,0 +1,34 @@
+"""A small actor engine on gevent: tell/ask, supervision, death watch, bounded
+mailboxes, timers, batch receive and a threadpool helper for blocking calls.
+It knows nothing of trading.
+
+    >>> from engine import ActorSystem, Actor
+    >>> class Counter(Actor):
+    ...     def on_start(self): self.n = 0
+    ...     def receive(self, msg):
+    ...         if msg == "inc": self.n += 1
+    ...         elif msg == "get": return self.n
+    >>> system = ActorSystem()
+    >>> ref = system.spawn(Counter, name="counter")
+    >>> ref.tell("inc"); ref.ask("get", timeout=1)
+    1
+    >>> system.stop()
+"""
+from ._actor import Actor, ActorRef
+from ._blocking import run_blocking
+from ._errors import (ActorDeadError, AskTimeout, DeadLetter, Escalation,
+                      MailboxFull, Terminated)
+from ._future import Future
+from ._stats import ActorStats, DeadLetters, StatsTable
+from ._supervision import (ESCALATE, RESTART, RESUME, STOP, OneForAll, OneForOne,
+                           SupervisorStrategy)
+from ._system import ActorSystem
+
+__all__ = [
+    "ActorSystem", "Actor", "ActorRef", "Future",
+    "ActorDeadError", "AskTimeout", "MailboxFull", "Escalation", "Terminated",
+    "DeadLetter",
+    "OneForOne", "OneForAll", "SupervisorStrategy", "RESTART", "RESUME", "STOP", "ESCALATE",
+    "ActorStats", "StatsTable", "DeadLetters",
+    "run_blocking",
+]

@@ -1,0 +1,2 @@
+"""web package (API is wired as modules land)."""
+__all__ = []

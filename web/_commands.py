@@ -1,0 +1,63 @@
+"""What each ``tapgrid`` subcommand does, given the loaded config."""
+import sys
+
+__all__ = ["run"]
+
+
+def run(command, cfg, args):
+    return globals()["cmd_" + command](cfg, args) or 0
+
+
+def _backdoor_address(spec):
+    host, _, port = spec.rpartition(":")
+    return (host or "127.0.0.1", int(port))
+
+
+def cmd_shell(cfg, args):
+    from engine import ActorSystem
+    from engine._console import interact
+    system = ActorSystem()
+    namespace = {"system": system, "cfg": cfg}
+    try:
+        from actors import shell_namespace
+        namespace.update(shell_namespace(system, cfg))
+    except ImportError:
+        pass
+    try:
+        interact(namespace)
+    finally:
+        system.stop()
+
+
+def cmd_serve(cfg, args):
+    from . import _server
+    return _server.serve(cfg)
+
+
+def cmd_audit(cfg, args):
+    from actors import audit
+    problems = audit(cfg.db)
+    if problems:
+        print(f"audit FAILED: {problems[0]}", file=sys.stderr)
+        for p in problems[1:]:
+            print(f"  also: {p}", file=sys.stderr)
+        return 1
+    print("audit ok")
+    return 0
+
+
+def cmd_credit(cfg, args):
+    from actors import credit_offline
+    balance = credit_offline(cfg.db, args.user, args.amount)
+    print(f"{args.user}: balance {balance}")
+
+
+def cmd_history(cfg, args):
+    from actors import history_offline
+    for bet in history_offline(cfg.db, args.user, args.limit):
+        print(bet)
+
+
+def cmd_archive(cfg, args):
+    from actors import archive_offline
+    print(archive_offline(cfg))

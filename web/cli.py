@@ -1,0 +1,76 @@
+"""The ``tapgrid`` command: serve, shell, audit, archive, credit, history.
+
+    tapgrid serve --port 8080          # the game, with embedded defaults
+    tapgrid shell                      # a REPL in which actors keep running
+"""
+import argparse
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_config_flags(p, with_server=True):
+    p.add_argument("--config", help="TOML file ([tapgrid] table)")
+    p.add_argument("--db", help="SQLite database path (default data/tapgrid.db)")
+    if with_server:
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+        p.add_argument("--redis", help="redis:// URL for nonces and sessions")
+        p.add_argument("--feed", choices=["sim", "replay", "coinbase", "binance"])
+        p.add_argument("--feed-url")
+        p.add_argument("--feed-file")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--demo", dest="demo", action="store_true", default=None)
+        p.add_argument("--no-demo", dest="demo", action="store_false")
+        p.add_argument("--backdoor", metavar="127.0.0.1:PORT",
+                       help="serve a live Python console on a loopback port")
+        p.add_argument("--commit", choices=["group", "per-tap"])
+        p.add_argument("--commit-delay-ms", type=float)
+        p.add_argument("--archive-cmd")
+        p.add_argument("--min-free-disk")
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="tapgrid", description="BTC tap-trading server")
+    sub = ap.add_subparsers(dest="command", required=True)
+    _add_config_flags(sub.add_parser("serve", help="run the server"))
+    _add_config_flags(sub.add_parser("shell", help="a REPL with a live actor system"))
+    p = sub.add_parser("audit", help="check the ledger invariants")
+    _add_config_flags(p, with_server=False)
+    p = sub.add_parser("archive", help="move old settled bets to archive files")
+    _add_config_flags(p, with_server=False)
+    p = sub.add_parser("credit", help="add play money to a user")
+    p.add_argument("user")
+    p.add_argument("amount", type=int)
+    _add_config_flags(p, with_server=False)
+    p = sub.add_parser("history", help="print a user's bets, newest first")
+    p.add_argument("user")
+    p.add_argument("--limit", type=int, default=50)
+    _add_config_flags(p, with_server=False)
+    return ap
+
+
+def load_config(args):
+    from actors import Config
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in ("command", "config", "user", "amount", "limit") and v is not None}
+    return Config.load(path=args.config, overrides=overrides)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command in ("serve", "shell"):
+        # Before anything else imports socket/threading/ssl.
+        from gevent import monkey
+        monkey.patch_all()
+    try:
+        cfg = load_config(args)
+    except (ValueError, OSError) as exc:
+        print(f"tapgrid: {exc}", file=sys.stderr)
+        return 2
+    from . import _commands
+    return _commands.run(args.command, cfg, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
