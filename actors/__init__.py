@@ -1,2 +1,38 @@
-"""actors package (API is wired as modules land)."""
-__all__ = []
+"""The market: price watchdog, columns, odds, ledger, group-commit writer,
+resolver and audit, built from engine actors.
+
+    from engine import ActorSystem
+    from actors import Config, start_market
+    market = start_market(ActorSystem(), Config(db="/tmp/m.db"))
+"""
+from ._config import Config, parse_size
+from ._context import MarketContext, Sinks, WriterStats
+from ._feeds import (BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_feed)
+from ._ledger import Ledger
+from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
+                     payout_for)
+from ._odds import Volatility, column_multipliers, multiplier, touch_probability
+from ._runtime import MarketHandle, start_market
+from ._status import Grid, MarketStatus
+from ._store import Store, open_readonly
+from ._column import Column
+from ._market import Market
+from ._resolver import Resolver
+from ._watchdog import Health, Watchdog
+from ._writer import Writer
+
+__all__ = [
+    "Config", "parse_size", "start_market", "MarketHandle", "MarketContext", "Sinks",
+    "WriterStats", "Tick", "SimFeed", "ReplayFeed", "CoinbaseFeed", "BinanceFeed", "make_feed",
+    "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
+    "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
+    "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "open_readonly",
+    "Column", "Market", "Resolver", "Watchdog", "Health", "Writer", "shell_namespace",
+]
+
+
+def shell_namespace(system, cfg):
+    """Names preloaded in ``tapgrid shell``."""
+    import functools
+    return {"start_market": functools.partial(start_market, system), "Config": Config,
+            "Tap": Tap}

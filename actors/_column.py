@@ -1,0 +1,83 @@
+"""A Column: one actor per time column, taking taps until it locks.
+
+It drains its mailbox in one go, checks every tap against the rules of
+SPEC section 3, reserves each accepted stake in the in-memory ledger, and
+hands all accepted bets to the Writer as one message; the Writer answers
+each tap after the commit. Rejects are answered at once, with a reason.
+A Column keeps no state of its own (limits live in the shared ledger), so
+a restart loses nothing.
+
+    ref = market_ctx.columns[t0]
+    ack = ref.ask_async(Tap(user, t0, lo, stake, min_mult, ts, nonce, sig)).get(5)
+"""
+from engine import Actor
+
+from ._model import Ack, Bet, Tap, payout_for
+
+__all__ = ["Column"]
+
+
+class Column(Actor):
+    max_batch = 2000
+
+    def __init__(self, ctx, t0):
+        self.ctx = ctx
+        self.t0 = t0
+
+    def receive_batch(self, batch):
+        ctx = self.ctx
+        cfg = ctx.cfg
+        ledger = ctx.ledger
+        status = ctx.status
+        now = ctx.now()
+        t0 = self.t0
+        cells = ctx.grid.columns.get(t0) or {}
+        closed = now >= t0 - cfg.lock_ms or t0 > now + cfg.horizon_ms
+        backlog_room = cfg.writer_queue - ctx.writer_stats.pending_taps
+        accepted = []
+        try:
+            for tap, reply in batch:
+                if type(tap) is not Tap or tap.col != t0:
+                    reason, mult = "bad_request", None
+                else:
+                    reason, mult = self._check(tap, cells, closed, status, ledger, cfg)
+                    if reason is None and len(accepted) >= backlog_room:
+                        reason = "overloaded"
+                if reason is not None:
+                    ctx.count(reason)
+                    if reply is not None:
+                        reply.set(Ack(reason))
+                    continue
+                exposure = payout_for(tap.stake, mult)
+                ledger.reserve(tap.user, tap.stake, (t0, tap.lo), exposure)
+                accepted.append((Bet(tap.user, t0, tap.lo, tap.stake, mult, tap.min_mult,
+                                     tap.ts, tap.nonce, tap.sig, now), reply))
+        except BaseException:
+            # Leave the ledger as it was: the taps of this batch fail together.
+            for bet, _ in accepted:
+                ledger.release(bet.user, bet.stake, (t0, bet.lo), payout_for(bet.stake, bet.mult))
+            raise
+        if accepted:
+            ctx.writer_stats.pending_taps += len(accepted)
+            ctx.writer.tell(("bets", accepted))
+
+    @staticmethod
+    def _check(tap, cells, closed, status, ledger, cfg):
+        if not status.is_open:
+            return status.reject_reason, None
+        if closed:
+            return "column_closed", None
+        mult = cells.get(tap.lo)
+        if mult is None:
+            return "bad_cell", None
+        if tap.stake < cfg.min_stake or tap.stake > cfg.max_stake:
+            return "limit", None
+        if ledger.open_bets(tap.user) >= cfg.max_open_bets:
+            return "limit", None
+        if ledger.balance(tap.user) < tap.stake:
+            return "insufficient_balance", None
+        if mult < tap.min_mult:
+            return "odds_changed", None
+        if ledger.liability((tap.col, tap.lo)) + payout_for(tap.stake, mult) > cfg.cell_liability_cap:
+            return "limit", None
+        return None, mult

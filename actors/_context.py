@@ -1,0 +1,83 @@
+"""What the market's actors share: config, clock, ledger, status, the
+priced grid, the column routing table, the writer, and the sinks through
+which events flow down to clients (the web layer plugs in there).
+
+    >>> from actors import Config
+    >>> from actors._context import MarketContext
+    >>> ctx = MarketContext(Config())
+    >>> ctx.now() > 0
+    True
+"""
+import time
+
+from ._ledger import Ledger
+from ._status import Grid, MarketStatus
+
+__all__ = ["MarketContext", "Sinks", "WriterStats"]
+
+
+class Sinks:
+    """Downstream callbacks; each must return at once (no blocking)."""
+
+    def on_tick(self, tick):
+        pass
+
+    def on_grid(self, grid):
+        pass
+
+    def on_market(self, status):
+        pass
+
+    def on_result(self, user, settlement, balance):
+        pass
+
+
+class WriterStats:
+    """The Writer's statistics: read by Columns (backlog) and /metrics."""
+
+    def __init__(self):
+        self.pending_taps = 0          # accepted by columns, not yet answered
+        self.batches = 0
+        self.bets = 0
+        self.settlements = 0
+        self.failures = 0
+        self.last_batch = 0
+        self.max_batch_seen = 0
+        self.commit_seconds_total = 0.0
+        self.last_commit_seconds = 0.0
+        self.batch_sizes = []          # drained by /metrics into a histogram
+        self.commit_times = []
+
+    def record(self, n_bets, seconds):
+        self.batches += 1
+        self.bets += n_bets
+        self.last_batch = n_bets
+        self.max_batch_seen = max(self.max_batch_seen, n_bets)
+        self.commit_seconds_total += seconds
+        self.last_commit_seconds = seconds
+        if n_bets and len(self.batch_sizes) < 10000:
+            self.batch_sizes.append(n_bets)
+            self.commit_times.append(seconds)
+
+    def as_dict(self):
+        return {k: v for k, v in vars(self).items() if not isinstance(v, list)}
+
+
+class MarketContext:
+    def __init__(self, cfg, clock=None, sinks=None):
+        self.cfg = cfg
+        self._clock = clock or time.time
+        self.ledger = Ledger()
+        self.status = MarketStatus()
+        self.grid = Grid()
+        self.columns = {}              # t0 -> Column ref, maintained by the Market
+        self.writer = None
+        self.writer_stats = WriterStats()
+        self.sinks = sinks or Sinks()
+        self.counters = {}             # reject reasons and other counts
+
+    def now(self):
+        return int(self._clock() * 1000)
+
+    def count(self, key, n=1):
+        self.counters[key] = self.counters.get(key, 0) + n

@@ -1,0 +1,117 @@
+"""The Market: supervisor of the Columns, and the pricer of the grid.
+
+It keeps one ``Column`` per time column from just after the lock out to the
+horizon (spawned ahead, stopped when the column locks), publishes the
+routing table in ``ctx.columns``, restarts a crashed Column (one-for-one),
+and reprices the grid from the latest tick and volatility a few times a
+second, in the threadpool.
+"""
+import logging
+import os
+import shutil
+
+from engine import Actor, OneForOne, run_blocking
+
+from ._column import Column
+from ._feeds import Tick
+from ._odds import Volatility, column_multipliers
+from ._status import Grid
+
+__all__ = ["Market", "price_grid"]
+
+log = logging.getLogger("tapgrid.market")
+
+
+def price_grid(cfg, price, price_ts, sigma, now, version):
+    """Multipliers of every open column (pure; CPU-bound: run it off the loop)."""
+    col_ms = cfg.column_ms
+    first = (now + cfg.lock_ms) // col_ms * col_ms + col_ms
+    columns = {}
+    t0 = first
+    while t0 <= now + cfg.horizon_ms:
+        if now < t0 - cfg.lock_ms:
+            columns[t0] = column_multipliers(price, now, t0, col_ms, cfg.band_cents,
+                                             cfg.max_bands, sigma, cfg.edge_bp)
+        t0 += col_ms
+    return Grid(version, price, price_ts, sigma, columns, now)
+
+
+class Market(Actor):
+    supervisor_strategy = OneForOne(max_restarts=20, within=10.0)
+
+    def __init__(self, ctx, reprice_ms=200):
+        self.ctx = ctx
+        self.reprice_ms = reprice_ms
+
+    def on_start(self):
+        self.vol = Volatility()
+        self.last = None
+        self.priced_at = 0
+        self.version = self.ctx.grid.version
+        self.dirty = True
+        self._roll()
+        self.schedule_every(0.1, "roll")
+        self._check_disk()
+        self.schedule_every(1.0, "disk")
+
+    def on_stop(self):
+        self.ctx.columns.clear()
+
+    def receive(self, msg):
+        if type(msg) is Tick:
+            self.last = msg
+            self.vol.update(msg.price, msg.ts)
+            self.dirty = True
+            return None
+        if msg == "roll":
+            return self._roll()
+        if msg == "disk":
+            return self._check_disk()
+        if msg == "columns":
+            return sorted(self.ctx.columns)
+        return None  # health changes and the like: the status object says it all
+
+    def _check_disk(self):
+        """Suspend betting (``disk_low``) below ``min_free_disk``; reopen above it."""
+        cfg = self.ctx.cfg
+        d = os.path.dirname(os.path.abspath(cfg.db)) or "."
+        try:
+            usage = run_blocking(shutil.disk_usage, d)
+        except OSError:
+            return None
+        limit = cfg.min_free_disk
+        if isinstance(limit, str) and limit.endswith("%"):
+            limit = usage.total * float(limit[:-1]) / 100
+        low = usage.free < limit
+        if low != self.ctx.status.holds("disk_low"):
+            (log.warning if low else log.info)(
+                "disk %s: %d bytes free, limit %d", "low" if low else "ok", usage.free, int(limit))
+            self.ctx.status.set("disk_low", low)
+        return usage.free
+
+    def _roll(self):
+        ctx = self.ctx
+        cfg = ctx.cfg
+        now = ctx.now()
+        col_ms = cfg.column_ms
+        wanted = set()
+        t0 = (now + cfg.lock_ms) // col_ms * col_ms + col_ms
+        while t0 <= now + cfg.horizon_ms:
+            if now < t0 - cfg.lock_ms:
+                wanted.add(t0)
+            t0 += col_ms
+        for t0 in sorted(wanted - set(ctx.columns)):
+            ctx.columns[t0] = self.spawn(Column, ctx, t0, name=f"column-{t0}")
+            self.dirty = True
+        for t0 in sorted(set(ctx.columns) - wanted):
+            ref = ctx.columns.pop(t0)
+            ref.stop(wait=False)    # drains: taps already queued get column_closed
+            self.dirty = True
+        if self.last is not None and self.dirty and now - self.priced_at >= self.reprice_ms:
+            self.dirty = False
+            self.priced_at = now
+            self.version += 1
+            grid = run_blocking(price_grid, cfg, self.last.price, self.last.ts,
+                                self.vol.sigma, now, self.version)
+            ctx.grid = grid
+            ctx.sinks.on_grid(grid)

@@ -1,0 +1,70 @@
+"""Bet receipts: the signed tap payload rebuilt from a stored bet, and the
+player's bet history read newest first.
+
+A bet row keeps only the integer fields, the nonce and the 64-byte
+signature; the signed text is rebuilt here in the one canonical spelling
+(SPEC section 9), so anyone holding the session key can verify a receipt.
+This is a copy of ``web._tapsig.encode_tap_payload`` on purpose: actors must
+not import web, and a test pins the two to the same bytes.
+
+    >>> encode_tap_payload(1700000005000, 6500000, 100, 235, 1700000001234, "n0nce-abc")
+    '{"col":1700000005000,"lo":6500000,"stake":100,"min_mult":235,"ts":1700000001234,"nonce":"n0nce-abc"}'
+    >>> b64url(b"\\xff\\xfe")
+    '__4'
+"""
+import base64
+
+from ._model import OUTCOME_NAMES
+
+__all__ = ["encode_tap_payload", "b64url", "history", "next_cursor", "receipt",
+           "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT"]
+
+MAX_HISTORY_LIMIT = 500
+
+#: what a receipt needs from a bets table; an archive file's bets table has
+#: the same columns, so its query can reuse this list and ``receipt``.
+HISTORY_COLUMNS = "id, col, lo, stake, mult, outcome, payout, placed, min_mult, ts, nonce, sig"
+
+
+def encode_tap_payload(col, lo, stake, min_mult, ts, nonce) -> str:
+    """The canonical payload text: compact JSON, keys in exactly this order.
+    Integers need no formatting beyond ``str``; the nonce alphabet
+    ([A-Za-z0-9_-]) needs no escaping."""
+    return (f'{{"col":{col},"lo":{lo},"stake":{stake},"min_mult":{min_mult},'
+            f'"ts":{ts},"nonce":"{nonce}"}}')
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding, as every key and signature on the wire."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def receipt(row) -> dict:
+    """One history entry (SPEC section 9) from a row of ``HISTORY_COLUMNS``."""
+    bet, col, lo, stake, mult, outcome, payout, placed, min_mult, ts, nonce, sig = row
+    return {"bet": bet, "col": col, "lo": lo, "stake": stake, "mult": mult,
+            "outcome": OUTCOME_NAMES.get(outcome, str(outcome)), "payout": payout,
+            "placed_at": placed,
+            "payload": encode_tap_payload(col, lo, stake, min_mult, ts, nonce),
+            "sig": b64url(bytes(sig))}
+
+
+def history(conn, user_id, before_bet=None, limit=50) -> list:
+    """The user's bets newest first, ``limit`` at most, only ids below
+    ``before_bet`` when given (the paging cursor). Walks the ``bets_user``
+    index backwards, so a page costs the same on the millionth bet."""
+    limit = max(1, min(int(limit), MAX_HISTORY_LIMIT))
+    if before_bet is None:
+        rows = conn.execute(f"SELECT {HISTORY_COLUMNS} FROM bets WHERE user=?"
+                            " ORDER BY id DESC LIMIT ?", (user_id, limit))
+    else:
+        rows = conn.execute(f"SELECT {HISTORY_COLUMNS} FROM bets WHERE user=? AND id<?"
+                            " ORDER BY id DESC LIMIT ?", (user_id, int(before_bet), limit))
+    return [receipt(r) for r in rows]
+
+
+def next_cursor(bets, limit):
+    """The cursor for the page after ``bets`` (None when it was the last):
+    the oldest bet id shown, passed back as ``before_bet``."""
+    full = max(1, min(int(limit), MAX_HISTORY_LIMIT))
+    return bets[-1]["bet"] if bets and len(bets) >= full else None

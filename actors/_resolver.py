@@ -1,0 +1,217 @@
+"""The Resolver: settles bets from the price path.
+
+The path of a column's window ``[t0, t0 + column_ms)`` is the price
+prevailing at ``t0`` (the last tick before it) plus every tick with an
+exchange time inside the window, joined as a continuous line; a cell is
+touched when the path's ``[low, high]`` overlaps its band. A touched bet
+wins at once; when the window is over, every untouched bet loses, or is
+void (refunded) if the feed was stale at any moment inside the window.
+
+It reads open bets through a read-only connection and the partial covering
+index ``bets_open(col, lo, ...)``; its settlements go through the Writer,
+which applies each only if the bet is still open, so a restart (which
+re-settles everything pending from the stored ticks) pays nothing twice.
+"""
+import bisect
+import logging
+from collections import deque
+
+from engine import Actor, run_blocking
+
+from ._feeds import Tick
+from ._model import LOST, VOID, WON, Settlement, payout_for
+from ._store import open_readonly
+from ._watchdog import Health
+
+__all__ = ["Resolver", "path_of"]
+
+log = logging.getLogger("tapgrid.resolver")
+
+
+def path_of(ticks, t0, t1, stale_after):
+    """(low, high, stale) of the window [t0, t1) from sorted (ts, price)
+    pairs; low/high None when no price prevailed. ``stale`` is True when at
+    some moment of the window no tick had arrived for ``stale_after`` ms."""
+    times = [t for t, _ in ticks]
+    i = bisect.bisect_left(times, t0)
+    if i == 0:
+        return None, None, True
+    prev_ts, prev_price = ticks[i - 1]
+    low = high = prev_price
+    stale = t0 - prev_ts > stale_after
+    last = prev_ts
+    j = i
+    while j < len(ticks) and ticks[j][0] < t1:
+        ts, price = ticks[j]
+        if ts - last > stale_after:
+            stale = True
+        if price < low:
+            low = price
+        elif price > high:
+            high = price
+        last = ts
+        j += 1
+    if t1 - last > stale_after:
+        # No tick for too long before the window ended (the server may have
+        # been down): the market was stale then.
+        stale = True
+    return low, high, stale
+
+
+class Resolver(Actor):
+    def __init__(self, ctx, keep_ms=None, grace_ms=300):
+        self.ctx = ctx
+        cfg = ctx.cfg
+        self.keep_ms = keep_ms or (cfg.horizon_ms + 4 * cfg.column_ms)
+        self.grace_ms = grace_ms
+        self.stale_after = 2 * cfg.tick_interval_ms
+
+    def on_start(self):
+        self.ticks = deque()                 # (ts, price), sorted by ts
+        self.stale_spans = []                # [start, end|None] from the Watchdog
+        self.inflight = set()                # bet ids sent to the Writer, not answered
+        self.ranges = {}                     # t0 -> [low, high] of the live window
+        self.stats = {"won": 0, "lost": 0, "void": 0, "recovered_columns": 0}
+        self.ro = run_blocking(open_readonly, self.ctx.cfg.db)
+        since = self.ctx.now() - self.keep_ms
+        rows = run_blocking(self._query, "SELECT ts, price FROM ticks WHERE ts >= ? ORDER BY ts",
+                            (since,))
+        self.ticks.extend(rows)
+        self.schedule_every(0.25, "sweep")
+        self.ref.tell("sweep")
+
+    def on_stop(self):
+        if getattr(self, "ro", None) is not None:
+            self.ro.close()
+
+    def _query(self, sql, params=()):
+        return self.ro.execute(sql, params).fetchall()
+
+    # --- messages ---------------------------------------------------------------------
+
+    def receive(self, msg):
+        if type(msg) is Tick:
+            return self._tick(msg)
+        if type(msg) is Health:
+            return self._health(msg)
+        if msg == "sweep":
+            return self._sweep()
+        if isinstance(msg, tuple) and msg[0] == "settled":
+            return self._settled(msg[1], msg[2])
+        if msg == "stats":
+            return dict(self.stats, inflight=len(self.inflight))
+        raise ValueError(f"resolver: unknown message {msg!r}")
+
+    def _health(self, health):
+        if health.state == "stale":
+            self.stale_spans.append([health.since, None])
+        elif self.stale_spans and self.stale_spans[-1][1] is None:
+            self.stale_spans[-1][1] = health.since
+
+    def _was_stale(self, t0, t1):
+        for start, end in self.stale_spans:
+            if start < t1 and (end is None or end > t0):
+                return True
+        return False
+
+    def _tick(self, tick):
+        ticks = self.ticks
+        if ticks and tick.ts < ticks[-1][0]:
+            return                            # the Watchdog orders ticks; be safe
+        ticks.append((tick.ts, tick.price))
+        cutoff = tick.ts - self.keep_ms
+        while ticks and ticks[0][0] < cutoff:
+            ticks.popleft()
+        col_ms = self.ctx.cfg.column_ms
+        t0 = tick.ts // col_ms * col_ms
+        rng = self.ranges.get(t0)
+        if rng is None:
+            low, high, _ = path_of(list(ticks), t0, t0 + col_ms, self.stale_after)
+            if low is None:
+                return
+            rng = self.ranges[t0] = [low, high]
+        else:
+            if tick.price < rng[0]:
+                rng[0] = tick.price
+            elif tick.price > rng[1]:
+                rng[1] = tick.price
+        if self._was_stale(t0, tick.ts + 1):
+            return   # no instant wins from a window that already went stale: it is void
+        self._instant_wins(t0, rng[0], rng[1])
+
+    def _instant_wins(self, t0, low, high):
+        band = self.ctx.cfg.band_cents
+        rows = self._query(
+            "SELECT id, user, lo, stake, mult FROM bets INDEXED BY bets_open "
+            "WHERE outcome = 0 AND col = ? AND lo > ? AND lo <= ?",
+            (t0, low - band, high))
+        wins = [Settlement(bid, user, t0, lo, stake, mult, WON, payout_for(stake, mult))
+                for bid, user, lo, stake, mult in rows if bid not in self.inflight]
+        if wins:
+            self._send(wins)
+
+    def _sweep(self):
+        """Settle every column whose window is over (and the grace for late ticks)."""
+        now = self.ctx.now()
+        col_ms = self.ctx.cfg.column_ms
+        horizon = now - col_ms - self.grace_ms
+        cols = [c for (c,) in self._query(
+            "SELECT DISTINCT col FROM bets INDEXED BY bets_open WHERE outcome = 0 AND col <= ?",
+            (horizon,))]
+        for t0 in cols:
+            self._finish(t0)
+        for t0 in [t for t in self.ranges if t + col_ms < horizon]:
+            del self.ranges[t0]
+        if self.stale_spans:
+            keep_after = now - self.keep_ms
+            self.stale_spans = [s for s in self.stale_spans if s[1] is None or s[1] > keep_after]
+
+    def _finish(self, t0):
+        cfg = self.ctx.cfg
+        t1 = t0 + cfg.column_ms
+        if self.ticks and self.ticks[0][0] < t0 - self.stale_after:
+            ticks = list(self.ticks)
+        else:
+            # Older than what we keep in memory (e.g. after a restart): the
+            # stored ticks are the record.
+            self.stats["recovered_columns"] += 1
+            ticks = self._query("SELECT ts, price FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts",
+                                (t0 - 10 * self.stale_after - cfg.column_ms, t1))
+        low, high, stale = path_of(ticks, t0, t1, self.stale_after)
+        stale = stale or self._was_stale(t0, t1)
+        rows = self._query("SELECT id, user, lo, stake, mult FROM bets INDEXED BY bets_open "
+                           "WHERE outcome = 0 AND col = ?", (t0,))
+        band = cfg.band_cents
+        out = []
+        for bid, user, lo, stake, mult in rows:
+            if bid in self.inflight:
+                continue
+            touched = low is not None and lo <= high and lo + band > low
+            if touched and not stale:
+                out.append(Settlement(bid, user, t0, lo, stake, mult, WON, payout_for(stake, mult)))
+            elif stale:
+                out.append(Settlement(bid, user, t0, lo, stake, mult, VOID, stake))
+            else:
+                out.append(Settlement(bid, user, t0, lo, stake, mult, LOST, 0))
+        if out:
+            self._send(out)
+
+    def _send(self, settlements):
+        ids = [s.bet for s in settlements]
+        self.inflight.update(ids)
+        fut = self.ctx.writer.ask_async(("settle", settlements))
+        tell = self.ref.tell
+        fut.add_done_callback(lambda f: tell(("settled", ids, f)))
+
+    def _settled(self, ids, fut):
+        self.inflight.difference_update(ids)
+        try:
+            done = fut.result()
+        except Exception as exc:
+            log.error("settlement commit failed (%r); retrying on the next sweep", exc)
+            return
+        sinks = self.ctx.sinks
+        names = {WON: "won", LOST: "lost", VOID: "void"}
+        for s, balance in done:
+            self.stats[names[s.outcome]] += 1
+            sinks.on_result(s.user, s, balance)

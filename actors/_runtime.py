@@ -1,0 +1,155 @@
+"""Start the whole market in an actor system and talk to it.
+
+    >>> from engine import ActorSystem
+    >>> from actors import Config, start_market
+    >>> import tempfile, os
+    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "m.db"), seed=1, tick_interval_ms=250)
+    >>> system = ActorSystem()
+    >>> market = start_market(system, cfg)
+    >>> alice = market.create_user("alice", 10_000)
+    >>> market.wait_ready(5)
+    True
+    >>> col, lo, mult = market.pick_cell()
+    >>> market.tap(alice, col, lo, 500).get(5).reason is None
+    True
+    >>> system.stop()
+"""
+import os
+import secrets
+
+import gevent
+
+from engine import Future, run_blocking
+
+from ._context import MarketContext, Sinks
+from ._feeds import make_feed
+from ._market import Market
+from ._model import Ack, Tap
+from ._resolver import Resolver
+from ._store import Store
+from ._watchdog import Watchdog
+from ._writer import Writer
+
+__all__ = ["start_market", "MarketHandle"]
+
+
+def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix=""):
+    """Spawn Writer, Resolver, Market and Watchdog (stopped in reverse order:
+    the Watchdog first, the Writer last, so every queued bet is written)."""
+    ctx = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
+    ctx.status.subscribe(ctx.sinks.on_market)
+    store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms)
+    users, open_bets = run_blocking(store.load_state)
+    ctx.ledger.load(users, open_bets)
+    p = name_prefix
+    ctx.writer = system.spawn(Writer, ctx, store, name=p + "writer")
+    resolver = system.spawn(Resolver, ctx, name=p + "resolver")
+    market = system.spawn(Market, ctx, name=p + "market")
+    if feed is None:
+        feed = make_feed(cfg.feed, url=cfg.feed_url, file=cfg.feed_file, seed=cfg.seed)
+    watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
+                            name=p + "watchdog")
+    return MarketHandle(system, ctx, watchdog, market, resolver, feed)
+
+
+class MarketHandle:
+    """The market's front door for the web layer and the REPL."""
+
+    def __init__(self, system, ctx, watchdog, market, resolver, feed):
+        self.system = system
+        self.ctx = ctx
+        self.cfg = ctx.cfg
+        self.watchdog = watchdog
+        self.market = market
+        self.resolver = resolver
+        self.writer = ctx.writer
+        self.feed = feed
+
+    # --- taps -------------------------------------------------------------------------
+
+    def place(self, tap):
+        """Route a verified ``Tap`` to its Column; a Future of its ``Ack``."""
+        ctx = self.ctx
+        status = ctx.status
+        if not status.is_open:
+            return _done(Ack(status.reject_reason))
+        ref = ctx.columns.get(tap.col)
+        if ref is None:
+            ctx.count("column_closed")
+            return _done(Ack("column_closed"))
+        try:
+            return ref.ask_async(tap)
+        except Exception:       # MailboxFull or a column that just stopped
+            ctx.count("overloaded")
+            return _done(Ack("overloaded"))
+
+    def tap(self, user, col, lo, stake, min_mult=101):
+        """An operator's tap from the console (no player signature)."""
+        tap = Tap(user, col, lo, stake, min_mult, self.ctx.now(),
+                  secrets.token_urlsafe(12), bytes(64))
+        return self.place(tap)
+
+    # --- users and money --------------------------------------------------------------------
+
+    def create_user(self, name, credit=0, timeout=10):
+        return self.writer.ask(("user", name, credit), timeout=timeout)
+
+    def credit(self, user, amount, timeout=10):
+        return self.writer.ask(("credit", user, amount), timeout=timeout)
+
+    def balance(self, user):
+        return self.ctx.ledger.balance(user)
+
+    def save_session(self, row, timeout=10):
+        return self.writer.ask(("session", row), timeout=timeout)
+
+    # --- what is on ------------------------------------------------------------------------
+
+    @property
+    def grid(self):
+        return self.ctx.grid
+
+    @property
+    def status(self):
+        return self.ctx.status
+
+    def wait_ready(self, timeout=10):
+        """Wait until a priced grid exists and the market is open."""
+        with gevent.Timeout(timeout, False):
+            while not (self.ctx.grid.columns and self.ctx.status.is_open):
+                gevent.sleep(0.02)
+            return True
+        return False
+
+    def pick_cell(self, offset_bands=1):
+        """(col, lo, mult) of an open cell near the price, for demos and tests."""
+        grid = self.ctx.grid
+        now = self.ctx.now()
+        band = self.cfg.band_cents
+        for col in sorted(grid.columns):
+            if now < col - self.cfg.lock_ms - 500:
+                lo = grid.price // band * band + offset_bands * band
+                mult = grid.columns[col].get(lo)
+                if mult:
+                    return col, lo, mult
+        return None
+
+    def health(self):
+        """(ok, reason) for /healthz."""
+        status = self.ctx.status
+        return status.is_open, status.reason
+
+    def stats(self):
+        return {"writer": self.ctx.writer_stats.as_dict(), "rejects": dict(self.ctx.counters),
+                "watchdog": self.watchdog.ask("snapshot", timeout=2),
+                "resolver": self.resolver.ask("stats", timeout=2),
+                "market": self.ctx.status.as_dict(), "columns": len(self.ctx.columns)}
+
+    def db_size(self):
+        return os.path.getsize(self.cfg.db) if os.path.exists(self.cfg.db) else 0
+
+
+def _done(value):
+    f = Future()
+    f.set(value)
+    return f

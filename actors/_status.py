@@ -1,0 +1,78 @@
+"""Shared, read-mostly market state: open/suspended with a reason, and the
+latest priced grid. Written by one owner each, read by many.
+
+    >>> from actors._status import MarketStatus
+    >>> st = MarketStatus()
+    >>> st.set("stale_price", True); st.reason
+    'stale_price'
+    >>> st.set("stale_price", False); st.is_open
+    True
+"""
+__all__ = ["MarketStatus", "Grid"]
+
+# When several causes hold at once, the client sees the first of these.
+_PRIORITY = ("stale_price", "disk_low", "overloaded")
+_REJECT_REASON = {"stale_price": "market_suspended", "disk_low": "disk_low",
+                  "overloaded": "overloaded"}
+
+
+class MarketStatus:
+    def __init__(self):
+        self._causes = set()
+        self._listeners = []
+        self.changes = 0
+
+    @property
+    def is_open(self):
+        return not self._causes
+
+    @property
+    def reason(self):
+        for cause in _PRIORITY:
+            if cause in self._causes:
+                return cause
+        return next(iter(self._causes), None)
+
+    @property
+    def reject_reason(self):
+        """The ack reason for a tap refused while suspended."""
+        return _REJECT_REASON.get(self.reason, "market_suspended")
+
+    def holds(self, cause):
+        return cause in self._causes
+
+    def set(self, cause, active):
+        before = (self.is_open, self.reason)
+        if active:
+            self._causes.add(cause)
+        else:
+            self._causes.discard(cause)
+        after = (self.is_open, self.reason)
+        if after != before:
+            self.changes += 1
+            for fn in list(self._listeners):
+                fn(self)
+
+    def subscribe(self, fn):
+        self._listeners.append(fn)
+
+    def as_dict(self):
+        return {"status": "open" if self.is_open else "suspended", "reason": self.reason}
+
+
+class Grid:
+    """One priced snapshot: ``columns`` is {t0: {lo: mult}}; replaced whole,
+    never mutated, so readers need no lock."""
+    __slots__ = ("version", "price", "price_ts", "sigma", "columns", "computed_at")
+
+    def __init__(self, version=0, price=0, price_ts=0, sigma=0.0, columns=None, computed_at=0):
+        self.version = version
+        self.price = price
+        self.price_ts = price_ts
+        self.sigma = sigma
+        self.columns = columns or {}
+        self.computed_at = computed_at
+
+    def mult(self, col, lo):
+        cells = self.columns.get(col)
+        return cells.get(lo) if cells else None

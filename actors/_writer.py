@@ -1,0 +1,178 @@
+"""The Writer: the only SQLite writer, with group commit.
+
+It takes everything queued (up to ``max_batch`` messages), writes one
+transaction, commits in a native thread (the event loop never waits on
+fsync), then answers every tap in the batch. Under light load a tap waits
+one fsync; under heavy load batches grow. Messages:
+
+- ``("bets", [(Bet, reply), ...])`` from Columns; each reply gets an ``Ack``;
+- ``("settle", [Settlement, ...])`` (ask) from the Resolver; the answer is
+  ``[(Settlement, balance), ...]`` for those that applied (idempotent);
+- ``("credit", user, amount)`` (ask), ``("user", name, credit)`` (ask -> id),
+  ``("ticks", [(ts, price), ...])``, ``("session", row)`` (ask),
+  ``("sql", sql, params)`` (ask; maintenance deletes).
+
+If a commit fails, the stakes reserved in memory are released and every
+tap gets a clear reject (``disk_low`` for a full disk, else ``overloaded``).
+"""
+import logging
+import time
+
+from engine import Actor, run_blocking
+
+from ._model import Ack
+from ._store import Store, is_disk_full
+
+__all__ = ["Writer"]
+
+log = logging.getLogger("tapgrid.writer")
+
+
+class Writer(Actor):
+    def __init__(self, ctx, store=None):
+        self.ctx = ctx
+        self.cfg = ctx.cfg
+        self.max_batch = max(1, self.cfg.max_batch)
+        self.store = store
+
+    def on_start(self):
+        if self.store is None:
+            cfg = self.cfg
+            self.store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms)
+
+    def on_stop(self):
+        if self.store is not None:
+            run_blocking(self.store.close)
+            self.store = None
+
+    def receive_batch(self, batch):
+        bets, bet_replies = [], []
+        settlements, settle_asks = [], []
+        credits, credit_asks = [], []
+        ticks, sessions, session_asks, singles = [], [], [], []
+        for msg, reply in batch:
+            kind = msg[0]
+            if kind == "bets":
+                for bet, r in msg[1]:
+                    bets.append(bet)
+                    bet_replies.append(r)
+            elif kind == "settle":
+                settle_asks.append((len(settlements), len(msg[1]), reply))
+                settlements.extend(msg[1])
+            elif kind == "ticks":
+                ticks.extend(msg[1])
+            elif kind == "credit":
+                credits.append((msg[1], msg[2]))
+                credit_asks.append((msg[1], reply))
+            elif kind == "session":
+                sessions.append(msg[1])
+                session_asks.append(reply)
+            elif kind in ("user", "sql"):
+                singles.append((msg, reply))
+            elif reply is not None:
+                reply.fail(ValueError(f"writer: unknown message {kind!r}"))
+        for msg, reply in singles:
+            self._single(msg, reply)
+        if not (bets or settlements or credits or ticks or sessions):
+            return
+        if self.cfg.commit == "per-tap" and len(bets) > 1:
+            self._per_tap(bets, bet_replies)
+            bets, bet_replies = [], []
+            if not (settlements or credits or ticks or sessions):
+                return
+        stats = self.ctx.writer_stats
+        t = time.perf_counter()
+        try:
+            ids, applied = run_blocking(self.store.write_batch, bets, settlements, credits,
+                                        ticks, sessions, (), self.ctx.now())
+        except Exception as exc:
+            self._failed(exc, bets, bet_replies, settle_asks, credit_asks, session_asks)
+            return
+        stats.record(len(bets), time.perf_counter() - t)
+        self._answer(bets, bet_replies, ids)
+        ledger = self.ctx.ledger
+        for user, amount in credits:
+            ledger.credit(user, amount)
+        for user, reply in credit_asks:
+            if reply is not None:
+                reply.set(ledger.balance(user))
+        for reply in session_asks:
+            if reply is not None:
+                reply.set(True)
+        if settlements:
+            self._settled(settlements, applied, settle_asks)
+
+    def _answer(self, bets, replies, ids):
+        ledger = self.ctx.ledger
+        self.ctx.writer_stats.pending_taps -= len(bets)
+        for bet, reply, bet_id in zip(bets, replies, ids):
+            if reply is not None:
+                reply.set(Ack(None, bet_id, bet.mult, ledger.balance(bet.user)))
+
+    def _settled(self, settlements, applied, settle_asks):
+        ledger = self.ctx.ledger
+        done = []
+        for s, ok in zip(settlements, applied):
+            if ok:
+                ledger.settle(s.user, s.payout, (s.col, s.lo), s.stake * s.mult // 100)
+            done.append((s, ledger.balance(s.user)) if ok else None)
+        self.ctx.writer_stats.settlements += sum(1 for ok in applied if ok)
+        for start, n, reply in settle_asks:
+            if reply is not None:
+                reply.set([d for d in done[start:start + n] if d is not None])
+
+    def _per_tap(self, bets, replies):
+        # The naive baseline: one transaction (one fsync) per bet.
+        for bet, reply in zip(bets, replies):
+            t = time.perf_counter()
+            try:
+                ids, _ = run_blocking(self.store.write_batch, [bet], (), (), (), (), (),
+                                      self.ctx.now())
+            except Exception as exc:
+                self._failed(exc, [bet], [reply], [], [], [])
+                continue
+            self.ctx.writer_stats.record(1, time.perf_counter() - t)
+            self._answer([bet], [reply], ids)
+
+    def _failed(self, exc, bets, bet_replies, settle_asks, credit_asks, session_asks):
+        stats = self.ctx.writer_stats
+        stats.failures += 1
+        reason = "disk_low" if is_disk_full(exc) else "overloaded"
+        log.error("commit failed (%s): %r; %d taps rejected", reason, exc, len(bets))
+        if reason == "disk_low":
+            self.ctx.status.set("disk_low", True)
+        ledger = self.ctx.ledger
+        stats.pending_taps -= len(bets)
+        for bet, reply in zip(bets, bet_replies):
+            ledger.release(bet.user, bet.stake, (bet.col, bet.lo), bet.stake * bet.mult // 100)
+            if reply is not None:
+                reply.set(Ack(reason))
+        for _, _, reply in settle_asks:
+            if reply is not None:
+                reply.fail(exc)
+        for _, reply in credit_asks:
+            if reply is not None:
+                reply.fail(exc)
+        for reply in session_asks:
+            if reply is not None:
+                reply.fail(exc)
+
+    def _single(self, msg, reply):
+        try:
+            if msg[0] == "user":
+                _, name, credit = msg
+                uid = run_blocking(self.store.ensure_user, name, credit, self.ctx.now())
+                if not self.ctx.ledger.known(uid):
+                    self.ctx.ledger.add_user(uid, run_blocking(self.store.user_balance, uid))
+                result = uid
+            else:
+                _, sql, params = msg
+                run_blocking(self.store.write_batch, deletes=[(sql, params)], now=self.ctx.now())
+                result = True
+        except Exception as exc:
+            log.error("writer %s failed: %r", msg[0], exc)
+            if reply is not None:
+                reply.fail(exc)
+            return
+        if reply is not None:
+            reply.set(result)

@@ -1,0 +1,148 @@
+"""``/metrics``: Prometheus text through prometheus-client.
+
+Counters and the latency histogram are updated as taps flow; everything
+else (mailbox depths, connections, price age, disk free, writer batches)
+is read from the statistics objects at scrape time, so the hot path pays
+nothing for it.
+
+    m = Metrics(); m.tap("ok", 0.004)
+    body, content_type = m.render()
+"""
+import os
+import shutil
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+_COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.taps = Counter("tapgrid_taps", "Taps by outcome (ok or reject reason)",
+                            ["outcome"], registry=self.registry)
+        self.latency = Histogram("tapgrid_tap_latency_seconds",
+                                 "Tap receipt to ack sent (durable for ok)",
+                                 buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.results = Counter("tapgrid_results", "Settled bets by outcome", ["outcome"],
+                               registry=self.registry)
+        self.frames_in = Counter("tapgrid_ws_frames_received", "WebSocket frames received",
+                                 registry=self.registry)
+        self._tap_children = {}
+        self._result_children = {}
+        self._sources = None
+        self._batches = [0] * (len(_BATCH_BUCKETS) + 1)
+        self._batch_sum = 0
+        self._commits = [0] * (len(_COMMIT_BUCKETS) + 1)
+        self._commit_sum = 0.0
+
+    def tap(self, outcome, seconds=None):
+        child = self._tap_children.get(outcome)
+        if child is None:
+            child = self._tap_children[outcome] = self.taps.labels(outcome)
+        child.inc()
+        if seconds is not None:
+            self.latency.observe(seconds)
+
+    def result(self, outcome):
+        child = self._result_children.get(outcome)
+        if child is None:
+            child = self._result_children[outcome] = self.results.labels(outcome)
+        child.inc()
+
+    def attach(self, system, market, hub, db_path, min_free):
+        """Read these at scrape time."""
+        self._sources = (system, market, hub, db_path, min_free)
+        self.registry.register(_ScrapeCollector(self))
+
+    def render(self):
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def drain_writer(self, stats):
+        sizes, times = stats.batch_sizes, stats.commit_times
+        stats.batch_sizes, stats.commit_times = [], []
+        for n in sizes:
+            self._batches[_bucket(_BATCH_BUCKETS, n)] += 1
+            self._batch_sum += n
+        for t in times:
+            self._commits[_bucket(_COMMIT_BUCKETS, t)] += 1
+            self._commit_sum += t
+
+
+def _bucket(bounds, value):
+    for i, b in enumerate(bounds):
+        if value <= b:
+            return i
+    return len(bounds)
+
+
+def _histogram(name, doc, bounds, counts, total):
+    buckets, acc = [], 0
+    for b, c in zip(list(bounds) + [float("inf")], counts):
+        acc += c
+        buckets.append(("+Inf" if b == float("inf") else str(b), acc))
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=total)
+
+
+def disk_free(path):
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    return shutil.disk_usage(d).free
+
+
+class _ScrapeCollector:
+    def __init__(self, metrics):
+        self.m = metrics
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        m = self.m
+        system, market, hub, db_path, _ = m._sources
+        ctx = market.ctx
+        m.drain_writer(ctx.writer_stats)
+        yield _histogram("tapgrid_writer_batch_size", "Bets per group commit",
+                         _BATCH_BUCKETS, m._batches, m._batch_sum)
+        yield _histogram("tapgrid_writer_commit_seconds", "Group commit time (write + fsync)",
+                         _COMMIT_BUCKETS, m._commits, m._commit_sum)
+        depth = GaugeMetricFamily("tapgrid_mailbox_depth", "Messages queued per actor", labels=["actor"])
+        peak = GaugeMetricFamily("tapgrid_mailbox_peak", "Peak mailbox depth per actor", labels=["actor"])
+        processed = GaugeMetricFamily("tapgrid_actor_processed", "Messages processed per actor",
+                                      labels=["actor"])
+        restarts = GaugeMetricFamily("tapgrid_actor_restarts", "Restarts per actor", labels=["actor"])
+        for s in system.actors():
+            name = "column" if s.name.startswith("column-") else s.name
+            if name == "column":
+                continue
+            depth.add_metric([name], s.depth)
+            peak.add_metric([name], s.peak)
+            processed.add_metric([name], s.processed)
+            restarts.add_metric([name], s.restarts)
+        yield depth
+        yield peak
+        yield processed
+        yield restarts
+        yield GaugeMetricFamily("tapgrid_dead_letters", "Undeliverable messages",
+                                value=system.dead_letters.count)
+        yield GaugeMetricFamily("tapgrid_connections", "Open WebSocket connections",
+                                value=len(hub.conns))
+        yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
+                                value=ctx.writer_stats.pending_taps)
+        grid = ctx.grid
+        age = (time.time() * 1000 - grid.price_ts) / 1000 if grid.price_ts else -1
+        yield GaugeMetricFamily("tapgrid_price_age_seconds", "Age of the last priced tick", value=age)
+        yield GaugeMetricFamily("tapgrid_market_open", "1 when betting is open",
+                                value=1 if ctx.status.is_open else 0)
+        try:
+            free = disk_free(db_path)
+        except OSError:
+            free = -1
+        yield GaugeMetricFamily("tapgrid_disk_free_bytes", "Free bytes on the database's filesystem",
+                                value=free)

@@ -1,0 +1,131 @@
+"""``tapgrid serve``: the market, the web app and the WebSocket gateway in one
+gevent process, with a graceful shutdown on SIGTERM/SIGINT:
+
+1. stop accepting connections and taps;
+2. wait for the acks of taps already queued;
+3. stop the actors (the Writer last, so every accepted bet is written);
+4. close every socket with 1001 (going away).
+"""
+import json
+import logging
+import signal
+import sys
+import time
+
+import gevent
+from gevent.event import Event
+from gevent.pywsgi import WSGIServer
+
+from actors import start_market
+from engine import ActorSystem
+from engine._console import start_backdoor
+
+from ._app import build_app
+from ._gateway import Gateway
+from ._hub import Hub
+from ._metrics import Metrics
+from ._nonces import MemoryNonceStore, RedisNonceStore
+from ._sessions import make_session_store
+from ._siwe import ChallengeStore
+from ._wsfast import FastHandler
+
+__all__ = ["serve", "Server", "setup_logging"]
+
+log = logging.getLogger("tapgrid")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record):
+        out = {"ts": int(record.created * 1000), "level": record.levelname.lower(),
+               "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(level=logging.INFO):
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+class Server:
+    """Everything ``tapgrid serve`` runs; tests and benchmarks can use it too."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.system = ActorSystem()
+        self.metrics = Metrics()
+        self.hub = Hub(cfg, self.metrics)
+        self.market = start_market(self.system, cfg, sinks=self.hub)
+        self.hub.start(self.market)
+        self.sessions = make_session_store(cfg, self.market)
+        now = int(time.time() * 1000)
+        self.nonces = RedisNonceStore(cfg.redis) if cfg.redis else MemoryNonceStore(started_ms=now)
+        self.challenges = ChallengeStore()
+        self.gateway = Gateway(cfg, self.market, self.hub, self.sessions, self.nonces, self.metrics)
+        self.app = build_app(cfg, self.market, self.hub, self.gateway, self.sessions,
+                             self.challenges, self.metrics)
+        self.metrics.attach(self.system, self.market, self.hub, cfg.db, cfg.min_free_disk)
+        self.http = WSGIServer((cfg.host, cfg.port), self.app, handler_class=FastHandler,
+                               log=None, error_log=logging.getLogger("tapgrid.http"))
+        self.http.admit = self.gateway.admit
+        self.http.frame_limit = cfg.frame_limit
+        self.backdoor = None
+        self._summary = None
+
+    def start(self):
+        self.http.start()
+        if self.cfg.backdoor:
+            host, _, port = self.cfg.backdoor.rpartition(":")
+            self.backdoor = start_backdoor((host or "127.0.0.1", int(port)), {
+                "system": self.system, "market": self.market, "server": self, "cfg": self.cfg})
+        self._summary = gevent.spawn(self._summarise)
+        log.info("serving on http://%s:%d (db=%s, feed=%s, demo=%s, nonces=%s)",
+                 self.cfg.host, self.http.server_port, self.cfg.db, self.cfg.feed, self.cfg.demo,
+                 "redis" if self.cfg.redis else "memory")
+
+    @property
+    def port(self):
+        return self.http.server_port
+
+    def _summarise(self, every=10.0):
+        last = {}
+        while True:
+            gevent.sleep(every)
+            now = dict(self.market.ctx.counters)
+            delta = {k: v - last.get(k, 0) for k, v in now.items() if v != last.get(k, 0)}
+            if delta:
+                log.info("rejects in the last %ds: %s", int(every), json.dumps(delta, sort_keys=True))
+            last = now
+
+    def stop(self, timeout=10.0):
+        log.info("shutting down: no new connections or taps")
+        self.http.close()
+        self.gateway.drain(timeout / 2)
+        self.hub.stop()
+        if self._summary is not None:
+            self._summary.kill(block=False)
+        self.system.stop(timeout=timeout / 2)
+        self.gateway.close_all(1001)
+        if self.backdoor is not None:
+            self.backdoor.stop()
+        try:
+            self.http.stop(timeout=1)
+        except Exception:
+            pass
+        log.info("stopped")
+
+
+def serve(cfg):
+    setup_logging()
+    server = Server(cfg)
+    server.start()
+    done = Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(sig, done.set)
+    done.wait()
+    server.stop()
+    return 0

@@ -1,0 +1,107 @@
+"""Player sessions: a bearer token (256 random bits) maps to the user and
+the P-256 session key their sign-in authorised, until it expires.
+
+Stored in the SQLite database by default (written through the market's
+Writer, read through a read-only connection), so a restart keeps players
+signed in; in Redis with ``--redis``. Only a SHA-256 of each token is kept.
+
+    store = SqliteSessionStore(market, cfg.db)
+    token = store.create("guest-ab12", uid=7, session_key=raw65, expires_ms=now + 86_400_000)
+    store.get(token, now).uid
+"""
+import hashlib
+from typing import NamedTuple
+
+from actors import open_readonly
+
+from ._redis_sessions import RedisSessionStore, new_token
+
+__all__ = ["Session", "SqliteSessionStore", "RedisSessions", "make_session_store"]
+
+
+class Session(NamedTuple):
+    user: str
+    uid: int
+    session_key: bytes
+    expires_ms: int
+
+
+def _digest(token):
+    return hashlib.sha256(token.encode()).digest()
+
+
+class SqliteSessionStore:
+    def __init__(self, market, db_path, cache_size=100_000):
+        self.market = market
+        self.db_path = db_path
+        self._ro = None
+        self._cache = {}
+        self._cache_size = cache_size
+
+    def _conn(self):
+        if self._ro is None:
+            self._ro = open_readonly(self.db_path)
+        return self._ro
+
+    def create(self, user, uid, session_key, expires_ms):
+        token = new_token()
+        digest = _digest(token)
+        self.market.save_session((digest, uid, session_key, expires_ms))
+        self._remember(digest, Session(user, uid, session_key, expires_ms))
+        return token
+
+    def _remember(self, digest, session):
+        if len(self._cache) >= self._cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[digest] = session
+
+    def get(self, token, now_ms):
+        if not token or len(token) > 128:
+            return None
+        digest = _digest(token)
+        s = self._cache.get(digest)
+        if s is None:
+            row = self._conn().execute(
+                "SELECT u.name, s.user, s.session_key, s.expires FROM sessions s "
+                "JOIN users u ON u.id = s.user WHERE s.token = ?", (digest,)).fetchone()
+            if row is None:
+                return None
+            s = Session(row[0], row[1], bytes(row[2]), row[3])
+            self._remember(digest, s)
+        if s.expires_ms <= now_ms:
+            self._cache.pop(digest, None)
+            return None
+        return s
+
+    def close(self):
+        if self._ro is not None:
+            self._ro.close()
+
+
+class RedisSessions:
+    """Adapter: the Redis store keeps ``"uid:name"`` as its user field."""
+
+    def __init__(self, url):
+        self.store = RedisSessionStore(url)
+
+    def create(self, user, uid, session_key, expires_ms):
+        return self.store.create(f"{uid}:{user}", session_key, expires_ms)
+
+    def get(self, token, now_ms):
+        try:
+            s = self.store.get(token, now_ms)
+        except Exception:
+            return None
+        if s is None:
+            return None
+        uid, _, name = s.user.partition(":")
+        return Session(name, int(uid), s.session_key, s.expires_ms)
+
+    def close(self):
+        self.store.close()
+
+
+def make_session_store(cfg, market):
+    if cfg.redis:
+        return RedisSessions(cfg.redis)
+    return SqliteSessionStore(market, cfg.db)

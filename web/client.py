@@ -1,0 +1,289 @@
+"""A Python client for tapgrid, written from SPEC section 9 alone: guest or
+wallet (SIWE) sign-in, a P-256 session key that signs every tap, and a
+WebSocket that reconnects with exponential backoff and full jitter.
+
+The tests, the locust user, the benchmarks and a REPL all use it::
+
+    from web.client import TapgridClient
+    c = TapgridClient("http://127.0.0.1:8080")
+    c.guest()
+    c.connect()
+    col, lo, mult = c.open_cell()
+    c.tap(col, lo, stake=500, min_mult=mult)     # {'type': 'ack', 'ok': True, 'bet': ...}
+
+Sockets are gevent's, so thousands of clients share one process.
+"""
+import http.client
+import json
+import random
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import gevent
+from coincurve import PrivateKey
+from Crypto.Hash import keccak
+from gevent import socket as gsocket
+
+from actors._wsclient import WSClient, WSHandshakeError
+from engine import Future
+
+from ._siwe import build_message, checksum_address
+from ._tapsig import SessionSigner, encode_tap_payload
+
+__all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays"]
+
+
+class ApiError(Exception):
+    def __init__(self, status, body):
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+def backoff_delays(base=5.0, cap=60.0, rng=random.random):
+    """Full jitter: the n-th wait is uniform in [0, min(cap, base * 2**n)]."""
+    attempt = 0
+    while True:
+        yield rng() * min(cap, base * (2 ** attempt))
+        attempt += 1
+
+
+def _keccak(data):
+    return keccak.new(digest_bits=256, data=data).digest()
+
+
+class Wallet:
+    """A secp256k1 key that answers EIP-191 ``personal_sign`` (for tests,
+    bots and the REPL; players use their own wallet in the browser)."""
+
+    def __init__(self, private_key=None):
+        self.key = PrivateKey(private_key) if private_key else PrivateKey()
+        pub = self.key.public_key.format(compressed=False)[1:]
+        self.address = checksum_address("0x" + _keccak(pub)[-20:].hex())
+
+    def personal_sign(self, text):
+        msg = text.encode()
+        digest = _keccak(b"\x19Ethereum Signed Message:\n" + str(len(msg)).encode() + msg)
+        sig = self.key.sign_recoverable(digest, hasher=None)
+        return "0x" + (sig[:64] + bytes([sig[64] + 27])).hex()
+
+
+class _GeventHTTPConnection(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = gsocket.create_connection((self.host, self.port), self.timeout)
+
+
+class TapgridClient:
+    def __init__(self, base_url, *, signer=None, timeout=10.0, backoff_base=5.0, backoff_cap=60.0,
+                 origin=None, reconnect=True):
+        parts = urlsplit(base_url)
+        self.base_url = base_url.rstrip("/")
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.ws_url = ("wss" if parts.scheme == "https" else "ws") + f"://{parts.netloc}/ws"
+        self.signer = signer or SessionSigner.generate()
+        self.timeout = timeout
+        self.origin = origin
+        self.reconnect = reconnect
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.token = None
+        self.user = None
+        self.balance = None
+        self.ws = None
+        self.grid = None
+        self.market = None
+        self.last_tick = None
+        self.results = []
+        self.errors = []
+        self.on_event = None          # optional callable(msg dict)
+        self.connected = gevent.event.Event()
+        self.reconnects = 0
+        self.clock_offset = 0
+        self._pending = {}
+        self._reader = None
+        self._closing = False
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def request(self, method, path, body=None, auth=True):
+        conn = _GeventHTTPConnection(self.host, self.port, timeout=self.timeout)
+        headers = {"Content-Type": "application/json"}
+        if auth and self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body),
+                         headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data.decode(errors="replace")
+        if resp.status >= 400:
+            raise ApiError(resp.status, parsed)
+        return parsed
+
+    def guest(self):
+        r = self.request("POST", "/api/auth/guest", {"session_key": self.signer.public_b64}, auth=False)
+        self.token, self.user, self.balance = r["token"], r["user"], r["balance"]
+        return r
+
+    def login(self, wallet, expires_in_s=3600):
+        ch = self.request("POST", "/api/auth/challenge", auth=False)
+        issued = datetime.fromisoformat(ch["issued_at"].replace("Z", "+00:00"))
+        expires = (issued + timedelta(seconds=expires_in_s)).astimezone(timezone.utc)
+        message = build_message(
+            domain=ch["domain"], address=wallet.address, uri=ch["uri"], chain_id=ch["chain_id"],
+            nonce=ch["nonce"], issued_at=ch["issued_at"],
+            expiration_time=expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            session_key_b64=self.signer.public_b64)
+        r = self.request("POST", "/api/auth/login",
+                         {"message": message, "signature": wallet.personal_sign(message)}, auth=False)
+        self.token, self.user, self.balance = r["token"], r["user"], r["balance"]
+        return r
+
+    def me(self):
+        return self.request("GET", "/api/me")
+
+    def history(self, cursor=None, limit=50):
+        q = f"/api/history?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        return self.request("GET", q)
+
+    def fetch_grid(self):
+        return self.request("GET", "/api/grid", auth=False)
+
+    # --- WebSocket ----------------------------------------------------------------------------
+
+    def connect(self, wait=True):
+        self._closing = False
+        self._open()
+        self._reader = gevent.spawn(self._read_loop)
+        if wait and not self.connected.wait(self.timeout):
+            raise TimeoutError("no hello from the server")
+        return self
+
+    def _open(self):
+        headers = {}
+        self.ws = WSClient.connect(f"{self.ws_url}?token={self.token}", origin=self.origin,
+                                   timeout=self.timeout, headers=headers)
+
+    def _read_loop(self):
+        delays = None
+        while not self._closing:
+            ws = self.ws
+            while ws is not None:
+                try:
+                    raw = ws.recv()
+                except Exception:
+                    raw = None
+                if raw is None:
+                    break
+                delays = None
+                self._dispatch(json.loads(raw))
+            self.connected.clear()
+            self._fail_pending("disconnected")
+            if self._closing or not self.reconnect:
+                return
+            delays = delays or backoff_delays(self.backoff_base, self.backoff_cap)
+            while not self._closing:
+                gevent.sleep(next(delays))
+                try:
+                    self._open()
+                    self.reconnects += 1
+                    break
+                except (OSError, WSHandshakeError, TimeoutError, gevent.Timeout):
+                    self.ws = None
+                    continue
+
+    def _dispatch(self, msg):
+        kind = msg.get("type")
+        if kind == "ack":
+            fut = self._pending.pop(msg.get("nonce"), None)
+            if msg.get("ok"):
+                self.balance = msg["balance"]
+            if fut is not None:
+                fut.set(msg)
+            elif msg.get("nonce") is None and self._pending and not msg.get("ok"):
+                self.errors.append(msg)
+        elif kind == "hello":
+            self.user, self.balance = msg["user"], msg["balance"]
+            self.clock_offset = msg["server_ts"] - int(time.time() * 1000)
+            self.connected.set()
+        elif kind == "tick":
+            self.last_tick = (msg["p"], msg["t"])
+        elif kind == "grid":
+            self.grid = msg
+        elif kind == "market":
+            self.market = msg
+        elif kind == "result":
+            self.balance = msg["balance"]
+            self.results.append(msg)
+        elif kind == "error":
+            self.errors.append(msg)
+        if self.on_event is not None:
+            self.on_event(msg)
+
+    def _fail_pending(self, why):
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            fut.fail(ConnectionError(why))
+
+    def close(self):
+        self._closing = True
+        if self.ws is not None:
+            try:
+                self.ws.close()
+            except Exception:
+                pass
+        if self._reader is not None:
+            self._reader.join(2)
+
+    # --- taps --------------------------------------------------------------------------------------
+
+    def signed_tap(self, col, lo, stake, min_mult, ts=None, nonce=None):
+        """The ``tap`` frame (a dict) for a cell, signed with the session key."""
+        ts = int(time.time() * 1000) + self.clock_offset if ts is None else ts
+        nonce = nonce or secrets.token_urlsafe(12)
+        payload = encode_tap_payload(col, lo, stake, min_mult, ts, nonce)
+        return {"type": "tap", "payload": payload, "sig": self.signer.sign(payload)}, nonce
+
+    def send_raw(self, text):
+        self.ws.send_text(text)
+
+    def tap_async(self, col, lo, stake, min_mult=101, frame=None):
+        if frame is None:
+            frame, nonce = self.signed_tap(col, lo, stake, min_mult)
+        else:
+            nonce = json.loads(frame["payload"])["nonce"]
+        fut = Future()
+        self._pending[nonce] = fut
+        self.ws.send_text(json.dumps(frame, separators=(",", ":")))
+        return fut
+
+    def tap(self, col, lo, stake, min_mult=101, timeout=None):
+        return self.tap_async(col, lo, stake, min_mult).get(timeout or self.timeout)
+
+    def open_cell(self, offset_bands=1, margin_ms=800):
+        """(col, lo, mult) of an open cell near the price from the last grid."""
+        g = self.grid
+        if not g:
+            return None
+        now = int(time.time() * 1000) + self.clock_offset
+        band = g["band_cents"]
+        base = g["price"] // band * band + offset_bands * band
+        for column in g["columns"]:
+            if now < column["t0"] - g["lock_ms"] - margin_ms:
+                for cell in column["cells"]:
+                    if cell["lo"] == base:
+                        return column["t0"], cell["lo"], cell["mult"]
+        return None
+
+    def wait_for(self, predicate, timeout=10.0):
+        with gevent.Timeout(timeout, False):
+            while not predicate():
+                gevent.sleep(0.01)
+            return True
+        return False
