@@ -20,6 +20,8 @@ from ._market import Market
 from ._resolver import Resolver
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
+from ._audit import audit
+from ._offline import credit_offline, history_offline
 
 __all__ = [
     "Config", "parse_size", "start_market", "MarketHandle", "MarketContext", "Sinks",
@@ -28,6 +30,7 @@ __all__ = [
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
     "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "open_readonly",
     "Column", "Market", "Resolver", "Watchdog", "Health", "Writer", "shell_namespace",
+    "audit", "credit_offline", "history_offline",
 ]
 
 
@@ -35,4 +38,10 @@ def shell_namespace(system, cfg):
     """Names preloaded in ``tapgrid shell``."""
     import functools
     return {"start_market": functools.partial(start_market, system), "Config": Config,
-            "Tap": Tap}
+            "Tap": Tap, "audit": audit}
+
+
+# retention (issue 6)
+from ._archive import Archiver, archive_offline  # noqa: E402
+
+__all__ += ["Archiver", "archive_offline"]

@@ -15,12 +15,17 @@ with ``settlement:``):
                     bet, of the kind and amount its outcome says, none for a
                     lost or open bet, none missing for a won or void bet;
 5. ``balance:``     each user's balance = credits - stakes + payouts + refunds,
-                    and the grand totals agree;
-6. ``negative:``    no negative balance.
+                    and the grand totals agree; bets moved to archive files
+                    count through the hot DB's per-user ``archived`` totals,
+                    so this holds even for files shipped off the machine;
+6. ``negative:``    no negative balance;
+7. ``archive:``     each archive file on this machine is sound, holds the
+                    count and checksum recorded for it, every bet in it is
+                    in a valid state, and per user it holds exactly the bets,
+                    stakes, payouts and refunds the hot DB's totals say left.
 
-Everything is read in one snapshot, so a running Writer cannot cause a
-false alarm. Bets may live in several tables (the hot DB now, per-day
-archive files later, issue #6): every query goes through ``bet_sources``.
+Everything in the hot DB is read in one snapshot, so a running Writer
+cannot cause a false alarm (archive files never change once recorded).
 
     >>> import tempfile, os
     >>> from actors._store import Store
@@ -36,24 +41,26 @@ from ._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, open_readonly
 
 __all__ = ["audit", "bet_sources", "CHECKS"]
 
-CHECKS = ("integrity", "bet-state", "ledger-ref", "settlement", "balance", "negative")
+CHECKS = ("integrity", "bet-state", "ledger-ref", "settlement", "balance", "negative", "archive")
 _NAMES = {OPEN: "open", WON: "won", LOST: "lost", VOID: "void"}
 
 
 def bet_sources(conn):
-    """Yield every schema-qualified table holding bets, hot first.
+    """Yield every schema-qualified table holding bets to check in SQL.
 
-    Issue #6 adds archive files: ATTACH each read-only under its own schema
-    name here and yield ``"<schema>.bets"``. A bet must be in exactly one
-    source (the archiver deletes from the hot DB after its copy is
-    verified), or its stake would count twice."""
+    Only the hot DB's ``main.bets``: archive files are many (ATTACH allows
+    10) and may have left the machine, so their bets enter the sums through
+    the ``archived`` totals and each local file is checked on its own
+    (``_archives``). A bet is in exactly one place at every commit: its
+    delete from the hot DB and its totals are one transaction."""
     yield "main.bets"
 
 
-def audit(db_path, max_per_check=10) -> list:
+def audit(db_path, max_per_check=10, archives=True) -> list:
     """Human-readable problems, empty when every invariant holds. At most
     ``max_per_check`` lines per kind of problem, so a badly broken file still
-    gives a short report."""
+    gives a short report. ``archives=False`` skips reading the archive files
+    (their totals still count in the balances)."""
     try:
         conn = open_readonly(db_path)
     except sqlite3.Error as e:
@@ -61,7 +68,10 @@ def audit(db_path, max_per_check=10) -> list:
     try:
         conn.execute("BEGIN")   # one snapshot for every check
         try:
-            return _audit(conn, max_per_check)
+            problems = _audit(conn, max_per_check)
+            if archives and not (problems and problems[0].startswith("integrity:")):
+                problems += _archives(conn, db_path, max_per_check)
+            return problems
         finally:
             conn.execute("COMMIT")
     except sqlite3.DatabaseError as e:
@@ -202,19 +212,34 @@ def _settlements(conn, sources, n):
 def _stakes_sql(sources):
     # NOT INDEXED: a sequential scan and a sort beat walking bets_user with a
     # random table read per bet once the file is larger than the page cache.
-    return " UNION ALL ".join(f"SELECT user, sum(stake) AS s FROM {s} NOT INDEXED GROUP BY user"
+    # (``bets`` is a view: ``+user`` does for it what NOT INDEXED did.)
+    return " UNION ALL ".join(f"SELECT user, sum(stake) AS s FROM {s} GROUP BY +user"
                               for s in sources)
+
+
+def _has_archive_tables(conn):
+    return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                        " AND name IN ('archived', 'archive_files')").fetchone()[0] == 2
 
 
 def _balances(conn, sources, n):
     out = []
+    # Bets and ledger rows moved to archive files count through their totals.
+    arch_st = arch_lg = arch_tot = ""
+    if _has_archive_tables(conn):
+        arch_st = " UNION ALL SELECT user, sum(stakes) FROM archived GROUP BY user"
+        arch_lg = """ UNION ALL SELECT user, 0, sum(payouts), sum(refunds) FROM archived
+                      GROUP BY user"""
+        arch_tot = """ UNION ALL SELECT 0, sum(payouts), sum(refunds) FROM archived"""
     rows = conn.execute(f"""
-        WITH st(user, stakes) AS (SELECT user, sum(s) FROM ({_stakes_sql(sources)}) GROUP BY user),
+        WITH st(user, stakes) AS (SELECT user, sum(s) FROM ({_stakes_sql(sources)}{arch_st})
+                                  GROUP BY user),
              lg(user, credits, payouts, refunds) AS (
-                 SELECT user, sum(CASE kind WHEN {KIND_CREDIT} THEN amount ELSE 0 END),
-                              sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),
-                              sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END)
-                 FROM ledger GROUP BY user)
+                 SELECT user, sum(c), sum(p), sum(r) FROM (
+                   SELECT user, sum(CASE kind WHEN {KIND_CREDIT} THEN amount ELSE 0 END) AS c,
+                                sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END) AS p,
+                                sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) AS r
+                   FROM ledger GROUP BY user{arch_lg}) GROUP BY user)
         SELECT * FROM (
             SELECT u.id, u.name, u.balance, coalesce(lg.credits, 0) AS c,
                    coalesce(st.stakes, 0) AS s, coalesce(lg.payouts, 0) AS p,
@@ -227,11 +252,14 @@ def _balances(conn, sources, n):
     total_bal = conn.execute("SELECT coalesce(sum(balance), 0) FROM users").fetchone()[0]
     total_stakes = sum(conn.execute(f"SELECT coalesce(sum(stake), 0) FROM {s}").fetchone()[0]
                        for s in sources)
+    if arch_st:
+        total_stakes += conn.execute("SELECT coalesce(sum(stakes), 0) FROM archived").fetchone()[0]
     c, p, r = conn.execute(f"""
-        SELECT coalesce(sum(CASE kind WHEN {KIND_CREDIT} THEN amount END), 0),
-               coalesce(sum(CASE kind WHEN {KIND_PAYOUT} THEN amount END), 0),
-               coalesce(sum(CASE kind WHEN {KIND_REFUND} THEN amount END), 0)
-        FROM ledger""").fetchone()
+        SELECT coalesce(sum(c), 0), coalesce(sum(p), 0), coalesce(sum(r), 0) FROM (
+          SELECT sum(CASE kind WHEN {KIND_CREDIT} THEN amount END) AS c,
+                 sum(CASE kind WHEN {KIND_PAYOUT} THEN amount END) AS p,
+                 sum(CASE kind WHEN {KIND_REFUND} THEN amount END) AS r
+          FROM ledger{arch_tot})""").fetchone()
     if total_bal != c - total_stakes + p + r:
         out.append(f"balance: sum of balances {total_bal} != {c - total_stakes + p + r} ="
                    f" credits {c} - stakes {total_stakes} + payouts {p} + refunds {r}")
@@ -242,3 +270,65 @@ def _negative(conn, sources, n):
     rows = conn.execute("SELECT id, name, balance FROM users WHERE balance < 0"
                         " ORDER BY id LIMIT ?", (n,))
     return [f"negative: user {uid} ({name}) has balance {bal}" for uid, name, bal in rows]
+
+
+def _archives(conn, db_path, n):
+    """Check 7: each local archive file against what the hot DB recorded."""
+    from ._archive import COPIED, REMOVED, STATE_NAMES
+    from ._archive_files import Checksum, archive_dir_of, local_path, open_file
+    if not _has_archive_tables(conn):
+        return []
+    row = conn.execute("SELECT value FROM meta WHERE key = 'archive_dir'").fetchone()
+    adir = row[0] if row and row[0] else archive_dir_of(None, db_path)
+    out = []
+    files = conn.execute("SELECT id, name, state, n, checksum FROM archive_files WHERE state < ?"
+                         " ORDER BY id", (REMOVED,)).fetchall()
+    for fid, name, state, count, checksum in files:
+        if local_path(adir, name) is None:
+            if state < 4:   # shipped files may have been removed by hand: not a fault
+                out.append(f"archive: {name} ({STATE_NAMES[state]}) is missing from {adir}")
+            continue
+        try:
+            fconn = open_file(adir, name)
+        except Exception as e:
+            out.append(f"archive: {name} cannot be read: {e}")
+            continue
+        try:
+            out += _archive_file(conn, fconn, fid, name, state, count, checksum, n,
+                                 COPIED, Checksum)
+        except sqlite3.DatabaseError as e:
+            out.append(f"archive: {name}: database error: {e}")
+        finally:
+            fconn.close()
+        if len(out) >= n:
+            break
+    return out[:n]
+
+
+def _archive_file(conn, fconn, fid, name, state, count, checksum, n, COPIED, Checksum):
+    rows = fconn.execute("PRAGMA quick_check").fetchmany(n)
+    if [r[0] for r in rows] != ["ok"]:
+        return [f"archive: {name}: {r[0]}" for r in rows]
+    ck = Checksum()
+    from ._betrows import LOGICAL_COLUMNS
+    for r in fconn.execute(f"SELECT {LOGICAL_COLUMNS} FROM bets ORDER BY id"):
+        ck.add(r)
+    out = []
+    if (ck.n, ck.hexdigest()) != (count, checksum):
+        out.append(f"archive: {name} holds {ck.n} bets, checksum {ck.hexdigest()};"
+                   f" recorded {count}, {checksum}")
+    out += [p.replace(" in main.bets", f" in {name}") for p in _bet_state(fconn, ["main.bets"], n)]
+    if state == COPIED:
+        return out      # its bets are still leaving the hot DB: totals are partial
+    in_file = {u: (c, s, p, r) for u, c, s, p, r in fconn.execute(f"""
+        SELECT user, count(*), sum(stake), sum(CASE outcome WHEN {WON} THEN payout ELSE 0 END),
+               sum(CASE outcome WHEN {VOID} THEN payout ELSE 0 END) FROM bets GROUP BY user""")}
+    moved = {u: (c, s, p, r) for u, c, s, p, r in conn.execute(
+        "SELECT user, n, stakes, payouts, refunds FROM archived WHERE file = ?", (fid,))}
+    for user in sorted(set(in_file) | set(moved)):
+        have = in_file.get(user, (0, 0, 0, 0))
+        want = moved.get(user, (0, 0, 0, 0))
+        if have != want:
+            out.append(f"archive: {name}: user {user} has (bets, stakes, payouts, refunds)"
+                       f" {have} in the file, {want} moved out of the hot DB")
+    return out

@@ -40,7 +40,10 @@ class Column(Actor):
                 if type(tap) is not Tap or tap.col != t0:
                     reason, mult = "bad_request", None
                 else:
-                    reason, mult = self._check(tap, cells, closed, status, ledger, cfg)
+                    try:
+                        reason, mult = self._check(tap, cells, closed, status, ledger, cfg)
+                    except (TypeError, ValueError):
+                        reason, mult = "bad_request", None   # a malformed tap fails alone
                     if reason is None and len(accepted) >= backlog_room:
                         reason = "overloaded"
                 if reason is not None:

@@ -37,6 +37,9 @@ class Config:
     demo: bool = True
     backdoor: str | None = None
     allowed_origins: list = field(default_factory=list)   # empty: same host only
+    public_url: str | None = None       # e.g. https://play.example.com (SIWE domain/URI)
+    auth_rate: float = 20.0             # sign-in requests/s per client address
+    auth_burst: int = 200
     # feed
     feed: str = "sim"
     feed_url: str | None = None
@@ -65,8 +68,10 @@ class Config:
     writer_queue: int = 20000
     hot_days: int = 7
     min_free_disk: str | int = "1%"
-    archive_cmd: str | None = None
-    archive_dir: str | None = None
+    archive_cmd: str | None = None       # ships a finished archive file ({file} or appended)
+    archive_dir: str | None = None       # default: <db dir>/archive
+    archive_delete_shipped: bool = False  # delete a local archive once archive_cmd succeeded
+    archive_every_s: float = 86400.0     # the server's archiver runs this often (0: never)
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096

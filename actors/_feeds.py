@@ -24,6 +24,7 @@ import math
 import os
 import random
 import re
+import statistics
 import time
 from collections import namedtuple
 from datetime import datetime, timedelta, timezone
@@ -37,7 +38,7 @@ from actors._wsclient import WSClient, WSError
 
 __all__ = ["Tick", "Feed", "FeedStats", "SimFeed", "ReplayFeed", "CoinbaseFeed",
            "BinanceFeed", "make_feed", "load_ticks", "parse_price_cents",
-           "iso_to_ms", "SAMPLE_TICKS", "FEED_KINDS"]
+           "iso_to_ms", "ticks_of", "SAMPLE_TICKS", "FEED_KINDS"]
 
 Tick = namedtuple("Tick", "price ts")
 Tick.__doc__ = "One price observation: price in integer cents, ts in Unix ms."
@@ -132,7 +133,8 @@ class FeedStats:
 
 
 class Feed:
-    """Base of all feeds. A stopped feed stays stopped: make a new one."""
+    """Base of all feeds. A stopped feed stays stopped: make a new one. An
+    exception raised by `emit` is the consumer's bug and ends run()."""
 
     name = "feed"
     expected_interval_ms = 1000
@@ -265,8 +267,8 @@ class ReplayFeed(_LocalFeed):
         self.path, self.speed, self.loop, self.rebase = path, speed, loop, rebase
         self._clock = clock
         self.ticks = load_ticks(path)
-        gaps = sorted(b.ts - a.ts for a, b in zip(self.ticks, self.ticks[1:]))
-        self._gap_ms = gaps[len(gaps) // 2] if gaps else 1000
+        gaps = [b.ts - a.ts for a, b in zip(self.ticks, self.ticks[1:])]
+        self._gap_ms = statistics.median(gaps) if gaps else 1000
         # Median recorded gap: a recording with a real outage should still
         # look stale on replay, while ordinary jitter should not.
         self.expected_interval_ms = max(1, round(self._gap_ms / speed))
@@ -455,8 +457,9 @@ class BinanceFeed(_ExchangeFeed):
 
 def make_feed(kind, *, url=None, file=None, seed=None):
     """Build a feed by name: sim | replay | coinbase | binance. `file` is
-    for replay (default: the shipped sample), `url` for the exchanges,
-    `seed` for sim."""
+    for replay (default: the shipped sample), `url` for the exchanges;
+    a stray file/url is a ValueError. `seed` drives sim and is ignored by
+    the others, since a run-wide --seed is normal."""
     name = kind.strip().lower() if isinstance(kind, str) else kind
     if name not in FEED_KINDS:
         raise ValueError(f"unknown feed kind {kind!r}: expected one of {', '.join(FEED_KINDS)}")
@@ -464,8 +467,6 @@ def make_feed(kind, *, url=None, file=None, seed=None):
         raise ValueError(f"url= applies to coinbase/binance feeds, not {name}")
     if file is not None and name != "replay":
         raise ValueError(f"file= applies to the replay feed, not {name}")
-    if seed is not None and name != "sim":
-        raise ValueError(f"seed= applies to the sim feed, not {name}")
     if name == "sim":
         return SimFeed(seed=seed)
     if name == "replay":

@@ -39,11 +39,13 @@ def price_grid(cfg, price, price_ts, sigma, now, version):
 class Market(Actor):
     supervisor_strategy = OneForOne(max_restarts=20, within=10.0)
 
-    def __init__(self, ctx, reprice_ms=200):
+    def __init__(self, ctx, reprice_ms=500):
         self.ctx = ctx
         self.reprice_ms = reprice_ms
 
     def on_start(self):
+        if not self.ctx.grid.columns:
+            self.ctx.status.set("starting", True)   # no prices yet: nothing to offer
         self.vol = Volatility()
         self.last = None
         self.priced_at = 0
@@ -115,3 +117,5 @@ class Market(Actor):
                                 self.vol.sigma, now, self.version)
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
+            if ctx.status.holds("starting"):
+                ctx.status.set("starting", False)

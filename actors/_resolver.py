@@ -118,6 +118,10 @@ class Resolver(Actor):
         ticks = self.ticks
         if ticks and tick.ts < ticks[-1][0]:
             return                            # the Watchdog orders ticks; be safe
+        if ticks and tick.ts - ticks[-1][0] > self.stale_after:
+            # A gap in the record (e.g. the server was down): stale meanwhile,
+            # so nothing settles on the price from before it.
+            self.stale_spans.append([ticks[-1][0] + self.stale_after, tick.ts])
         ticks.append((tick.ts, tick.price))
         cutoff = tick.ts - self.keep_ms
         while ticks and ticks[0][0] < cutoff:
@@ -142,7 +146,7 @@ class Resolver(Actor):
     def _instant_wins(self, t0, low, high):
         band = self.ctx.cfg.band_cents
         rows = self._query(
-            "SELECT id, user, lo, stake, mult FROM bets INDEXED BY bets_open "
+            "SELECT id, user, lo, stake, mult FROM bet_rows INDEXED BY bets_open "
             "WHERE outcome = 0 AND col = ? AND lo > ? AND lo <= ?",
             (t0, low - band, high))
         wins = [Settlement(bid, user, t0, lo, stake, mult, WON, payout_for(stake, mult))
@@ -156,7 +160,7 @@ class Resolver(Actor):
         col_ms = self.ctx.cfg.column_ms
         horizon = now - col_ms - self.grace_ms
         cols = [c for (c,) in self._query(
-            "SELECT DISTINCT col FROM bets INDEXED BY bets_open WHERE outcome = 0 AND col <= ?",
+            "SELECT DISTINCT col FROM bet_rows INDEXED BY bets_open WHERE outcome = 0 AND col <= ?",
             (horizon,))]
         for t0 in cols:
             self._finish(t0)
@@ -179,7 +183,7 @@ class Resolver(Actor):
                                 (t0 - 10 * self.stale_after - cfg.column_ms, t1))
         low, high, stale = path_of(ticks, t0, t1, self.stale_after)
         stale = stale or self._was_stale(t0, t1)
-        rows = self._query("SELECT id, user, lo, stake, mult FROM bets INDEXED BY bets_open "
+        rows = self._query("SELECT id, user, lo, stake, mult FROM bet_rows INDEXED BY bets_open "
                            "WHERE outcome = 0 AND col = ?", (t0,))
         band = cfg.band_cents
         out = []

@@ -21,6 +21,7 @@ import gevent
 
 from engine import Future, run_blocking
 
+from ._archive import Archiver
 from ._context import MarketContext, Sinks
 from ._feeds import make_feed
 from ._market import Market
@@ -46,17 +47,20 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     if feed is None:
-        feed = make_feed(cfg.feed, url=cfg.feed_url, file=cfg.feed_file, seed=cfg.seed)
+        feed = make_feed(cfg.feed, url=cfg.feed_url, file=cfg.feed_file,
+                         seed=cfg.seed if cfg.feed == "sim" else None)
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")
-    return MarketHandle(system, ctx, watchdog, market, resolver, feed)
+    archiver = system.spawn(Archiver, ctx, name=p + "archiver")
+    return MarketHandle(system, ctx, watchdog, market, resolver, feed, archiver)
 
 
 class MarketHandle:
     """The market's front door for the web layer and the REPL."""
 
-    def __init__(self, system, ctx, watchdog, market, resolver, feed):
+    def __init__(self, system, ctx, watchdog, market, resolver, feed, archiver=None):
         self.system = system
+        self.archiver = archiver
         self.ctx = ctx
         self.cfg = ctx.cfg
         self.watchdog = watchdog
@@ -133,6 +137,35 @@ class MarketHandle:
                 if mult:
                     return col, lo, mult
         return None
+
+    def archive_now(self, timeout=3600):
+        """Run the archiver now (it also runs daily); its report dict."""
+        return self.archiver.ask("run", timeout=timeout)
+
+    def history(self, user, limit=20, before_bet=None):
+        """The user's bets, newest first, hot and archived, as receipts (SPEC section 9)."""
+        from ._receipt import history
+        from ._store import open_readonly
+        conn = open_readonly(self.cfg.db)
+        try:
+            return history(conn, user, before_bet, limit)
+        finally:
+            conn.close()
+
+    def wait_settled(self, bet, timeout=30):
+        """Wait until bet ``bet`` is settled; return its receipt."""
+        from ._store import open_readonly
+        conn = open_readonly(self.cfg.db)
+        try:
+            with gevent.Timeout(timeout, False):
+                while True:
+                    row = conn.execute("SELECT user, outcome FROM bets WHERE id=?", (bet,)).fetchone()
+                    if row and row[1]:
+                        return [b for b in self.history(row[0], 1, bet + 1)][0]
+                    gevent.sleep(0.1)
+            return None
+        finally:
+            conn.close()
 
     def health(self):
         """(ok, reason) for /healthz."""

@@ -11,8 +11,11 @@ latest priced grid. Written by one owner each, read by many.
 __all__ = ["MarketStatus", "Grid"]
 
 # When several causes hold at once, the client sees the first of these.
-_PRIORITY = ("stale_price", "disk_low", "overloaded")
+# "disk_full" (a write failed) is reported to clients as disk_low.
+_PRIORITY = ("stale_price", "starting", "disk_low", "disk_full", "overloaded")
+_PUBLIC = {"disk_full": "disk_low", "starting": "stale_price"}
 _REJECT_REASON = {"stale_price": "market_suspended", "disk_low": "disk_low",
+                  "disk_full": "disk_low", "starting": "market_suspended",
                   "overloaded": "overloaded"}
 
 
@@ -30,13 +33,16 @@ class MarketStatus:
     def reason(self):
         for cause in _PRIORITY:
             if cause in self._causes:
-                return cause
+                return _PUBLIC.get(cause, cause)
         return next(iter(self._causes), None)
 
     @property
     def reject_reason(self):
         """The ack reason for a tap refused while suspended."""
-        return _REJECT_REASON.get(self.reason, "market_suspended")
+        for cause in _PRIORITY:
+            if cause in self._causes:
+                return _REJECT_REASON[cause]
+        return "market_suspended"
 
     def holds(self, cause):
         return cause in self._causes

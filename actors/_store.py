@@ -20,12 +20,13 @@ import time
 
 import pysqlite3.dbapi2 as sqlite3
 
-from ._model import LOST, OPEN, VOID, WON
+from ._betrows import BET_ROWS, BETS_VIEW
+from ._model import VOID, WON
 
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "KIND_CREDIT", "KIND_PAYOUT",
            "KIND_REFUND", "is_disk_full"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KIND_CREDIT, KIND_PAYOUT, KIND_REFUND = 1, 3, 4
 
 SCHEMA = """
@@ -35,25 +36,11 @@ CREATE TABLE IF NOT EXISTS users(
     name TEXT NOT NULL UNIQUE,
     balance INTEGER NOT NULL,
     created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS bets(
-    id INTEGER PRIMARY KEY,
-    user INTEGER NOT NULL,
-    col INTEGER NOT NULL,
-    lo INTEGER NOT NULL,
-    stake INTEGER NOT NULL,
-    mult INTEGER NOT NULL,
-    min_mult INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    nonce TEXT NOT NULL,
-    sig BLOB NOT NULL,
-    placed INTEGER NOT NULL,
-    outcome INTEGER NOT NULL DEFAULT 0,
-    payout INTEGER NOT NULL DEFAULT 0,
-    settled INTEGER);
+""" + BET_ROWS + """
 -- The Resolver's covering index: open bets of a column by band. Partial, so
 -- a settled bet costs the index nothing.
-CREATE INDEX IF NOT EXISTS bets_open ON bets(col, lo, user, stake, mult) WHERE outcome = 0;
-CREATE INDEX IF NOT EXISTS bets_user ON bets(user, id);
+CREATE INDEX IF NOT EXISTS bets_open ON bet_rows(col, lo, user, stake, mult) WHERE outcome = 0;
+CREATE INDEX IF NOT EXISTS bets_user ON bet_rows(user, id);
 CREATE TABLE IF NOT EXISTS ledger(
     id INTEGER PRIMARY KEY,
     user INTEGER NOT NULL,
@@ -61,23 +48,53 @@ CREATE TABLE IF NOT EXISTS ledger(
     amount INTEGER NOT NULL,
     bet INTEGER,
     ts INTEGER NOT NULL);
+-- Payout and refund rows by bet: the archiver moves them with their bets.
+CREATE INDEX IF NOT EXISTS ledger_bet ON ledger(bet) WHERE bet IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions(
     token BLOB PRIMARY KEY,
     user INTEGER NOT NULL,
     session_key BLOB NOT NULL,
     expires INTEGER NOT NULL) WITHOUT ROWID;
-"""
+-- Retention (actors/_archive.py): one row per archive file, and what each
+-- file took out of the hot DB per user, so balances stay provable here
+-- even after a file has left the machine.
+CREATE TABLE IF NOT EXISTS archive_files(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    state INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    checksum TEXT NOT NULL,
+    stakes INTEGER NOT NULL,
+    payouts INTEGER NOT NULL,
+    refunds INTEGER NOT NULL,
+    bytes INTEGER,
+    created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS archived(
+    user INTEGER NOT NULL,
+    file INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    stakes INTEGER NOT NULL,
+    payouts INTEGER NOT NULL,
+    refunds INTEGER NOT NULL,
+    PRIMARY KEY (user, file)) WITHOUT ROWID;
+""" + BETS_VIEW
 
-_INSERT_BET = ("INSERT INTO bets(id, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed)"
-               " VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+_INSERT_BET = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
+               " nonce, sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+_SETTLE = (f"UPDATE bet_rows SET outcome=?, pay_adj=? - (CASE ? WHEN {WON} THEN stake * mult / 100"
+           f" WHEN {VOID} THEN stake ELSE 0 END), settled_off=? - col WHERE id=? AND outcome=0")
 
 
 def is_disk_full(exc):
-    """True for the errors that mean 'no space' (ENOSPC, EFBIG, SQLITE_FULL)."""
+    """True for the errors that mean the storage cannot take writes: ENOSPC,
+    EFBIG, SQLITE_FULL, and SQLite's "disk I/O error" (what a write past
+    RLIMIT_FSIZE or a failing device looks like from inside SQLite)."""
     text = str(exc).lower()
     return ("full" in text or "no space" in text or "too large" in text
-            or getattr(exc, "errno", None) in (28, 27))
+            or "disk i/o error" in text or getattr(exc, "errno", None) in (28, 27))
 
 
 def _connect(path, readonly=False):
@@ -113,9 +130,10 @@ class Store:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=OFF")
+        _migrate_v1(conn)
         conn.executescript(SCHEMA)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        self.next_bet_id = (conn.execute("SELECT max(id) FROM bets").fetchone()[0] or 0) + 1
+        self.next_bet_id = (conn.execute("SELECT max(id) FROM bet_rows").fetchone()[0] or 0) + 1
         archived_max = conn.execute("SELECT value FROM meta WHERE key='max_bet_id'").fetchone()
         if archived_max and archived_max[0] and archived_max[0] >= self.next_bet_id:
             self.next_bet_id = archived_max[0] + 1
@@ -146,8 +164,8 @@ class Store:
                 first = self.next_bet_id
                 ids = list(range(first, first + len(bets)))
                 conn.executemany(_INSERT_BET, [
-                    (i, b.user, b.col, b.lo, b.stake, b.mult, b.min_mult, b.ts, b.nonce,
-                     b.sig, b.placed) for i, b in zip(ids, bets)])
+                    (i, b.user, b.col, b.lo, b.stake, b.mult, b.mult - b.min_mult,
+                     b.col - b.ts, b.placed - b.ts, b.nonce, b.sig) for i, b in zip(ids, bets)])
                 deltas = {}
                 for b in bets:
                     deltas[b.user] = deltas.get(b.user, 0) - b.stake
@@ -164,7 +182,8 @@ class Store:
             if sessions:
                 conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?)", sessions)
             for sql, params in deletes:
-                conn.execute(sql, params)
+                # fetchall: a PRAGMA incremental_vacuum(N) frees one page per row fetched
+                conn.execute(sql, params).fetchall()
             if self.commit_delay:
                 time.sleep(self.commit_delay)   # benchmark: a slower fsync
             conn.execute("COMMIT")
@@ -183,8 +202,8 @@ class Store:
         deltas = {}
         ledger = []
         for s in settlements:
-            cur = conn.execute("UPDATE bets SET outcome=?, payout=?, settled=? WHERE id=? AND outcome=0",
-                               (s.outcome, s.payout, now, s.bet))
+            # pay_adj is 0 (no bytes) whenever the payout is the derived one
+            cur = conn.execute(_SETTLE, (s.outcome, s.payout, s.outcome, now, s.bet))
             if cur.rowcount != 1:
                 applied.append(False)   # already settled: pay nothing twice
                 continue
@@ -235,8 +254,38 @@ class Store:
         users = {uid: (name, bal) for uid, name, bal in
                  self.conn.execute("SELECT id, name, balance FROM users")}
         open_bets = self.conn.execute(
-            "SELECT id, user, col, lo, stake, mult FROM bets WHERE outcome=0").fetchall()
+            "SELECT id, user, col, lo, stake, mult FROM bet_rows INDEXED BY bets_open"
+            " WHERE outcome=0").fetchall()
         return users, open_bets
 
     def prune_ticks(self, before_ms):
         self.conn.execute("DELETE FROM ticks WHERE ts < ?", (before_ms,))
+
+
+def _migrate_v1(conn):
+    """Schema 1 kept ``bets`` as a wide table; schema 2 keeps ``bet_rows``
+    compact behind a ``bets`` view. Converted in one transaction."""
+    row = conn.execute("SELECT type FROM sqlite_master WHERE name='bets'").fetchone()
+    if not row or row[0] != "table":
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE bets RENAME TO bets_v1")
+        conn.execute("DROP INDEX IF EXISTS bets_open")
+        conn.execute("DROP INDEX IF EXISTS bets_user")
+        for stmt in BET_ROWS.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        conn.execute(f"""INSERT INTO bet_rows(id, user, col, lo, stake, mult, outcome, mm_off,
+                ts_off, placed_off, settled_off, pay_adj, nonce, sig)
+            SELECT id, user, col, lo, stake, mult, outcome, mult - min_mult, col - ts,
+                   placed - ts, settled - col,
+                   payout - (CASE outcome WHEN {WON} THEN stake * mult / 100
+                                          WHEN {VOID} THEN stake ELSE 0 END), nonce, sig
+            FROM bets_v1""")
+        conn.execute("DROP TABLE bets_v1")
+        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -10,7 +10,10 @@ one fsync; under heavy load batches grow. Messages:
   ``[(Settlement, balance), ...]`` for those that applied (idempotent);
 - ``("credit", user, amount)`` (ask), ``("user", name, credit)`` (ask -> id),
   ``("ticks", [(ts, price), ...])``, ``("session", row)`` (ask),
-  ``("sql", sql, params)`` (ask; maintenance deletes).
+  ``("sql", sql, params)`` (ask; maintenance deletes),
+  ``("archive", [(sql, params), ...])`` (ask; the archiver's chunked deletes
+  and ``incremental_vacuum`` steps: one small transaction of their own, so a
+  failing archive statement can never cost a tap).
 
 If a commit fails, the stakes reserved in memory are released and every
 tap gets a clear reject (``disk_low`` for a full disk, else ``overloaded``).
@@ -67,7 +70,7 @@ class Writer(Actor):
             elif kind == "session":
                 sessions.append(msg[1])
                 session_asks.append(reply)
-            elif kind in ("user", "sql"):
+            elif kind in ("user", "sql", "archive"):
                 singles.append((msg, reply))
             elif reply is not None:
                 reply.fail(ValueError(f"writer: unknown message {kind!r}"))
@@ -89,6 +92,9 @@ class Writer(Actor):
             self._failed(exc, bets, bet_replies, settle_asks, credit_asks, session_asks)
             return
         stats.record(len(bets), time.perf_counter() - t)
+        if self.ctx.status.holds("disk_full"):
+            log.info("writes succeed again: lifting the disk_full suspension")
+            self.ctx.status.set("disk_full", False)
         self._answer(bets, bet_replies, ids)
         ledger = self.ctx.ledger
         for user, amount in credits:
@@ -140,7 +146,9 @@ class Writer(Actor):
         reason = "disk_low" if is_disk_full(exc) else "overloaded"
         log.error("commit failed (%s): %r; %d taps rejected", reason, exc, len(bets))
         if reason == "disk_low":
-            self.ctx.status.set("disk_low", True)
+            # Its own cause: the free-space check must not reopen betting
+            # while writes still fail (a quota, RLIMIT_FSIZE, a bad device).
+            self.ctx.status.set("disk_full", True)
         ledger = self.ctx.ledger
         stats.pending_taps -= len(bets)
         for bet, reply in zip(bets, bet_replies):
@@ -166,8 +174,8 @@ class Writer(Actor):
                     self.ctx.ledger.add_user(uid, run_blocking(self.store.user_balance, uid))
                 result = uid
             else:
-                _, sql, params = msg
-                run_blocking(self.store.write_batch, deletes=[(sql, params)], now=self.ctx.now())
+                stmts = msg[1] if msg[0] == "archive" else [(msg[1], msg[2])]
+                run_blocking(self.store.write_batch, deletes=stmts, now=self.ctx.now())
                 result = True
         except Exception as exc:
             log.error("writer %s failed: %r", msg[0], exc)

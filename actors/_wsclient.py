@@ -132,6 +132,17 @@ def _open_socket(host, port):
     return sock
 
 
+def _wrap_tls(sock, host, ctx):
+    if ctx is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies cert and hostname
+        ctx.load_default_certs()
+    if isinstance(ctx, ssl.SSLContext):
+        return ctx.wrap_socket(sock, server_hostname=host)
+    # A stdlib context (gevent.ssl.create_default_context makes one, too)
+    # would hand back a blocking SSLSocket that stalls the whole hub.
+    return ssl.SSLSocket(sock=sock, server_hostname=host, _context=ctx)
+
+
 class _HeadReader:
     """Buffered reads for the HTTP part of the handshake."""
 
@@ -164,15 +175,7 @@ class _HeadReader:
         try:
             if "content-length" in headers:
                 return self.exact(min(int(headers["content-length"]), _BODY_LIMIT))
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                parts, size = [], 0
-                while (n := int(self.until(b"\r\n", 1024).split(b";")[0], 16)):
-                    parts.append(self.exact(n))
-                    self.exact(2)
-                    size += n
-                    if size > _BODY_LIMIT:
-                        break
-                return b"".join(parts)
+            # No length: read to EOF (a chunked body arrives with its framing).
             while len(self.buf) < _BODY_LIMIT:
                 self._more()
         except (EOFError, OSError, ValueError):
@@ -251,8 +254,7 @@ class WSClient:
         try:
             sock = _open_socket(host, port)
             if secure:
-                ctx = ssl_context or ssl.create_default_context()
-                sock = ctx.wrap_socket(sock, server_hostname=host)
+                sock = _wrap_tls(sock, host, ssl_context)
             sock.sendall(request)
             reader = _HeadReader(sock)
             try:

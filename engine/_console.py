@@ -24,17 +24,23 @@ class GreenConsole(code.InteractiveConsole):
     def raw_input(self, prompt=""):
         # Reading in the threadpool lets the hub run actors, timers and
         # sockets while the user thinks.
-        return get_hub().threadpool.apply(_read_line, (prompt,))
+        line = get_hub().threadpool.apply(_read_line, (prompt,))
+        if line is None:
+            raise EOFError   # raised here, not in the thread: gevent would log it
+        return line
 
 
 def _read_line(prompt):
     if sys.stdin.isatty():
-        return input(prompt)
+        try:
+            return input(prompt)
+        except EOFError:
+            return None
     sys.stdout.write(prompt)
     sys.stdout.flush()
     line = sys.stdin.readline()
     if not line:
-        raise EOFError
+        return None
     return line.rstrip("\n")
 
 

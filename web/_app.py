@@ -15,7 +15,7 @@ import bottle
 from actors import open_readonly
 from actors._receipt import history, next_cursor
 
-from ._metrics import disk_free
+from ._conn import TokenBucket
 from ._siwe import SiweError, verify_login
 from ._tapsig import TapError, b64url_decode, load_session_key
 
@@ -103,6 +103,7 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
     def guest():
         if not cfg.demo:
             raise ApiError(404, "not_found", "guest accounts exist in demo mode only")
+        auth_limit()
         key_b64 = body().get("session_key")
         try:
             key_raw = b64url_decode(key_b64) if isinstance(key_b64, str) else b""
@@ -112,15 +113,44 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
         name = "guest-" + secrets.token_hex(5)
         return sign_in(name, key_raw, cfg.guest_credit, int(time.time() * 1000) + cfg.session_ttl_ms)
 
-    def _domain():
-        return bottle.request.get_header("Host") or f"{cfg.host}:{cfg.port}"
+    def _site():
+        """(domain, uri) a SIWE message must name. With ``public_url`` set it
+        is that; otherwise the request's Host, but only if it is one of this
+        server's own names: a phishing site must not get a login by sending
+        its own Host header with a message signed for its domain."""
+        if cfg.public_url:
+            scheme, _, netloc = cfg.public_url.partition("://")
+            return netloc.rstrip("/"), f"{scheme}://{netloc.rstrip('/')}"
+        host = bottle.request.get_header("Host") or ""
+        port = f":{cfg.port}"
+        own = {cfg.host + port, "127.0.0.1" + port, "localhost" + port, "[::1]" + port}
+        own |= {o.split("://", 1)[-1].rstrip("/") for o in cfg.allowed_origins}
+        if host not in own:
+            raise ApiError(400, "bad_domain", "this server does not answer to that host name")
+        return host, f"{bottle.request.urlparts.scheme}://{host}"
+
+    auth_buckets = {}
+
+    def auth_limit():
+        """A token bucket per client address for the sign-in endpoints:
+        each call makes a user, a session or a challenge nonce."""
+        ip = bottle.request.environ.get("REMOTE_ADDR", "?")
+        now = time.monotonic()
+        bucket = auth_buckets.get(ip)
+        if bucket is None:
+            if len(auth_buckets) > 100_000:
+                auth_buckets.clear()
+            bucket = auth_buckets[ip] = TokenBucket(cfg.auth_rate, cfg.auth_burst, now)
+        if not bucket.take(now):
+            bottle.response.set_header("Retry-After", "1")
+            raise ApiError(429, "rate_limited", "too many sign-in requests; slow down")
 
     @app.post("/api/auth/challenge")
     @api
     def challenge():
-        domain = _domain()
-        return {"nonce": challenges.issue(), "domain": domain,
-                "uri": f"{bottle.request.urlparts.scheme}://{domain}", "chain_id": CHAIN_ID,
+        auth_limit()
+        domain, uri = _site()
+        return {"nonce": challenges.issue(), "domain": domain, "uri": uri, "chain_id": CHAIN_ID,
                 "issued_at": _iso(int(time.time() * 1000))}
 
     @app.post("/api/auth/login")
@@ -130,10 +160,10 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
         message, signature = data.get("message"), data.get("signature")
         if not isinstance(message, str) or not isinstance(signature, str) or len(message) > 4096:
             raise ApiError(400, "bad_request", "message and signature are required strings")
-        domain = _domain()
+        auth_limit()
+        domain, uri = _site()
         try:
-            ok = verify_login(message, signature, domain=domain,
-                              uri=f"{bottle.request.urlparts.scheme}://{domain}",
+            ok = verify_login(message, signature, domain=domain, uri=uri,
                               chain_id=CHAIN_ID, now_ms=int(time.time() * 1000),
                               consume_nonce=challenges.consume)
         except SiweError as e:
@@ -192,7 +222,7 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
             bottle.response.status = 400
             bottle.response.content_type = "application/json"
             return json.dumps({"error": "bad_request", "detail": "WebSocket upgrade required"})
-        gateway.serve(socket, sess)
+        gateway.serve(socket, sess, bottle.request.environ)
         return ""
 
     def _json_error(err):

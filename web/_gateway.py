@@ -46,6 +46,7 @@ class Gateway:
         self.handshakes = TokenBucket(cfg.handshake_rate, max(1.0, cfg.handshake_rate), time.monotonic())
         self.accepting = True
         self.shed = 0
+        self.upgrading = 0        # admitted, not yet a registered connection
         self._keys = {}           # session key bytes -> public key object (verify is hot)
 
     # --- admission, before the upgrade ------------------------------------------------------
@@ -56,7 +57,7 @@ class Gateway:
             return None
         if not self.accepting:
             return self._refuse("503 Service Unavailable", b"shutting down", retry=5)
-        if len(self.hub.conns) >= self.cfg.max_connections:
+        if len(self.hub.conns) + self.upgrading >= self.cfg.max_connections:
             self.shed += 1
             return self._refuse("503 Service Unavailable", b"too many connections", retry=2)
         if not self.handshakes.take(time.monotonic()):
@@ -70,7 +71,14 @@ class Gateway:
         if session is None:
             return ("401 Unauthorized", [("Content-Type", "text/plain")], b"invalid or expired token")
         environ["tapgrid.session"] = session
+        environ["tapgrid.admitted"] = True
+        self.upgrading += 1
         return None
+
+    def upgrade_done(self, environ):
+        """An admitted upgrade became a connection (or failed): stop counting it."""
+        if environ.pop("tapgrid.admitted", False):
+            self.upgrading -= 1
 
     @staticmethod
     def _refuse(status, body, retry):
@@ -85,7 +93,9 @@ class Gateway:
 
     # --- one connection ------------------------------------------------------------------------
 
-    def serve(self, ws, session):
+    def serve(self, ws, session, environ=None):
+        if environ is not None:
+            self.upgrade_done(environ)
         key = self._keys.get(session.session_key)
         if key is None:
             key = self._keys[session.session_key] = load_session_key(session.session_key)

@@ -72,6 +72,7 @@ class Server:
         self.http = WSGIServer((cfg.host, cfg.port), self.app, handler_class=FastHandler,
                                log=None, error_log=logging.getLogger("tapgrid.http"))
         self.http.admit = self.gateway.admit
+        self.http.upgrade_done = self.gateway.upgrade_done
         self.http.frame_limit = cfg.frame_limit
         self.backdoor = None
         self._summary = None

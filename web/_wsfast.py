@@ -19,6 +19,8 @@ untouched):
     from web._wsfast import FastHandler
     WSGIServer(("127.0.0.1", 8080), app, handler_class=FastHandler).serve_forever()
 """
+import struct
+
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, WebSocket
@@ -133,12 +135,21 @@ class FastWebSocket(WebSocket):
         return None
 
     def close(self, code=1000, message=b""):
+        # Not super().close(): gevent-websocket 0.10.1 drops ``code`` and sends
+        # str(message) ("b'...'") as the close payload, so clients saw 25127.
         if self.closed:
             return
+        if isinstance(message, str):
+            message = message.encode("utf-8")
         try:
-            super().close(code, message)
+            self.send_frame(struct.pack("!H", code) + (message or b"")[:123], opcode=self.OPCODE_CLOSE)
         except Exception:
+            pass
+        finally:
             self.closed = True
+            self.stream = None
+            self.raw_write = None
+            self.raw_read = None
 
 
 class FastHandler(WebSocketHandler):
@@ -154,7 +165,12 @@ class FastHandler(WebSocketHandler):
                 self.start_response(status, headers + [("Content-Length", str(len(body)))])
                 self.write(body)
                 return
-        super().run_application()
+        try:
+            super().run_application()
+        finally:
+            done = getattr(self.server, "upgrade_done", None)
+            if done is not None:
+                done(env)
 
     def upgrade_connection(self):
         result = super().upgrade_connection()

@@ -1,0 +1,149 @@
+"""Open-loop tap driver (a separate process from the server).
+
+Taps are sent at a constant arrival rate whatever the server does, and each
+ack's latency is measured from the tap's *scheduled* send time, so a slow
+server cannot hide behind a slow client (no coordinated omission). Frames
+are signed before the step starts, in a process pool, so the driver spends
+its CPU on the wire, not on ECDSA.
+
+    python perf/_driver.py --url http://127.0.0.1:8080 --rate 3000 --seconds 30 --conns 50
+
+Prints one JSON object: sent, acked ok, rejects by reason, latency
+percentiles (ms), and the bet ids acknowledged (for the durability check).
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import secrets
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gevent  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+from actors._wsclient import WSClient  # noqa: E402
+from web._tapsig import SessionSigner, encode_tap_payload  # noqa: E402
+from web.client import TapgridClient  # noqa: E402
+
+
+def _sign_chunk(args):
+    der, items = args
+    key = serialization.load_der_private_key(der, None)
+    signer = SessionSigner(key)
+    out = []
+    for col, lo, stake, ts, nonce in items:
+        payload = encode_tap_payload(col, lo, stake, 101, ts, nonce)
+        sig = signer.sign(payload)
+        out.append(('{"type":"tap","payload":%s,"sig":"%s"}' % (json.dumps(payload), sig), nonce))
+    return out
+
+
+def pct(sorted_values, p):
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--rate", type=float, required=True)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--conns", type=int, default=50)
+    ap.add_argument("--stake", type=int, default=100)
+    ap.add_argument("--lead", type=float, default=2.0, help="seconds between signing and sending")
+    a = ap.parse_args()
+
+    clients = []
+    for _ in range(a.conns):
+        c = TapgridClient(a.url, timeout=30)
+        c.guest()
+        clients.append(c)
+    grid = clients[0].fetch_grid()
+    col_ms, band, lock = grid["column_ms"], grid["band_cents"], grid["lock_ms"]
+    price = grid["price"]
+    total = int(a.rate * a.seconds)
+    start = time.time() + a.lead + total * 60e-6     # signing takes ~60 µs a tap on 2 workers
+    # Work out every tap's cell and time, then sign them all up front.
+    per_conn = [[] for _ in clients]
+    schedule = []
+    for i in range(total):
+        t = start + i / a.rate
+        ts = int(t * 1000)
+        col = ((ts + lock + 1500) // col_ms + 1 + (i % 3)) * col_ms
+        lo = (price // band + 2 + (i % 9)) * band
+        k = i % len(clients)
+        per_conn[k].append((col, lo, a.stake, ts, secrets.token_urlsafe(12)))
+        schedule.append((t, k, len(per_conn[k]) - 1))
+    ders = [c.signer._key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()) for c in clients]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        frames = pool.map(_sign_chunk, list(zip(ders, per_conn)))
+    sockets = [WSClient.connect(f"{c.ws_url}?token={c.token}", timeout=30) for c in clients]
+
+    sent_at = {}
+    acks = {}
+    rejects = {}
+    latencies = []
+    ok_bets = []
+
+    def reader(ws):
+        while True:
+            raw = ws.recv()
+            if raw is None:
+                return
+            if '"ack"' not in raw:
+                continue
+            now = time.time()
+            msg = json.loads(raw)
+            t = sent_at.pop(msg.get("nonce"), None)
+            if t is None:
+                continue
+            latencies.append((now - t) * 1000)
+            if msg["ok"]:
+                ok_bets.append(msg["bet"])
+            else:
+                rejects[msg["reason"]] = rejects.get(msg["reason"], 0) + 1
+            acks[0] = acks.get(0, 0) + 1
+
+    readers = [gevent.spawn(reader, ws) for ws in sockets]
+    lag = 0.0
+    i = 0
+    while time.time() < start:
+        gevent.sleep(0.001)
+    while i < total:
+        now = time.time()
+        while i < total and schedule[i][0] <= now:
+            t, k, j = schedule[i]
+            frame, nonce = frames[k][j]
+            sent_at[nonce] = t
+            try:
+                sockets[k].send_text(frame)
+            except Exception:
+                rejects["send_failed"] = rejects.get("send_failed", 0) + 1
+            lag = max(lag, now - t)
+            i += 1
+        gevent.sleep(0.0005)
+    deadline = time.time() + 15
+    while sent_at and time.time() < deadline:
+        gevent.sleep(0.01)
+    elapsed = time.time() - start
+    lost = len(sent_at)
+    for ws in sockets:
+        ws.close()
+    gevent.killall(readers, block=False)
+    latencies.sort()
+    print(json.dumps({
+        "offered": a.rate, "sent": total, "acked_ok": len(ok_bets), "no_answer": lost,
+        "rejects": rejects, "elapsed_s": round(elapsed, 2),
+        "ok_per_s": round(len(ok_bets) / a.seconds, 1),
+        "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99), "p999_ms": pct(latencies, 99.9),
+        "max_send_lag_ms": round(lag * 1000, 1), "bets": ok_bets}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+// The board's backdrop, drawn under and around the cells: price bands with
+// dollar labels, column lines, the "now" line with its lock strip, the price
+// line with its glow and tag, and the clock axis. Stateless functions of a
+// frame's geometry (see GridView.geometry in grid.js).
+//
+//   import { drawBands, drawPrice } from "/static/chart.js";
+//   drawBands(ctx, geo, {band_cents: 1000});
+//   drawPrice(ctx, geo, [{p: 6712000, t: Date.now() - 1000}, {p: 6712500, t: Date.now()}]);
+
+import { dollars, clockTime } from "/static/format.js";
+
+export const AXIS_BOTTOM = 24;
+const FONT = "ui-sans-serif, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+const MONO = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace";
+
+export function drawEmpty(ctx, geo) {
+  ctx.fillStyle = "rgba(148, 163, 184, 0.7)";
+  ctx.font = `500 15px ${FONT}`;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText("Waiting for the price feed…", geo.w / 2, geo.h / 2);
+}
+
+export function drawBands(ctx, geo, grid) {
+  const band = grid.band_cents;
+  const bandPx = geo.yOf(0) - geo.yOf(band);
+  const every = Math.max(1, Math.ceil(26 / Math.max(1, bandPx)));
+  const top = Math.ceil(geo.pOf(geo.plotTop) / band) * band;
+  const bottom = Math.floor(geo.pOf(geo.plotBottom) / band) * band;
+  ctx.font = `500 11px ${MONO}`;
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  for (let p = bottom; p <= top; p += band) {
+    const y = Math.round(geo.yOf(p)) + 0.5;
+    const labelled = Math.round(p / band) % every === 0;
+    ctx.strokeStyle = labelled ? "rgba(148, 163, 184, 0.10)" : "rgba(148, 163, 184, 0.05)";
+    ctx.beginPath();
+    ctx.moveTo(0, y);
+    ctx.lineTo(geo.w, y);
+    ctx.stroke();
+    if (labelled && y > geo.plotTop + 6 && y < geo.plotBottom - 6) {
+      ctx.fillStyle = "rgba(148, 163, 184, 0.75)";
+      ctx.fillText(dollars(p), 8, y - 7);
+    }
+  }
+}
+
+export function drawColumns(ctx, geo, grid) {
+  const first = Math.floor(geo.tOf(geo.nowX) / grid.column_ms) * grid.column_ms;
+  ctx.strokeStyle = "rgba(148, 163, 184, 0.06)";
+  for (let t = first; geo.xOf(t) < geo.w; t += grid.column_ms) {
+    const x = Math.round(geo.xOf(t)) + 0.5;
+    if (x < geo.nowX) continue;
+    ctx.beginPath();
+    ctx.moveTo(x, geo.plotTop);
+    ctx.lineTo(x, geo.plotBottom);
+    ctx.stroke();
+  }
+}
+
+export function drawNowLine(ctx, geo, grid) {
+  const x = Math.round(geo.nowX) + 0.5;
+  const lockX = geo.xOf(geo.now + grid.lock_ms);
+  // The strip just ahead of now is where columns are already locked.
+  const grad = ctx.createLinearGradient(x, 0, lockX, 0);
+  grad.addColorStop(0, "rgba(247, 183, 51, 0.07)");
+  grad.addColorStop(1, "rgba(247, 183, 51, 0)");
+  ctx.fillStyle = grad;
+  ctx.fillRect(x, geo.plotTop, lockX - x, geo.plotBottom - geo.plotTop);
+  ctx.strokeStyle = "rgba(247, 183, 51, 0.35)";
+  ctx.setLineDash([3, 4]);
+  ctx.beginPath();
+  ctx.moveTo(x, geo.plotTop);
+  ctx.lineTo(x, geo.plotBottom);
+  ctx.stroke();
+  ctx.setLineDash([]);
+}
+
+export function drawPrice(ctx, geo, ticks) {
+  const price = ticks[ticks.length - 1].p;
+  const yNow = geo.yOf(price);
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(0, geo.plotTop, geo.nowX + 1, geo.plotBottom - geo.plotTop);
+  ctx.clip();
+  // Area under the line fades out downwards.
+  const path = new Path2D();
+  let firstX = null;
+  for (let i = 0; i < ticks.length; i += 1) {
+    const tk = ticks[i];
+    const next = ticks[i + 1];
+    // Off-screen ticks are skipped, except the one entering the view.
+    if (next && geo.xOf(next.t) < 0) continue;
+    const x = geo.xOf(Math.min(tk.t, geo.now));
+    const y = geo.yOf(tk.p);
+    if (firstX === null) { firstX = x; path.moveTo(x, y); } else path.lineTo(x, y);
+  }
+  path.lineTo(geo.nowX, yNow); // the last price prevails until the next tick
+  const fill = new Path2D(path);
+  fill.lineTo(geo.nowX, geo.plotBottom);
+  fill.lineTo(firstX, geo.plotBottom);
+  fill.closePath();
+  const grad = ctx.createLinearGradient(0, yNow - 60, 0, geo.plotBottom);
+  grad.addColorStop(0, "rgba(247, 183, 51, 0.16)");
+  grad.addColorStop(1, "rgba(247, 183, 51, 0)");
+  ctx.fillStyle = grad;
+  ctx.fill(fill);
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = "#f7b733";
+  ctx.lineWidth = 2;
+  ctx.shadowColor = "rgba(247, 183, 51, 0.6)";
+  ctx.shadowBlur = 8;
+  ctx.stroke(path);
+  ctx.restore();
+
+  ctx.strokeStyle = "rgba(247, 183, 51, 0.25)";
+  ctx.setLineDash([2, 5]);
+  ctx.beginPath();
+  ctx.moveTo(geo.nowX, Math.round(yNow) + 0.5);
+  ctx.lineTo(geo.w, Math.round(yNow) + 0.5);
+  ctx.stroke();
+  ctx.setLineDash([]);
+
+  const pulse = 0.5 + 0.5 * Math.sin(performance.now() / 300);
+  ctx.fillStyle = `rgba(247, 183, 51, ${0.15 + 0.2 * pulse})`;
+  ctx.beginPath();
+  ctx.arc(geo.nowX, yNow, 7 + 3 * pulse, 0, Math.PI * 2);
+  ctx.fill();
+  ctx.fillStyle = "#f7b733";
+  ctx.beginPath();
+  ctx.arc(geo.nowX, yNow, 3.5, 0, Math.PI * 2);
+  ctx.fill();
+
+  const label = dollars(price, { decimals: true });
+  ctx.font = `600 12px ${MONO}`;
+  const tw = ctx.measureText(label).width + 14;
+  const lx = Math.max(4, geo.nowX - tw - 12);
+  const ly = Math.min(Math.max(yNow, geo.plotTop + 10), geo.plotBottom - 10);
+  ctx.fillStyle = "#f7b733";
+  ctx.beginPath();
+  ctx.roundRect(lx, ly - 10, tw, 20, 10);
+  ctx.fill();
+  ctx.fillStyle = "#17130a";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText(label, lx + tw / 2, ly + 0.5);
+}
+
+export function drawTimeAxis(ctx, geo, grid) {
+  const colPx = grid.column_ms * geo.pxPerMs;
+  const every = Math.max(1, Math.ceil(64 / colPx));
+  ctx.font = `500 11px ${MONO}`;
+  ctx.textBaseline = "middle";
+  ctx.textAlign = "center";
+  const y = geo.h - AXIS_BOTTOM / 2;
+  const step = grid.column_ms * every;
+  const first = Math.ceil(geo.tOf(0) / step) * step;
+  for (let t = first; geo.xOf(t) < geo.w - 20; t += step) {
+    const x = geo.xOf(t);
+    if (x < 24 || Math.abs(x - geo.nowX) < 36) continue;
+    ctx.fillStyle = t > geo.now ? "rgba(148, 163, 184, 0.7)" : "rgba(148, 163, 184, 0.4)";
+    ctx.fillText(clockTime(t), x, y);
+  }
+  ctx.fillStyle = "#f7b733";
+  ctx.font = `700 11px ${FONT}`;
+  ctx.fillText("NOW", geo.nowX, y);
+}
