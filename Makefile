@@ -4,7 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench clean load
+
+# `make load`: locust against a fresh server (perf/load.py); report in perf/results/.
+LOAD_USERS ?= 50
+LOAD_SECONDS ?= 60
+LOAD_RATE ?= 20
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +27,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python perf/bench_engine.py
+
+load: $(STAMP)
+	$(BIN)/python perf/load.py --users $(LOAD_USERS) --seconds $(LOAD_SECONDS) --rate $(LOAD_RATE)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -42,6 +42,6 @@ def shell_namespace(system, cfg):
 
 
 # retention (issue 6)
-from ._archive import Archiver, archive_offline  # noqa: E402
+from ._archive_run import Archiver, archive_offline  # noqa: E402
 
 __all__ += ["Archiver", "archive_offline"]

@@ -33,15 +33,21 @@ import threading
 
 import pysqlite3.dbapi2 as sqlite3
 
-from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, derived_payout, nonce_text,
-                       pack_nonce)
+from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
+                       nonce_text, pack_nonce)
 
 __all__ = ["archive_dir_of", "create_file", "INSERT_LOGICAL", "to_stored", "Checksum",
-           "compress", "open_file", "local_path", "LOGICAL_COLUMNS", "fsync_dir", "fsync_path",
-           "CACHE_FILES"]
+           "compress", "compress_steps", "open_file", "local_path", "LOGICAL_COLUMNS", "fsync_dir", "fsync_path",
+           "CACHE_FILES", "COPIED", "DELETED", "COMPRESSED", "SHIPPED", "REMOVED",
+           "STATE_NAMES"]
 
 #: decompressed files kept in ``.cache`` (least recently used go first)
 CACHE_FILES = 4
+
+#: the states of a part in the hot DB's ``archive_files`` (see ``_archive``)
+COPIED, DELETED, COMPRESSED, SHIPPED, REMOVED = 1, 2, 3, 4, 5
+STATE_NAMES = {COPIED: "copied", DELETED: "deleted", COMPRESSED: "compressed",
+               SHIPPED: "shipped", REMOVED: "removed"}
 
 FILE_SCHEMA = BET_ROWS + """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -65,7 +71,7 @@ def to_stored(row):
     (bid, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed, outcome, payout,
      settled) = row
     return (bid, user, col, lo, stake, mult, outcome, mult - min_mult, col - ts, placed - ts,
-            None if settled is None else settled - col,
+            NO_SETTLED if settled is None else settled - col,
             payout - derived_payout(outcome, stake, mult), pack_nonce(nonce_text(nonce)),
             bytes(sig))
 
@@ -112,19 +118,38 @@ def fsync_dir(path):
     fsync_path(os.path.dirname(os.path.abspath(path)))
 
 
-def compress(src, dst, preset=6, chunk=1 << 20):
-    """lzma ``src`` into ``dst`` durably: written to ``dst.tmp``, fsynced,
-    renamed. lzma releases the GIL, so this costs the event loop nothing."""
+def compress_steps(src, dst, preset=6, chunk=1 << 20, sync_every=4 << 20):
+    """lzma ``src`` into ``dst`` durably (``dst.tmp``, fsynced, renamed), one
+    ``chunk`` per step: a generator yielding ``("pause",)`` between chunks.
+    lzma releases the GIL; the periodic fdatasync keeps dirty pages few, so
+    the final fsync never stalls the Writer's fsyncs behind megabytes."""
     tmp = dst + ".tmp"
-    with open(src, "rb") as fin, lzma.open(tmp, "wb", preset=preset) as fout:
+    comp = lzma.LZMACompressor(preset=preset)
+    unsynced = 0
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
         while True:
             data = fin.read(chunk)
             if not data:
                 break
-            fout.write(data)
-    fsync_path(tmp)
+            out = comp.compress(data)
+            fout.write(out)
+            unsynced += len(out)
+            if unsynced >= sync_every:
+                fout.flush()
+                os.fdatasync(fout.fileno())
+                unsynced = 0
+            yield ("pause",)
+        fout.write(comp.flush())
+        fout.flush()
+        os.fsync(fout.fileno())
     os.replace(tmp, dst)
     fsync_dir(dst)
+
+
+def compress(src, dst, preset=6):
+    """``compress_steps`` in one go."""
+    for _ in compress_steps(src, dst, preset):
+        pass
 
 
 def local_path(adir, name):

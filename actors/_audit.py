@@ -36,6 +36,9 @@ cannot cause a false alarm (archive files never change once recorded).
 """
 import pysqlite3.dbapi2 as sqlite3
 
+from ._archive_files import (COPIED, REMOVED, SHIPPED, STATE_NAMES, Checksum, archive_dir_of,
+                             local_path, open_file)
+from ._betrows import LOGICAL_COLUMNS
 from ._model import LOST, OPEN, VOID, WON
 from ._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, open_readonly
 
@@ -274,8 +277,6 @@ def _negative(conn, sources, n):
 
 def _archives(conn, db_path, n):
     """Check 7: each local archive file against what the hot DB recorded."""
-    from ._archive import COPIED, REMOVED, STATE_NAMES
-    from ._archive_files import Checksum, archive_dir_of, local_path, open_file
     if not _has_archive_tables(conn):
         return []
     row = conn.execute("SELECT value FROM meta WHERE key = 'archive_dir'").fetchone()
@@ -285,7 +286,7 @@ def _archives(conn, db_path, n):
                          " ORDER BY id", (REMOVED,)).fetchall()
     for fid, name, state, count, checksum in files:
         if local_path(adir, name) is None:
-            if state < 4:   # shipped files may have been removed by hand: not a fault
+            if state < SHIPPED:   # a shipped copy may be gone by hand: not a fault
                 out.append(f"archive: {name} ({STATE_NAMES[state]}) is missing from {adir}")
             continue
         try:
@@ -294,8 +295,7 @@ def _archives(conn, db_path, n):
             out.append(f"archive: {name} cannot be read: {e}")
             continue
         try:
-            out += _archive_file(conn, fconn, fid, name, state, count, checksum, n,
-                                 COPIED, Checksum)
+            out += _archive_file(conn, fconn, fid, name, state, count, checksum, n)
         except sqlite3.DatabaseError as e:
             out.append(f"archive: {name}: database error: {e}")
         finally:
@@ -305,12 +305,11 @@ def _archives(conn, db_path, n):
     return out[:n]
 
 
-def _archive_file(conn, fconn, fid, name, state, count, checksum, n, COPIED, Checksum):
+def _archive_file(conn, fconn, fid, name, state, count, checksum, n):
     rows = fconn.execute("PRAGMA quick_check").fetchmany(n)
     if [r[0] for r in rows] != ["ok"]:
         return [f"archive: {name}: {r[0]}" for r in rows]
     ck = Checksum()
-    from ._betrows import LOGICAL_COLUMNS
     for r in fconn.execute(f"SELECT {LOGICAL_COLUMNS} FROM bets ORDER BY id"):
         ck.add(r)
     out = []

@@ -21,7 +21,7 @@ import gevent
 
 from engine import Future, run_blocking
 
-from ._archive import Archiver
+from ._archive_run import Archiver
 from ._context import MarketContext, Sinks
 from ._feeds import make_feed
 from ._market import Market

@@ -20,7 +20,7 @@ import time
 
 import pysqlite3.dbapi2 as sqlite3
 
-from ._betrows import BET_ROWS, BETS_VIEW
+from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED
 from ._model import VOID, WON
 
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "KIND_CREDIT", "KIND_PAYOUT",
@@ -279,7 +279,7 @@ def _migrate_v1(conn):
         conn.execute(f"""INSERT INTO bet_rows(id, user, col, lo, stake, mult, outcome, mm_off,
                 ts_off, placed_off, settled_off, pay_adj, nonce, sig)
             SELECT id, user, col, lo, stake, mult, outcome, mult - min_mult, col - ts,
-                   placed - ts, settled - col,
+                   placed - ts, coalesce(settled - col, {NO_SETTLED}),
                    payout - (CASE outcome WHEN {WON} THEN stake * mult / 100
                                           WHEN {VOID} THEN stake ELSE 0 END), nonce, sig
             FROM bets_v1""")

@@ -12,8 +12,9 @@ one fsync; under heavy load batches grow. Messages:
   ``("ticks", [(ts, price), ...])``, ``("session", row)`` (ask),
   ``("sql", sql, params)`` (ask; maintenance deletes),
   ``("archive", [(sql, params), ...])`` (ask; the archiver's chunked deletes
-  and ``incremental_vacuum`` steps: one small transaction of their own, so a
-  failing archive statement can never cost a tap).
+  and ``incremental_vacuum`` steps). They ride in the batch's transaction
+  (``deletes``): a chunk costs the taps beside it a millisecond or two of
+  SQLite work, where a transaction of its own would cost them an fsync.
 
 If a commit fails, the stakes reserved in memory are released and every
 tap gets a clear reject (``disk_low`` for a full disk, else ``overloaded``).
@@ -53,6 +54,7 @@ class Writer(Actor):
         settlements, settle_asks = [], []
         credits, credit_asks = [], []
         ticks, sessions, session_asks, singles = [], [], [], []
+        deletes, delete_asks = [], []
         for msg, reply in batch:
             kind = msg[0]
             if kind == "bets":
@@ -70,26 +72,30 @@ class Writer(Actor):
             elif kind == "session":
                 sessions.append(msg[1])
                 session_asks.append(reply)
-            elif kind in ("user", "sql", "archive"):
+            elif kind == "archive":
+                deletes.extend(msg[1])
+                delete_asks.append(reply)
+            elif kind in ("user", "sql"):
                 singles.append((msg, reply))
             elif reply is not None:
                 reply.fail(ValueError(f"writer: unknown message {kind!r}"))
         for msg, reply in singles:
             self._single(msg, reply)
-        if not (bets or settlements or credits or ticks or sessions):
+        if not (bets or settlements or credits or ticks or sessions or deletes):
             return
         if self.cfg.commit == "per-tap" and len(bets) > 1:
             self._per_tap(bets, bet_replies)
             bets, bet_replies = [], []
-            if not (settlements or credits or ticks or sessions):
+            if not (settlements or credits or ticks or sessions or deletes):
                 return
         stats = self.ctx.writer_stats
         t = time.perf_counter()
         try:
             ids, applied = run_blocking(self.store.write_batch, bets, settlements, credits,
-                                        ticks, sessions, (), self.ctx.now())
+                                        ticks, sessions, deletes, self.ctx.now())
         except Exception as exc:
-            self._failed(exc, bets, bet_replies, settle_asks, credit_asks, session_asks)
+            self._failed(exc, bets, bet_replies, settle_asks, credit_asks,
+                         session_asks + delete_asks)
             return
         stats.record(len(bets), time.perf_counter() - t)
         if self.ctx.status.holds("disk_full"):
@@ -102,7 +108,7 @@ class Writer(Actor):
         for user, reply in credit_asks:
             if reply is not None:
                 reply.set(ledger.balance(user))
-        for reply in session_asks:
+        for reply in session_asks + delete_asks:
             if reply is not None:
                 reply.set(True)
         if settlements:
@@ -174,8 +180,8 @@ class Writer(Actor):
                     self.ctx.ledger.add_user(uid, run_blocking(self.store.user_balance, uid))
                 result = uid
             else:
-                stmts = msg[1] if msg[0] == "archive" else [(msg[1], msg[2])]
-                run_blocking(self.store.write_batch, deletes=stmts, now=self.ctx.now())
+                _, sql, params = msg
+                run_blocking(self.store.write_batch, deletes=[(sql, params)], now=self.ctx.now())
                 result = True
         except Exception as exc:
             log.error("writer %s failed: %r", msg[0], exc)

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import bottle
 
 from actors import open_readonly
+from engine import AskTimeout
 from actors._receipt import history, next_cursor
 
 from ._conn import TokenBucket
@@ -73,6 +74,11 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
             except ApiError as e:
                 bottle.response.status = e.status
                 result = {"error": e.reason, "detail": e.detail}
+            except AskTimeout:
+                # The Writer is behind (sign-ins queue behind bets): shed, do not fail.
+                bottle.response.status = 503
+                bottle.response.set_header("Retry-After", "2")
+                result = {"error": "overloaded", "detail": "the server is busy; retry shortly"}
             except Exception:
                 log.exception("unhandled error in %s", bottle.request.path)
                 bottle.response.status = 500

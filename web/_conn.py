@@ -9,6 +9,8 @@ behind that even those pile up is disconnected (close 1008).
     conn = Connection(ws, user="guest-1", uid=1, session_key=key)
     conn.send(encode_text_frame(b'{"type":"pong"}'))
 """
+import socket
+import struct
 from collections import deque
 
 import gevent
@@ -18,6 +20,7 @@ __all__ = ["Connection", "TokenBucket"]
 
 MAX_BEHIND = 32          # droppable frames are skipped beyond this queue depth
 MAX_QUEUE = 20000        # beyond this the client is cut off
+SEND_BUFFER = 256 * 1024
 
 
 class TokenBucket:
@@ -49,7 +52,6 @@ class Connection:
         self.key_id = key_id
         self.bucket = bucket
         self.out = deque()
-        self.idle = True
         self.event = Event()
         self.closed = False
         self.closing = False          # graceful shutdown: no new taps
@@ -57,21 +59,46 @@ class Connection:
         self.strikes = 0
         self.dropped = 0
         self._sendall = ws.raw_write
-        self.writer = gevent.spawn(self._write_loop)
+        sock = getattr(getattr(ws, "handler", None), "socket", None)
+        # The OS socket under gevent's wrapper is non-blocking: a frame that
+        # fits in the kernel buffer is written at once, with no greenlet
+        # switch. Only what does not fit waits for the writer greenlet.
+        self._try_send = getattr(getattr(sock, "_sock", None), "send", None)
+        try:
+            # A fixed kernel buffer (no autotuning to megabytes): a client
+            # that stops reading shows up as "behind" after SEND_BUFFER
+            # bytes, and 10,000 stuck clients cannot pin gigabytes.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        except (OSError, AttributeError):
+            pass
+        self.writer = None            # spawned only when a client falls behind
 
     def send(self, frame, droppable=False):
         if self.closed:
             return
         out = self.out
+        if not out and self.writer is None and self._try_send is not None:
+            try:
+                n = self._try_send(frame)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError:
+                self.close(1006)
+                return
+            if n == len(frame):
+                return
+            frame = frame[n:]         # the rest, in order, before anything else
+            droppable = False
         if droppable and len(out) >= MAX_BEHIND:
             self.dropped += 1
             return
         if len(out) >= MAX_QUEUE:
-            self.close(1008)
+            self.close(1008, b"too far behind")
             return
         out.append(frame)
-        if self.idle:
-            self.idle = False
+        if self.writer is None:
+            self.writer = gevent.spawn(self._write_loop)
+        else:
             self.event.set()
 
     def _write_loop(self):
@@ -79,32 +106,49 @@ class Connection:
         while True:
             if not out:
                 if self.closed:
-                    return
-                self.idle = True
-                self.event.clear()
-                self.event.wait()
-                continue
+                    break
+                # Caught up: hand writing back to the direct path.
+                self.writer = None
+                return
             # Coalesce everything queued into one write.
             data = out.popleft() if len(out) == 1 else b"".join([out.popleft() for _ in range(len(out))])
             try:
                 self._sendall(data)
             except Exception:
-                self.closed = True
-                out.clear()
+                # A dead or timed-out peer: drop the connection for real, so
+                # the reader ends too and the socket does not linger.
+                self.writer = None
+                self.close(1006)
                 return
+        self.writer = None
 
     def flush(self, timeout=2.0):
         """Wait until the queue is written (graceful shutdown)."""
         with gevent.Timeout(timeout, False):
-            while self.out and not self.closed:
+            while (self.out or self.writer is not None) and not self.closed:
                 gevent.sleep(0.005)
 
     def close(self, code=1000, reason=b""):
+        """Send a close frame if it can go out now, then shut the socket.
+        Never blocks: a client that does not read cannot hold us here."""
         if self.closed:
             return
         self.closed = True
         self.event.set()
+        frame = struct.pack("!BBH", 0x88, 2 + len(reason[:123]), code) + reason[:123]
+        sent = False
+        if not self.out and self.writer is None and self._try_send is not None:
+            try:
+                sent = self._try_send(frame) == len(frame)
+            except OSError:
+                pass
+        self.out.clear()
+        ws = self.ws
+        ws.closed = True              # no second close frame from gevent-websocket
+        sock = getattr(getattr(ws, "handler", None), "socket", None)
         try:
-            self.ws.close(code, reason)
-        except Exception:
+            # After a delivered close frame, half-close so it is not lost to
+            # a reset; otherwise cut the connection both ways.
+            sock.shutdown(socket.SHUT_WR if sent else socket.SHUT_RDWR)
+        except (OSError, AttributeError):
             pass

@@ -12,9 +12,9 @@ import os
 import shutil
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 __all__ = ["Metrics"]
 
@@ -26,16 +26,16 @@ _COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
-        self.taps = Counter("tapgrid_taps", "Taps by outcome (ok or reject reason)",
-                            ["outcome"], registry=self.registry)
-        self.latency = Histogram("tapgrid_tap_latency_seconds",
-                                 "Tap receipt to ack sent (durable for ok)",
-                                 buckets=_LATENCY_BUCKETS, registry=self.registry)
+        # Taps are counted in plain ints and exported at scrape time: a
+        # prometheus-client Counter/Histogram costs a lock and several µs a
+        # call, on the hottest path of the server.
+        self.tap_counts = {}
+        self._lat_counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self._lat_sum = 0.0
         self.results = Counter("tapgrid_results", "Settled bets by outcome", ["outcome"],
                                registry=self.registry)
         self.frames_in = Counter("tapgrid_ws_frames_received", "WebSocket frames received",
                                  registry=self.registry)
-        self._tap_children = {}
         self._result_children = {}
         self._sources = None
         self._batches = [0] * (len(_BATCH_BUCKETS) + 1)
@@ -44,12 +44,16 @@ class Metrics:
         self._commit_sum = 0.0
 
     def tap(self, outcome, seconds=None):
-        child = self._tap_children.get(outcome)
-        if child is None:
-            child = self._tap_children[outcome] = self.taps.labels(outcome)
-        child.inc()
+        counts = self.tap_counts
+        counts[outcome] = counts.get(outcome, 0) + 1
         if seconds is not None:
-            self.latency.observe(seconds)
+            self._lat_sum += seconds
+            i = 0
+            for bound in _LATENCY_BUCKETS:
+                if seconds <= bound:
+                    break
+                i += 1
+            self._lat_counts[i] += 1
 
     def result(self, outcome):
         child = self._result_children.get(outcome)
@@ -108,6 +112,13 @@ class _ScrapeCollector:
         system, market, hub, db_path, _ = m._sources
         ctx = market.ctx
         m.drain_writer(ctx.writer_stats)
+        taps = CounterMetricFamily("tapgrid_taps", "Taps by outcome (ok or reject reason)",
+                                   labels=["outcome"])
+        for outcome, n in sorted(m.tap_counts.items()):
+            taps.add_metric([outcome], n)
+        yield taps
+        yield _histogram("tapgrid_tap_latency_seconds", "Tap receipt to ack sent (durable for ok)",
+                         _LATENCY_BUCKETS, m._lat_counts, m._lat_sum)
         yield _histogram("tapgrid_writer_batch_size", "Bets per group commit",
                          _BATCH_BUCKETS, m._batches, m._batch_sum)
         yield _histogram("tapgrid_writer_commit_seconds", "Group commit time (write + fsync)",

@@ -69,8 +69,11 @@ class Server:
         self.app = build_app(cfg, self.market, self.hub, self.gateway, self.sessions,
                              self.challenges, self.metrics)
         self.metrics.attach(self.system, self.market, self.hub, cfg.db, cfg.min_free_disk)
+        # A deep accept queue: a reconnect storm arrives faster than one
+        # loop accepts, and the default 128 makes the kernel drop SYNs.
         self.http = WSGIServer((cfg.host, cfg.port), self.app, handler_class=FastHandler,
-                               log=None, error_log=logging.getLogger("tapgrid.http"))
+                               log=None, error_log=logging.getLogger("tapgrid.http"),
+                               backlog=4096)
         self.http.admit = self.gateway.admit
         self.http.upgrade_done = self.gateway.upgrade_done
         self.http.frame_limit = cfg.frame_limit

@@ -132,6 +132,11 @@ class FastWebSocket(WebSocket):
             self.close(1002)
         except (WebSocketError, OSError):
             self.close()
+        except (TypeError, AttributeError):
+            # Closed by another greenlet (shutdown, a cut-off slow client)
+            # while this one was blocked reading: the stream is gone.
+            if not self.closed:
+                raise
         return None
 
     def close(self, code=1000, message=b""):

@@ -194,7 +194,15 @@ class TapgridClient:
                     self._open()
                     self.reconnects += 1
                     break
-                except (OSError, WSHandshakeError, TimeoutError, gevent.Timeout):
+                except WSHandshakeError as e:
+                    self.ws = None
+                    if e.status == 401:          # the session is gone: stop trying
+                        self._closing = True
+                        return
+                    if e.retry_after:            # the server said when: honour it
+                        gevent.sleep(e.retry_after * random.random())
+                    continue
+                except (OSError, TimeoutError, gevent.Timeout):
                     self.ws = None
                     continue
 

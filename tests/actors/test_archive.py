@@ -16,7 +16,8 @@ import gevent
 import pysqlite3.dbapi2 as sqlite3
 import pytest
 
-from actors._archive import (COMPRESSED, COPIED, DAY_MS, REMOVED, SHIPPED, archive_offline)
+from actors._archive import COMPRESSED, COPIED, DAY_MS, REMOVED, SHIPPED
+from actors._archive_run import archive_offline
 from actors._archive_files import archive_dir_of, open_file
 from actors._audit import audit
 from actors._config import Config
@@ -311,7 +312,7 @@ def test_migrates_a_schema_1_database(db_path):
 
 CHILD = """
 import sys
-from actors._archive import archive_offline
+from actors._archive_run import archive_offline
 from actors._config import Config
 print(archive_offline(Config(db=sys.argv[1]), now_ms=int(sys.argv[2])), flush=True)
 """
