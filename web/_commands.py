@@ -1,11 +1,18 @@
 """What each ``tapgrid`` subcommand does, given the loaded config."""
 import sys
+import time
 
 __all__ = ["run"]
 
 
 def run(command, cfg, args):
-    return globals()["cmd_" + command](cfg, args) or 0
+    try:
+        return globals()["cmd_" + command](cfg, args) or 0
+    except (LookupError, ValueError, OSError) as exc:
+        # An operator's mistake (unknown user, bad amount, missing file) is
+        # a message, not a traceback.
+        print(f"tapgrid {command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _backdoor_address(spec):
@@ -54,8 +61,16 @@ def cmd_credit(cfg, args):
 
 def cmd_history(cfg, args):
     from actors import history_offline
-    for bet in history_offline(cfg.db, args.user, args.limit):
-        print(bet)
+    bets = history_offline(cfg.db, args.user, args.limit)
+    print(f"{'bet':>8}  {'column (UTC)':19}  {'band $':>19}  {'stake':>8}  {'mult':>6}  "
+          f"{'outcome':7}  {'payout':>8}")
+    for b in bets:
+        col = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(b["col"] / 1000))
+        band = f"{b['lo'] / 100:,.2f}+"
+        print(f"{b['bet']:>8}  {col:19}  {band:>19}  {b['stake']:>8}  {b['mult'] / 100:>5.2f}x  "
+              f"{b['outcome']:7}  {b['payout']:>8}")
+    if not bets:
+        print("(no bets)")
 
 
 def cmd_archive(cfg, args):

@@ -65,6 +65,11 @@ class Connection:
         # switch. Only what does not fit waits for the writer greenlet.
         self._try_send = getattr(getattr(sock, "_sock", None), "send", None)
         try:
+            # Acks are small and latency is the product: no Nagle delay.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+        try:
             # A fixed kernel buffer (no autotuning to megabytes): a client
             # that stops reading shows up as "behind" after SEND_BUFFER
             # bytes, and 10,000 stuck clients cannot pin gigabytes.

@@ -26,8 +26,17 @@ def _add_config_flags(p, with_server=True):
                        help="serve a live Python console on a loopback port")
         p.add_argument("--commit", choices=["group", "per-tap"])
         p.add_argument("--commit-delay-ms", type=float)
-        p.add_argument("--archive-cmd")
-        p.add_argument("--min-free-disk")
+        p.add_argument("--min-free-disk", help="suspend betting below this: 2G, 500M or 5%%")
+        _add_archive_flags(p)
+
+
+def _add_archive_flags(p):
+    p.add_argument("--archive-cmd", help="ship each finished archive file: a command, with {file} "
+                                         "or the path appended (e.g. 'aws s3 cp {file} s3://b/')")
+    p.add_argument("--archive-dir", help="where archive files go (default: <db dir>/archive)")
+    p.add_argument("--hot-days", type=int, help="days of settled bets kept in the hot DB (7)")
+    p.add_argument("--archive-delete-shipped", dest="archive_delete_shipped", action="store_true",
+                   default=None, help="delete a local archive file once --archive-cmd succeeded")
 
 
 def build_parser():
@@ -39,6 +48,7 @@ def build_parser():
     _add_config_flags(p, with_server=False)
     p = sub.add_parser("archive", help="move old settled bets to archive files")
     _add_config_flags(p, with_server=False)
+    _add_archive_flags(p)
     p = sub.add_parser("credit", help="add play money to a user")
     p.add_argument("user")
     p.add_argument("amount", type=int)

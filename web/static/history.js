@@ -103,9 +103,11 @@ export class HistoryPanel {
     const stake = el("span", "h-stake", `${credits(bet.stake)} @ ${multLabel(bet.mult)}`);
     const badge = el("span", `h-outcome badge-${bet.outcome}`, OUTCOME_TEXT[bet.outcome] || String(bet.outcome));
     let result = "";
-    if (bet.outcome === "won") result = credits(bet.payout, { sign: true });
+    // Net for the player, so a win and a loss read on the same scale
+    // (a 10.00 stake paid 18.40 shows +8.40; the receipt has the gross payout).
+    if (bet.outcome === "won") result = credits(bet.payout - bet.stake, { sign: true });
     else if (bet.outcome === "lost") result = credits(-bet.stake);
-    else if (bet.outcome === "void") result = credits(bet.payout ?? bet.stake);
+    else if (bet.outcome === "void") result = `refunded ${credits(bet.payout ?? bet.stake)}`;
     const payout = el("span", "h-payout", result);
     summary.append(when, cell, stake, badge, payout);
     const receipt = el("div", "receipt");
