@@ -187,17 +187,17 @@ class Gateway:
                 ack = f.result()
             except Exception as exc:       # a crashed Column: the tap was not taken
                 log.error("tap failed inside the market: %r", exc)
-                conn.send(_reject_frame(p.nonce, "overloaded"))
+                conn.send_soon(_reject_frame(p.nonce, "overloaded"))
                 if metrics is not None:
                     metrics.tap("overloaded", time.perf_counter() - t0)
                 return
             if ack.reason is None:
-                conn.send(encode_text_frame(
+                conn.send_soon(encode_text_frame(
                     b'{"type":"ack","nonce":"%s","ok":true,"bet":%d,"mult":%d,"balance":%d}'
                     % (nonce, ack.bet, ack.mult, ack.balance)))
                 outcome = "ok"
             else:
-                conn.send(_reject_frame(p.nonce, ack.reason))
+                conn.send_soon(_reject_frame(p.nonce, ack.reason))
                 outcome = ack.reason
             if metrics is not None:
                 metrics.tap(outcome, time.perf_counter() - t0)

@@ -109,7 +109,7 @@ class Hub(Sinks):
             b'{"type":"result","bet":%d,"outcome":"%s","payout":%d,"balance":%d}'
             % (s.bet, OUTCOME_NAMES[s.outcome].encode(), s.payout, balance))
         for conn in list(conns):
-            conn.send(f)
+            conn.send_soon(f)
 
     # --- broadcasting ----------------------------------------------------------------------
 

@@ -265,7 +265,9 @@ def test_commands_archive_history_and_audit(db_path, capsys):
     assert main(["audit", "--db", db_path]) == 0
     assert "audit ok" in capsys.readouterr().out
     assert main(["history", "u2", "--db", db_path, "--limit", "3"]) == 0
-    assert capsys.readouterr().out.count("'bet': ") == 3
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:2] == ["bet", "column"] and len(lines) == 4   # a header and 3 bets
+    assert [int(line.split()[0]) for line in lines[1:]] == [b["bet"] for b in want[:3]]
 
 
 def test_migrates_a_schema_1_database(db_path):
