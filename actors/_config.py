@@ -78,6 +78,7 @@ class Config:
     tap_rate: float = 50.0              # taps/s per connection (token bucket)
     tap_burst: int = 100
     handshake_rate: float = 2000.0      # upgrades/s admitted
+    max_loop_lag_ms: float = 250.0      # refuse upgrades (503) while the loop runs this late
     fanout_hz: float = 10.0
     session_ttl_ms: int = 86_400_000
 

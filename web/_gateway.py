@@ -47,6 +47,7 @@ class Gateway:
         self.accepting = True
         self.shed = 0
         self.upgrading = 0        # admitted, not yet a registered connection
+        self.loop_lag_ms = 0.0    # how late the event loop runs (see watch_loop)
         self._keys = {}           # session key bytes -> public key object (verify is hot)
 
     # --- admission, before the upgrade ------------------------------------------------------
@@ -60,6 +61,11 @@ class Gateway:
         if len(self.hub.conns) + self.upgrading >= self.cfg.max_connections:
             self.shed += 1
             return self._refuse("503 Service Unavailable", b"too many connections", retry=2)
+        if self.loop_lag_ms > self.cfg.max_loop_lag_ms:
+            # The event loop is already late: players' taps come first, new
+            # connections wait (a reconnect storm must not starve acks).
+            self.shed += 1
+            return self._refuse("503 Service Unavailable", b"busy", retry=1)
         if not self.handshakes.take(time.monotonic()):
             self.shed += 1
             return self._refuse("503 Service Unavailable", b"handshake rate exceeded", retry=1)
@@ -204,6 +210,16 @@ class Gateway:
 
         fut.add_done_callback(acked)
         return None
+
+    def watch_loop(self, period=0.01):
+        """Measure how late a 10 ms timer fires: the event loop's lag, the
+        first sign of overload. Decays so one slow turn does not linger."""
+        import gevent
+        while True:
+            t = time.perf_counter()
+            gevent.sleep(period)
+            late = (time.perf_counter() - t - period) * 1000
+            self.loop_lag_ms = max(late, self.loop_lag_ms * 0.8)
 
     # --- shutdown -------------------------------------------------------------------------------
 

@@ -144,6 +144,12 @@ class _ScrapeCollector:
                                 value=system.dead_letters.count)
         yield GaugeMetricFamily("tapgrid_connections", "Open WebSocket connections",
                                 value=len(hub.conns))
+        gateway = getattr(hub, "gateway", None)
+        if gateway is not None:
+            yield GaugeMetricFamily("tapgrid_loop_lag_seconds", "How late the event loop runs",
+                                    value=gateway.loop_lag_ms / 1000)
+            yield GaugeMetricFamily("tapgrid_handshakes_shed", "Upgrades refused with 503",
+                                    value=gateway.shed)
         yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
                                 value=ctx.writer_stats.pending_taps)
         grid = ctx.grid

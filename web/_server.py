@@ -67,6 +67,7 @@ class Server:
         self.nonces = RedisNonceStore(cfg.redis) if cfg.redis else MemoryNonceStore(started_ms=now)
         self.challenges = ChallengeStore()
         self.gateway = Gateway(cfg, self.market, self.hub, self.sessions, self.nonces, self.metrics)
+        self.hub.gateway = self.gateway
         self.app = build_app(cfg, self.market, self.hub, self.gateway, self.sessions,
                              self.challenges, self.metrics)
         self.metrics.attach(self.system, self.market, self.hub, cfg.db, cfg.min_free_disk)
@@ -94,6 +95,7 @@ class Server:
             self.backdoor = start_backdoor((host or "127.0.0.1", int(port)), {
                 "system": self.system, "market": self.market, "server": self, "cfg": self.cfg})
         self._summary = gevent.spawn(self._summarise)
+        self._lag = gevent.spawn(self.gateway.watch_loop)
         log.info("serving on http://%s:%d (db=%s, feed=%s, demo=%s, nonces=%s)",
                  self.cfg.host, self.http.server_port, self.cfg.db, self.cfg.feed, self.cfg.demo,
                  "redis" if self.cfg.redis else "memory")
@@ -119,6 +121,7 @@ class Server:
         self.hub.stop()
         if self._summary is not None:
             self._summary.kill(block=False)
+            self._lag.kill(block=False)
         self.system.stop(timeout=timeout / 2)
         self.gateway.close_all(1001)
         if self.backdoor is not None:
