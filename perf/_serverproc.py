@@ -67,11 +67,8 @@ def free_port():
 
 
 class LoadServer:
-    def __init__(self, db, *args, env=None, port=None, log_path=None, backlog=None):
+    def __init__(self, db, *args, env=None, port=None, log_path=None):
         self.db = db
-        # An experiment knob until the server sets its own listen backlog:
-        # gevent's default is 128, which a reconnect storm overflows.
-        self.backlog = backlog
         self.args = list(args)
         self.env = dict(os.environ, PYTHONPATH=ROOT, **LOAD_ENV)
         self.env.update(env or {})
@@ -91,11 +88,8 @@ class LoadServer:
     def start(self, timeout=30):
         os.makedirs(os.path.dirname(os.path.abspath(self.db)), exist_ok=True)
         log = open(self.log_path, "ab")
-        launch = ["-m", "web.cli"] if not self.backlog else [
-            "-c", "import sys, gevent.server; gevent.server.StreamServer.backlog = %d; "
-                  "from web.cli import main; sys.exit(main())" % self.backlog]
         self.proc = subprocess.Popen(
-            [sys.executable, *launch, "serve", "--port", str(self.port), "--db", self.db,
+            [sys.executable, "-m", "web.cli", "serve", "--port", str(self.port), "--db", self.db,
              *self.args], cwd=ROOT, env=self.env, stdout=log, stderr=log,
             preexec_fn=lambda: raise_nofile(65536))
         log.close()

@@ -177,7 +177,6 @@ def main():
     ap.add_argument("--backoff-base", type=float, default=5.0)
     ap.add_argument("--storm-timeout", type=float, default=60.0)
     ap.add_argument("--server-arg", action="append", default=[])
-    ap.add_argument("--backlog", type=int, help="listen backlog for the server (gevent's default: 128)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the server: DIR/fanout.txt, DIR/storm.txt")
     a = ap.parse_args()
     raise_nofile(65536)
@@ -185,11 +184,11 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tapgrid-storm-")
     bd_port = free_port()
     server = LoadServer(os.path.join(tmp, "tapgrid.db"), "--seed", "1",
-                        "--backdoor", f"127.0.0.1:{bd_port}", *a.server_arg, backlog=a.backlog)
+                        "--backdoor", f"127.0.0.1:{bd_port}", *a.server_arg)
     server.start()
     backdoor = Backdoor(bd_port)
     out = {"bench": "storm", "clients": a.clients, "procs": a.procs, "drop": a.drop,
-           "backlog": a.backlog or 128}
+           "backlog": 4096}     # the server's own listen backlog (web/_server.py)
     workers, steady = [], None
     try:
         steady = Worker("steady", "--url", server.url, "--rate", str(a.steady_rate))

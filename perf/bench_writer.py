@@ -34,7 +34,9 @@ from actors._model import LOST, WON, Bet, Settlement, payout_for  # noqa: E402
 from actors._store import Store  # noqa: E402
 
 USERS = 1000
-COL0 = 1_700_000_000_000          # a multiple of 5,000 ms
+# Columns of the last few hours (a multiple of 5,000 ms), so settlement
+# times are realistic offsets from them.
+COL0 = (int(time.time() * 1000) - 6 * 3600_000) // 5000 * 5000
 PRICE = 9_500_000                 # $95,000.00 in cents
 _NONCE_ALPHABET = string.ascii_letters + string.digits + "_-"
 
@@ -101,7 +103,8 @@ def run_group(dirpath, bets, batch, do_audit):
               for s in settle]
     ts = time.perf_counter()
     for i in range(0, len(settle), batch):
-        store.write_batch(settlements=settle[i:i + batch])
+        # settled when the batch's last column ends, as the Resolver does
+        store.write_batch(settlements=settle[i:i + batch], now=settle[i:i + batch][-1].col + 5000)
     settle_dt = time.perf_counter() - ts
     # The archiver reclaims freed pages in small steps; here in one go.
     store.conn.execute("PRAGMA incremental_vacuum").fetchall()   # one page per step
