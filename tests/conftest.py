@@ -38,6 +38,27 @@ def system():
 
 
 @pytest.fixture
+def local_ws_server():
+    """local_ws_server(app, scheme="ws", pre_start_hook=None, **server_kw) ->
+    "ws://127.0.0.1:PORT": a gevent-websocket server running `app` (a test
+    peer, e.g. one that plays an exchange); stopped at teardown."""
+    from gevent.pywsgi import WSGIServer
+    from geventwebsocket.handler import WebSocketHandler
+    servers = []
+
+    def start(app, scheme="ws", pre_start_hook=None, **kw):
+        server = WSGIServer(("127.0.0.1", 0), app, log=None, handler_class=WebSocketHandler, **kw)
+        server.pre_start_hook = pre_start_hook
+        server.start()
+        servers.append(server)
+        return f"{scheme}://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.stop(timeout=1)
+
+
+@pytest.fixture
 def db_path(tmp_path):
     return str(tmp_path / "tapgrid.db")
 

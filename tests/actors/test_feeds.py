@@ -9,11 +9,9 @@ import time
 from statistics import pstdev
 
 import gevent
-import gevent.pywsgi
 import pytest
 from gevent import socket
 from gevent.queue import Queue
-from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import WebSocket
 
 from actors import _feeds
@@ -26,20 +24,9 @@ FAST = dict(backoff_base=0.01, backoff_cap=0.05, connect_timeout=5)
 
 
 @pytest.fixture
-def exchange():
+def exchange(local_ws_server):
     """exchange(app) -> ws:// URL of a local server playing the exchange."""
-    servers = []
-
-    def start(app):
-        server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), app, log=None,
-                                          handler_class=WebSocketHandler)
-        server.start()
-        servers.append(server)
-        return f"ws://127.0.0.1:{server.server_port}/"
-
-    yield start
-    for server in servers:
-        server.stop(timeout=1)
+    return lambda app: local_ws_server(app) + "/"
 
 
 def drop(ws):

@@ -10,12 +10,10 @@ import ssl as std_ssl
 import struct
 
 import gevent
-import gevent.pywsgi
 import gevent.server
 import pytest
 from gevent import socket, ssl
 from gevent.queue import Queue
-from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, WebSocket
 
 from actors import _wsclient
@@ -25,21 +23,9 @@ from tests.conftest import free_port, wait_until
 
 
 @pytest.fixture
-def serve():
-    """serve(app, **server_kw) -> "ws://127.0.0.1:PORT"; servers stop at teardown."""
-    servers = []
-
-    def start(app, scheme="ws", pre_start_hook=None, **kw):
-        server = gevent.pywsgi.WSGIServer(("127.0.0.1", 0), app, log=None,
-                                          handler_class=WebSocketHandler, **kw)
-        server.pre_start_hook = pre_start_hook
-        server.start()
-        servers.append(server)
-        return f"{scheme}://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.stop(timeout=1)
+def serve(local_ws_server):
+    """serve(app, **server_kw) -> "ws://127.0.0.1:PORT" (see conftest)."""
+    return local_ws_server
 
 
 def echo_app(environ, start_response):
