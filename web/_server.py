@@ -27,7 +27,7 @@ from ._hub import Hub
 from ._metrics import Metrics
 from ._nonces import MemoryNonceStore, RedisNonceStore
 from ._sessions import make_session_store
-from ._siwe import ChallengeStore
+from ._siwe import ChallengeStore, RedisChallengeStore
 from ._wsfast import FastHandler
 
 __all__ = ["serve", "Server", "setup_logging"]
@@ -65,7 +65,7 @@ class Server:
         self.sessions = make_session_store(cfg, self.market)
         now = int(time.time() * 1000)
         self.nonces = RedisNonceStore(cfg.redis) if cfg.redis else MemoryNonceStore(started_ms=now)
-        self.challenges = ChallengeStore()
+        self.challenges = RedisChallengeStore(cfg.redis) if cfg.redis else ChallengeStore()
         self.gateway = Gateway(cfg, self.market, self.hub, self.sessions, self.nonces, self.metrics)
         self.hub.gateway = self.gateway
         self.app = build_app(cfg, self.market, self.hub, self.gateway, self.sessions,

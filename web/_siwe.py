@@ -38,7 +38,8 @@ from Crypto.Hash import keccak
 from web._tapsig import TapError, b64url_decode, load_session_key
 
 __all__ = [
-    "SiweError", "SiweMessage", "SiweLogin", "ChallengeStore", "build_message",
+    "SiweError", "SiweMessage", "SiweLogin", "ChallengeStore", "RedisChallengeStore",
+    "build_message",
     "parse_message", "recover_address", "checksum_address", "verify_login",
     "SESSION_KEY_URN", "DEFAULT_STATEMENT",
 ]
@@ -329,3 +330,28 @@ class ChallengeStore:
 
     def __len__(self):
         return len(self._issued)
+
+
+class RedisChallengeStore:
+    """The same contract as ``ChallengeStore``, in Redis (``--redis``), so a
+    challenge issued by one process (or before a restart) can be redeemed
+    by another, still exactly once: ``DEL`` answers 1 to one caller only."""
+
+    def __init__(self, url, ttl_ms=300_000, prefix="tapgrid:c:", client=None):
+        import redis
+        self.ttl_ms = ttl_ms
+        self.prefix = prefix
+        self._redis = client or redis.Redis.from_url(url)
+
+    def issue(self) -> str:
+        nonce = secrets.token_hex(16)
+        self._redis.set(self.prefix + nonce, 1, px=self.ttl_ms)
+        return nonce
+
+    def consume(self, nonce: str) -> bool:
+        if not isinstance(nonce, str) or not nonce.isalnum() or len(nonce) > 64:
+            return False
+        return self._redis.delete(self.prefix + nonce) == 1
+
+    def close(self):
+        self._redis.close()

@@ -264,3 +264,22 @@ def test_a_session_survives_a_restart(server_factory):
         ws.close()
     # and a made-up token is still refused
     assert call(s.url, "GET", "/api/me", token=token[:-2] + "zz")[0] == 401
+
+
+def test_with_redis_a_challenge_from_one_process_is_redeemed_once_by_another(server_factory,
+                                                                             redis_url):
+    a = server_factory("--redis", redis_url)
+    b = server_factory("--redis", redis_url)
+    status, challenge = call(a.url, "POST", "/api/auth/challenge")
+    assert status == 200
+    host_b = f"127.0.0.1:{b.port}"
+    at_b = dict(challenge, domain=host_b, uri=f"http://{host_b}")
+    account = Account.create()
+    _, message, sig = siwe(b.url, account, SessionSigner.generate(), challenge=at_b)
+    status, body = call(b.url, "POST", "/api/auth/login", {"message": message, "signature": sig})
+    assert status == 200 and body["user"] == account.address
+    # the same challenge nonce cannot be spent again, at either process
+    at_a = dict(challenge, domain=f"127.0.0.1:{a.port}", uri=a.url)
+    _, message2, sig2 = siwe(a.url, account, SessionSigner.generate(), challenge=at_a)
+    assert login_error(a.url, message2, sig2) == "replay"
+    assert login_error(b.url, message, sig) == "replay"
