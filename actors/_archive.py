@@ -37,7 +37,7 @@ import os
 import shlex
 
 from ._archive_files import (COMPRESSED, COPIED, DELETED, INSERT_LOGICAL, LOGICAL_COLUMNS,
-                             REMOVED, SHIPPED, STATE_NAMES, Checksum, archive_dir_of,
+                             REMOVED, SHIPPED, STATE_NAMES, Checksum,
                              compress_steps, create_file, fsync_dir, fsync_path, to_stored)
 from ._betrows import nonce_text
 from ._model import VOID, WON
