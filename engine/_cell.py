@@ -26,6 +26,21 @@ from ._timers import Timers
 log = logging.getLogger("engine")
 
 _STOP = object()
+
+
+class _Ask:
+    """An ask in the mailbox; a tell is queued as the bare message, so the
+    hot path allocates nothing per tell."""
+    __slots__ = ("msg", "fut")
+
+    def __init__(self, msg, fut):
+        self.msg = msg
+        self.fut = fut
+
+
+def _pair(item):
+    """(message, reply) as ``receive_batch`` and dead letters see it."""
+    return (item.msg, item.fut) if type(item) is _Ask else (item, None)
 _ALIVE = ("starting", "running", "restarting")
 
 
@@ -74,7 +89,7 @@ class Cell:
         mb = self.mailbox
         n = len(mb)
         if self.accepting and n < self.capacity:
-            mb.append((msg, None))
+            mb.append(msg)
             if n >= self.peak:
                 self.peak = n + 1
             if self.idle:
@@ -88,7 +103,7 @@ class Cell:
             self.system._dead_letter(self.ref, msg, "stopped")
             return
         self._overflow(msg)
-        self.mailbox.append((msg, None))
+        self.mailbox.append(msg)
         self.peak = max(self.peak, len(self.mailbox))
         if self.idle:
             self.idle = False
@@ -103,7 +118,7 @@ class Cell:
         mb = self.mailbox
         if len(mb) >= self.capacity:
             self._overflow(msg)
-        mb.append((msg, fut))
+        mb.append(_Ask(msg, fut))
         if len(mb) > self.peak:
             self.peak = len(mb)
         if self.idle:
@@ -180,19 +195,21 @@ class Cell:
             n = 0
             throughput = self.instance.throughput
             while mb:
-                msg, fut = popleft()
-                if msg is _STOP:
+                item = popleft()
+                if item is _STOP:
                     self.stats.processed += n
                     return
+                fut = None
                 try:
-                    if fut is None:
-                        receive(msg)
-                    else:
+                    if type(item) is _Ask:
+                        fut = item.fut
                         self.current_reply = fut
-                        result = receive(msg)
+                        result = receive(item.msg)
                         if self.current_reply is fut:
                             self.current_reply = None
                             fut.set(result)
+                    else:
+                        receive(item)
                 except Exception as exc:
                     self.current_reply = None
                     if fut is not None:
@@ -216,12 +233,12 @@ class Cell:
         limit = self.instance.max_batch
         batch = []
         while mb and len(batch) < limit:
-            if mb[0][0] is _STOP:
+            if mb[0] is _STOP:
                 if not batch:
                     mb.popleft()
                     return False
                 break
-            batch.append(mb.popleft())
+            batch.append(_pair(mb.popleft()))
         if self.waiting_senders:
             self.space.set()
         try:
@@ -327,13 +344,13 @@ class Cell:
     def request_stop(self, drain=True):
         if not self.accepting:
             if not drain and self.state in _ALIVE:
-                self.mailbox.appendleft((_STOP, None))
+                self.mailbox.appendleft(_STOP)
             return
         self.accepting = False
         if drain:
-            self.mailbox.append((_STOP, None))
+            self.mailbox.append(_STOP)
         else:
-            self.mailbox.appendleft((_STOP, None))
+            self.mailbox.appendleft(_STOP)
         if self.idle:
             self.idle = False
             self.hub.loop.run_callback(self.switch)
@@ -362,9 +379,10 @@ class Cell:
             self.parent.children.remove(self)
         mb = self.mailbox
         while mb:
-            msg, fut = mb.popleft()
-            if msg is _STOP:
+            item = mb.popleft()
+            if item is _STOP:
                 continue
+            msg, fut = _pair(item)
             self.system._dead_letter(self.ref, msg, "stopped")
             if fut is not None:
                 fut.fail(ActorDeadError(f"{self.path} stopped before answering"))
