@@ -1,7 +1,6 @@
 """Shared fixtures, defined once: a running actor system, a temp database
 path, a real redis-server on a free loopback port, and a small helper to wait
 on a condition instead of sleeping a fixed time."""
-import os
 import shutil
 import socket
 import subprocess
@@ -105,74 +104,16 @@ def redis_url(redis_server):
     return redis_server
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from perf._serverproc import ROOT  # noqa: E402,F401  (tests import it from here)
+from perf._serverproc import ServerProcess as _ServerProcess  # noqa: E402
 
 
-class ServerProcess:
-    """`tapgrid serve` in a child process on a free loopback port."""
-
-    def __init__(self, db, *args, env=None):
-        self.db = db
-        self.args = list(args)
-        # Every test client signs in from 127.0.0.1: lift the per-address
-        # sign-in limit unless a test sets it (test_limits checks it).
-        self.env = dict(os.environ, PYTHONPATH=ROOT, TAPGRID_AUTH_RATE="100000",
-                        TAPGRID_AUTH_BURST="100000")
-        self.env.update(env or {})
-        self.proc = None
-        self.port = None
-        self.log_path = db + ".log"
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, wait_open=True, timeout=20):
-        import sys
-        import urllib.request
-        self.port = free_port()
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "web.cli", "serve", "--port", str(self.port), "--db", self.db,
-             *self.args], cwd=ROOT, env=self.env, stdout=self._log, stderr=self._log)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.log()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200 or not wait_open:
-                        return self
-            except OSError as e:
-                if not wait_open and getattr(e, "code", None) == 503:
-                    return self
-            if time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError("server did not become healthy: " + self.log()[-2000:])
-            time.sleep(0.05)
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout=15):
-        """SIGTERM: the graceful shutdown path."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode if self.proc else None
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+class ServerProcess(_ServerProcess):
+    """`tapgrid serve` in a child process on a free loopback port (the
+    launcher is shared with the benchmarks: perf/_serverproc.py)."""
+    # Every test client signs in from 127.0.0.1: lift the per-address
+    # sign-in limit unless a test sets it (test_limits checks it).
+    base_env = {"TAPGRID_AUTH_RATE": "100000", "TAPGRID_AUTH_BURST": "100000"}
 
 
 @pytest.fixture
