@@ -42,7 +42,7 @@ see ``pack_nonce``): read it through ``nonce_text``.
 import base64
 import binascii
 
-from ._model import VOID, WON
+from ._model import VOID, WON, payout_for
 
 __all__ = ["BET_ROWS", "BETS_VIEW", "LOGICAL_COLUMNS", "NO_SETTLED", "derived_payout",
            "pack_nonce", "nonce_text"]
@@ -111,7 +111,7 @@ END;
 def derived_payout(outcome, stake, mult):
     """What a settled bet pays, as the view derives it."""
     if outcome == WON:
-        return stake * mult // 100
+        return payout_for(stake, mult)
     if outcome == VOID:
         return stake
     return 0

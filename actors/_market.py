@@ -17,22 +17,24 @@ from ._feeds import Tick
 from ._odds import Volatility, column_multipliers
 from ._status import Grid
 
-__all__ = ["Market", "price_grid"]
+__all__ = ["Market", "price_grid", "open_columns"]
 
 log = logging.getLogger("tapgrid.market")
 
 
-def price_grid(cfg, price, price_ts, sigma, now, version):
-    """Multipliers of every open column (pure; CPU-bound: run it off the loop)."""
+def open_columns(cfg, now):
+    """The t0 of every column open for taps at ``now``: aligned to
+    ``column_ms``, after the lock (``now < t0 - lock_ms``), within the horizon."""
     col_ms = cfg.column_ms
     first = (now + cfg.lock_ms) // col_ms * col_ms + col_ms
-    columns = {}
-    t0 = first
-    while t0 <= now + cfg.horizon_ms:
-        if now < t0 - cfg.lock_ms:
-            columns[t0] = column_multipliers(price, now, t0, col_ms, cfg.band_cents,
-                                             cfg.max_bands, sigma, cfg.edge_bp)
-        t0 += col_ms
+    return range(first, now + cfg.horizon_ms + 1, col_ms)
+
+
+def price_grid(cfg, price, price_ts, sigma, now, version):
+    """Multipliers of every open column (pure; CPU-bound: run it off the loop)."""
+    columns = {t0: column_multipliers(price, now, t0, cfg.column_ms, cfg.band_cents,
+                                      cfg.max_bands, sigma, cfg.edge_bp)
+               for t0 in open_columns(cfg, now)}
     return Grid(version, price, price_ts, sigma, columns, now)
 
 
@@ -95,13 +97,7 @@ class Market(Actor):
         ctx = self.ctx
         cfg = ctx.cfg
         now = ctx.now()
-        col_ms = cfg.column_ms
-        wanted = set()
-        t0 = (now + cfg.lock_ms) // col_ms * col_ms + col_ms
-        while t0 <= now + cfg.horizon_ms:
-            if now < t0 - cfg.lock_ms:
-                wanted.add(t0)
-            t0 += col_ms
+        wanted = set(open_columns(cfg, now))
         for t0 in sorted(wanted - set(ctx.columns)):
             ctx.columns[t0] = self.spawn(Column, ctx, t0, name=f"column-{t0}")
             self.dirty = True

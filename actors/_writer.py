@@ -24,7 +24,7 @@ import time
 
 from engine import Actor, run_blocking
 
-from ._model import Ack
+from ._model import Ack, payout_for
 from ._store import Store, is_disk_full
 
 __all__ = ["Writer"]
@@ -126,7 +126,7 @@ class Writer(Actor):
         done = []
         for s, ok in zip(settlements, applied):
             if ok:
-                ledger.settle(s.user, s.payout, (s.col, s.lo), s.stake * s.mult // 100)
+                ledger.settle(s.user, s.payout, (s.col, s.lo), payout_for(s.stake, s.mult))
             done.append((s, ledger.balance(s.user)) if ok else None)
         self.ctx.writer_stats.settlements += sum(1 for ok in applied if ok)
         for start, n, reply in settle_asks:
@@ -158,7 +158,7 @@ class Writer(Actor):
         ledger = self.ctx.ledger
         stats.pending_taps -= len(bets)
         for bet, reply in zip(bets, bet_replies):
-            ledger.release(bet.user, bet.stake, (bet.col, bet.lo), bet.stake * bet.mult // 100)
+            ledger.release(bet.user, bet.stake, (bet.col, bet.lo), payout_for(bet.stake, bet.mult))
             if reply is not None:
                 reply.set(Ack(reason))
         for _, _, reply in settle_asks:

@@ -48,12 +48,7 @@ class Metrics:
         counts[outcome] = counts.get(outcome, 0) + 1
         if seconds is not None:
             self._lat_sum += seconds
-            i = 0
-            for bound in _LATENCY_BUCKETS:
-                if seconds <= bound:
-                    break
-                i += 1
-            self._lat_counts[i] += 1
+            self._lat_counts[_bucket(_LATENCY_BUCKETS, seconds)] += 1
 
     def result(self, outcome):
         child = self._result_children.get(outcome)

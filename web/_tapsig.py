@@ -31,6 +31,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature, encode_dss_signature)
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+# The canonical payload and base64url are the market's (a stored bet is
+# turned back into its signed bytes there); one definition for both sides.
+from actors._receipt import b64url as b64url_encode
+from actors._receipt import encode_tap_payload
+
 __all__ = [
     "TapError", "TapPayload", "SessionSigner", "b64url_encode", "b64url_decode",
     "encode_tap_payload", "parse_tap_payload", "load_session_key", "verify_tap",
@@ -66,10 +71,6 @@ class TapPayload(NamedTuple):
     nonce: str
 
 
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def b64url_decode(text: str) -> bytes:
     """Decode unpadded base64url; anything but the one canonical spelling of
     some bytes raises ``TapError("bad_request")``."""
@@ -84,12 +85,6 @@ def b64url_decode(text: str) -> bytes:
     if b64url_encode(raw) != text:
         raise TapError("bad_request", "non-canonical base64url")
     return raw
-
-
-def encode_tap_payload(col, lo, stake, min_mult, ts, nonce) -> str:
-    """The canonical payload text, byte for byte what the browser signs."""
-    return (f'{{"col":{col},"lo":{lo},"stake":{stake},"min_mult":{min_mult},'
-            f'"ts":{ts},"nonce":"{nonce}"}}')
 
 
 def _check_int(value):
