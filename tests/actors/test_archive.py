@@ -457,7 +457,17 @@ def test_server_archiver_deletes_through_the_writer_while_taps_flow(tmp_path):
         assert market.history(market.create_user("u4", 0), 500)[-1]["bet"] >= want[-1]["bet"]
     finally:
         system.stop()
-    assert full_history(db, "u4") == want
+    # make_db leaves the last hour's bets open; when the test runs within an hour
+    # after midnight UTC some of them belong to windows already past, and the live
+    # Resolver rightly voids them (no price record for those windows). Every other
+    # bet must come back from hot DB and archive exactly as it was.
+    got = full_history(db, "u4")
+    assert [b["bet"] for b in got] == [b["bet"] for b in want]
+    for old, new in zip(want, got):
+        if old["outcome"] == "open" and new["outcome"] == "void":
+            assert new["payout"] == old["stake"]
+            new = dict(new, outcome="open", payout=0)
+        assert new == old
     assert audit(db) == []
     acked = {a.bet for a in oks if a.reason is None}
     assert acked <= hot_ids(db)
