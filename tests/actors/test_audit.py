@@ -6,9 +6,9 @@ import os
 import pysqlite3.dbapi2 as sqlite3
 import pytest
 
-from actors._audit import audit
+from actors.store._audit import audit
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for
-from actors._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store
+from actors.store._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store
 
 COL = 1_700_000_005_000
 

@@ -22,12 +22,12 @@ import time
 import pysqlite3.dbapi2 as sqlite3
 import pytest
 
-from actors._audit import audit
+from actors.store._audit import audit
 from actors._config import Config
 from actors._context import Sinks
-from actors._feeds import SimFeed
+from actors.feeds._local import SimFeed
 from actors._runtime import start_market
-from actors._store import open_readonly
+from actors.store._store import open_readonly
 from engine import ActorSystem
 from tests.conftest import wait_until
 

@@ -14,8 +14,8 @@ from gevent import socket
 from gevent.queue import Queue
 from geventwebsocket.websocket import WebSocket
 
-from actors import _feeds
-from actors._feeds import (SAMPLE_TICKS, BinanceFeed, CoinbaseFeed, ReplayFeed,
+from actors.feeds import _local as _feeds
+from actors.feeds._local import (SAMPLE_TICKS, BinanceFeed, CoinbaseFeed, ReplayFeed,
                            SimFeed, Tick, iso_to_ms, load_ticks, make_feed,
                            parse_price_cents, ticks_of)
 from tests.conftest import free_port, wait_until

@@ -4,14 +4,14 @@ bytes unchanged."""
 import pysqlite3.dbapi2 as sqlite3
 import pytest
 
-from actors._audit import audit
+from actors.store._audit import audit
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for
-from actors._offline import credit_offline, history_offline
-from actors._receipt import MAX_HISTORY_LIMIT, b64url, encode_tap_payload, next_cursor
-from actors._store import KIND_CREDIT, Store
-from web._tapsig import SessionSigner, b64url_decode, load_session_key, parse_tap_payload
-from web._tapsig import encode_tap_payload as web_encode
-from web._tapsig import verify_tap
+from actors.store._offline import credit_offline, history_offline
+from actors.store._receipt import MAX_HISTORY_LIMIT, b64url, encode_tap_payload, next_cursor
+from actors.store._store import KIND_CREDIT, Store
+from actors.wire._tapsig import SessionSigner, b64url_decode, load_session_key, parse_tap_payload
+from actors.wire._tapsig import encode_tap_payload as web_encode
+from actors.wire._tapsig import verify_tap
 
 COL = 1_700_000_005_000
 

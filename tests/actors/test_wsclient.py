@@ -16,8 +16,8 @@ from gevent import socket, ssl
 from gevent.queue import Queue
 from geventwebsocket.websocket import Header, WebSocket
 
-from actors import _wsclient
-from actors._wsclient import (WSClient, WSClosedError, WSHandshakeError,
+from actors.feeds import _wsclient
+from actors.feeds._wsclient import (WSClient, WSClosedError, WSHandshakeError,
                               WSProtocolError, _mask_int, mask_payload)
 from tests.conftest import free_port, wait_until
 

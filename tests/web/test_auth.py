@@ -11,10 +11,10 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from actors._wsclient import WSClient, WSHandshakeError
+from actors.feeds._wsclient import WSClient, WSHandshakeError
 from tests.conftest import ServerProcess
-from web._siwe import build_message
-from web._tapsig import SessionSigner
+from web.auth._siwe import build_message
+from actors.wire._tapsig import SessionSigner
 from web.client import TapgridClient
 
 

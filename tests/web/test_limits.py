@@ -13,7 +13,7 @@ import pytest
 from gevent import socket as gsocket
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors._wsclient import WSClient, WSHandshakeError
+from actors.feeds._wsclient import WSClient, WSHandshakeError
 from tests.conftest import ServerProcess, wait_until
 from web.client import TapgridClient, Wallet
 

@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from tests.conftest import free_port, wait_until
-from web._nonces import MemoryNonceStore, RedisNonceStore
-from web._redis_sessions import RedisSessionStore, Session
+from web.auth._nonces import MemoryNonceStore, RedisNonceStore
+from web.auth._redis_sessions import RedisSessionStore, Session
 
 NOW = 1_700_000_000_000
 KEY_A = b"\x04" + b"\xaa" * 64

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from actors._wsclient import WSClient
+from actors.feeds._wsclient import WSClient
 from tests.conftest import ServerProcess, wait_until
-from web._tapsig import SessionSigner, encode_tap_payload
+from actors.wire._tapsig import SessionSigner, encode_tap_payload
 from web.client import TapgridClient
 
 FAR = 10001          # above any multiplier the server offers (capped at 100x)

@@ -11,9 +11,9 @@ import gevent
 import pytest
 import redis
 
-from actors._wsclient import WSClient
+from actors.feeds._wsclient import WSClient
 from tests.conftest import wait_until
-from web._tapsig import b64url_encode
+from actors.wire._tapsig import b64url_encode
 from web.client import TapgridClient
 
 SENDS = 1000

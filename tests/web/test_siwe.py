@@ -5,10 +5,10 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from web._siwe import (
+from web.auth._siwe import (
     ChallengeStore, SiweError, build_message, checksum_address, parse_message,
     recover_address, verify_login)
-from web._tapsig import SessionSigner, b64url_decode
+from actors.wire._tapsig import SessionSigner, b64url_decode
 
 DOMAIN = "tapgrid.example:8080"
 URI = "https://tapgrid.example:8080"

@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from web._tapsig import (
+from actors.wire._tapsig import (
     SessionSigner, TapError, TapPayload, b64url_decode, b64url_encode,
     encode_tap_payload, load_session_key, parse_tap_payload, verify_tap)
 

@@ -16,7 +16,7 @@ untouched):
   before any WebSocket exists.
 
     from gevent.pywsgi import WSGIServer
-    from web._wsfast import FastHandler
+    from web.gateway._wsfast import FastHandler
     WSGIServer(("127.0.0.1", 8080), app, handler_class=FastHandler).serve_forever()
 """
 import struct

@@ -42,7 +42,7 @@ see ``pack_nonce``): read it through ``nonce_text``.
 import base64
 import binascii
 
-from ._model import VOID, WON, payout_for
+from .._model import VOID, WON, payout_for
 
 __all__ = ["BET_ROWS", "BETS_VIEW", "LOGICAL_COLUMNS", "NO_SETTLED", "derived_payout",
            "pack_nonce", "nonce_text"]

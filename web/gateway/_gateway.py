@@ -17,7 +17,7 @@ from actors import Tap
 
 from ._conn import Connection, TokenBucket
 from ._hub import frame
-from ._tapsig import TapError, b64url_decode, load_session_key, parse_tap_payload, verify_tap
+from actors.wire import TapError, b64url_decode, load_session_key, parse_tap_payload, verify_tap
 from ._wsfast import encode_text_frame
 
 __all__ = ["Gateway"]

@@ -28,9 +28,9 @@ from gevent.threadpool import ThreadPool
 
 from engine import Actor
 
-from ._archive import archive_steps, new_report
-from ._archive_files import archive_dir_of
-from ._store import Store
+from ._job import archive_steps, new_report
+from ._files import archive_dir_of
+from ..store import Store
 
 __all__ = ["Archiver", "archive_offline"]
 

@@ -28,7 +28,7 @@ Everything in the hot DB is read in one snapshot, so a running Writer
 cannot cause a false alarm (archive files never change once recorded).
 
     >>> import tempfile, os
-    >>> from actors._store import Store
+    >>> from actors.store import Store
     >>> path = os.path.join(tempfile.mkdtemp(), "t.db")
     >>> store = Store(path); _ = store.ensure_user("alice", credit=1000); store.close()
     >>> audit(path)
@@ -36,10 +36,10 @@ cannot cause a false alarm (archive files never change once recorded).
 """
 import pysqlite3.dbapi2 as sqlite3
 
-from ._archive_files import (COPIED, REMOVED, SHIPPED, STATE_NAMES, Checksum, archive_dir_of,
+from ..archive import (COPIED, REMOVED, SHIPPED, STATE_NAMES, Checksum, archive_dir_of,
                              local_path, open_file)
 from ._betrows import LOGICAL_COLUMNS
-from ._model import LOST, OPEN, VOID, WON
+from .._model import LOST, OPEN, VOID, WON
 from ._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, open_readonly
 
 __all__ = ["audit", "bet_sources", "CHECKS"]

@@ -13,17 +13,17 @@ from datetime import datetime, timezone
 import bottle
 
 from actors import open_readonly
+from actors.store import history, next_cursor
+from actors.wire import TapError, b64url_decode, load_session_key
 from engine import AskTimeout
-from actors._receipt import history, next_cursor
 
-from ._conn import TokenBucket
-from ._siwe import SiweError, verify_login
-from ._tapsig import TapError, b64url_decode, load_session_key
+from ..auth import SiweError, verify_login
+from ..gateway import TokenBucket
 
 __all__ = ["build_app"]
 
 log = logging.getLogger("tapgrid.web")
-STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+STATIC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 CHAIN_ID = 1
 
 

@@ -3,24 +3,26 @@ player's bet history read newest first.
 
 A bet row keeps only the integer fields, the nonce and the 64-byte
 signature; the signed text is rebuilt here in the one canonical spelling
-(SPEC section 9), so anyone holding the session key can verify a receipt.
-This is a copy of ``web._tapsig.encode_tap_payload`` on purpose: actors must
-not import web, and a test pins the two to the same bytes.
+(SPEC section 9) by ``actors.wire.encode_tap_payload``, the same function
+the gateway checks taps with, so anyone holding the session key can verify
+a receipt.
 
-    >>> encode_tap_payload(1700000005000, 6500000, 100, 235, 1700000001234, "n0nce-abc")
+    >>> r = receipt((7, 1700000005000, 6500000, 100, 235, 0, 0, 1700000001300,
+    ...              235, 1700000001234, "n0nce-abc", b"\\xff\\xfe"))
+    >>> r["payload"]
     '{"col":1700000005000,"lo":6500000,"stake":100,"min_mult":235,"ts":1700000001234,"nonce":"n0nce-abc"}'
-    >>> b64url(b"\\xff\\xfe")
-    '__4'
+    >>> r["sig"], r["outcome"], r["placed_at"]
+    ('__4', 'open', 1700000001300)
 """
-import base64
-
 import pysqlite3.dbapi2 as sqlite3
 
-from ._archive_files import archive_dir_of, open_file
+from ..archive import archive_dir_of, open_file
+from ..wire import b64url_encode as b64url
+from ..wire import encode_tap_payload
 from ._betrows import nonce_text
-from ._model import OUTCOME_NAMES
+from .._model import OUTCOME_NAMES
 
-__all__ = ["encode_tap_payload", "b64url", "history", "next_cursor", "receipt",
+__all__ = ["history", "next_cursor", "receipt",
            "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT"]
 
 MAX_HISTORY_LIMIT = 500
@@ -28,19 +30,6 @@ MAX_HISTORY_LIMIT = 500
 #: what a receipt needs from a bets table; an archive file's bets table has
 #: the same columns, so its query can reuse this list and ``receipt``.
 HISTORY_COLUMNS = "id, col, lo, stake, mult, outcome, payout, placed, min_mult, ts, nonce, sig"
-
-
-def encode_tap_payload(col, lo, stake, min_mult, ts, nonce) -> str:
-    """The canonical payload text: compact JSON, keys in exactly this order.
-    Integers need no formatting beyond ``str``; the nonce alphabet
-    ([A-Za-z0-9_-]) needs no escaping."""
-    return (f'{{"col":{col},"lo":{lo},"stake":{stake},"min_mult":{min_mult},'
-            f'"ts":{ts},"nonce":"{nonce}"}}')
-
-
-def b64url(data: bytes) -> str:
-    """base64url without padding, as every key and signature on the wire."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def receipt(row) -> dict:

@@ -7,7 +7,7 @@ The bet row is itself the ledger entry of its stake; the ``ledger`` table
 holds credits, payouts and refunds, each referencing its bet.
 
     >>> import tempfile, os
-    >>> from actors._store import Store
+    >>> from actors.store import Store
     >>> path = os.path.join(tempfile.mkdtemp(), "t.db")
     >>> store = Store(path)
     >>> uid = store.ensure_user("guest:abc", credit=1000, now=0)
@@ -21,7 +21,7 @@ import time
 import pysqlite3.dbapi2 as sqlite3
 
 from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED
-from ._model import VOID, WON
+from .._model import VOID, WON
 
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "KIND_CREDIT", "KIND_PAYOUT",
            "KIND_REFUND", "is_disk_full"]

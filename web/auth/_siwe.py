@@ -2,7 +2,7 @@
 and parse the message, recover the signer with coincurve + Keccak-256, and
 check a login that authorises a P-256 session key (SPEC sections 4 and 9).
 
->>> from web._tapsig import SessionSigner
+>>> from actors.wire import SessionSigner
 >>> msg = build_message(domain="localhost:8080", uri="http://localhost:8080",
 ...     address="0x" + "ab" * 20, chain_id=1, nonce="a1b2c3d4e5f6a7b8",
 ...     issued_at="2024-01-01T00:00:00Z", expiration_time="2024-01-01T01:00:00Z",
@@ -35,7 +35,7 @@ from typing import Callable, Optional
 import coincurve
 from Crypto.Hash import keccak
 
-from web._tapsig import TapError, b64url_decode, load_session_key
+from actors.wire import TapError, b64url_decode, load_session_key
 
 __all__ = [
     "SiweError", "SiweMessage", "SiweLogin", "ChallengeStore", "RedisChallengeStore",

@@ -31,11 +31,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature, encode_dss_signature)
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-# The canonical payload and base64url are the market's (a stored bet is
-# turned back into its signed bytes there); one definition for both sides.
-from actors._receipt import b64url as b64url_encode
-from actors._receipt import encode_tap_payload
-
 __all__ = [
     "TapError", "TapPayload", "SessionSigner", "b64url_encode", "b64url_decode",
     "encode_tap_payload", "parse_tap_payload", "load_session_key", "verify_tap",
@@ -69,6 +64,19 @@ class TapPayload(NamedTuple):
     min_mult: int
     ts: int
     nonce: str
+
+
+def encode_tap_payload(col, lo, stake, min_mult, ts, nonce) -> str:
+    """The canonical payload text: compact JSON, keys in exactly this order.
+    Integers need no formatting beyond ``str``; the nonce alphabet
+    ([A-Za-z0-9_-]) needs no escaping."""
+    return (f'{{"col":{col},"lo":{lo},"stake":{stake},"min_mult":{min_mult},'
+            f'"ts":{ts},"nonce":"{nonce}"}}')
+
+
+def b64url_encode(data: bytes) -> str:
+    """base64url without padding, as every key and signature on the wire."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: str) -> bytes:

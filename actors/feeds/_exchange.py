@@ -14,8 +14,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from time import monotonic
 
 
-from actors._wsclient import WSClient, WSError
-from ._feed_base import Feed, Tick
+from ._wsclient import WSClient, WSError
+from ._base import Feed, Tick
 
 __all__ = ["CoinbaseFeed", "BinanceFeed", "parse_price_cents", "iso_to_ms"]
 

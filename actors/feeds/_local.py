@@ -29,15 +29,15 @@ from time import monotonic
 import gevent
 from gevent.event import Event
 
-from ._exchange_feeds import BinanceFeed, CoinbaseFeed, iso_to_ms, parse_price_cents
-from ._feed_base import Feed, FeedStats, Tick
+from ._exchange import BinanceFeed, CoinbaseFeed, iso_to_ms, parse_price_cents
+from ._base import Feed, FeedStats, Tick
 
 __all__ = ["Tick", "Feed", "FeedStats", "SimFeed", "ReplayFeed", "CoinbaseFeed",
            "BinanceFeed", "make_feed", "load_ticks", "parse_price_cents",
            "iso_to_ms", "ticks_of", "SAMPLE_TICKS", "FEED_KINDS"]
 
 
-SAMPLE_TICKS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+SAMPLE_TICKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "data", "sample_ticks.csv")
 FEED_KINDS = ("sim", "replay", "coinbase", "binance")
 _MS_PER_YEAR = 365.25 * 24 * 3600 * 1000

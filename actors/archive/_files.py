@@ -33,7 +33,7 @@ import threading
 
 import pysqlite3.dbapi2 as sqlite3
 
-from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
+from ..store import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
                        nonce_text, pack_nonce)
 
 __all__ = ["archive_dir_of", "create_file", "INSERT_LOGICAL", "to_stored", "Checksum",

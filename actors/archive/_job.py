@@ -20,10 +20,10 @@ transaction and is retried by id, so nothing is lost or counted twice.
 
 The job is a generator of requests (``write`` statements for the Writer,
 ``pause``, ``run`` a shell command) so the same steps run inside the server
-and offline (``_archive_run``: the Archiver actor and ``archive_offline``).
+and offline (``_runner``: the Archiver actor and ``archive_offline``).
 
     >>> import tempfile, os
-    >>> from actors._store import Store
+    >>> from actors.store import Store
     >>> db = os.path.join(tempfile.mkdtemp(), "t.db"); Store(db).close()
     >>> adir = os.path.join(os.path.dirname(db), "archive"); os.makedirs(adir)
     >>> steps = archive_steps(db, adir, now_ms=0, hot_days=7)
@@ -36,12 +36,11 @@ import logging
 import os
 import shlex
 
-from ._archive_files import (COMPRESSED, COPIED, DELETED, INSERT_LOGICAL, LOGICAL_COLUMNS,
+from ._files import (COMPRESSED, COPIED, DELETED, INSERT_LOGICAL, LOGICAL_COLUMNS,
                              REMOVED, SHIPPED, STATE_NAMES, Checksum,
                              compress_steps, create_file, fsync_dir, fsync_path, to_stored)
-from ._betrows import nonce_text
-from ._model import VOID, WON
-from ._store import KIND_PAYOUT, KIND_REFUND, open_readonly
+from .._model import VOID, WON
+from ..store import KIND_PAYOUT, KIND_REFUND, nonce_text, open_readonly
 
 __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED", "DELETED",
            "COMPRESSED", "SHIPPED", "REMOVED", "DAY_MS"]

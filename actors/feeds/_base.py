@@ -1,6 +1,6 @@
 """What every price feed is: ``Tick``, the ``Feed`` interface, ``FeedStats``.
 
-    >>> from actors._feed_base import Feed, Tick
+    >>> from actors.feeds import Feed, Tick
     >>> class Once(Feed):
     ...     def run(self, emit):
     ...         self._emit(emit, Tick(9_500_000, 0))

@@ -6,8 +6,17 @@ Droppable frames (ticks, grids) are skipped when the client is behind;
 acks, results and market changes are never dropped: a client so far
 behind that even those pile up is disconnected (close 1008).
 
-    conn = Connection(ws, user="guest-1", uid=1, session_key=key)
-    conn.send(encode_text_frame(b'{"type":"pong"}'))
+    conn = Connection(ws, user="guest-1", uid=1, session_key=key, key_id=kid,
+                      bucket=TokenBucket(rate=20, burst=40, now=time.monotonic()))
+    conn.send(encode_text_frame(b'{"type":"pong"}'))    # encode_text_frame: _wsfast
+
+A ``TokenBucket`` spends saved-up tokens first, then refills at ``rate``:
+
+    >>> bucket = TokenBucket(rate=2, burst=2, now=0.0)
+    >>> [bucket.take(0.0) for _ in range(3)]
+    [True, True, False]
+    >>> bucket.take(0.5), bucket.take(0.5)
+    (True, False)
 """
 import socket
 import struct
