@@ -17,7 +17,7 @@ from actors._model import Ack, Tap, payout_for
 from actors._runtime import start_market
 from actors.store._store import Store, open_readonly
 from actors._writer import Writer
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 PRICE = 9_500_500            # mid-band: the band of 9_500_000 holds the price
 BAND = 1000

@@ -29,7 +29,7 @@ from actors.feeds._local import SimFeed
 from actors._runtime import start_market
 from actors.store._store import open_readonly
 from engine import ActorSystem
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHILD = os.path.join(ROOT, "tests", "actors", "market_child.py")

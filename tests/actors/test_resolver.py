@@ -21,7 +21,7 @@ from actors._resolver import path_of
 from actors._runtime import start_market
 from actors.store._store import KIND_PAYOUT, KIND_REFUND, open_readonly
 from engine import ActorSystem
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 BAND = 1000
 BASE = 9_500_000             # price band X = [BASE, BASE + BAND)

@@ -9,7 +9,7 @@ from actors._model import Tap
 from actors._runtime import start_market
 from actors._watchdog import Health, Watchdog
 from tests.actors.test_resolver import PushFeed
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 P = 9_500_000
 

@@ -22,7 +22,7 @@ from actors._model import LOST, VOID, WON, Ack, Bet, Settlement, payout_for
 from actors.store._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store, _connect, open_readonly
 from actors._writer import Writer
 from engine import Future
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COL = 1_800_000_000_000

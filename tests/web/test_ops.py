@@ -12,7 +12,7 @@ from gevent.event import Event
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.feeds._wsclient import WSClient
-from tests.conftest import wait_until
+from tests.support import wait_until
 from web.client import TapgridClient
 
 

@@ -18,7 +18,7 @@ from actors.feeds import _local as _feeds
 from actors.feeds._local import (SAMPLE_TICKS, BinanceFeed, CoinbaseFeed, ReplayFeed,
                            SimFeed, Tick, iso_to_ms, load_ticks, make_feed,
                            parse_price_cents, ticks_of)
-from tests.conftest import free_port, wait_until
+from tests.support import free_port, wait_until
 
 FAST = dict(backoff_base=0.01, backoff_cap=0.05, connect_timeout=5)
 

@@ -5,7 +5,7 @@ import time
 import pytest
 import redis
 
-from tests.conftest import free_port, wait_until
+from tests.support import free_port, wait_until
 from web.auth._nonces import MemoryNonceStore, RedisNonceStore
 from web.auth._redis_sessions import RedisSessionStore, Session
 

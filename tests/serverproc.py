@@ -1,8 +1,10 @@
-"""``tapgrid serve`` as a child process for the load scripts and benchmarks,
-with the per-player limits lifted (so they do not distort a load test),
-a raised fd limit, and /proc readings (CPU seconds, RSS, peak RSS).
+"""``tapgrid serve`` as a child process, for the tests' fixtures and for the
+load scripts and benchmarks in perf/ (which import it from here: tests never
+import perf). ``LoadServer`` lifts the per-player limits (so they do not
+distort a load test); all get a raised fd limit and /proc readings (CPU
+seconds, RSS, peak RSS).
 
-    from perf._serverproc import LoadServer
+    from tests.serverproc import LoadServer
     with LoadServer("/tmp/lt/tapgrid.db") as s:
         print(s.url, s.cpu_seconds(), s.rss_mb())
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from actors.feeds._wsclient import WSClient
-from tests.conftest import wait_until
+from tests.support import wait_until
 from actors.wire._tapsig import b64url_encode
 from web.client import TapgridClient
 

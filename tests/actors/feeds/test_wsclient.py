@@ -19,7 +19,7 @@ from geventwebsocket.websocket import Header, WebSocket
 from actors.feeds import _wsclient
 from actors.feeds._wsclient import (WSClient, WSClosedError, WSHandshakeError,
                               WSProtocolError, _mask_int, mask_payload)
-from tests.conftest import free_port, wait_until
+from tests.support import free_port, wait_until
 
 
 @pytest.fixture

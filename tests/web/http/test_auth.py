@@ -12,7 +12,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from actors.feeds._wsclient import WSClient, WSHandshakeError
-from tests.conftest import ServerProcess
+from tests.support import ServerProcess
 from web.auth._siwe import build_message
 from actors.wire._tapsig import SessionSigner
 from web.client import TapgridClient

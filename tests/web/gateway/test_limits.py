@@ -14,7 +14,7 @@ from gevent import socket as gsocket
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.feeds._wsclient import WSClient, WSHandshakeError
-from tests.conftest import ServerProcess, wait_until
+from tests.support import ServerProcess, wait_until
 from web.client import TapgridClient, Wallet
 
 

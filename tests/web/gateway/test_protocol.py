@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from actors.feeds._wsclient import WSClient
-from tests.conftest import ServerProcess, wait_until
+from tests.support import ServerProcess, wait_until
 from actors.wire._tapsig import SessionSigner, encode_tap_payload
 from web.client import TapgridClient
 

@@ -28,9 +28,8 @@ from actors.store._receipt import history, next_cursor
 from actors._runtime import start_market
 from actors.store._store import Store, open_readonly
 from engine import ActorSystem
-from tests.conftest import wait_until
+from tests.support import ROOT, wait_until
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOW = 1_800_000_000_000 // DAY_MS * DAY_MS + 43_200_000      # noon UTC, a fixed "now"
 NONCE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij0123456789_-"
 
