@@ -127,7 +127,6 @@ class Gateway:
                 conn.flush(1.0)
                 conn.close(1000)
             conn.closed = True
-            conn.event.set()
 
     def _on_frame(self, conn, msg):
         if self.metrics is not None:
