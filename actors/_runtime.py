@@ -23,7 +23,7 @@ from engine import Future, run_blocking
 
 from ._archive_run import Archiver
 from ._context import MarketContext, Sinks
-from ._feeds import make_feed
+from ._feeds import make_sources
 from ._market import Market
 from ._model import Ack, Tap
 from ._resolver import Resolver
@@ -47,8 +47,8 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     if feed is None:
-        feed = make_feed(cfg.feed, url=cfg.feed_url, file=cfg.feed_file,
-                         seed=cfg.seed if cfg.feed == "sim" else None)
+        feeds = make_sources(cfg)
+        feed = feeds[0] if len(feeds) == 1 else feeds
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")
     archiver = system.spawn(Archiver, ctx, name=p + "archiver")
@@ -67,7 +67,7 @@ class MarketHandle:
         self.market = market
         self.resolver = resolver
         self.writer = ctx.writer
-        self.feed = feed
+        self.feed = feed                 # one feed, or the list of the price's sources
 
     # --- taps -------------------------------------------------------------------------
 

@@ -16,7 +16,12 @@ def _add_config_flags(p, with_server=True):
         p.add_argument("--host")
         p.add_argument("--port", type=int)
         p.add_argument("--redis", help="redis:// URL for nonces and sessions")
-        p.add_argument("--feed", choices=["sim", "replay", "coinbase", "binance"])
+        p.add_argument("--feed", choices=["sim", "replay", "coinbase", "binance", "kraken"])
+        p.add_argument("--sources", help="the price is the median of these feeds, e.g. "
+                                         "coinbase,binance,kraken or sim,sim,sim (default: --feed)")
+        p.add_argument("--quorum", type=int, help="fresh sources needed to keep betting open")
+        p.add_argument("--divergence-bp", type=int,
+                       help="suspend when a fresh source is this far from the median (100)")
         p.add_argument("--feed-url")
         p.add_argument("--feed-file")
         p.add_argument("--seed", type=int)
