@@ -75,6 +75,7 @@ class MarketContext:
         self.writer_stats = WriterStats()
         self.sinks = sinks or Sinks()
         self.counters = {}             # reject reasons and other counts
+        self.price_boards = {}         # asset -> SourceBoard, kept by its Watchdog (/metrics)
 
     def now(self):
         return int(self._clock() * 1000)

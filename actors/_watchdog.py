@@ -46,7 +46,7 @@ class Health(tuple):
 class Watchdog(Actor):
     """``feed`` is one Feed or a list of them (the asset's sources)."""
 
-    def __init__(self, ctx, feed, subscribers=()):
+    def __init__(self, ctx, feed, subscribers=(), asset="BTC-USD"):
         self.ctx = ctx
         cfg = ctx.cfg
         self.feeds = list(feed) if isinstance(feed, (list, tuple)) else [feed]
@@ -58,6 +58,7 @@ class Watchdog(Actor):
         self.board = SourceBoard(names, intervals, quorum=cfg.quorum,
                                  divergence_bp=cfg.divergence_bp, outlier_bp=cfg.outlier_bp)
         self.stale_after = max(self.board.stale_after)
+        ctx.price_boards[asset] = self.board
         self.outlier_bp = cfg.outlier_bp
 
     def on_start(self):
