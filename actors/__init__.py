@@ -41,6 +41,11 @@ def shell_namespace(system, cfg):
             "Tap": Tap, "audit": audit}
 
 
+# the price record and its verification (issue 11)
+from ._verify import VerifyError, verify  # noqa: E402
+
+__all__ += ["verify", "VerifyError"]
+
 # retention (issue 6)
 from ._archive_run import Archiver, archive_offline  # noqa: E402
 

@@ -41,6 +41,7 @@ from ._archive_files import (COMPRESSED, COPIED, DELETED, INSERT_LOGICAL, LOGICA
                              compress_steps, create_file, fsync_dir, fsync_path, to_stored)
 from ._betrows import nonce_text
 from ._model import VOID, WON
+from ._pricerecord import copy_record_steps, prune_record_steps
 from ._store import KIND_PAYOUT, KIND_REFUND, open_readonly
 
 __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED", "DELETED",
@@ -117,6 +118,8 @@ def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_ship
             if part is None:
                 break
             yield from _advance(ro, adir, *part, *opts)
+        # the price record: archived with each part above, pruned once no hot bet needs it
+        report["ticks_pruned"] = yield from prune_record_steps(ro, now_ms, hot_days)
     finally:
         ro.close()
     return report
@@ -225,6 +228,14 @@ def _copy(ro, adir, now_ms, hot_days, report):
                 fsync_path(building)
                 conn.execute("BEGIN")
             yield ("pause",)
+        def sync():
+            conn.execute("COMMIT")
+            fsync_path(building)
+            conn.execute("BEGIN")
+        if first_id is not None:
+            lo_col = conn.execute("SELECT min(col) FROM bet_rows").fetchone()[0]
+            report["ticks_archived"] = report.get("ticks_archived", 0) + (
+                yield from copy_record_steps(ro, conn, lo_col, end, sync))
         conn.execute("CREATE INDEX bets_user ON bet_rows(user, id)")
         conn.executemany("INSERT INTO meta VALUES (?, ?)", [
             ("name", name), ("n", ck.n), ("checksum", ck.hexdigest()), ("first_id", first_id),

@@ -107,6 +107,13 @@ class MarketHandle:
     def save_session(self, row, timeout=10):
         return self.writer.ask(("session", row), timeout=timeout)
 
+    def save_key(self, user, key, expires_ms, timeout=10):
+        """Keep a session key for verifying receipts (sessions held
+        elsewhere, e.g. Redis; a SQLite session row keeps its key itself)."""
+        from ._store import INSERT_KEY
+        return self.writer.ask(("sql", INSERT_KEY, (user, key, self.ctx.now(), expires_ms)),
+                               timeout=timeout)
+
     # --- what is on ------------------------------------------------------------------------
 
     @property

@@ -7,8 +7,9 @@ The price is suspended (``state`` is not ``"ok"``) when fewer than
 itself as soon as both hold again. The Watchdog owns one ``SourceBoard``
 per asset; /metrics reads its ``snapshot``.
 
-Each price that enters the record carries its sources as offsets from the
-median (``encode_sources``), so anyone can recompute the median later.
+Each price that enters the record carries its sources (``encode_sources``:
+the first in cents, the others as offsets from it), so anyone can
+recompute the median later, and a price edited alone no longer is one.
 
     >>> b = SourceBoard(["coinbase", "binance", "kraken"], [1000] * 3, quorum=2,
     ...                 divergence_bp=50)
@@ -17,13 +18,13 @@ median (``encode_sources``), so anyone can recompute the median later.
     >>> b.evaluate(now_ms=10)
     ('ok', 9500200)
     >>> b.encode()
-    'coinbase-200,binance+200'
+    'coinbase=9500000,binance+400'
     >>> b.update(2, Tick(9_700_000, 3), now_ms=20); b.evaluate(now_ms=20)
     True
     ('divergence', 9500400)
     >>> b.evaluate(now_ms=2021)      # no tick for 2x the interval: all three drop out
     ('quorum', None)
-    >>> median_of([3, 1, 2]), median_of([1, 4]), decode_sources(9500200, 'coinbase-200,binance+200')
+    >>> median_of([3, 1, 2]), median_of([1, 4]), decode_sources('coinbase=9500000,binance+400')
     (2, 2, {'coinbase': 9500000, 'binance': 9500400})
 """
 import re
@@ -34,7 +35,8 @@ __all__ = ["SourceBoard", "median_of", "encode_sources", "decode_sources", "sour
            "OK", "QUORUM", "DIVERGENCE"]
 
 OK, QUORUM, DIVERGENCE = "ok", "quorum", "divergence"
-_SRC_RE = re.compile(r"([A-Za-z0-9_.-]+?)([+-]\d+)")
+_FIRST_RE = re.compile(r"([A-Za-z0-9_.-]+)=(\d+)")
+_REST_RE = re.compile(r"([A-Za-z0-9_.-]+?)([+-]\d+)")
 
 
 def median_of(prices):
@@ -48,19 +50,27 @@ def median_of(prices):
     return s[mid] if n % 2 else (s[mid - 1] + s[mid]) // 2
 
 
-def encode_sources(median, prices):
-    """{name: price} as ``name+offset,...`` from the median (a few bytes a tick)."""
-    return ",".join(f"{name}{price - median:+d}" for name, price in prices.items())
+def encode_sources(prices):
+    """{name: price} as ``first=cents,other+offset,...`` (offsets from the
+    first price: a few bytes a source)."""
+    items = list(prices.items())
+    first = items[0][1]
+    return ",".join([f"{items[0][0]}={first}"] + [f"{n}{p - first:+d}" for n, p in items[1:]])
 
 
-def decode_sources(median, text):
+def decode_sources(text):
     """The inverse of ``encode_sources``; ValueError on anything else."""
-    out = {}
-    for part in text.split(","):
-        m = _SRC_RE.fullmatch(part)
+    parts = text.split(",")
+    m = _FIRST_RE.fullmatch(parts[0])
+    if m is None:
+        raise ValueError(f"bad first source entry {parts[0]!r}")
+    first = int(m[2])
+    out = {m[1]: first}
+    for part in parts[1:]:
+        m = _REST_RE.fullmatch(part)
         if m is None:
             raise ValueError(f"bad source entry {part!r}")
-        out[m[1]] = median + int(m[2])
+        out[m[1]] = first + int(m[2])
     return out
 
 
@@ -147,7 +157,7 @@ class SourceBoard:
         source's tick, as before sources existed)."""
         if len(self.names) == 1 or self.median is None:
             return None
-        return encode_sources(self.median, self._fresh)
+        return encode_sources(self._fresh)
 
     def snapshot(self, now_ms):
         """Per source: age (ms since its last tick arrived), deviation from

@@ -23,7 +23,7 @@ import pysqlite3.dbapi2 as sqlite3
 from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED
 from ._model import VOID, WON
 
-__all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "KIND_CREDIT", "KIND_PAYOUT",
+__all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT",
            "KIND_REFUND", "is_disk_full"]
 
 SCHEMA_VERSION = 2
@@ -97,7 +97,7 @@ CREATE TABLE IF NOT EXISTS archived(
 
 _INSERT_BET = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
                " nonce, sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-_INSERT_KEY = ("INSERT INTO session_keys(user, key, created, expires) VALUES (?,?,?,?)"
+INSERT_KEY = ("INSERT INTO session_keys(user, key, created, expires) VALUES (?,?,?,?)"
                " ON CONFLICT(user, key) DO UPDATE SET expires = max(expires, excluded.expires)")
 _SETTLE = (f"UPDATE bet_rows SET outcome=?, pay_adj=? - (CASE ? WHEN {WON} THEN stake * mult / 100"
            f" WHEN {VOID} THEN stake ELSE 0 END), settled_off=? - col WHERE id=? AND outcome=0")
@@ -198,7 +198,7 @@ class Store:
                                  [t if len(t) == 3 else (t[0], t[1], None) for t in ticks])
             if sessions:
                 conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?)", sessions)
-                conn.executemany(_INSERT_KEY, [(u, k, now, e) for _, u, k, e in sessions])
+                conn.executemany(INSERT_KEY, [(u, k, now, e) for _, u, k, e in sessions])
             for sql, params in deletes:
                 # fetchall: a PRAGMA incremental_vacuum(N) frees one page per row fetched
                 conn.execute(sql, params).fetchall()

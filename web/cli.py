@@ -1,4 +1,4 @@
-"""The ``tapgrid`` command: serve, shell, audit, archive, credit, history.
+"""The ``tapgrid`` command: serve, shell, audit, verify, archive, credit, history.
 
     tapgrid serve --port 8080          # the game, with embedded defaults
     tapgrid shell                      # a REPL in which actors keep running
@@ -54,6 +54,16 @@ def build_parser():
     p = sub.add_parser("archive", help="move old settled bets to archive files")
     _add_config_flags(p, with_server=False)
     _add_archive_flags(p)
+    p = sub.add_parser("verify", help="recompute every settled bet from the price record and"
+                                      " check every receipt's signature")
+    p.add_argument("--from", dest="from_ms", type=int, metavar="MS",
+                   help="only columns starting at or after this Unix ms")
+    p.add_argument("--to", dest="to_ms", type=int, metavar="MS",
+                   help="only columns starting before this Unix ms")
+    _add_config_flags(p, with_server=False)
+    p.add_argument("--band-cents", type=int, help="the grid the bets were settled on")
+    p.add_argument("--column-ms", type=int)
+    p.add_argument("--tick-interval-ms", type=int)
     p = sub.add_parser("credit", help="add play money to a user")
     p.add_argument("user")
     p.add_argument("amount", type=int)
@@ -68,7 +78,8 @@ def build_parser():
 def load_config(args):
     from actors import Config
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("command", "config", "user", "amount", "limit") and v is not None}
+                 if k not in ("command", "config", "user", "amount", "limit", "from_ms", "to_ms")
+                 and v is not None}
     return Config.load(path=args.config, overrides=overrides)
 
 
