@@ -11,6 +11,7 @@ import sys
 import pysqlite3.dbapi2 as sqlite3
 import pytest
 
+from actors._archive_files import open_file
 from actors._archive_run import archive_offline
 from actors._config import Config
 from actors._model import LOST, VOID, WON, Tap
@@ -190,6 +191,14 @@ def test_archived_bets_verify_with_their_record(settled_db, tmp_path):
         assert conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 0   # pruned
     finally:
         conn.close()
+    adir = os.path.join(os.path.dirname(db), "archive")
+    in_files = spans = 0
+    for name in report_files(db):
+        fconn = open_file(adir, name)
+        in_files += fconn.execute("SELECT count(*) FROM ticks").fetchone()[0]
+        spans += fconn.execute("SELECT count(*) FROM stale_spans").fetchone()[0]
+        fconn.close()
+    assert in_files == report["ticks_archived"] and spans >= 1
     report = verify(db, cfg_for(db), check)
     assert report["bets"] == 5 and report["files"] == len(report_files(db)) >= 1
     assert report["ticks"] > 20 and report["skipped_files"] == []
@@ -242,3 +251,26 @@ def test_the_command_exits_1_naming_the_first_mismatch(settled_db, tmp_path):
     out = run_cli("verify", "--db", bad, *flags)
     assert out.returncode == 1 and out.stderr.startswith("verify FAILED: payout: bet 1"), out
     assert "Traceback" not in out.stderr
+
+
+def test_a_database_from_before_the_record_is_upgraded(tmp_path):
+    db = str(tmp_path / "old.db")
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        CREATE TABLE ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE sessions(token BLOB PRIMARY KEY, user INTEGER NOT NULL,
+                              session_key BLOB NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO ticks VALUES (1000, 9500000);
+        INSERT INTO sessions VALUES (x'01', 7, x'04aa', 5000), (x'02', 7, x'04aa', 9000);""")
+    conn.commit()
+    conn.close()
+    from actors._store import Store
+    Store(db).close()
+    conn = open_readonly(db)
+    try:
+        assert conn.execute("SELECT ts, price, src FROM ticks").fetchall() == [(1000, 9500000, None)]
+        assert conn.execute("SELECT user, key, created, expires FROM session_keys").fetchall() == \
+            [(7, b"\x04\xaa", 0, 9000)]
+        assert conn.execute("SELECT count(*) FROM stale_spans").fetchone()[0] == 0
+    finally:
+        conn.close()
