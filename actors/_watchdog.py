@@ -160,6 +160,11 @@ class Watchdog(Actor):
     def _set_stale(self, stale, why=None):
         self.stale = stale
         now = self.ctx.now()
+        if stale and self.last is not None:
+            # After every price already published (an exchange's clock may
+            # run ahead of ours): a tick the Resolver judged clean stays
+            # clean when the record is replayed by ``tapgrid verify``.
+            now = max(now, self.last.ts + 1)
         if stale:
             self.why = {"quorum": f"fewer than {self.board.quorum} fresh sources"
                                   f" (none for {self.stale_after} ms)" if self.board.quorum > 1

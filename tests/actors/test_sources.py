@@ -243,6 +243,7 @@ def test_the_record_keeps_each_price_with_its_sources_and_the_stale_periods(syst
                  tick_interval_ms=50, column_ms=1000, lock_ms=300, horizon_ms=3000)
     market = start_market(system, cfg, feed=feeds)
     assert market.wait_ready(10)
+    wait_until(lambda: market.watchdog.ask("snapshot")["ticks"] >= 20, what="20 prices")
     feeds[1].diverge(300)
     wait_until(lambda: market.status.holds("stale_price"), what="divergence")
     feeds[1].diverge(0)
@@ -255,7 +256,7 @@ def test_the_record_keeps_each_price_with_its_sources_and_the_stale_periods(syst
         start, end = conn.execute("SELECT start, end FROM stale_spans").fetchone()
     finally:
         conn.close()
-    assert len(rows) > 10 and start < end
+    assert len(rows) >= 20 and start < end
     for ts, price, src in rows:
         srcs = decode_sources(src)
         assert len(srcs) >= 2 and median_of(srcs.values()) == price
