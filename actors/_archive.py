@@ -228,11 +228,13 @@ def _copy(ro, adir, now_ms, hot_days, report):
                 fsync_path(building)
                 conn.execute("BEGIN")
             yield ("pause",)
+
         def sync():
             conn.execute("COMMIT")
             fsync_path(building)
             conn.execute("BEGIN")
         if first_id is not None:
+            # the part's price record rides in the same file (``_pricerecord``)
             lo_col = conn.execute("SELECT min(col) FROM bet_rows").fetchone()[0]
             report["ticks_archived"] = report.get("ticks_archived", 0) + (
                 yield from copy_record_steps(ro, conn, lo_col, end, sync))

@@ -146,8 +146,8 @@ class Store:
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=OFF")
         _migrate_v1(conn)
-        _add_tick_sources(conn)
         conn.executescript(SCHEMA)
+        _add_tick_sources(conn)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         self.next_bet_id = (conn.execute("SELECT max(id) FROM bet_rows").fetchone()[0] or 0) + 1
         archived_max = conn.execute("SELECT value FROM meta WHERE key='max_bet_id'").fetchone()
@@ -277,18 +277,22 @@ class Store:
         return users, open_bets
 
 
-
 def _add_tick_sources(conn):
     """Databases from before several sources: ``ticks`` gains ``src``, and
-    the keys of the sessions still stored become ``session_keys``."""
-    cols = [r[1] for r in conn.execute("PRAGMA table_info(ticks)")]
-    if cols and "src" not in cols:
+    the keys of the sessions still stored become ``session_keys`` (one
+    transaction, so a crash leaves neither half)."""
+    if "src" in [r[1] for r in conn.execute("PRAGMA table_info(ticks)")]:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
         conn.execute("ALTER TABLE ticks ADD COLUMN src TEXT")
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='sessions'").fetchone():
-            conn.executescript(SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO session_keys(user, key, created, expires)"
-                         " SELECT user, session_key, 0, max(expires) FROM sessions"
-                         " GROUP BY user, session_key")
+        conn.execute("INSERT OR IGNORE INTO session_keys(user, key, created, expires)"
+                     " SELECT user, session_key, 0, max(expires) FROM sessions"
+                     " GROUP BY user, session_key")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _migrate_v1(conn):
