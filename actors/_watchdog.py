@@ -59,7 +59,6 @@ class Watchdog(Actor):
                                  divergence_bp=cfg.divergence_bp, outlier_bp=cfg.outlier_bp)
         self.stale_after = max(self.board.stale_after)
         ctx.price_boards[asset] = self.board
-        self.outlier_bp = cfg.outlier_bp
 
     def on_start(self):
         self.last = None
