@@ -71,8 +71,8 @@ def window_path(ticks, spans, t0, t1, stale_after):
     """Everything settlement needs about the window ``[t0, t1)``:
     ``(low, high, stale, clean)``. ``low, high, stale`` are ``path_of``'s,
     with ``stale`` also True when a stale span (``(start, end|None)``, from
-    the Watchdog) or a gap of more than ``stale_after`` between ticks
-    overlaps the window. ``clean`` is ``(low, high)`` of the path up to the
+    the Watchdog) or a gap of more than ``stale_after`` between ticks (up
+    to and including the tick that ends it) overlaps the window. ``clean`` is ``(low, high)`` of the path up to the
     last tick at which the window was not stale yet (None if there was
     none): a band touched there won at that tick, as the live Resolver pays
     instant wins, whatever happened later in the window."""
@@ -81,7 +81,7 @@ def window_path(ticks, spans, t0, t1, stale_after):
         return None, None, True, None
     times = [t for t, _ in ticks]
     i = bisect.bisect_left(times, t0)
-    spans = list(spans) + [(a + stale_after, b) for (a, _), (b, _) in
+    spans = list(spans) + [(a + stale_after, b + 1) for (a, _), (b, _) in
                            zip(ticks[max(0, i - 1):], ticks[i:]) if b - a > stale_after]
     stale = stale or _overlaps(spans, t0, t1)
     c_low = c_high = ticks[i - 1][1]
@@ -174,7 +174,9 @@ class Resolver(Actor):
         if ticks and tick.ts - ticks[-1][0] > self.stale_after:
             # A gap in the record (e.g. the server was down): stale meanwhile,
             # so nothing settles on the price from before it.
-            self.stale_spans.append([ticks[-1][0] + self.stale_after, tick.ts])
+            # The span covers the tick that ends it: a price after a gap has
+            # no prevailing fresh price to start a window's path from.
+            self.stale_spans.append([ticks[-1][0] + self.stale_after, tick.ts + 1])
         ticks.append((tick.ts, tick.price))
         cutoff = tick.ts - self.keep_ms
         while ticks and ticks[0][0] < cutoff:

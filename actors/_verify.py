@@ -20,7 +20,7 @@ ECDSA code lives with the wire format, outside this package.
 from ._archive_files import archive_dir_of, open_file
 from ._betrows import derived_payout, nonce_text
 from ._model import OUTCOME_NAMES
-from ._pricerecord import PAD_MS, window_of
+from ._pricerecord import window_of
 from ._receipt import encode_tap_payload
 from ._resolver import outcome_for, window_path
 from ._sources import decode_sources, median_of
@@ -112,7 +112,9 @@ def _check_part(bets_conn, record_conn, where, cfg, keys, check, lo_ms, hi_ms, s
 
 
 def _window(conn, t0, t1, stale_after, where, report):
-    rows, spans = window_of(conn, t0, t1, PAD_MS)
+    # A price older than stale_after before t0 makes the window stale
+    # whether or not it is read: this much record decides the outcome.
+    rows, spans = window_of(conn, t0, t1, 2 * stale_after + 1)
     for ts, price, src in rows:
         if src is None:
             continue

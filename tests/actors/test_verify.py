@@ -4,6 +4,7 @@ verifies, before and after the bets and their price record are archived;
 a tampered outcome, payout, tick or signature is each named, and the
 command exits 1."""
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -274,3 +275,49 @@ def test_a_database_from_before_the_record_is_upgraded(tmp_path):
         assert conn.execute("SELECT count(*) FROM stale_spans").fetchone()[0] == 0
     finally:
         conn.close()
+
+
+# -- the rule verify shares with the Resolver --------------------------------------------
+
+from actors._resolver import outcome_for, window_path  # noqa: E402
+
+T0, T1, SA, B = 10_000, 11_000, 200, 100
+
+
+def outcomes(ticks, spans=()):
+    path = window_path(ticks, list(spans), T0, T1, SA)
+    return {lo: outcome_for(lo, B, path) for lo in range(500, 1600, B)}
+
+
+def test_an_instant_win_stands_when_the_window_goes_stale_later():
+    steady = [(9_900, 1000), (10_050, 1000), (10_200, 1250), (10_350, 1000)]
+    # touched band 1200 at 10_200, then the feed stopped (stale from 10_400)
+    got = outcomes(steady)
+    assert got[1200] == WON and got[1000] == WON and got[1400] == VOID
+    # stale first (a recorded span), then the touch: void, not won
+    got = outcomes(steady, [(10_100, 10_150)])
+    assert got[1200] == VOID and got[1000] == WON   # 1000 was touched at 10_050, before it
+
+
+def test_a_tick_right_after_a_gap_starts_no_clean_path():
+    # the prevailing price is 600 ms old when the window opens; a tick at t0 itself
+    got = outcomes([(9_400, 1000), (10_000, 1000), (10_150, 1000), (10_300, 1000),
+                    (10_450, 1000), (10_600, 1000), (10_750, 1000), (10_900, 1000)])
+    assert set(got.values()) == {VOID}
+
+
+def test_the_record_verify_reads_decides_the_same():
+    """verify reads 2 x stale_after (+1 ms) of record before each window;
+    any record gives the same outcomes as with all of it."""
+    rng = random.Random(11)
+    for _ in range(400):
+        ticks, t = [], T0 - rng.randint(0, 3000)
+        price = 1000
+        while t < T1 + 300:
+            ticks.append((t, price))
+            t += rng.choice((50, 100, 150, 190, 210, 300, 450, 800))
+            price += rng.randint(-60, 60)
+        spans = [(s, s + rng.randint(1, 300)) for s in rng.sample(range(9_000, 11_000), 1)] \
+            if rng.random() < 0.3 else []
+        trimmed = [x for x in ticks if T0 - 2 * SA - 1 <= x[0] < T1]     # what verify reads
+        assert outcomes(ticks, spans) == outcomes(trimmed, spans), (ticks, spans)
