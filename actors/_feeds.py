@@ -149,9 +149,11 @@ class SimFeed(_LocalFeed):
         self.expected_interval_ms = interval_ms
         self._clock = clock
         self._rng = random.Random(seed)             # BTC's shocks: the common factor
-        self._own = None if rho >= 1 else random.Random(f"{seed}/{asset}")
+        derived = (lambda tag: random.Random()) if seed is None else \
+            (lambda tag: random.Random(f"{seed}/{tag}"))
+        self._own = None if rho >= 1 else derived(asset)
         self._rho = rho
-        self._noise = random.Random(f"{seed}/{asset}/{source}")
+        self._noise = derived(f"{asset}/{source}")
         self._log_price = math.log(start_price)
         self._first = True
         self._lagged = deque(maxlen=round(lag_ms / interval_ms) + 1)
