@@ -264,9 +264,11 @@ def make_sources(cfg):
                           seed=cfg.seed if kind == "sim" else None)]
     feeds = []
     sims = 0
+    # one walk for all simulated sources, even unseeded: else they drift apart
+    seed = cfg.seed if cfg.seed is not None else random.randrange(1 << 32)
     for kind in kinds:
         if kind == "sim":
-            feeds.append(SimFeed(seed=cfg.seed, source=sims, noise_bp=cfg.sim_noise_bp,
+            feeds.append(SimFeed(seed=seed, source=sims, noise_bp=cfg.sim_noise_bp,
                                  lag_ms=sims * cfg.sim_lag_ms))
             sims += 1
         else:

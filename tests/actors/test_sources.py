@@ -159,6 +159,8 @@ def test_make_sources_from_config():
                                 sim_noise_bp=1.5, sim_lag_ms=80))
     assert [(f.source, f.noise_bp, f.lag_ms) for f in three] == [(0, 1.5, 0), (1, 1.5, 80),
                                                                  (2, 1.5, 160)]
+    unseeded = make_sources(Config(sources=["sim", "sim"], sim_noise_bp=0, sim_lag_ms=0))
+    assert walk(unseeded[0], 200) == walk(unseeded[1], 200)    # one walk, even without --seed
     mixed = make_sources(Config(sources=["coinbase", "binance", "kraken"], quorum=2))
     assert [f.name for f in mixed] == ["coinbase", "binance", "kraken"]
     for bad in (dict(sources=["sim", "sim"], quorum=3), dict(quorum=2),
