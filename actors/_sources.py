@@ -29,7 +29,7 @@ recompute the median later, and a price edited alone no longer is one.
 """
 import re
 
-from ._feed_base import Tick
+from .feeds import Tick
 
 __all__ = ["SourceBoard", "median_of", "encode_sources", "decode_sources", "source_names",
            "OK", "QUORUM", "DIVERGENCE"]

@@ -17,14 +17,12 @@ The first mismatch stops the run and is named. Signatures are checked by a
 callable handed in (``check(key_bytes, payload, sig_bytes) -> bool``): the
 ECDSA code lives with the wire format, outside this package.
 """
-from ._archive_files import archive_dir_of, open_file
-from ._betrows import derived_payout, nonce_text
 from ._model import OUTCOME_NAMES
-from ._pricerecord import window_of
-from ._receipt import encode_tap_payload
 from ._resolver import outcome_for, window_path
 from ._sources import decode_sources, median_of
-from ._store import open_readonly
+from .archive import archive_dir_of, open_file
+from .store import derived_payout, nonce_text, open_readonly, window_of
+from .wire import encode_tap_payload
 
 __all__ = ["verify", "VerifyError"]
 

@@ -12,7 +12,7 @@ median goes to every subscriber (callables such as ``ref.tell``) and to the
 Writer, which keeps it with its sources (the price record settlement is
 replayed and verified from); each stale period is recorded there too.
 
-    from actors._feeds import SimFeed
+    from actors.feeds import SimFeed
     watchdog = system.spawn(Watchdog, ctx, SimFeed(seed=1), name="watchdog")
     watchdog.ask("snapshot")   # {'price': ..., 'ts': ..., 'stale': ..., ...}
 """
@@ -23,7 +23,7 @@ import gevent
 
 from engine import Actor
 
-from ._feeds import Tick
+from .feeds import Tick
 from ._odds import Volatility
 from ._sources import OK, SourceBoard, source_names
 

@@ -22,14 +22,13 @@ sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
 
 from actors import Config  # noqa: E402
 from actors._model import Bet, Settlement  # noqa: E402
-from actors._pricerecord import window_of  # noqa: E402
-from actors._receipt import encode_tap_payload  # noqa: E402
+from actors.store import window_of  # noqa: E402
 from actors._resolver import outcome_for, window_path  # noqa: E402
 from actors._sources import encode_sources, median_of  # noqa: E402
-from actors._store import Store  # noqa: E402
+from actors.store import Store  # noqa: E402
 from actors._verify import verify  # noqa: E402
-from web._tapsig import (SessionSigner, b64url_decode, b64url_encode,  # noqa: E402
-                         load_session_key, verify_tap)
+from actors.wire import (SessionSigner, b64url_decode, b64url_encode,  # noqa: E402
+                         encode_tap_payload, load_session_key, verify_tap)
 
 COL, BAND, TICK = 5000, 1000, 250
 

@@ -22,8 +22,7 @@ def _backdoor_address(spec):
 
 
 def cmd_shell(cfg, args):
-    from engine import ActorSystem
-    from engine._console import interact
+    from engine import ActorSystem, interact
     system = ActorSystem()
     namespace = {"system": system, "cfg": cfg}
     try:
@@ -81,7 +80,7 @@ def cmd_archive(cfg, args):
 
 def cmd_verify(cfg, args):
     from actors import VerifyError, verify
-    from ._tapsig import TapError, b64url_encode, load_session_key, verify_tap
+    from actors.wire import TapError, b64url_encode, load_session_key, verify_tap
     loaded = {}
 
     def check(key, payload, sig):

@@ -12,15 +12,15 @@ import pytest
 from actors import _sources
 from actors._config import Config
 from actors._context import MarketContext
-from actors._feeds import SimFeed, Tick, make_sources
+from actors.feeds import SimFeed, Tick, make_sources
 from actors._model import VOID
 from actors._runtime import start_market
 from actors._sources import (DIVERGENCE, OK, QUORUM, SourceBoard, decode_sources,
                              encode_sources, median_of, source_names)
-from actors._store import open_readonly
+from actors.store import open_readonly
 from actors._watchdog import Health, Watchdog
 from tests.actors.test_resolver import PushFeed, Results
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 P = 9_500_000
 

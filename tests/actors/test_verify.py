@@ -12,18 +12,17 @@ import sys
 import pysqlite3.dbapi2 as sqlite3
 import pytest
 
-from actors._archive_files import open_file
-from actors._archive_run import archive_offline
+from actors.archive import archive_offline, open_file
 from actors._config import Config
 from actors._model import LOST, VOID, WON, Tap
-from actors._receipt import encode_tap_payload
 from actors._runtime import start_market
-from actors._store import open_readonly
+from actors.store import Store, open_readonly
 from actors._verify import VerifyError, verify
 from engine import ActorSystem
 from tests.actors.test_resolver import BAND, BASE, PushFeed, Results, mid
-from tests.conftest import wait_until
-from web._tapsig import SessionSigner, b64url_decode, b64url_encode, load_session_key, verify_tap
+from tests.support import wait_until
+from actors.wire import (SessionSigner, b64url_decode, b64url_encode, encode_tap_payload,
+                          load_session_key, verify_tap)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAY_MS = 86_400_000
@@ -265,7 +264,6 @@ def test_a_database_from_before_the_record_is_upgraded(tmp_path):
         INSERT INTO sessions VALUES (x'01', 7, x'04aa', 5000), (x'02', 7, x'04aa', 9000);""")
     conn.commit()
     conn.close()
-    from actors._store import Store
     Store(db).close()
     conn = open_readonly(db)
     try:

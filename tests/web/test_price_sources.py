@@ -4,7 +4,7 @@ and deviation from the median and the quorum state."""
 import subprocess
 import sys
 
-from tests.conftest import wait_until
+from tests.support import wait_until
 from tests.web.test_ops import scrape, value
 from web.client import TapgridClient
 
