@@ -21,6 +21,7 @@ import gevent
 
 from engine import Future, run_blocking
 
+from . import _dblock
 from ._archive_run import Archiver
 from ._context import MarketContext, Sinks
 from ._feeds import make_feed
@@ -39,7 +40,14 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     the Watchdog first, the Writer last, so every queued bet is written)."""
     ctx = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
     ctx.status.subscribe(ctx.sinks.on_market)
-    store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms)
+    # Refuse a held database here, on the caller's greenlet: a non-blocking
+    # flock, and the refusal is the caller's exception, not a pool traceback.
+    lock = _dblock.acquire(cfg.db)
+    try:
+        store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
+                             not cfg.replica)
+    finally:
+        _dblock.release(lock)
     users, open_bets = run_blocking(store.load_state)
     ctx.ledger.load(users, open_bets)
     p = name_prefix
