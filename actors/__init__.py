@@ -45,3 +45,11 @@ def shell_namespace(system, cfg):
 from ._archive_run import Archiver, archive_offline  # noqa: E402
 
 __all__ += ["Archiver", "archive_offline"]
+
+# operations (issue 13)
+from ._dblock import DatabaseLocked  # noqa: E402
+from ._backup import backup  # noqa: E402
+from ._replica import Replicator, ReplicaError, litestream_config, litestream_path, restore  # noqa: E402
+
+__all__ += ["DatabaseLocked", "backup", "Replicator", "ReplicaError", "litestream_config",
+            "litestream_path", "restore"]
