@@ -1,4 +1,5 @@
 """What each ``tapgrid`` subcommand does, given the loaded config."""
+import os
 import sys
 import time
 
@@ -82,6 +83,7 @@ def cmd_archive(cfg, args):
 
 def cmd_backup(cfg, args):
     from actors import backup
+    os.nice(10)     # the server's taps come first
     r = backup(cfg.db, args.out)
     print(f"backup of {cfg.db} written to {args.out}: {r['bytes']:,} bytes in {r['seconds']} s")
 
