@@ -21,14 +21,13 @@ import gevent
 
 from engine import Future, run_blocking
 
-from . import _dblock
-from ._archive_run import Archiver
+from .archive import Archiver
 from ._context import MarketContext, Sinks
-from ._feeds import make_feed
+from .feeds import make_feed
 from ._market import Market
 from ._model import Ack, Tap
 from ._resolver import Resolver
-from ._store import Store
+from .store import Store, acquire_lock, release_lock
 from ._watchdog import Watchdog
 from ._writer import Writer
 
@@ -42,12 +41,12 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     ctx.status.subscribe(ctx.sinks.on_market)
     # Refuse a held database here, on the caller's greenlet: a non-blocking
     # flock, and the refusal is the caller's exception, not a pool traceback.
-    lock = _dblock.acquire(cfg.db)
+    lock = acquire_lock(cfg.db)
     try:
         store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
                              not cfg.replica)
     finally:
-        _dblock.release(lock)
+        release_lock(lock)
     users, open_bets = run_blocking(store.load_state)
     ctx.ledger.load(users, open_bets)
     p = name_prefix
@@ -152,8 +151,8 @@ class MarketHandle:
 
     def history(self, user, limit=20, before_bet=None):
         """The user's bets, newest first, hot and archived, as receipts (SPEC section 9)."""
-        from ._receipt import history
-        from ._store import open_readonly
+        from .store import history
+        from .store import open_readonly
         conn = open_readonly(self.cfg.db)
         try:
             return history(conn, user, before_bet, limit)
@@ -162,7 +161,7 @@ class MarketHandle:
 
     def wait_settled(self, bet, timeout=30):
         """Wait until bet ``bet`` is settled; return its receipt."""
-        from ._store import open_readonly
+        from .store import open_readonly
         conn = open_readonly(self.cfg.db)
         try:
             with gevent.Timeout(timeout, False):

@@ -4,7 +4,7 @@ replica, and what an online backup costs taps.
     .venv/bin/python perf/bench_ops.py [--trials 10] [--sync-ms 1000] [--load-s 5]
         [--backup-bets 300000] [--phase-s 10] [--skip-replica] [--skip-backup]
 
-1. Recovery point: ``--trials`` disasters (perf/_replica_trial.py): a real
+1. Recovery point: ``--trials`` disasters (tests/replica_trial.py): a real
    server with ``--replica file://...`` under taps from 6 players, then
    Litestream and the server SIGKILLed at once and the files deleted,
    ``tapgrid restore``, ``tapgrid audit``. Per trial, the acknowledged
@@ -32,8 +32,8 @@ sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
 import gevent  # noqa: E402
 import gevent.subprocess  # noqa: E402
 
-from perf._replica_trial import run_trial  # noqa: E402
-from perf._serverproc import LOAD_ENV, ROOT, ServerProcess  # noqa: E402
+from tests.replica_trial import run_trial  # noqa: E402
+from tests.serverproc import LOAD_ENV, ROOT, ServerProcess  # noqa: E402
 
 
 def pct(values, q):
