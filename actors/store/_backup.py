@@ -24,7 +24,7 @@ import pysqlite3.dbapi2 as sqlite3
 __all__ = ["backup"]
 
 
-def backup(db_path, out, pages=256, sleep_s=0.002):
+def backup(db_path, out, pages=128, sleep_s=0.01):
     """Copy ``db_path`` to ``out``; a dict with pages, bytes and seconds."""
     if not os.path.exists(db_path):
         raise FileNotFoundError(db_path)

@@ -39,3 +39,38 @@ def test_restore_refuses_to_overwrite_a_database(tmp_path):
     out = tapgrid("restore", "--replica", f"file://{tmp_path}/none", "--db", str(db))
     assert out.returncode != 0 and "exists" in out.stderr
     assert os.path.getsize(db) == 0
+
+
+def test_litestream_is_supervised_restarted_and_dies_with_the_server(tmp_path):
+    import signal
+    import time
+    import urllib.request
+
+    from tests.replica_trial import _children
+    from tests.support import wait_until
+    s = ServerProcess(str(tmp_path / "s.db"), "--seed", "1", "--replica",
+                      f"file://{tmp_path}/replica", env={"TAPGRID_LITESTREAM_ADDR": ""}).start()
+    try:
+        first = wait_until(lambda: _children(s.pid), 10, what="litestream child")
+        os.kill(first[0], signal.SIGKILL)
+        again = wait_until(lambda: [p for p in _children(s.pid) if p not in first], 15,
+                           interval=0.1, what="litestream restarted")
+
+        def metric(name):
+            with urllib.request.urlopen(s.url + "/metrics", timeout=5) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith(name + " "):
+                        return float(line.split()[1])
+        wait_until(lambda: metric("tapgrid_replica_restarts") == 1.0, 10, what="restart counted")
+        assert metric("tapgrid_replica_up") == 1.0
+        s.kill()            # SIGKILL: the child gets SIGTERM from the kernel (PDEATHSIG)
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{again[0]}") and time.monotonic() < deadline:
+            with open(f"/proc/{again[0]}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{again[0]}") or open(
+            f"/proc/{again[0]}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    finally:
+        s.kill()
