@@ -52,6 +52,7 @@ def render_nginx(cfg, listen=None, server_name=None, prefix=None):
     if tls:
         cert = name if name != "_" else "example.com"
         listen_block = (
+            "        listen 443 ssl;\n        listen [::]:443 ssl;\n"
             f"        # TLS: fill in your certificate (e.g. certbot --nginx -d {cert})\n"
             f"        ssl_certificate /etc/letsencrypt/live/{cert}/fullchain.pem;\n"
             f"        ssl_certificate_key /etc/letsencrypt/live/{cert}/privkey.pem;\n"

@@ -50,7 +50,7 @@ def nginx(server, tmp_path):
     """nginx (not a daemon) with the rendered file, on a free loopback port."""
     assert NGINX, "nginx is not installed (.ci/run installs it with apt)"
     prefix = tmp_path / "nginx"
-    (prefix / "tmp").mkdir(parents=True)
+    prefix.mkdir()
     port = free_port()
     conf = prefix / "nginx.conf"
     env = dict(os.environ, TAPGRID_MAX_CONNECTIONS="1", TAPGRID_PROXY_CONNS_PER_IP="2")
@@ -186,3 +186,34 @@ def test_litestream_config_names_the_database_and_replica(tmp_path):
                           "s3://bucket/tapgrid", "--replica-sync-ms", "500")
     assert f"path: {tmp_path}/t.db" in text and "url: s3://bucket/tapgrid" in text
     assert "sync-interval: 500ms" in text
+
+
+def test_nginx_tls_render_passes_nginx_t_with_a_certificate(tmp_path):
+    """The default (port 443) render: TLS with placeholder paths; with a real
+    (self-signed) certificate put there, nginx accepts the file."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    assert NGINX, "nginx is not installed"
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "play.example.com")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "privkey.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    text = render("nginx", Config(public_url="https://play.example.com"), prefix=str(tmp_path))
+    placeholder = "/etc/letsencrypt/live/play.example.com/"
+    assert "listen 443 ssl;" in text and placeholder + "fullchain.pem" in text
+    assert "return 301 https://$host$request_uri;" in text
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text.replace(placeholder, str(tmp_path) + "/"))
+    out = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
