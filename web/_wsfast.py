@@ -26,6 +26,8 @@ and reading is ours (site-packages stays untouched):
 import struct
 from collections import deque
 
+import gevent
+
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import WebSocket
 
@@ -35,6 +37,8 @@ __all__ = ["FastWebSocket", "FastHandler", "unmask", "encode_text_frame", "encod
 
 DEFAULT_FRAME_LIMIT = 4096
 RECV_SIZE = 65536
+LINGER_S = 2.0            # after our close frame, read (and drop) until the peer's EOF
+LINGER_BYTES = 1 << 18
 
 
 def encode_frame(opcode, data):
@@ -145,6 +149,23 @@ class FastWebSocket(WebSocket):
             self.closed = True
         else:
             self.close(code, reason)
+        self._linger()
+
+    def _linger(self):
+        # Closing a socket with unread bytes makes the kernel answer with a
+        # reset, which can destroy our close frame before the client reads
+        # it (a client still sending a big frame we refused). So read what
+        # still comes, bounded in time and bytes, until the peer's EOF.
+        recv, got = self._recv, 0
+        with gevent.Timeout(LINGER_S, False):
+            try:
+                while got < LINGER_BYTES:
+                    data = recv(RECV_SIZE)
+                    if not data:
+                        break
+                    got += len(data)
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass
 
     def close(self, code=1000, message=b""):
         # Not super().close(): gevent-websocket 0.10.1 drops ``code`` and sends
