@@ -120,3 +120,40 @@ def test_the_same_frame_after_redis_forgets_is_refused(server_factory, own_redis
         assert last["reason"] == "replay"     # the market's record, rebuilt from the DB
     assert bets_with_nonce(server.db, nonce) == 1
     assert client.me()["balance"] == start_balance - 200
+
+
+def test_a_real_lru_eviction_does_not_let_the_replay_through(server_factory, own_redis):
+    """maxmemory with allkeys-lru, then enough other data that Redis evicts
+    the nonce (and maybe the epoch and the session: the connection is
+    already open). The same frame on the same connection is still refused."""
+    from tests.web.test_replay import open_ws, read_acks
+    server = server_factory("--seed", "1", "--redis", own_redis.url, env=NO_RATE_LIMIT)
+    client = TapgridClient(server.url)
+    client.login(Wallet())
+    _, text, nonce = captured_tap(server, client, margin_ms=10_000)
+    ws = open_ws(server.url, client.token)
+    try:
+        ws.send_text(text)
+        assert read_acks(ws, 1)[0]["ok"] is True
+        r = own_redis.client()
+        nonce_keys = r.keys("tapgrid:n:*")
+        assert nonce_keys
+        r.config_set("maxmemory-policy", "allkeys-lru")
+        r.config_set("maxmemory", str(max(r.info("memory")["used_memory"] + (1 << 20), 4 << 20)))
+        junk = b"x" * 4096
+        i = 0
+        while any(r.exists(k) for k in nonce_keys):
+            pipe = r.pipeline(transaction=False)
+            for _ in range(256):
+                pipe.set(f"junk:{i}", junk)
+                i += 1
+            pipe.execute()
+            assert i < 200_000, "Redis never evicted the nonce"
+        assert r.info("stats")["evicted_keys"] > 0
+        r.close()
+        ws.send_text(text)
+        again = read_acks(ws, 1)[0]
+        assert again["ok"] is False and again["reason"] in ("replay", "expired"), again
+        assert bets_with_nonce(server.db, nonce) == 1
+    finally:
+        ws.close()
