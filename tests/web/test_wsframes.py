@@ -1,6 +1,7 @@
 """The sans-I/O frame reader (web/_wsframes.py): frames split anywhere
 across reads or coalesced many to a read, the size cap decided from the
 header before the payload exists, and each protocol error's close code."""
+import socket
 import struct
 
 import pytest
@@ -90,3 +91,60 @@ def test_unmask_fallback_matches_wsaccel():
     for n in (0, 1, 3, 4, 5, 1000):
         data = bytes(range(256)) * 4
         assert unmask(key, data[:n]) == _unmask_int(key, data[:n])
+
+
+# --- the thin I/O around it (web/_wsfast.py) over a real socket pair ----------------------
+
+def _server_ws():
+    from types import SimpleNamespace
+
+    from gevent import socket as gsocket
+
+    from web._wsfast import FastWebSocket
+    a, b = gsocket.socketpair()
+    rfile = a.makefile("rb")
+    handler = SimpleNamespace(rfile=rfile, socket=a)
+    stream = SimpleNamespace(read=rfile.read, write=a.sendall, handler=handler)
+    return FastWebSocket({}, stream, handler, frame_limit=4096), a, b
+
+
+def _read_server_frames(sock, n):
+    data = b""
+    out = []
+    while len(out) < n:
+        data += sock.recv(65536)
+        while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F):
+            size = data[1] & 0x7F
+            out.append((data[0] & 0x0F, data[2:2 + size]))
+            data = data[2 + size:]
+    return out
+
+
+def test_receive_many_hands_out_every_frame_of_one_read():
+    ws, a, b = _server_ws()
+    try:
+        b.sendall(b"".join(frame(1, b'{"n":%d}' % i) for i in range(50)))
+        assert ws.receive_many() == ['{"n":%d}' % i for i in range(50)]
+        b.sendall(frame(1, b"one") + frame(9, b"hi") + frame(1, b"two"))
+        assert ws.receive() == "one" and ws.receive() == "two"
+        assert _read_server_frames(b, 1) == [(0x0A, b"hi")]          # the pong
+        b.sendall(frame(8, struct.pack("!H", 4001) + b"bye"))
+        b.shutdown(socket.SHUT_WR)                                     # our EOF
+        assert ws.receive() is None and ws.close_code == 4001
+        assert _read_server_frames(b, 1) == [(0x08, struct.pack("!H", 4001) + b"bye")]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_oversized_header_closes_1009_without_waiting_for_the_payload():
+    ws, a, b = _server_ws()
+    try:
+        b.sendall(bytes((0x81, 0xFE)) + struct.pack("!H", 5000) + b"\x00" * 4)   # no payload
+        b.shutdown(socket.SHUT_WR)
+        assert ws.receive() is None and ws.close_code == 1009
+        code, payload = _read_server_frames(b, 1)[0]
+        assert code == 0x08 and payload[:2] == struct.pack("!H", 1009)
+    finally:
+        a.close()
+        b.close()
