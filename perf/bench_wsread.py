@@ -7,7 +7,7 @@ side in one run (issue 16, "reading frames in bulk").
   per frame: gevent-websocket's ``Header.decode_header`` (two small reads,
   plus one for a 16-bit length), one read of mask + payload, wsaccel
   unmasking, a UTF-8 decode; from a ``BufferedReader`` (what ``rfile`` is).
-- after: ``FrameReader.feed`` on 64 KiB reads of the same bytes (one
+- after: ``web.gateway.FrameReader.feed`` on 64 KiB reads of the same bytes (one
   ``read1`` per turn, every complete frame in it parsed).
 
 Both parse the same masked text frames of ``--size`` bytes (a tap frame is
@@ -26,7 +26,7 @@ sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
 
 from geventwebsocket.websocket import Header  # noqa: E402
 
-from web._wsframes import FrameReader, unmask  # noqa: E402
+from web.gateway import FrameReader, unmask  # noqa: E402
 
 
 def make_frames(n, size):

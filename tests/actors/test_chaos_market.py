@@ -12,15 +12,15 @@ import time
 
 import gevent
 
-from actors._audit import audit
+from actors.store import audit
 from actors._config import Config
-from actors._feeds import SimFeed
+from actors.feeds import SimFeed
 from actors._model import LOST, OPEN, VOID, WON
 from actors._resolver import path_of
 from actors._runtime import start_market
-from actors._store import open_readonly
+from actors.store import open_readonly
 from engine import ActorSystem
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 TICK_MS = 100
 

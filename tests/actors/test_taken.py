@@ -3,13 +3,13 @@ nonce store in front said, a Column refuses a (player, nonce) that the
 market has already taken in the last window, across Columns, within one
 batch, and after a restart (the record is rebuilt from the bet rows)."""
 from actors._config import Config
-from actors._feeds import SimFeed
+from actors.feeds import SimFeed
 from actors._model import Tap
 from actors._runtime import start_market
 from actors._taken import TakenNonces
 from engine import ActorSystem
 from tests.actors.test_column import Rig
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 def test_the_same_tap_twice_is_taken_once(system, db_path):

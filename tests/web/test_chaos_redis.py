@@ -11,10 +11,10 @@ import sqlite3
 import gevent
 import pytest
 
-from actors._audit import audit
-from tests.conftest import wait_until
-from tests.web.test_replay import NO_RATE_LIMIT
-from tests.web.test_replay_redis import own_redis  # noqa: F401  (fixture)
+from actors.store import audit
+from tests.support import wait_until
+from tests.web.auth.test_replay import NO_RATE_LIMIT
+from tests.web.auth.test_replay_redis import own_redis  # noqa: F401  (fixture)
 from web.client import TapgridClient, Wallet
 
 LOAD = dict(NO_RATE_LIMIT, TAPGRID_MAX_OPEN_BETS="10000000",

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors import REASONS
-from tests.web.autobahn_cases import frame
+from tests.web.gateway.autobahn_cases import frame
 from web._safejson import loads as safe_loads
-from web._siwe import SiweError, build_message, parse_message, verify_login
-from web._tapsig import TapError, encode_tap_payload, parse_tap_payload
-from web._wsframes import FrameReader
+from web.auth import SiweError, build_message, parse_message, verify_login
+from actors.wire import TapError, encode_tap_payload, parse_tap_payload
+from web.gateway._wsframes import FrameReader
 
 CLOSE_CODES = {1002, 1007, 1009}
 EVENTS = {"text", "binary", "ping", "pong", "close", "fail"}

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from actors._wsclient import WSClient
+from actors.feeds import WSClient
 from web.client import TapgridClient
 
 NESTED = "[" * 1000 + "]" * 1000
