@@ -49,3 +49,10 @@ __all__ += ["verify", "VerifyError"]
 from .archive import Archiver, archive_offline  # noqa: E402
 
 __all__ += ["Archiver", "archive_offline"]
+
+# operations (issue 13)
+from .store import (DatabaseLocked, Replicator, ReplicaError, backup,  # noqa: E402
+                    litestream_config, litestream_path, restore)
+
+__all__ += ["DatabaseLocked", "backup", "Replicator", "ReplicaError", "litestream_config",
+            "litestream_path", "restore"]
