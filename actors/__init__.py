@@ -40,7 +40,19 @@ def shell_namespace(system, cfg):
             "Tap": Tap, "audit": audit}
 
 
+# the price record and its verification (issue 11)
+from ._verify import VerifyError, verify  # noqa: E402
+
+__all__ += ["verify", "VerifyError"]
+
 # retention (issue 6)
 from .archive import Archiver, archive_offline  # noqa: E402
 
 __all__ += ["Archiver", "archive_offline"]
+
+# operations (issue 13)
+from .store import (DatabaseLocked, Replicator, ReplicaError, backup,  # noqa: E402
+                    litestream_config, litestream_path, restore)
+
+__all__ += ["DatabaseLocked", "backup", "Replicator", "ReplicaError", "litestream_config",
+            "litestream_path", "restore"]

@@ -22,11 +22,11 @@ from engine import Future, run_blocking
 
 from .archive import Archiver
 from ._context import MarketContext, Sinks
-from .feeds import make_feed
+from .feeds import make_sources
 from ._market import Market
 from ._model import Ack, Tap
 from ._resolver import Resolver
-from .store import Store
+from .store import Store, acquire_lock, release_lock
 from ._watchdog import Watchdog
 from ._writer import Writer
 
@@ -38,16 +38,25 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     the Watchdog first, the Writer last, so every queued bet is written)."""
     ctx = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
     ctx.status.subscribe(ctx.sinks.on_market)
-    store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms)
+    # Refuse a held database here, on the caller's greenlet: a non-blocking
+    # flock, and the refusal is the caller's exception, not a pool traceback.
+    lock = acquire_lock(cfg.db)
+    try:
+        store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
+                             not cfg.replica)
+    finally:
+        release_lock(lock)
     users, open_bets = run_blocking(store.load_state)
     ctx.ledger.load(users, open_bets)
+    now = ctx.now()
+    ctx.taken.load(run_blocking(store.recent_nonces, now - ctx.taken.keep_ms), now)
     p = name_prefix
     ctx.writer = system.spawn(Writer, ctx, store, name=p + "writer")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     if feed is None:
-        feed = make_feed(cfg.feed, url=cfg.feed_url, file=cfg.feed_file,
-                         seed=cfg.seed if cfg.feed == "sim" else None)
+        feeds = make_sources(cfg)
+        feed = feeds[0] if len(feeds) == 1 else feeds
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")
     archiver = system.spawn(Archiver, ctx, name=p + "archiver")
@@ -66,7 +75,7 @@ class MarketHandle:
         self.market = market
         self.resolver = resolver
         self.writer = ctx.writer
-        self.feed = feed
+        self.feed = feed                 # one feed, or the list of the price's sources
 
     # --- taps -------------------------------------------------------------------------
 
@@ -105,6 +114,13 @@ class MarketHandle:
 
     def save_session(self, row, timeout=10):
         return self.writer.ask(("session", row), timeout=timeout)
+
+    def save_key(self, user, key, expires_ms, timeout=10):
+        """Keep a session key for verifying receipts (sessions held
+        elsewhere, e.g. Redis; a SQLite session row keeps its key itself)."""
+        from .store import INSERT_KEY
+        return self.writer.ask(("sql", INSERT_KEY, (user, key, self.ctx.now(), expires_ms)),
+                               timeout=timeout)
 
     # --- what is on ------------------------------------------------------------------------
 

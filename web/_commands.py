@@ -1,4 +1,5 @@
 """What each ``tapgrid`` subcommand does, given the loaded config."""
+import os
 import sys
 import time
 
@@ -70,3 +71,55 @@ def cmd_history(cfg, args):
 def cmd_archive(cfg, args):
     from actors import archive_offline
     print(archive_offline(cfg))
+
+
+# --- operations (issue 13) -------------------------------------------------------------
+
+def cmd_backup(cfg, args):
+    from actors import backup
+    os.nice(10)     # the server's taps come first
+    r = backup(cfg.db, args.out)
+    print(f"backup of {cfg.db} written to {args.out}: {r['bytes']:,} bytes in {r['seconds']} s")
+
+
+def cmd_restore(cfg, args):
+    from actors import restore
+    replica = args.replica or cfg.replica
+    if not replica:
+        raise ValueError("no replica: pass --replica URL or set replica in the config")
+    restore(replica, cfg.db, cfg.litestream_bin, args.timestamp)
+    print(f"restored {cfg.db} from {replica}; check it with: tapgrid audit --db {cfg.db}")
+
+
+def cmd_config(cfg, args):
+    from .deploy import render
+    sys.stdout.write(render(args.kind, cfg, listen=args.listen, server_name=args.server_name,
+                            prefix=args.prefix))
+
+
+def cmd_verify(cfg, args):
+    from actors import VerifyError, verify
+    from actors.wire import TapError, b64url_encode, load_session_key, verify_tap
+    loaded = {}
+
+    def check(key, payload, sig):
+        k = loaded.get(key)
+        if k is None:
+            try:
+                k = loaded[key] = load_session_key(key)
+            except TapError:
+                return False
+        return verify_tap(k, payload, b64url_encode(sig))
+
+    if not os.path.exists(cfg.db):
+        raise FileNotFoundError(f"no database at {cfg.db}")
+    try:
+        report = verify(cfg.db, cfg, check, args.from_ms, args.to_ms)
+    except VerifyError as exc:
+        print(f"verify FAILED: {exc}", file=sys.stderr)
+        return 1
+    skipped = report["skipped_files"]
+    print(f"verify ok: {report['bets']} settled bets in {report['windows']} windows"
+          f" ({report['ticks']} ticks, {report['files']} archive files)"
+          + (f"; not on this machine, not checked: {', '.join(skipped)}" if skipped else ""))
+    return 0

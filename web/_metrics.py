@@ -38,6 +38,7 @@ class Metrics:
                                  registry=self.registry)
         self._result_children = {}
         self._sources = None
+        self.replica = None       # the Litestream supervisor, when a replica is on
         self._batches = [0] * (len(_BATCH_BUCKETS) + 1)
         self._batch_sum = 0
         self._commits = [0] * (len(_COMMIT_BUCKETS) + 1)
@@ -88,6 +89,35 @@ def _histogram(name, doc, bounds, counts, total):
         acc += c
         buckets.append(("+Inf" if b == float("inf") else str(b), acc))
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=total)
+
+
+def _source_metrics(boards, now_ms):
+    """Each price source's age and deviation from the median, and the quorum."""
+    labels = ["asset", "source"]
+    age = GaugeMetricFamily("tapgrid_price_source_age_seconds",
+                            "Since the source's last tick arrived (-1: none yet)", labels=labels)
+    dev = GaugeMetricFamily("tapgrid_price_source_deviation_bp",
+                            "The source's last price minus the median, in basis points",
+                            labels=labels)
+    fresh = GaugeMetricFamily("tapgrid_price_source_fresh",
+                              "1 while the source ticked within 2x its interval", labels=labels)
+    n_fresh = GaugeMetricFamily("tapgrid_price_sources_fresh", "Fresh sources", labels=["asset"])
+    quorum = GaugeMetricFamily("tapgrid_price_quorum", "Fresh sources needed", labels=["asset"])
+    state = GaugeMetricFamily("tapgrid_price_state", "1 for the price's state: ok, quorum"
+                              " (too few fresh sources) or divergence", labels=["asset", "state"])
+    for asset, board in sorted(boards.items()):
+        snap = board.snapshot(now_ms)
+        for s in snap["sources"]:
+            key = [asset, s["name"]]
+            age.add_metric(key, -1 if s["age_ms"] is None else s["age_ms"] / 1000)
+            if s["deviation_bp"] is not None:
+                dev.add_metric(key, s["deviation_bp"])
+            fresh.add_metric(key, 1 if s["fresh"] else 0)
+        n_fresh.add_metric([asset], snap["fresh"])
+        quorum.add_metric([asset], snap["quorum"])
+        for name in ("ok", "quorum", "divergence"):
+            state.add_metric([asset, name], 1 if snap["state"] == name else 0)
+    yield from (age, dev, fresh, n_fresh, quorum, state)
 
 
 def disk_free(path):
@@ -152,9 +182,15 @@ class _ScrapeCollector:
         yield GaugeMetricFamily("tapgrid_price_age_seconds", "Age of the last priced tick", value=age)
         yield GaugeMetricFamily("tapgrid_market_open", "1 when betting is open",
                                 value=1 if ctx.status.is_open else 0)
+        yield from _source_metrics(ctx.price_boards, time.monotonic() * 1000)
         try:
             free = disk_free(db_path)
         except OSError:
             free = -1
+        if m.replica is not None:
+            yield GaugeMetricFamily("tapgrid_replica_up", "1 while Litestream runs",
+                                    value=1 if m.replica.alive else 0)
+            yield GaugeMetricFamily("tapgrid_replica_restarts", "Litestream restarts",
+                                    value=m.replica.restarts)
         yield GaugeMetricFamily("tapgrid_disk_free_bytes", "Free bytes on the database's filesystem",
                                 value=free)

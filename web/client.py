@@ -258,6 +258,9 @@ class TapgridClient:
         payload = encode_tap_payload(col, lo, stake, min_mult, ts, nonce)
         return {"type": "tap", "payload": payload, "sig": self.signer.sign(payload)}, nonce
 
+    def send_raw(self, text):
+        self.ws.send_text(text)
+
     def tap_async(self, col, lo, stake, min_mult=101, frame=None):
         if frame is None:
             frame, nonce = self.signed_tap(col, lo, stake, min_mult)
