@@ -41,6 +41,7 @@ __all__ = ["WSClient", "WSError", "WSHandshakeError", "WSProtocolError",
            "WSClosedError", "Headers"]
 
 _READ_SIZE = 65536
+_HEAD_LIMIT = 65536           # the HTTP response head of the upgrade
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
@@ -128,15 +129,34 @@ def _wrap_tls(sock, host, ctx):
 
 
 def _handshake(sock, proto, url):
-    """Read until the protocol has parsed the server's answer; return the
-    events that came after it (frames sent right behind the 101)."""
+    """Read the server's answer and let the protocol check it. Only the
+    response head is fed to it when the upgrade succeeds: the bytes behind it
+    (frames the server sent right after the 101) are returned unparsed, for
+    the connection to read as its first data."""
+    buf, head_fed, rest = bytearray(), False, b""
     while True:
         data = sock.recv(_READ_SIZE)
-        if data:
-            proto.receive_data(data)
-        else:
+        if not data:
             proto.receive_eof()
-        events = proto.events_received()
+            events = proto.events_received()
+        elif head_fed:
+            proto.receive_data(data)
+            events = proto.events_received()
+        else:
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > _HEAD_LIMIT:
+                    raise WSError("HTTP response head too large")
+                continue
+            head_fed, rest = True, bytes(buf[end + 4:])
+            proto.receive_data(bytes(buf[:end + 4]))
+            events = proto.events_received()
+            if not events and rest:
+                # No answer yet: a refusal with a body, which the protocol reads too.
+                proto.receive_data(rest)
+                rest = b""
+                events = proto.events_received()
         if events and isinstance(events[0], Response):
             break
         exc = proto.handshake_exc
@@ -149,7 +169,7 @@ def _handshake(sock, proto, url):
     if exc is not None:
         message = None if isinstance(exc, InvalidStatus) else f"websocket upgrade refused: {exc}"
         raise WSHandshakeError(response.status_code, headers, bytes(response.body), message)
-    return headers, events[1:]
+    return headers, rest
 
 
 class WSClient:
@@ -158,10 +178,11 @@ class WSClient:
     frames never interleave."""
 
     __slots__ = ("url", "headers", "max_message_size", "close_code",
-                 "close_reason", "last_read_at", "_sock", "_proto", "_inbox",
+                 "close_reason", "last_read_at", "_sock", "_buf", "_proto", "_inbox",
                  "_send_lock", "_reading", "_frag_op", "_frags", "_done")
 
-    def __init__(self, sock, proto, *, url="", headers=None, max_message_size=16 << 20):
+    def __init__(self, sock, proto, buffered=b"", *, url="", headers=None,
+                 max_message_size=16 << 20):
         self.url = url
         self.headers = headers if headers is not None else Headers()
         self.max_message_size = max_message_size
@@ -169,6 +190,7 @@ class WSClient:
         self.close_reason = ""
         self.last_read_at = monotonic()   # any bytes at all, pings included
         self._sock = sock
+        self._buf = bytearray(buffered)   # received, not yet fed to the protocol
         self._proto = proto
         self._inbox = deque()       # messages (str/bytes) or a WSProtocolError to raise
         self._send_lock = Semaphore()
@@ -199,11 +221,10 @@ class WSClient:
             if uri.secure:
                 sock = _wrap_tls(sock, uri.host, ssl_context)
             sock.sendall(b"".join(proto.data_to_send()))
-            rheaders, events = _handshake(sock, proto, url)
-            client = cls(sock, proto, url=url, headers=rheaders,
+            rheaders, rest = _handshake(sock, proto, url)
+            client = cls(sock, proto, rest, url=url, headers=rheaders,
                          max_message_size=max_message_size)
             sock = None
-            client._take(events)
             return client
         except gevent.Timeout as t:
             if t is not timer:
@@ -281,6 +302,11 @@ class WSClient:
         sock = self._sock
         if sock is None:
             return False
+        if self._buf:
+            data, self._buf = bytes(self._buf), bytearray()
+            self._proto.receive_data(data)
+            self._take(self._proto.events_received())
+            return True
         timer = None
         if deadline is not None:
             remaining = deadline - monotonic()
