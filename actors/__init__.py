@@ -16,8 +16,8 @@ from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
 from ._store import Store, open_readonly
 from ._column import Column
-from ._market import Market
-from ._resolver import Resolver
+from ._market import Market, open_columns, price_grid
+from ._resolver import Resolver, path_of, touches
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
 from ._audit import audit
@@ -29,7 +29,7 @@ __all__ = [
     "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
     "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "open_readonly",
-    "Column", "Market", "Resolver", "Watchdog", "Health", "Writer", "shell_namespace",
+    "Column", "Market", "price_grid", "open_columns", "Resolver", "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
 ]
 

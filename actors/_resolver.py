@@ -23,9 +23,15 @@ from ._model import LOST, VOID, WON, Settlement, payout_for
 from ._store import open_readonly
 from ._watchdog import Health
 
-__all__ = ["Resolver", "path_of"]
+__all__ = ["Resolver", "path_of", "touches"]
 
 log = logging.getLogger("tapgrid.resolver")
+
+
+def touches(lo, band, low, high):
+    """Whether a path with range ``[low, high]`` (None: no price) meets the
+    band ``[lo, lo + band)``: the one touch rule, for settling and for pricing."""
+    return low is not None and lo <= high and lo + band > low
 
 
 def path_of(ticks, t0, t1, stale_after):
@@ -190,7 +196,7 @@ class Resolver(Actor):
         for bid, user, lo, stake, mult in rows:
             if bid in self.inflight:
                 continue
-            touched = low is not None and lo <= high and lo + band > low
+            touched = touches(lo, band, low, high)
             if touched and not stale:
                 out.append(Settlement(bid, user, t0, lo, stake, mult, WON, payout_for(stake, mult)))
             elif stale:
