@@ -59,9 +59,12 @@ def bucket_of(mult):
 
 
 def sim_ticks(seed, interval_ms, annual_vol, seconds):
+    """The sim's prices at its rhythm; the phase against the columns is
+    random, as with a wall clock."""
     feed = SimFeed(seed=seed, interval_ms=interval_ms, annual_vol=annual_vol)
     n = int(seconds * 1000 // interval_ms)
-    return [(T_START + i * interval_ms, feed.next_price()) for i in range(n)]
+    t = T_START + random.Random(seed).randrange(interval_ms)
+    return [(t + i * interval_ms, feed.next_price()) for i in range(n)]
 
 
 def replay_ticks(seconds, path=SAMPLE_TICKS):
@@ -153,7 +156,7 @@ def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
     band = cfg.band_cents
     edge = (10000 - cfg.edge_bp) / 10000
     stale_after = 2 * cfg.tick_interval_ms
-    vol = Volatility()
+    vol = Volatility(initial_tick_ms=cfg.tick_interval_ms)   # as Market.on_start
     paths = {}
     grid = None
     last = None
@@ -176,7 +179,8 @@ def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
             dirty = False
             priced_at = now
             t = time.perf_counter()
-            grid = price_grid(cfg, last[1], last[0], vol.sigma, now, n_grids)
+            grid = price_grid(cfg, last[1], last[0], vol.sigma, now, n_grids, vol.tick_ms,
+                              vol.log_sd)
             price_s += time.perf_counter() - t
             n_grids += 1
             sig_sum += grid.sigma
