@@ -11,7 +11,8 @@ from ._feeds import (BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_
 from ._ledger import Ledger
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
                      payout_for)
-from ._odds import Volatility, column_multipliers, multiplier, touch_probability
+from ._odds import (MULT_BUCKETS, Volatility, column_multipliers, mult_bucket, multiplier,
+                    touch_probability)
 from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
 from ._store import Store, open_readonly
@@ -28,7 +29,7 @@ __all__ = [
     "WriterStats", "Tick", "SimFeed", "ReplayFeed", "CoinbaseFeed", "BinanceFeed", "make_feed",
     "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
-    "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "open_readonly",
+    "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus", "Store", "open_readonly",
     "Column", "Market", "price_grid", "open_columns", "Resolver", "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
 ]

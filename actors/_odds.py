@@ -40,7 +40,7 @@ from decimal import Decimal
 import math
 
 __all__ = ["touch_probability", "multiplier", "Volatility",
-           "column_multipliers"]
+           "column_multipliers", "MULT_BUCKETS", "mult_bucket"]
 
 _SQRT2 = math.sqrt(2.0)
 _TWO_PI = 2.0 * math.pi
@@ -48,6 +48,25 @@ _TWO_PI = 2.0 * math.pi
 # percent never moves a multiplier by a hundredth.
 _NEGLIGIBLE = 1e-13
 _MAX_MULT = 10000  # 100x, SPEC section 3
+
+
+# Multiplier buckets (hundredths, [lo, hi)) over which the edge is measured:
+# bench_odds, the calibration test and /metrics use the same ones.
+MULT_BUCKETS = (("1.01-1.5", 101, 150), ("1.5-2", 150, 200), ("2-3", 200, 300),
+                ("3-5", 300, 500), ("5-10", 500, 1000), ("10-99.99", 1000, _MAX_MULT),
+                ("100", _MAX_MULT, _MAX_MULT + 1))
+
+
+def mult_bucket(mult: int) -> str:
+    """The MULT_BUCKETS label of a multiplier in hundredths.
+
+        >>> mult_bucket(190), mult_bucket(999), mult_bucket(10000)
+        ('1.5-2', '5-10', '100')
+    """
+    for name, lo, hi in MULT_BUCKETS:
+        if lo <= mult < hi:
+            return name
+    raise ValueError(f"multiplier out of range: {mult}")
 
 
 def _phi(x):

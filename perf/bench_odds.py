@@ -38,13 +38,11 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from actors import (Config, SimFeed, Volatility, open_columns, path_of,  # noqa: E402
-                    payout_for, price_grid, touches)
+from actors import (MULT_BUCKETS, Config, SimFeed, Volatility, open_columns,  # noqa: E402
+                    path_of, payout_for, price_grid, touches)
 from actors._feeds import SAMPLE_TICKS, load_ticks  # noqa: E402
 
-BUCKETS = [("1.01-1.5", 101, 150), ("1.5-2", 150, 200), ("2-3", 200, 300),
-           ("3-5", 300, 500), ("5-10", 500, 1000), ("10-99.99", 1000, 10000),
-           ("100 capped", 10000, 10001)]
+BUCKETS = MULT_BUCKETS    # the last one is the capped 100x
 ROLL_MS = 100      # Market.schedule_every(0.1, "roll")
 REPRICE_MS = 500   # Market(reprice_ms=500)
 T_START = 1_750_000_000_000

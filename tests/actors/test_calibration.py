@@ -17,10 +17,10 @@ import random
 
 import numpy as np
 
-from actors import Config, SimFeed, Volatility, path_of, payout_for, touches
+from actors import MULT_BUCKETS, Config, SimFeed, Volatility, path_of, payout_for, touches
 from actors._pricer import price_columns
 
-BUCKETS = ((101, 150), (150, 200), (200, 300), (300, 500), (500, 1000), (1000, 10000))
+BUCKETS = tuple((lo, hi) for _, lo, hi in MULT_BUCKETS[:-1])   # capped cells aside
 STAKE = 100
 TICK_MS = 250
 
