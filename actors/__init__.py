@@ -7,7 +7,9 @@ resolver and audit, built from engine actors.
 """
 from ._config import Config, parse_size
 from ._context import MarketContext, Sinks, WriterStats
-from ._feeds import (BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_feed)
+from .feeds import BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_feed
+# store before anything that loads the archive (it reads the bet row format while loading)
+from .store import Store, audit, credit_offline, history_offline, open_readonly
 from ._ledger import Ledger
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
                      payout_for)
@@ -15,22 +17,20 @@ from ._odds import (MULT_BUCKETS, Volatility, column_multipliers, mult_bucket, m
                     touch_probability)
 from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
-from ._store import Store, open_readonly
 from ._column import Column
 from ._market import Market, open_columns, price_grid
 from ._resolver import Resolver, path_of, touches
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
-from ._audit import audit
-from ._offline import credit_offline, history_offline
 
 __all__ = [
     "Config", "parse_size", "start_market", "MarketHandle", "MarketContext", "Sinks",
     "WriterStats", "Tick", "SimFeed", "ReplayFeed", "CoinbaseFeed", "BinanceFeed", "make_feed",
     "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
-    "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus", "Store", "open_readonly",
-    "Column", "Market", "price_grid", "open_columns", "Resolver", "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
+    "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus",
+    "Store", "open_readonly", "Column", "Market", "price_grid", "open_columns", "Resolver",
+    "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
 ]
 
@@ -43,6 +43,6 @@ def shell_namespace(system, cfg):
 
 
 # retention (issue 6)
-from ._archive_run import Archiver, archive_offline  # noqa: E402
+from .archive import Archiver, archive_offline  # noqa: E402
 
 __all__ += ["Archiver", "archive_offline"]

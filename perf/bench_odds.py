@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from actors import (MULT_BUCKETS, Config, SimFeed, Volatility, open_columns,  # noqa: E402
                     path_of, payout_for, price_grid, touches)
-from actors._feeds import SAMPLE_TICKS, load_ticks  # noqa: E402
+from actors.feeds import SAMPLE_TICKS, load_ticks  # noqa: E402
 
 BUCKETS = MULT_BUCKETS    # the last one is the capped 100x
 ROLL_MS = 100      # Market.schedule_every(0.1, "roll")

@@ -1,0 +1,223 @@
+"""gevent-websocket's handshake, with tapgrid's own frame reader.
+
+gevent-websocket reads each frame with three small reads (header, length,
+mask + payload), unmasks with a Python loop per byte and closes most
+protocol errors with 1000. Here the handshake and the handler stay theirs
+and reading is ours (site-packages stays untouched):
+
+- one ``recv`` (``rfile.read1``) per turn, every complete frame in it parsed
+  by the sans-I/O ``FrameReader`` (web/gateway/_wsframes.py), unmasked by wsaccel;
+  ``receive`` hands them out one by one, ``receive_many`` all at once;
+- the 4 KiB cap is enforced from the header (close 1009), before the
+  payload is read; RFC 6455 closing behaviour: protocol errors close with
+  1002, invalid UTF-8 with 1007, a client's close is echoed with its code;
+- pings are answered, pongs ignored;
+- control frames we write (pong, close) go through ``control_send`` /
+  ``closer`` when the connection sets them (web/gateway/_conn.py), so they queue
+  behind frames already being written instead of interleaving with them;
+- ``FastHandler`` asks ``server.admit(environ)`` before upgrading, so the
+  server can shed load with HTTP 503 + Retry-After (or refuse an origin)
+  before any WebSocket exists.
+
+    from gevent.pywsgi import WSGIServer
+    from web.gateway._wsfast import FastHandler
+    WSGIServer(("127.0.0.1", 8080), app, handler_class=FastHandler).serve_forever()
+"""
+import struct
+from collections import deque
+
+import gevent
+
+from geventwebsocket.handler import WebSocketHandler
+from geventwebsocket.websocket import WebSocket
+
+from ._wsframes import FrameReader, unmask
+
+__all__ = ["FastWebSocket", "FastHandler", "unmask", "encode_text_frame", "encode_frame"]
+
+DEFAULT_FRAME_LIMIT = 4096
+RECV_SIZE = 65536
+LINGER_S = 2.0            # after our close frame, read (and drop) until the peer's EOF
+LINGER_BYTES = 1 << 18
+
+
+def encode_frame(opcode, data):
+    """A complete unmasked server frame (FIN set) carrying ``data`` (bytes)."""
+    n = len(data)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + data
+    if n < 65536:
+        return bytes((0x80 | opcode, 126, n >> 8, n & 0xFF)) + data
+    return bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big") + data
+
+
+def encode_text_frame(data):
+    """A complete unmasked server text frame for UTF-8 ``data`` (bytes):
+    encode once, send the same bytes to every connection."""
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65536:
+        return bytes((0x81, 126, n >> 8, n & 0xFF)) + data
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + data
+
+
+class FastWebSocket(WebSocket):
+    frame_limit = DEFAULT_FRAME_LIMIT
+
+    def __init__(self, environ, stream, handler, frame_limit=DEFAULT_FRAME_LIMIT):
+        super().__init__(environ, stream, handler)
+        self.frame_limit = frame_limit
+        self.reader = FrameReader(frame_limit)
+        self.ready = deque()          # messages parsed, not yet handed out
+        self.close_code = None        # what we closed with (or echoed)
+        self.control_send = None      # callable(frame bytes), set by the connection
+        self.closer = None            # callable(code, reason bytes), ditto
+        rfile = getattr(handler, "rfile", None)
+        # read1: what is buffered, else one recv of up to RECV_SIZE bytes.
+        self._recv = getattr(rfile, "read1", None) or (lambda n: stream.read(n))
+        self._pending_close = None    # (code, reason) once the peer closed or failed
+
+    def receive(self):
+        """The next message (str or bytes), or None once closed."""
+        ready = self.ready
+        while not ready:
+            if not self._fill():
+                return None
+        return ready.popleft()
+
+    def receive_many(self):
+        """Every message that the next read completes (at least one), or
+        None once closed: a batch for callers that verify taps together."""
+        ready = self.ready
+        while not ready:
+            if not self._fill():
+                return None
+        out = list(ready)
+        ready.clear()
+        return out
+
+    def _fill(self):
+        """Read once and parse; False when the connection is over."""
+        if self._pending_close is not None:
+            self._finish(*self._pending_close)
+            return False
+        if self.closed:
+            return False
+        try:
+            data = self._recv(RECV_SIZE)
+        except (OSError, ValueError, AttributeError, TypeError):
+            # A reset, or closed by another greenlet while we waited.
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        ready = self.ready
+        for ev in self.reader.feed(data):
+            kind = ev[0]
+            if kind == "text" or kind == "binary":
+                ready.append(ev[1])
+            elif kind == "ping":
+                self._control(encode_frame(0x0A, ev[1]))
+            elif kind == "close":
+                self._pending_close = (ev[1], ev[2].encode("utf-8"))
+            elif kind == "fail":
+                self._pending_close = (ev[1], ev[2].encode("utf-8"))
+        # Messages that arrived before a close or a failure are still
+        # handed out; the close goes once they have been.
+        if not ready and self._pending_close is not None:
+            self._finish(*self._pending_close)
+            return False
+        return True
+
+    def _control(self, frame):
+        send = self.control_send
+        try:
+            if send is not None:
+                send(frame)
+            elif not self.closed:
+                self.raw_write(frame)
+        except Exception:
+            self.closed = True
+
+    def _finish(self, code, reason):
+        self._pending_close = None
+        self.close_code = code
+        closer = self.closer
+        if closer is not None:
+            closer(code, reason)
+            self.closed = True
+        else:
+            self.close(code, reason)
+        self._linger()
+
+    def _linger(self):
+        # Closing a socket with unread bytes makes the kernel answer with a
+        # reset, which can destroy our close frame before the client reads
+        # it (a client still sending a big frame we refused). So read what
+        # still comes, bounded in time and bytes, until the peer's EOF.
+        recv, got = self._recv, 0
+        with gevent.Timeout(LINGER_S, False):
+            try:
+                while got < LINGER_BYTES:
+                    data = recv(RECV_SIZE)
+                    if not data:
+                        break
+                    got += len(data)
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass
+
+    def close(self, code=1000, message=b""):
+        # Not super().close(): gevent-websocket 0.10.1 drops ``code`` and sends
+        # str(message) ("b'...'") as the close payload, so clients saw 25127.
+        if self.closed:
+            return
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        try:
+            self.raw_write(encode_frame(0x08, struct.pack("!H", code) + (message or b"")[:123]))
+        except Exception:
+            pass
+        finally:
+            self.closed = True
+            self.stream = None
+            self.raw_write = None
+            self.raw_read = None
+
+
+class FastHandler(WebSocketHandler):
+    """Admission control before the upgrade, then ``FastWebSocket`` frames."""
+
+    def run_application(self):
+        env = self.environ
+        if env.get("HTTP_UPGRADE", "").lower() == "websocket":
+            admit = getattr(self.server, "admit", None)
+            refusal = admit(env) if admit is not None else None
+            if refusal is not None:
+                status, headers, body = refusal
+                self.start_response(status, headers + [("Content-Length", str(len(body)))])
+                self.write(body)
+                return
+        try:
+            super().run_application()
+        finally:
+            done = getattr(self.server, "upgrade_done", None)
+            if done is not None:
+                done(env)
+
+    def upgrade_connection(self):
+        result = super().upgrade_connection()
+        ws = self.websocket
+        if result is None and ws is not None and not isinstance(ws, FastWebSocket):
+            # The stock object would send a close frame from __del__.
+            ws.closed = True
+            fast = FastWebSocket(self.environ, ws.stream, self,
+                                 getattr(self.server, "frame_limit", DEFAULT_FRAME_LIMIT))
+            self.websocket = fast
+            self.environ["wsgi.websocket"] = fast
+        return result
+
+    def log_request(self):
+        # Access logs per request would dominate CPU under load; the server
+        # logs what matters (see web._server).
+        pass
