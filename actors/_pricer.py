@@ -14,15 +14,18 @@ Resolver actually judges: discrete ticks joined as a line.
 - The price is the last tick, not a price "now": the landing variance runs
   from that tick's time to the prevailing tick at ``t0`` (half a tick
   interval before ``t0`` on average), whenever the grid happens to be priced.
+- sigma is an estimate; the probability priced is the one that keeps the
+  edge whatever the true sigma (``_estimate_aware``).
 
-With ``tick_ms = 0`` and ``wait_ms`` measured from ``now`` this is exactly
+With ``tick_ms = 0``, ``sigma_sd = 0`` and ``wait_ms`` measured from ``now`` this is exactly
 ``_odds.touch_probability`` (the tests hold it to that within 1e-12).
 
-Why numpy: 13 columns x 100 bands of bivariate-normal terms were ~15 ms of
-pure Python per grid, all of it under the GIL (the event loop waited up to a
-switch interval, 5 ms, at a time). Here the work is a few dozen array
-operations over ~1,300 cells; numpy's loops release the GIL over arrays of
-that size, and the Python between them is microseconds.
+Why numpy: 12-13 columns x 101 bands of bivariate-normal terms were 6-25 ms
+of pure Python per grid on this box (perf/bench_pricer.py, bench_odds), all
+of it under the GIL (the event loop waited a switch interval, 5 ms, at a
+time). Here the work is a few dozen array operations over ~1,300 cells
+(x3 sigma nodes); numpy's loops release the GIL over arrays of that size,
+and the Python between them is microseconds.
 """
 import math
 
