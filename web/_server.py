@@ -19,7 +19,7 @@ from gevent.pywsgi import WSGIServer
 
 from actors import start_market
 from engine import ActorSystem
-from engine._console import start_backdoor
+from engine._console import start_backdoor, stop_backdoor
 
 from ._app import build_app
 from ._gateway import Gateway
@@ -91,8 +91,8 @@ class Server:
         gc.set_threshold(20_000, 20, 50)
         self.http.start()
         if self.cfg.backdoor:
-            host, _, port = self.cfg.backdoor.rpartition(":")
-            self.backdoor = start_backdoor((host or "127.0.0.1", int(port)), {
+            from ._commands import backdoor_path
+            self.backdoor = start_backdoor(backdoor_path(self.cfg), {
                 "system": self.system, "market": self.market, "server": self, "cfg": self.cfg})
         self._summary = gevent.spawn(self._summarise)
         self._lag = gevent.spawn(self.gateway.watch_loop)
@@ -125,7 +125,7 @@ class Server:
         self.system.stop(timeout=timeout / 2)
         self.gateway.close_all(1001)
         if self.backdoor is not None:
-            self.backdoor.stop()
+            stop_backdoor(self.backdoor)
         try:
             self.http.stop(timeout=1)
         except Exception:
