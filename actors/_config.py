@@ -81,6 +81,7 @@ class Config:
     max_loop_lag_ms: float = 250.0      # refuse upgrades (503) while the loop runs this late
     fanout_hz: float = 10.0
     session_ttl_ms: int = 86_400_000
+    max_body: int = 8192                # bytes; 413 above, before the body is read
 
     @classmethod
     def load(cls, path=None, env=None, overrides=None):

@@ -17,6 +17,7 @@ from engine import AskTimeout
 from actors._receipt import history, next_cursor
 
 from ._conn import TokenBucket
+from ._guard import BodyTooLarge
 from ._siwe import SiweError, verify_login
 from ._tapsig import TapError, b64url_decode, load_session_key
 
@@ -25,6 +26,8 @@ __all__ = ["build_app"]
 log = logging.getLogger("tapgrid.web")
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CHAIN_ID = 1
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml",
+          ".html": "text/html", ".json": "application/json", ".ico": "image/x-icon"}
 
 
 class ApiError(Exception):
@@ -49,8 +52,15 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
         return ro["conn"]
 
     def body():
+        ctype = bottle.request.get_header("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            # A cross-site form or fetch can send text/plain without a
+            # preflight; application/json from another origin needs CORS.
+            raise ApiError(415, "bad_request", "Content-Type must be application/json")
         try:
-            data = json.loads(bottle.request.body.read(65536) or b"{}")
+            data = json.loads(bottle.request.body.read(cfg.max_body + 1) or b"{}")
+        except BodyTooLarge:
+            raise ApiError(413, "bad_request", f"body larger than {cfg.max_body} bytes")
         except ValueError:
             raise ApiError(400, "bad_request", "body is not JSON")
         if not isinstance(data, dict):
@@ -99,7 +109,9 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
 
     @app.get("/static/<path:path>")
     def static(path):
-        mimetype = "text/javascript" if path.endswith(".js") else "auto"
+        # Explicit types: with nosniff a stylesheet served without one is
+        # refused, and the system's mime table may not know .css or .js.
+        mimetype = _TYPES.get(os.path.splitext(path)[1], "auto")
         return bottle.static_file(path, root=STATIC, mimetype=mimetype)
 
     # --- auth -----------------------------------------------------------------------------
@@ -162,11 +174,11 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
     @app.post("/api/auth/login")
     @api
     def login():
+        auth_limit()                     # before the body is read or parsed
         data = body()
         message, signature = data.get("message"), data.get("signature")
         if not isinstance(message, str) or not isinstance(signature, str) or len(message) > 4096:
             raise ApiError(400, "bad_request", "message and signature are required strings")
-        auth_limit()
         domain, uri = _site()
         try:
             ok = verify_login(message, signature, domain=domain, uri=uri,

@@ -23,6 +23,7 @@ from engine._console import start_backdoor, stop_backdoor
 
 from ._app import build_app
 from ._gateway import Gateway
+from ._guard import guard
 from ._hub import Hub
 from ._metrics import Metrics
 from ._nonces import MemoryNonceStore, RedisNonceStore
@@ -73,7 +74,7 @@ class Server:
         self.metrics.attach(self.system, self.market, self.hub, cfg.db, cfg.min_free_disk)
         # A deep accept queue: a reconnect storm arrives faster than one
         # loop accepts, and the default 128 makes the kernel drop SYNs.
-        self.http = WSGIServer((cfg.host, cfg.port), self.app, handler_class=FastHandler,
+        self.http = WSGIServer((cfg.host, cfg.port), guard(self.app, cfg), handler_class=FastHandler,
                                log=None, error_log=logging.getLogger("tapgrid.http"),
                                backlog=4096)
         self.http.admit = self.gateway.admit

@@ -25,6 +25,8 @@ from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, WebSocket
 
+from ._guard import HEADERS
+
 try:
     from wsaccel.xormask import XorMaskerSimple
 except ImportError:  # pragma: no cover - wsaccel is a declared dependency
@@ -167,7 +169,7 @@ class FastHandler(WebSocketHandler):
             refusal = admit(env) if admit is not None else None
             if refusal is not None:
                 status, headers, body = refusal
-                self.start_response(status, headers + [("Content-Length", str(len(body)))])
+                self.start_response(status, headers + HEADERS + [("Content-Length", str(len(body)))])
                 self.write(body)
                 return
         try:
