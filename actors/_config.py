@@ -75,13 +75,21 @@ class Config:
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096
-    tap_rate: float = 50.0              # taps/s per connection (token bucket)
+    tap_rate: float = 50.0              # taps/s per user, across their connections
     tap_burst: int = 100
-    handshake_rate: float = 2000.0      # upgrades/s admitted
+    handshake_rate: float = 2000.0      # upgrades/s admitted (charged for valid tokens only)
+    handshake_rate_per_address: float = 20.0   # upgrades/s per client address
+    max_conns_per_user: int = 8
+    max_conns_per_address: int = 256
+    max_strikes: int = 20               # malformed frames or bad signatures before close 1008
+    max_send_buffer: int = 1 << 20      # bytes queued for one client before it is cut off
+    trusted_proxies: list = field(default_factory=list)  # peers whose X-Forwarded-For is believed
     max_loop_lag_ms: float = 250.0      # refuse upgrades (503) while the loop runs this late
     fanout_hz: float = 10.0
     session_ttl_ms: int = 86_400_000
     max_body: int = 8192                # bytes; 413 above, before the body is read
+    session_purge_s: float = 600.0      # expired sessions are deleted this often
+    session_secret: str | None = None   # HMAC key signing session records in Redis
 
     @classmethod
     def load(cls, path=None, env=None, overrides=None):

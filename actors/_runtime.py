@@ -107,6 +107,14 @@ class MarketHandle:
     def save_session(self, row, timeout=10):
         return self.writer.ask(("session", row), timeout=timeout)
 
+    def revoke_session(self, token_hash, timeout=10):
+        return self.writer.ask(("sql", "DELETE FROM sessions WHERE token=?", (token_hash,)),
+                               timeout=timeout)
+
+    def purge_sessions(self, now_ms, timeout=60):
+        return self.writer.ask(("sql", "DELETE FROM sessions WHERE expires<=?", (now_ms,)),
+                               timeout=timeout)
+
     # --- what is on ------------------------------------------------------------------------
 
     @property

@@ -16,6 +16,7 @@ from actors import open_readonly
 from engine import AskTimeout
 from actors._receipt import history, next_cursor
 
+from ._addr import LruTable, client_addr
 from ._conn import TokenBucket
 from ._guard import BodyTooLarge
 from ._siwe import SiweError, verify_login
@@ -67,10 +68,12 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
             raise ApiError(400, "bad_request", "body must be a JSON object")
         return data
 
-    def session():
+    def bearer():
         auth = bottle.request.get_header("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        s = sessions.get(token, int(time.time() * 1000))
+        return auth[7:] if auth.startswith("Bearer ") else ""
+
+    def session():
+        s = sessions.get(bearer(), int(time.time() * 1000))
         if s is None:
             raise ApiError(401, "unauthorized", "missing, invalid or expired token")
         return s
@@ -147,18 +150,14 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
             raise ApiError(400, "bad_domain", "this server does not answer to that host name")
         return host, f"{bottle.request.urlparts.scheme}://{host}"
 
-    auth_buckets = {}
+    auth_buckets = LruTable()
 
     def auth_limit():
         """A token bucket per client address for the sign-in endpoints:
         each call makes a user, a session or a challenge nonce."""
-        ip = bottle.request.environ.get("REMOTE_ADDR", "?")
+        ip = client_addr(bottle.request.environ, cfg.trusted_proxies)
         now = time.monotonic()
-        bucket = auth_buckets.get(ip)
-        if bucket is None:
-            if len(auth_buckets) > 100_000:
-                auth_buckets.clear()
-            bucket = auth_buckets[ip] = TokenBucket(cfg.auth_rate, cfg.auth_burst, now)
+        bucket = auth_buckets.get_or_make(ip, lambda: TokenBucket(cfg.auth_rate, cfg.auth_burst, now))
         if not bucket.take(now):
             bottle.response.set_header("Retry-After", "1")
             raise ApiError(429, "rate_limited", "too many sign-in requests; slow down")
@@ -188,6 +187,16 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
             raise ApiError(401, e.code, str(e))
         credit = cfg.guest_credit if cfg.demo else 0
         return sign_in(ok.address, ok.session_key, credit, ok.expiration_ms)
+
+    @app.post("/api/auth/logout")
+    @api
+    def logout():
+        """Revoke the bearer token everywhere: the stored session, this
+        process's cache, other processes' (Redis pub/sub), open sockets."""
+        s = session()
+        sessions.revoke(bearer())
+        gateway.end_session(s.sid)
+        return {"ok": True}
 
     # --- game state -------------------------------------------------------------------------
 

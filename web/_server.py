@@ -79,6 +79,7 @@ class Server:
                                backlog=4096)
         self.http.admit = self.gateway.admit
         self.http.upgrade_done = self.gateway.upgrade_done
+        self.http.release = self.gateway.release
         self.http.frame_limit = cfg.frame_limit
         self.backdoor = None
         self._summary = None
@@ -97,6 +98,11 @@ class Server:
                 "system": self.system, "market": self.market, "server": self, "cfg": self.cfg})
         self._summary = gevent.spawn(self._summarise)
         self._lag = gevent.spawn(self.gateway.watch_loop)
+        self._loops = [gevent.spawn(self.gateway.expiry_loop), gevent.spawn(self._purge_sessions),
+                       gevent.spawn(self.sessions.watch_revocations, self.gateway.end_session)]
+        if self.cfg.redis and not self.cfg.session_secret:
+            log.warning("session records in Redis are unsigned: set session_secret "
+                        "(TAPGRID_SESSION_SECRET) so that a write to Redis cannot mint a session")
         log.info("serving on http://%s:%d (db=%s, feed=%s, demo=%s, nonces=%s)",
                  self.cfg.host, self.http.server_port, self.cfg.db, self.cfg.feed, self.cfg.demo,
                  "redis" if self.cfg.redis else "memory")
@@ -115,6 +121,17 @@ class Server:
                 log.info("rejects in the last %ds: %s", int(every), json.dumps(delta, sort_keys=True))
             last = now
 
+    def _purge_sessions(self):
+        every = self.cfg.session_purge_s
+        if every <= 0:
+            return
+        while True:
+            gevent.sleep(every)
+            try:
+                self.sessions.purge(int(time.time() * 1000))   # a DELETE in the Writer's thread
+            except Exception as exc:
+                log.warning("session purge failed: %r", exc)
+
     def stop(self, timeout=10.0):
         log.info("shutting down: no new connections or taps")
         self.http.close()
@@ -123,6 +140,8 @@ class Server:
         if self._summary is not None:
             self._summary.kill(block=False)
             self._lag.kill(block=False)
+            for g in self._loops:
+                g.kill(block=False)
         self.system.stop(timeout=timeout / 2)
         self.gateway.close_all(1001)
         if self.backdoor is not None:

@@ -178,6 +178,9 @@ class FastHandler(WebSocketHandler):
             done = getattr(self.server, "upgrade_done", None)
             if done is not None:
                 done(env)
+            release = getattr(self.server, "release", None)
+            if release is not None:
+                release(env)
 
     def upgrade_connection(self):
         result = super().upgrade_connection()
