@@ -88,6 +88,10 @@ class Config:
     fanout_hz: float = 10.0
     session_ttl_ms: int = 86_400_000
     max_body: int = 8192                # bytes; 413 above, before the body is read
+    header_timeout_s: float = 10.0      # request line + headers (also idle keep-alive)
+    body_timeout_s: float = 10.0        # the whole request body
+    max_handlers: int = 0               # concurrent HTTP/WS handlers; 0: max_connections + 1024
+    fd_reserve: int = 64                # descriptors kept free for SQLite, the archiver, logs
     session_purge_s: float = 600.0      # expired sessions are deleted this often
     session_secret: str | None = None   # HMAC key signing session records in Redis
 

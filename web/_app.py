@@ -18,7 +18,7 @@ from actors._receipt import history, next_cursor
 
 from ._addr import LruTable, client_addr
 from ._conn import TokenBucket
-from ._guard import BodyTooLarge
+from ._guard import BodyTimeout, BodyTooLarge
 from ._siwe import SiweError, verify_login
 from ._tapsig import TapError, b64url_decode, load_session_key
 
@@ -62,6 +62,9 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
             data = json.loads(bottle.request.body.read(cfg.max_body + 1) or b"{}")
         except BodyTooLarge:
             raise ApiError(413, "bad_request", f"body larger than {cfg.max_body} bytes")
+        except BodyTimeout:
+            bottle.response.set_header("Connection", "close")
+            raise ApiError(408, "bad_request", "the body did not arrive in time")
         except ValueError:
             raise ApiError(400, "bad_request", "body is not JSON")
         if not isinstance(data, dict):

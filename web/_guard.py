@@ -13,8 +13,11 @@ of the body is read (issue 15, findings 2 and 8).
 """
 import json
 import re
+import time
 
-__all__ = ["guard", "security_headers", "LimitedInput", "BodyTooLarge", "HEADERS"]
+import gevent
+
+__all__ = ["guard", "security_headers", "LimitedInput", "BodyTooLarge", "BodyTimeout", "HEADERS"]
 
 # Fixed headers; the CSP is per request only for its WebSocket origin.
 HEADERS = [
@@ -33,28 +36,43 @@ class BodyTooLarge(Exception):
     pass
 
 
-class LimitedInput:
-    """``wsgi.input`` that raises ``BodyTooLarge`` past ``limit`` bytes."""
+class BodyTimeout(Exception):
+    pass
 
-    def __init__(self, stream, limit):
+
+class LimitedInput:
+    """``wsgi.input`` that raises ``BodyTooLarge`` past ``limit`` bytes and
+    ``BodyTimeout`` once ``seconds`` have passed since the first read (one
+    deadline for the whole body: trickling bytes does not extend it)."""
+
+    def __init__(self, stream, limit, seconds=None):
         self._stream = stream
         self._left = limit
+        self._seconds = seconds
+        self._deadline = None
+
+    def _timed(self, fn, want):
+        if not self._seconds:
+            return fn(want)
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._seconds
+        with gevent.Timeout(max(0.0, self._deadline - now), BodyTimeout()):
+            return fn(want)
+
+    def _take(self, fn, size):
+        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        data = self._timed(fn, want)
+        self._left -= len(data)
+        if self._left < 0:
+            raise BodyTooLarge()
+        return data
 
     def read(self, size=-1):
-        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
-        data = self._stream.read(want)
-        self._left -= len(data)
-        if self._left < 0:
-            raise BodyTooLarge()
-        return data
+        return self._take(self._stream.read, size)
 
     def readline(self, size=-1):
-        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
-        data = self._stream.readline(want)
-        self._left -= len(data)
-        if self._left < 0:
-            raise BodyTooLarge()
-        return data
+        return self._take(self._stream.readline, size)
 
 
 def security_headers(cfg, environ):
@@ -100,9 +118,8 @@ def guard(app, cfg):
             declared = None
         if declared is not None and declared > limit:
             return _too_large(start_response, limit, headers)
-        if declared is None and environ.get("REQUEST_METHOD") in ("POST", "PUT", "PATCH"):
-            environ["wsgi.input"] = LimitedInput(environ["wsgi.input"], limit)
-            # bottle reads a body without a length as chunked only if told.
+        if declared or environ.get("REQUEST_METHOD") in ("POST", "PUT", "PATCH"):
+            environ["wsgi.input"] = LimitedInput(environ["wsgi.input"], limit, cfg.body_timeout_s)
         return app(environ, start)
 
     return guarded

@@ -9,12 +9,14 @@ gevent process, with a graceful shutdown on SIGTERM/SIGINT:
 import gc
 import json
 import logging
+import resource
 import signal
 import sys
 import time
 
 import gevent
 from gevent.event import Event
+from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from actors import start_market
@@ -31,7 +33,7 @@ from ._sessions import make_session_store
 from ._siwe import ChallengeStore, RedisChallengeStore
 from ._wsfast import FastHandler
 
-__all__ = ["serve", "Server", "setup_logging"]
+__all__ = ["serve", "Server", "setup_logging", "handler_pool_size"]
 
 log = logging.getLogger("tapgrid")
 
@@ -51,6 +53,22 @@ def setup_logging(level=logging.INFO):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def handler_pool_size(cfg):
+    """How many connections are handled at once. A full pool stops the
+    accept loop (new ones wait in the backlog) instead of running out of
+    descriptors: ``fd_reserve`` stay free for the database, the archiver's
+    files, logs and the health check's own connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:    # use what we are allowed to
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    wanted = cfg.max_handlers or cfg.max_connections + 1024
+    return max(8, min(wanted, soft - cfg.fd_reserve))
 
 
 class Server:
@@ -76,7 +94,8 @@ class Server:
         # loop accepts, and the default 128 makes the kernel drop SYNs.
         self.http = WSGIServer((cfg.host, cfg.port), guard(self.app, cfg), handler_class=FastHandler,
                                log=None, error_log=logging.getLogger("tapgrid.http"),
-                               backlog=4096)
+                               backlog=4096, spawn=Pool(handler_pool_size(cfg)))
+        self.http.header_timeout = cfg.header_timeout_s
         self.http.admit = self.gateway.admit
         self.http.upgrade_done = self.gateway.upgrade_done
         self.http.release = self.gateway.release
