@@ -14,7 +14,7 @@ from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Se
 from ._odds import Volatility, column_multipliers, multiplier, touch_probability
 from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
-from ._store import Store, open_readonly
+from ._store import Store, UserExists, open_readonly
 from ._column import Column
 from ._market import Market
 from ._resolver import Resolver
@@ -28,7 +28,7 @@ __all__ = [
     "WriterStats", "Tick", "SimFeed", "ReplayFeed", "CoinbaseFeed", "BinanceFeed", "make_feed",
     "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
-    "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "open_readonly",
+    "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "UserExists", "open_readonly",
     "Column", "Market", "Resolver", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
 ]

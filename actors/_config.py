@@ -40,6 +40,9 @@ class Config:
     public_url: str | None = None       # e.g. https://play.example.com (SIWE domain/URI)
     auth_rate: float = 20.0             # sign-in requests/s per client address
     auth_burst: int = 200
+    guest_rate: float = 5.0             # new guest accounts/s, server-wide
+    guest_burst: int = 100
+    guest_proof_required: bool = False  # guests must sign the challenge with their session key
     # feed
     feed: str = "sim"
     feed_url: str | None = None

@@ -95,8 +95,9 @@ class MarketHandle:
 
     # --- users and money --------------------------------------------------------------------
 
-    def create_user(self, name, credit=0, timeout=10):
-        return self.writer.ask(("user", name, credit), timeout=timeout)
+    def create_user(self, name, credit=0, timeout=10, new=False):
+        """The user's id; with ``new``, raises ``UserExists`` for a taken name."""
+        return self.writer.ask(("user", name, credit, new), timeout=timeout)
 
     def credit(self, user, amount, timeout=10):
         return self.writer.ask(("credit", user, amount), timeout=timeout)

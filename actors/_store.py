@@ -113,6 +113,10 @@ def open_readonly(path):
     return _connect(path, readonly=True)
 
 
+class UserExists(ValueError):
+    """``ensure_user(new=True)`` for a name that is taken."""
+
+
 class Store:
     """The write side. Not thread-safe by itself: the Writer serialises calls
     (its commits run in the threadpool, one at a time)."""
@@ -221,11 +225,15 @@ class Store:
 
     # --- users -------------------------------------------------------------------------
 
-    def ensure_user(self, name, credit=0, now=None):
-        """The user's id, creating it (with a first credit) if new."""
+    def ensure_user(self, name, credit=0, now=None, new=False):
+        """The user's id, creating it (with a first credit) if new. With
+        ``new`` an existing name is an error (``UserExists``): a guest name
+        that collides must never sign the newcomer into someone's account."""
         now = int(time.time() * 1000) if now is None else now
         row = self.conn.execute("SELECT id FROM users WHERE name=?", (name,)).fetchone()
         if row:
+            if new:
+                raise UserExists(name)
             return row[0]
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")

@@ -25,7 +25,7 @@ import time
 from engine import Actor, run_blocking
 
 from ._model import Ack, payout_for
-from ._store import Store, is_disk_full
+from ._store import Store, UserExists, is_disk_full
 
 __all__ = ["Writer"]
 
@@ -174,8 +174,8 @@ class Writer(Actor):
     def _single(self, msg, reply):
         try:
             if msg[0] == "user":
-                _, name, credit = msg
-                uid = run_blocking(self.store.ensure_user, name, credit, self.ctx.now())
+                name, credit, new = msg[1], msg[2], msg[3] if len(msg) > 3 else False
+                uid = run_blocking(self.store.ensure_user, name, credit, self.ctx.now(), new)
                 if not self.ctx.ledger.known(uid):
                     self.ctx.ledger.add_user(uid, run_blocking(self.store.user_balance, uid))
                 result = uid
@@ -184,7 +184,8 @@ class Writer(Actor):
                 run_blocking(self.store.write_batch, deletes=[(sql, params)], now=self.ctx.now())
                 result = True
         except Exception as exc:
-            log.error("writer %s failed: %r", msg[0], exc)
+            if not isinstance(exc, UserExists):       # an answer, not a failure
+                log.error("writer %s failed: %r", msg[0], exc)
             if reply is not None:
                 reply.fail(exc)
             return

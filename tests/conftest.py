@@ -116,7 +116,8 @@ class ServerProcess(_ServerProcess):
     # The same goes for the per-address WebSocket limits (test_caps checks them).
     base_env = {"TAPGRID_AUTH_RATE": "100000", "TAPGRID_AUTH_BURST": "100000",
                 "TAPGRID_HANDSHAKE_RATE_PER_ADDRESS": "100000",
-                "TAPGRID_MAX_CONNS_PER_ADDRESS": "100000"}
+                "TAPGRID_MAX_CONNS_PER_ADDRESS": "100000",
+                "TAPGRID_GUEST_RATE": "100000", "TAPGRID_GUEST_BURST": "100000"}
 
 
 @pytest.fixture

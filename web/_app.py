@@ -12,21 +12,22 @@ from datetime import datetime, timezone
 
 import bottle
 
-from actors import open_readonly
+from actors import UserExists, open_readonly
 from engine import AskTimeout
 from actors._receipt import history, next_cursor
 
-from ._addr import LruTable, client_addr
+from ._addr import LruTable, client_addr, peer_is_trusted
 from ._conn import TokenBucket
 from ._guard import BodyTimeout, BodyTooLarge
 from ._siwe import SiweError, verify_login
-from ._tapsig import TapError, b64url_decode, load_session_key
+from ._tapsig import TapError, b64url_decode, load_session_key, verify_tap
 
 __all__ = ["build_app"]
 
 log = logging.getLogger("tapgrid.web")
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CHAIN_ID = 1
+GUEST_PROOF_PREFIX = "tapgrid-guest:"
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml",
           ".html": "text/html", ".json": "application/json", ".ico": "image/x-icon"}
 
@@ -102,8 +103,8 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
             return result if isinstance(result, (bytes, str)) else json.dumps(result, separators=(",", ":"))
         return wrapper
 
-    def sign_in(user, key_raw, credit, expires_ms):
-        uid = market.create_user(user, credit)
+    def sign_in(user, key_raw, credit, expires_ms, new=False):
+        uid = market.create_user(user, credit, new=new)
         token = sessions.create(user, uid, key_raw, expires_ms)
         return {"token": token, "user": user, "balance": market.balance(uid)}
 
@@ -128,14 +129,45 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
         if not cfg.demo:
             raise ApiError(404, "not_found", "guest accounts exist in demo mode only")
         auth_limit()
-        key_b64 = body().get("session_key")
+        data = body()
+        key_b64 = data.get("session_key")
         try:
             key_raw = b64url_decode(key_b64) if isinstance(key_b64, str) else b""
-            load_session_key(key_raw)
+            key = load_session_key(key_raw)
         except TapError:
             raise ApiError(400, "bad_request", "session_key must be a base64url P-256 point")
-        name = "guest-" + secrets.token_hex(5)
-        return sign_in(name, key_raw, cfg.guest_credit, int(time.time() * 1000) + cfg.session_ttl_ms)
+        check_guest_proof(data.get("proof"), key)
+        if not guest_budget.take(time.monotonic()):
+            # Server-wide: many addresses (or a proxy's worth) together.
+            bottle.response.set_header("Retry-After", "2")
+            raise ApiError(503, "overloaded", "too many new guests right now; retry shortly")
+        expires = int(time.time() * 1000) + cfg.session_ttl_ms
+        for _ in range(3):
+            # 128 random bits, and insert-only: a collision (never expected)
+            # draws again instead of signing into the existing account.
+            try:
+                return sign_in("guest-" + secrets.token_hex(16), key_raw, cfg.guest_credit,
+                               expires, new=True)
+            except UserExists:
+                continue
+        raise ApiError(503, "overloaded", "could not allocate a guest name; retry")
+
+    def check_guest_proof(proof, key):
+        """Proof of possession (a v1 addition): ``{"nonce": N, "sig": S}``,
+        N from ``/api/auth/challenge`` and S the session key's signature of
+        ``tapgrid-guest:N``. Checked when given; required only with
+        ``guest_proof_required`` (v1 clients send none)."""
+        if proof is None:
+            if cfg.guest_proof_required:
+                raise ApiError(401, "bad_signature", "a proof of the session key is required")
+            return
+        if (not isinstance(proof, dict) or not isinstance(proof.get("nonce"), str)
+                or not isinstance(proof.get("sig"), str) or len(proof["sig"]) > 200):
+            raise ApiError(400, "bad_request", "proof is {nonce, sig}")
+        if not verify_tap(key, GUEST_PROOF_PREFIX + proof["nonce"], proof["sig"]):
+            raise ApiError(401, "bad_signature", "the proof is not signed by the session key")
+        if not challenges.consume(proof["nonce"]):
+            raise ApiError(401, "expired", "unknown, used or expired challenge nonce")
 
     def _site():
         """(domain, uri) a SIWE message must name. With ``public_url`` set it
@@ -151,9 +183,17 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
         own |= {o.split("://", 1)[-1].rstrip("/") for o in cfg.allowed_origins}
         if host not in own:
             raise ApiError(400, "bad_domain", "this server does not answer to that host name")
-        return host, f"{bottle.request.urlparts.scheme}://{host}"
+        # bottle's urlparts believes X-Forwarded-Proto from anyone: only a
+        # trusted proxy may say the client spoke https.
+        scheme = bottle.request.environ.get("wsgi.url_scheme", "http")
+        forwarded = bottle.request.get_header("X-Forwarded-Proto", "")
+        if forwarded in ("http", "https") and peer_is_trusted(bottle.request.environ,
+                                                              cfg.trusted_proxies):
+            scheme = forwarded
+        return host, f"{scheme}://{host}"
 
     auth_buckets = LruTable()
+    guest_budget = TokenBucket(cfg.guest_rate, cfg.guest_burst, time.monotonic())
 
     def auth_limit():
         """A token bucket per client address for the sign-in endpoints:

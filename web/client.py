@@ -126,8 +126,14 @@ class TapgridClient:
             raise ApiError(resp.status, parsed)
         return parsed
 
-    def guest(self):
-        r = self.request("POST", "/api/auth/guest", {"session_key": self.signer.public_b64}, auth=False)
+    def guest(self, prove=True):
+        """A guest session; ``prove`` signs the server's challenge with the
+        session key (proof of possession, a v1 addition the server checks)."""
+        body = {"session_key": self.signer.public_b64}
+        if prove:
+            nonce = self.request("POST", "/api/auth/challenge", auth=False)["nonce"]
+            body["proof"] = {"nonce": nonce, "sig": self.signer.sign("tapgrid-guest:" + nonce)}
+        r = self.request("POST", "/api/auth/guest", body, auth=False)
         self.token, self.user, self.balance = r["token"], r["user"], r["balance"]
         return r
 

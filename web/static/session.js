@@ -8,7 +8,7 @@
 //   saveSession(session.token, key);
 
 import { apiPost, HttpError } from "/static/net.js";
-import { newSessionKey, loadSessionKey } from "/static/keys.js";
+import { newSessionKey, loadSessionKey, signTap } from "/static/keys.js";
 import { hasWallet, walletSignIn, WalletError } from "/static/wallet.js";
 import { reasonText } from "/static/format.js";
 
@@ -47,9 +47,13 @@ export async function savedSession() {
 }
 
 // Each sign-in gets a fresh key, so an old token can never sign for a new account.
+// The proof signs the server's challenge with the new key: the server then
+// knows the key is ours, not one copied from someone else.
 export async function signInAsGuest() {
   const key = await newSessionKey();
-  const session = await apiPost("/api/auth/guest", { session_key: key.k });
+  const { nonce } = await apiPost("/api/auth/challenge");
+  const proof = { nonce, sig: await signTap(key, `tapgrid-guest:${nonce}`) };
+  const session = await apiPost("/api/auth/guest", { session_key: key.k, proof });
   return { key, session };
 }
 
