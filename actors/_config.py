@@ -37,7 +37,8 @@ class Config:
     demo: bool = True
     backdoor: str | None = None
     allowed_origins: list = field(default_factory=list)   # empty: same host only
-    public_url: str | None = None       # e.g. https://play.example.com (SIWE domain/URI)
+    public_url: str | None = None       # e.g. https://play.example.com (SIWE domain/URI, Origin)
+    metrics_token: str | None = None    # when set, /metrics needs Authorization: Bearer TOKEN
     auth_rate: float = 20.0             # sign-in requests/s per client address
     auth_burst: int = 200
     guest_rate: float = 5.0             # new guest accounts/s, server-wide

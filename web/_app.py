@@ -3,6 +3,7 @@
 Every error answers JSON with a reason; no traceback ever reaches a client
 (bottle's debug mode stays off and a catch-all turns surprises into 500).
 """
+import hmac
 import json
 import logging
 import os
@@ -280,6 +281,13 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
 
     @app.get("/metrics")
     def prometheus():
+        if cfg.metrics_token:
+            given = bottle.request.get_header("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {cfg.metrics_token}".encode()):
+                bottle.response.status = 401
+                bottle.response.content_type = "application/json"
+                bottle.response.set_header("WWW-Authenticate", "Bearer")
+                return json.dumps({"error": "unauthorized", "detail": "/metrics needs its bearer token"})
         data, ctype = metrics.render()
         bottle.response.content_type = ctype
         return data

@@ -144,12 +144,30 @@ class Gateway:
     def _refuse(status, body, retry):
         return (status, [("Content-Type", "text/plain"), ("Retry-After", str(retry))], body)
 
-    def origin_allowed(self, origin, host):
+    def origin_allowed(self, origin, host=None):
+        """The Origin (scheme, host and port) must be one this server is
+        reached at: ``public_url``, ``allowed_origins``, or its own loopback
+        names. Never the request's Host header: under DNS rebinding a page
+        on evil.example sends Host and Origin both naming evil.example."""
         allowed = self.cfg.allowed_origins
-        if origin in allowed or "*" in allowed:
+        if "*" in allowed:
             return True
-        hostpart = origin.split("://", 1)[-1].rstrip("/")
-        return hostpart == host
+        return origin.rstrip("/").lower() in self._own_origins
+
+    @property
+    def _own_origins(self):
+        own = getattr(self, "_own", None)
+        if own is None:
+            cfg = self.cfg
+            own = {o.rstrip("/").lower() for o in cfg.allowed_origins}
+            if cfg.public_url:
+                scheme, _, rest = cfg.public_url.partition("://")
+                own.add(f"{scheme}://{rest.split('/', 1)[0]}".lower())
+            for name in {cfg.host, "127.0.0.1", "localhost", "[::1]"}:
+                if name not in ("0.0.0.0", "::", ""):
+                    own.add(f"http://{name}:{cfg.port}".lower())
+            self._own = own
+        return own
 
     # --- one connection ------------------------------------------------------------------------
 

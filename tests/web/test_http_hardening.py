@@ -98,3 +98,39 @@ def test_login_is_rate_limited_before_its_body_is_parsed(server_factory):
     codes = [fetch(srv.url + "/api/auth/login", data=b"{not json",
                    headers={"Content-Type": "application/json"})[0] for _ in range(3)]
     assert codes[0] == 400 and codes[1:] == [429, 429], codes
+
+
+def _upgrade_status(server, host, origin, token):
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        s.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                   ).encode())
+        return s.recv(4096).split(b" ", 2)[1]
+    finally:
+        s.close()
+
+
+def test_dns_rebinding_origins_are_refused(server):
+    """A page on evil.example resolved to 127.0.0.1 sends Host and Origin both
+    naming evil.example: matching Origin against Host would let it in."""
+    from web.client import TapgridClient
+    c = TapgridClient(server.url)
+    c.guest()
+    rebound = f"evil.example:{server.port}"
+    assert _upgrade_status(server, rebound, f"http://{rebound}", c.token) == b"403"
+    own = f"127.0.0.1:{server.port}"
+    assert _upgrade_status(server, own, f"http://{own}", c.token) == b"101"
+
+
+def test_metrics_can_require_a_token(server_factory):
+    s = server_factory("--seed", "1", env={"TAPGRID_METRICS_TOKEN": "m3tr1cs"})
+    assert fetch(s.url + "/metrics")[0] == 401
+    assert fetch(s.url + "/metrics", headers={"Authorization": "Bearer wrong"})[0] == 401
+    status, _, body = fetch(s.url + "/metrics", headers={"Authorization": "Bearer m3tr1cs"})
+    assert status == 200 and b"tapgrid_connections" in body
+
+
+def test_metrics_are_public_by_default(server):
+    assert fetch(server.url + "/metrics")[0] == 200
