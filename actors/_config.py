@@ -91,6 +91,7 @@ class Config:
     max_loop_lag_ms: float = 250.0      # refuse upgrades (503) while the loop runs this late
     fanout_hz: float = 10.0
     session_ttl_ms: int = 86_400_000
+    ws_ticket_ttl_ms: int = 30_000      # a /api/ws-ticket ticket is good once, for this long
     max_body: int = 8192                # bytes; 413 above, before the body is read
     header_timeout_s: float = 10.0      # request line + headers (also idle keep-alive)
     body_timeout_s: float = 10.0        # the whole request body

@@ -242,6 +242,15 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
         gateway.end_session(s.sid)
         return {"ok": True}
 
+    @app.post("/api/ws-ticket")
+    @api
+    def ws_ticket():
+        """A single-use ticket for ``/ws?ticket=``: the token stays out of URLs."""
+        session()
+        if gateway.tickets is None:
+            raise ApiError(404, "not_found", "this server offers no tickets")
+        return {"ticket": gateway.tickets.issue(bearer()), "expires_in_ms": cfg.ws_ticket_ttl_ms}
+
     # --- game state -------------------------------------------------------------------------
 
     @app.get("/api/grid")

@@ -30,6 +30,7 @@ from ._hub import Hub
 from ._metrics import Metrics
 from ._nonces import MemoryNonceStore, RedisNonceStore
 from ._sessions import make_session_store
+from ._tickets import make_tickets
 from ._siwe import ChallengeStore, RedisChallengeStore
 from ._wsfast import FastHandler
 
@@ -86,6 +87,7 @@ class Server:
         self.nonces = RedisNonceStore(cfg.redis) if cfg.redis else MemoryNonceStore(started_ms=now)
         self.challenges = RedisChallengeStore(cfg.redis) if cfg.redis else ChallengeStore()
         self.gateway = Gateway(cfg, self.market, self.hub, self.sessions, self.nonces, self.metrics)
+        self.gateway.tickets = make_tickets(cfg)
         self.hub.gateway = self.gateway
         self.app = build_app(cfg, self.market, self.hub, self.gateway, self.sessions,
                              self.challenges, self.metrics)

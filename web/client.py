@@ -77,7 +77,7 @@ class _GeventHTTPConnection(http.client.HTTPConnection):
 
 class TapgridClient:
     def __init__(self, base_url, *, signer=None, timeout=10.0, backoff_base=5.0, backoff_cap=60.0,
-                 origin=None, reconnect=True):
+                 origin=None, reconnect=True, use_ticket=False):
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
         self.host, self.port = parts.hostname, parts.port or 80
@@ -86,6 +86,7 @@ class TapgridClient:
         self.timeout = timeout
         self.origin = origin
         self.reconnect = reconnect
+        self.use_ticket = use_ticket  # /ws?ticket= (from /api/ws-ticket) instead of ?token=
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.token = None
         self.user = None
@@ -173,7 +174,11 @@ class TapgridClient:
 
     def _open(self):
         headers = {}
-        self.ws = WSClient.connect(f"{self.ws_url}?token={self.token}", origin=self.origin,
+        if self.use_ticket:
+            query = "ticket=" + self.request("POST", "/api/ws-ticket")["ticket"]
+        else:
+            query = f"token={self.token}"
+        self.ws = WSClient.connect(f"{self.ws_url}?{query}", origin=self.origin,
                                    timeout=self.timeout, headers=headers)
 
     def _read_loop(self):
@@ -207,6 +212,12 @@ class TapgridClient:
                         return
                     if e.retry_after:            # the server said when: honour it
                         gevent.sleep(e.retry_after * random.random())
+                    continue
+                except ApiError as e:            # the ticket request (use_ticket)
+                    self.ws = None
+                    if e.status == 401:
+                        self._closing = True
+                        return
                     continue
                 except (OSError, TimeoutError, gevent.Timeout):
                     self.ws = None

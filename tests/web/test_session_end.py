@@ -179,3 +179,36 @@ def test_a_session_minted_in_redis_without_the_server_key_is_refused(redis_url):
     assert store.get(good, now) is None
     r.close()
     store.close()
+
+
+def test_a_ws_ticket_works_once_and_the_token_form_still_works(server):
+    c = guest(server)
+    status, body = call(server, "POST", "/api/ws-ticket", c.token)
+    assert status == 200 and body["expires_in_ms"] > 0
+    ticket = body["ticket"]
+    netloc = urlsplit(server.url).netloc
+    ws = WSClient.connect(f"ws://{netloc}/ws?ticket={ticket}", timeout=10)
+    assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+    ws.close()
+    from actors._wsclient import WSHandshakeError
+    with pytest.raises(WSHandshakeError) as err:          # single use
+        WSClient.connect(f"ws://{netloc}/ws?ticket={ticket}", timeout=10)
+    assert err.value.status == 401
+    assert call(server, "POST", "/api/ws-ticket", "nope")[0] == 401
+    open_ws(server, c.token).close()                      # v1's ?token= keeps working
+    t = TapgridClient(server.url, use_ticket=True)
+    t.guest()
+    t.connect()
+    assert t.wait_for(lambda: t.grid is not None, 10)
+    t.close()
+
+
+def test_a_ws_ticket_expires(server_factory):
+    s = server_factory("--seed", "1", env={"TAPGRID_WS_TICKET_TTL_MS": "200"})
+    c = guest(s)
+    ticket = call(s, "POST", "/api/ws-ticket", c.token)[1]["ticket"]
+    time.sleep(0.5)           # past the ticket's lifetime, by design of this test
+    from actors._wsclient import WSHandshakeError
+    with pytest.raises(WSHandshakeError) as err:
+        WSClient.connect(f"ws://{urlsplit(s.url).netloc}/ws?ticket={ticket}", timeout=10)
+    assert err.value.status == 401
