@@ -44,6 +44,7 @@ class Config:
     guest_rate: float = 5.0             # new guest accounts/s, server-wide
     guest_burst: int = 100
     guest_proof_required: bool = False  # guests must sign the challenge with their session key
+    guest_idle_ms: int = 86_400_000     # guests that never bet are deleted after this (and their session)
     # feed
     feed: str = "sim"
     feed_url: str | None = None

@@ -112,6 +112,10 @@ class MarketHandle:
         return self.writer.ask(("sql", "DELETE FROM sessions WHERE token=?", (token_hash,)),
                                timeout=timeout)
 
+    def purge_guests(self, created_before, timeout=60):
+        """Delete idle guests that never bet; the ids removed."""
+        return self.writer.ask(("purge_guests", created_before), timeout=timeout)
+
     def purge_sessions(self, now_ms, timeout=60):
         return self.writer.ask(("sql", "DELETE FROM sessions WHERE expires<=?", (now_ms,)),
                                timeout=timeout)

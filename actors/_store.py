@@ -250,6 +250,31 @@ class Store:
             raise
         return uid
 
+    def purge_idle_guests(self, created_before):
+        """Delete guest accounts created before ``created_before`` that never
+        bet (hot or archived) and hold only their first credit; their ids.
+        Called with a cutoff past the session lifetime, so no live session
+        (SQLite or Redis) can point at them."""
+        conn = self.conn
+        idle = ("SELECT u.id FROM users u WHERE u.name LIKE 'guest-%' AND u.created < ? "
+                "AND NOT EXISTS (SELECT 1 FROM bet_rows b WHERE b.user = u.id) "
+                "AND NOT EXISTS (SELECT 1 FROM archived a WHERE a.user = u.id) "
+                "AND (SELECT COUNT(*) FROM ledger l WHERE l.user = u.id) <= 1")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            uids = [r[0] for r in conn.execute(idle, (created_before,))]
+            for i in range(0, len(uids), 500):
+                chunk = uids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM ledger WHERE user IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM sessions WHERE user IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM users WHERE id IN ({marks})", chunk)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return uids
+
     def user_balance(self, uid):
         row = self.conn.execute("SELECT balance FROM users WHERE id=?", (uid,)).fetchone()
         return row[0] if row else None

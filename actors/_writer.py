@@ -75,7 +75,7 @@ class Writer(Actor):
             elif kind == "archive":
                 deletes.extend(msg[1])
                 delete_asks.append(reply)
-            elif kind in ("user", "sql"):
+            elif kind in ("user", "sql", "purge_guests"):
                 singles.append((msg, reply))
             elif reply is not None:
                 reply.fail(ValueError(f"writer: unknown message {kind!r}"))
@@ -179,6 +179,9 @@ class Writer(Actor):
                 if not self.ctx.ledger.known(uid):
                     self.ctx.ledger.add_user(uid, run_blocking(self.store.user_balance, uid))
                 result = uid
+            elif msg[0] == "purge_guests":
+                result = run_blocking(self.store.purge_idle_guests, msg[1])
+                self.ctx.ledger.forget(result)
             else:
                 _, sql, params = msg
                 run_blocking(self.store.write_batch, deletes=[(sql, params)], now=self.ctx.now())

@@ -148,10 +148,17 @@ class Server:
             return
         while True:
             gevent.sleep(every)
+            now = int(time.time() * 1000)
             try:
-                self.sessions.purge(int(time.time() * 1000))   # a DELETE in the Writer's thread
+                self.sessions.purge(now)                # a DELETE in the Writer's thread
+                if self.cfg.demo:
+                    # Past the session lifetime too: no live session points at them.
+                    cutoff = now - max(self.cfg.guest_idle_ms, self.cfg.session_ttl_ms)
+                    gone = self.market.purge_guests(cutoff)
+                    if gone:
+                        log.info("purged %d idle guests that never bet", len(gone))
             except Exception as exc:
-                log.warning("session purge failed: %r", exc)
+                log.warning("session/guest purge failed: %r", exc)
 
     def stop(self, timeout=10.0):
         log.info("shutting down: no new connections or taps")

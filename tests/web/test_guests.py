@@ -119,3 +119,35 @@ def test_forwarded_for_from_an_untrusted_peer_changes_nothing(server_factory):
 def test_forwarded_proto_from_an_untrusted_peer_is_ignored(server):
     status, body = post(server, "/api/auth/challenge", headers={"X-Forwarded-Proto": "https"})
     assert status == 200 and body["uri"].startswith("http://"), body
+
+
+def test_idle_guests_that_never_bet_are_purged(server_factory, tmp_path):
+    import pysqlite3.dbapi2 as sqlite3
+    from actors import audit
+    from tests.conftest import wait_until
+    db = str(tmp_path / "purge.db")
+    s = server_factory("--seed", "1", db=db, env={
+        "TAPGRID_SESSION_TTL_MS": "3000", "TAPGRID_GUEST_IDLE_MS": "3000",
+        "TAPGRID_SESSION_PURGE_S": "0.5"})
+    player = TapgridClient(s.url)
+    player.guest()
+    player.connect()
+    assert player.wait_for(lambda: player.grid is not None and player.open_cell() is not None, 10)
+    col, lo, _ = player.open_cell()
+    assert player.tap(col, lo, 100)["ok"] is True
+    player.close()
+    idle = TapgridClient(s.url)
+    idle.guest()
+
+    def names():
+        conn = sqlite3.connect(db)
+        try:
+            return {r[0] for r in conn.execute("SELECT name FROM users")}
+        finally:
+            conn.close()
+    assert {player.user, idle.user} <= names()
+    wait_until(lambda: idle.user not in names(), timeout=20, interval=0.2,
+               what="the idle guest to be purged")
+    assert player.user in names()                 # a guest who bet stays
+    s.stop()
+    assert audit(db) == []
