@@ -53,8 +53,7 @@ def cmd_attach(cfg, args):
 
 
 def cmd_shell(cfg, args):
-    from engine import ActorSystem
-    from engine._console import interact
+    from engine import ActorSystem, interact
     system = ActorSystem()
     namespace = {"system": system, "cfg": cfg}
     try:

@@ -20,19 +20,13 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from actors import start_market
-from engine import ActorSystem
-from engine._console import start_backdoor, stop_backdoor
+from engine import ActorSystem, start_backdoor, stop_backdoor
 
-from ._app import build_app
-from ._gateway import Gateway
-from ._guard import guard
-from ._hub import Hub
+from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
+                   make_session_store, make_tickets)
+from .gateway import FastHandler, Gateway, Hub
+from .http import HEADERS, build_app, guard
 from ._metrics import Metrics
-from ._nonces import MemoryNonceStore, RedisNonceStore
-from ._sessions import make_session_store
-from ._tickets import make_tickets
-from ._siwe import ChallengeStore, RedisChallengeStore
-from ._wsfast import FastHandler
 
 __all__ = ["serve", "Server", "setup_logging", "handler_pool_size"]
 
@@ -101,6 +95,7 @@ class Server:
         self.http.admit = self.gateway.admit
         self.http.upgrade_done = self.gateway.upgrade_done
         self.http.release = self.gateway.release
+        self.http.refusal_headers = HEADERS
         self.http.frame_limit = cfg.frame_limit
         self.backdoor = None
         self._summary = None

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.support import ServerProcess
 
 PROMPT = b">>> "
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import ServerProcess
+from tests.support import ServerProcess
 from tests.web.browser import launch, open_page, sign_in_as_guest, state, wait_js
 
 
@@ -111,7 +111,7 @@ def test_sign_out_revokes_the_token_on_the_server(browser, server):
         wait_js(page, "() => !window.tapgrid.state().connected && !localStorage.getItem('tapgrid.token')",
                 what="the page to sign out")
         # The old token is dead on the server, not just forgotten by the page.
-        from tests.conftest import wait_until
+        from tests.support import wait_until
         wait_until(lambda: _me(server.url, token) == 401, timeout=10, what="the token to be revoked")
         watch.assert_clean()
     finally:
