@@ -1,322 +1,35 @@
-"""The HTTP side: the page, the JSON API, health and metrics (bottle).
+"""The HTTP side (bottle), put together from its route groups: the page,
+sign-in (``_auth``), game state (``_api``) and operations (``_ops``).
 
 Every error answers JSON with a reason; no traceback ever reaches a client
-(bottle's debug mode stays off and a catch-all turns surprises into 500).
+(bottle's debug mode stays off and ``_kit.api`` turns surprises into 500).
 """
-import hmac
 import json
-import logging
-import os
-import secrets
-import time
-from datetime import datetime, timezone
 
 import bottle
 
-from actors import UserExists, open_readonly
-from actors.store import history, next_cursor
-from actors.wire import TapError, b64url_decode, load_session_key, verify_tap
-from engine import AskTimeout
-
-from .._addr import LruTable, client_addr, peer_is_trusted
-from ..auth import SiweError, verify_login
-from ..gateway import TokenBucket
-from ._guard import BodyTimeout, BodyTooLarge
+from ._api import add_api_routes
+from ._auth import add_auth_routes
+from ._kit import Kit
+from ._ops import add_ops_routes
+from ._page import add_page_routes
 
 __all__ = ["build_app"]
-
-log = logging.getLogger("tapgrid.web")
-STATIC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
-CHAIN_ID = 1
-GUEST_PROOF_PREFIX = "tapgrid-guest:"
-_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml",
-          ".html": "text/html", ".json": "application/json", ".ico": "image/x-icon"}
-
-
-class ApiError(Exception):
-    def __init__(self, status, reason, detail=""):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.detail = detail
-
-
-def _iso(ms):
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
     app = bottle.Bottle(catchall=False)
-    ro = {"conn": None}
+    kit = Kit(cfg, sessions)
+    add_page_routes(app, gateway)
+    add_auth_routes(app, kit, market, gateway, sessions, challenges)
+    add_api_routes(app, kit, market, hub)
+    add_ops_routes(app, cfg, market, metrics)
 
-    def reader():
-        if ro["conn"] is None:
-            ro["conn"] = open_readonly(cfg.db)
-        return ro["conn"]
-
-    def body():
-        ctype = bottle.request.get_header("Content-Type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            # A cross-site form or fetch can send text/plain without a
-            # preflight; application/json from another origin needs CORS.
-            raise ApiError(415, "bad_request", "Content-Type must be application/json")
-        try:
-            data = json.loads(bottle.request.body.read(cfg.max_body + 1) or b"{}")
-        except BodyTooLarge:
-            raise ApiError(413, "bad_request", f"body larger than {cfg.max_body} bytes")
-        except BodyTimeout:
-            bottle.response.set_header("Connection", "close")
-            raise ApiError(408, "bad_request", "the body did not arrive in time")
-        except ValueError:
-            raise ApiError(400, "bad_request", "body is not JSON")
-        if not isinstance(data, dict):
-            raise ApiError(400, "bad_request", "body must be a JSON object")
-        return data
-
-    def bearer():
-        auth = bottle.request.get_header("Authorization", "")
-        return auth[7:] if auth.startswith("Bearer ") else ""
-
-    def session():
-        s = sessions.get(bearer(), int(time.time() * 1000))
-        if s is None:
-            raise ApiError(401, "unauthorized", "missing, invalid or expired token")
-        return s
-
-    def api(fn):
-        def wrapper(*a, **kw):
-            bottle.response.content_type = "application/json"
-            bottle.response.set_header("Cache-Control", "no-store")
-            try:
-                result = fn(*a, **kw)
-            except ApiError as e:
-                bottle.response.status = e.status
-                result = {"error": e.reason, "detail": e.detail}
-            except AskTimeout:
-                # The Writer is behind (sign-ins queue behind bets): shed, do not fail.
-                bottle.response.status = 503
-                bottle.response.set_header("Retry-After", "2")
-                result = {"error": "overloaded", "detail": "the server is busy; retry shortly"}
-            except Exception:
-                log.exception("unhandled error in %s", bottle.request.path)
-                bottle.response.status = 500
-                result = {"error": "internal", "detail": "internal error"}
-            return result if isinstance(result, (bytes, str)) else json.dumps(result, separators=(",", ":"))
-        return wrapper
-
-    def sign_in(user, key_raw, credit, expires_ms, new=False):
-        uid = market.create_user(user, credit, new=new)
-        token = sessions.create(user, uid, key_raw, expires_ms)
-        return {"token": token, "user": user, "balance": market.balance(uid)}
-
-    # --- the page ------------------------------------------------------------------------
-
-    @app.get("/")
-    def index():
-        return bottle.static_file("index.html", root=STATIC)
-
-    @app.get("/static/<path:path>")
-    def static(path):
-        # Explicit types: with nosniff a stylesheet served without one is
-        # refused, and the system's mime table may not know .css or .js.
-        mimetype = _TYPES.get(os.path.splitext(path)[1], "auto")
-        return bottle.static_file(path, root=STATIC, mimetype=mimetype)
-
-    # --- auth -----------------------------------------------------------------------------
-
-    @app.post("/api/auth/guest")
-    @api
-    def guest():
-        if not cfg.demo:
-            raise ApiError(404, "not_found", "guest accounts exist in demo mode only")
-        auth_limit()
-        data = body()
-        key_b64 = data.get("session_key")
-        try:
-            key_raw = b64url_decode(key_b64) if isinstance(key_b64, str) else b""
-            key = load_session_key(key_raw)
-        except TapError:
-            raise ApiError(400, "bad_request", "session_key must be a base64url P-256 point")
-        check_guest_proof(data.get("proof"), key)
-        if not guest_budget.take(time.monotonic()):
-            # Server-wide: many addresses (or a proxy's worth) together.
-            bottle.response.set_header("Retry-After", "2")
-            raise ApiError(503, "overloaded", "too many new guests right now; retry shortly")
-        expires = int(time.time() * 1000) + cfg.session_ttl_ms
-        for _ in range(3):
-            # 128 random bits, and insert-only: a collision (never expected)
-            # draws again instead of signing into the existing account.
-            try:
-                return sign_in("guest-" + secrets.token_hex(16), key_raw, cfg.guest_credit,
-                               expires, new=True)
-            except UserExists:
-                continue
-        raise ApiError(503, "overloaded", "could not allocate a guest name; retry")
-
-    def check_guest_proof(proof, key):
-        """Proof of possession (a v1 addition): ``{"nonce": N, "sig": S}``,
-        N from ``/api/auth/challenge`` and S the session key's signature of
-        ``tapgrid-guest:N``. Checked when given; required only with
-        ``guest_proof_required`` (v1 clients send none)."""
-        if proof is None:
-            if cfg.guest_proof_required:
-                raise ApiError(401, "bad_signature", "a proof of the session key is required")
-            return
-        if (not isinstance(proof, dict) or not isinstance(proof.get("nonce"), str)
-                or not isinstance(proof.get("sig"), str) or len(proof["sig"]) > 200):
-            raise ApiError(400, "bad_request", "proof is {nonce, sig}")
-        if not verify_tap(key, GUEST_PROOF_PREFIX + proof["nonce"], proof["sig"]):
-            raise ApiError(401, "bad_signature", "the proof is not signed by the session key")
-        if not challenges.consume(proof["nonce"]):
-            raise ApiError(401, "expired", "unknown, used or expired challenge nonce")
-
-    def _site():
-        """(domain, uri) a SIWE message must name. With ``public_url`` set it
-        is that; otherwise the request's Host, but only if it is one of this
-        server's own names: a phishing site must not get a login by sending
-        its own Host header with a message signed for its domain."""
-        if cfg.public_url:
-            scheme, _, netloc = cfg.public_url.partition("://")
-            return netloc.rstrip("/"), f"{scheme}://{netloc.rstrip('/')}"
-        host = bottle.request.get_header("Host") or ""
-        port = f":{cfg.port}"
-        own = {cfg.host + port, "127.0.0.1" + port, "localhost" + port, "[::1]" + port}
-        own |= {o.split("://", 1)[-1].rstrip("/") for o in cfg.allowed_origins}
-        if host not in own:
-            raise ApiError(400, "bad_domain", "this server does not answer to that host name")
-        # bottle's urlparts believes X-Forwarded-Proto from anyone: only a
-        # trusted proxy may say the client spoke https.
-        scheme = bottle.request.environ.get("wsgi.url_scheme", "http")
-        forwarded = bottle.request.get_header("X-Forwarded-Proto", "")
-        if forwarded in ("http", "https") and peer_is_trusted(bottle.request.environ,
-                                                              cfg.trusted_proxies):
-            scheme = forwarded
-        return host, f"{scheme}://{host}"
-
-    auth_buckets = LruTable()
-    guest_budget = TokenBucket(cfg.guest_rate, cfg.guest_burst, time.monotonic())
-
-    def auth_limit():
-        """A token bucket per client address for the sign-in endpoints:
-        each call makes a user, a session or a challenge nonce."""
-        ip = client_addr(bottle.request.environ, cfg.trusted_proxies)
-        now = time.monotonic()
-        bucket = auth_buckets.get_or_make(ip, lambda: TokenBucket(cfg.auth_rate, cfg.auth_burst, now))
-        if not bucket.take(now):
-            bottle.response.set_header("Retry-After", "1")
-            raise ApiError(429, "rate_limited", "too many sign-in requests; slow down")
-
-    @app.post("/api/auth/challenge")
-    @api
-    def challenge():
-        auth_limit()
-        domain, uri = _site()
-        return {"nonce": challenges.issue(), "domain": domain, "uri": uri, "chain_id": CHAIN_ID,
-                "issued_at": _iso(int(time.time() * 1000))}
-
-    @app.post("/api/auth/login")
-    @api
-    def login():
-        auth_limit()                     # before the body is read or parsed
-        data = body()
-        message, signature = data.get("message"), data.get("signature")
-        if not isinstance(message, str) or not isinstance(signature, str) or len(message) > 4096:
-            raise ApiError(400, "bad_request", "message and signature are required strings")
-        domain, uri = _site()
-        try:
-            ok = verify_login(message, signature, domain=domain, uri=uri,
-                              chain_id=CHAIN_ID, now_ms=int(time.time() * 1000),
-                              consume_nonce=challenges.consume)
-        except SiweError as e:
-            raise ApiError(401, e.code, str(e))
-        credit = cfg.guest_credit if cfg.demo else 0
-        return sign_in(ok.address, ok.session_key, credit, ok.expiration_ms)
-
-    @app.post("/api/auth/logout")
-    @api
-    def logout():
-        """Revoke the bearer token everywhere: the stored session, this
-        process's cache, other processes' (Redis pub/sub), open sockets."""
-        s = session()
-        sessions.revoke(bearer())
-        gateway.end_session(s.sid)
-        return {"ok": True}
-
-    @app.post("/api/ws-ticket")
-    @api
-    def ws_ticket():
-        """A single-use ticket for ``/ws?ticket=``: the token stays out of URLs."""
-        session()
-        if gateway.tickets is None:
-            raise ApiError(404, "not_found", "this server offers no tickets")
-        return {"ticket": gateway.tickets.issue(bearer()), "expires_in_ms": cfg.ws_ticket_ttl_ms}
-
-    # --- game state -------------------------------------------------------------------------
-
-    @app.get("/api/grid")
-    @api
-    def grid():
-        return hub.grid_body()
-
-    @app.get("/api/me")
-    @api
-    def me():
-        s = session()
-        return {"user": s.user, "balance": market.balance(s.uid)}
-
-    @app.get("/api/history")
-    @api
-    def get_history():
-        s = session()
-        q = bottle.request.query
-        try:
-            limit = max(1, min(int(q.get("limit") or 50), 200))
-            cursor = int(q["cursor"]) if q.get("cursor") else None
-        except ValueError:
-            raise ApiError(400, "bad_request", "cursor and limit are integers")
-        bets = history(reader(), s.uid, cursor, limit)
-        return {"bets": bets, "next": next_cursor(bets, limit)}
-
-    # --- operations -------------------------------------------------------------------------
-
-    @app.get("/healthz")
-    @api
-    def healthz():
-        ok, reason = market.health()
-        if not ok:
-            bottle.response.status = 503
-            return {"status": "unavailable", "reason": reason}
-        return {"status": "ok"}
-
-    @app.get("/metrics")
-    def prometheus():
-        if cfg.metrics_token:
-            given = bottle.request.get_header("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {cfg.metrics_token}".encode()):
-                bottle.response.status = 401
-                bottle.response.content_type = "application/json"
-                bottle.response.set_header("WWW-Authenticate", "Bearer")
-                return json.dumps({"error": "unauthorized", "detail": "/metrics needs its bearer token"})
-        data, ctype = metrics.render()
-        bottle.response.content_type = ctype
-        return data
-
-    @app.get("/ws")
-    def ws():
-        socket = bottle.request.environ.get("wsgi.websocket")
-        sess = bottle.request.environ.get("tapgrid.session")
-        if socket is None or sess is None:
-            bottle.response.status = 400
-            bottle.response.content_type = "application/json"
-            return json.dumps({"error": "bad_request", "detail": "WebSocket upgrade required"})
-        gateway.serve(socket, sess, bottle.request.environ)
-        return ""
-
-    def _json_error(err):
+    def json_error(err):
         bottle.response.content_type = "application/json"
         return json.dumps({"error": "not_found" if err.status_code == 404 else "error",
                            "detail": err.status_line})
 
     for code in (400, 404, 405, 413, 500):
-        app.error(code)(_json_error)
+        app.error(code)(json_error)
     return app
