@@ -3,6 +3,7 @@ cannot reach it, another uid is refused, the owner gets the live console.
 
 Probed against a real `tapgrid serve --backdoor PATH`. The tests run as
 root; "another uid" is a child process that setuid()s to `nobody`."""
+import _socket
 import os
 import pwd
 import shutil
@@ -129,14 +130,19 @@ def _as_nobody(path, mark):
             os.setgroups([])
             os.setgid(nobody.pw_gid)
             os.setuid(nobody.pw_uid)
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            # The C socket module: the suite may have gevent-patched `socket`,
+            # whose hub a forked child must not use.
+            s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             s.settimeout(5)
             try:
                 s.connect(path)
             except OSError as e:
                 os.write(wr, f"connect-error {e.errno}".encode())
             else:
-                s.sendall(f"open({mark!r}, 'w').write('x')\n".encode())
+                try:
+                    s.sendall(f"open({mark!r}, 'w').write('x')\n".encode())
+                except OSError:
+                    pass        # already hung up on: refused before the line went out
                 data = b""
                 while True:
                     try:
@@ -148,6 +154,8 @@ def _as_nobody(path, mark):
                     data += chunk
                 os.write(wr, b"got " + repr(data).encode())
             code = 0
+        except BaseException as exc:           # said through the pipe, not lost
+            os.write(wr, f"child failed: {exc!r}".encode())
         finally:
             os._exit(code)
     os.close(wr)
