@@ -107,7 +107,10 @@ class Config:
         if path:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
-            values.update(data.get("tapgrid", data))
+            section = data.get("tapgrid", data)
+            if not isinstance(section, dict):
+                raise ValueError("[tapgrid] must be a table")
+            values.update(section)
         env = os.environ if env is None else env
         for f in fields(cls):
             key = "TAPGRID_" + f.name.upper()
@@ -148,10 +151,32 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+def _check_type(f, t, value):
+    """A non-string value (from TOML or overrides) must already have the
+    field's type: a list where an int belongs failed later as a TypeError."""
+    if value is None:
+        ok = "None" in t
+    elif t.startswith("bool"):
+        ok = type(value) is bool
+    elif t.startswith("int") and "str" not in t:
+        ok = type(value) is int
+    elif t.startswith("float"):
+        ok = type(value) in (int, float)
+    elif t.startswith("list"):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif t.startswith("str | int"):
+        ok = type(value) in (str, int)
+    else:
+        ok = False                         # a str field given a non-str
+    if not ok:
+        raise ValueError(f"{f.name} must be {t}, not {type(value).__name__}")
+    return float(value) if t.startswith("float") else value
+
+
 def _coerce(f, value):
-    if not isinstance(value, str):
-        return value
     t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if not isinstance(value, str):
+        return _check_type(f, t, value)
     if t.startswith("bool"):
         return value.strip().lower() in ("1", "true", "yes", "on")
     if t.startswith("int") and "str" not in t:

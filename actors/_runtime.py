@@ -42,6 +42,8 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms)
     users, open_bets = run_blocking(store.load_state)
     ctx.ledger.load(users, open_bets)
+    now = ctx.now()
+    ctx.taken.load(run_blocking(store.recent_nonces, now - ctx.taken.keep_ms), now)
     p = name_prefix
     ctx.writer = system.spawn(Writer, ctx, store, name=p + "writer")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")

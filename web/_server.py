@@ -78,7 +78,8 @@ class Server:
         self.hub.start(self.market)
         self.sessions = make_session_store(cfg, self.market)
         now = int(time.time() * 1000)
-        self.nonces = RedisNonceStore(cfg.redis) if cfg.redis else MemoryNonceStore(started_ms=now)
+        self.nonces = (RedisNonceStore(cfg.redis, started_ms=now) if cfg.redis
+                       else MemoryNonceStore(started_ms=now))
         self.challenges = RedisChallengeStore(cfg.redis) if cfg.redis else ChallengeStore()
         self.gateway = Gateway(cfg, self.market, self.hub, self.sessions, self.nonces, self.metrics)
         self.gateway.tickets = make_tickets(cfg)

@@ -20,7 +20,7 @@ import time
 
 import pysqlite3.dbapi2 as sqlite3
 
-from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED
+from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED, nonce_text
 from .._model import VOID, WON
 
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "KIND_CREDIT", "KIND_PAYOUT",
@@ -290,6 +290,22 @@ class Store:
             "SELECT id, user, col, lo, stake, mult FROM bet_rows INDEXED BY bets_open"
             " WHERE outcome=0").fetchall()
         return users, open_bets
+
+    def recent_nonces(self, since_ms):
+        """(user, nonce, placed ms) of the bets placed since ``since_ms``,
+        newest first: what the market's replay record is rebuilt from. Ids
+        follow placement (give or take one batch), so walking the primary
+        key backwards stops soon after the window, whatever the table size."""
+        rows = []
+        cur = self.conn.execute("SELECT user, nonce, col - ts_off + placed_off FROM bet_rows"
+                                " ORDER BY id DESC")
+        for user, nonce, placed in cur:
+            if placed < since_ms - 10_000:
+                break
+            if placed >= since_ms:
+                rows.append((user, nonce_text(nonce), placed))
+        cur.close()
+        return rows
 
     def prune_ticks(self, before_ms):
         self.conn.execute("DELETE FROM ticks WHERE ts < ?", (before_ms,))

@@ -38,5 +38,8 @@ def add_api_routes(app, kit, market, hub):
             cursor = int(q["cursor"]) if q.get("cursor") else None
         except ValueError:
             raise ApiError(400, "bad_request", "cursor and limit are integers")
+        if cursor is not None and not 0 < cursor < 1 << 63:
+            # SQLite integers are 64-bit: a bigger one raises OverflowError.
+            raise ApiError(400, "bad_request", "cursor is out of range")
         bets = history(reader(), s.uid, cursor, limit)
         return {"bets": bets, "next": next_cursor(bets, limit)}

@@ -82,7 +82,7 @@ def add_auth_routes(app, kit, market, gateway, sessions, challenges):
         if cfg.public_url:
             scheme, _, netloc = cfg.public_url.partition("://")
             return netloc.rstrip("/"), f"{scheme}://{netloc.rstrip('/')}"
-        host = bottle.request.get_header("Host") or ""
+        host = kit.header("Host")
         port = f":{cfg.port}"
         own = {cfg.host + port, "127.0.0.1" + port, "localhost" + port, "[::1]" + port}
         own |= {o.split("://", 1)[-1].rstrip("/") for o in cfg.allowed_origins}
@@ -91,7 +91,7 @@ def add_auth_routes(app, kit, market, gateway, sessions, challenges):
         # bottle's urlparts believes X-Forwarded-Proto from anyone: only a
         # trusted proxy may say the client spoke https.
         scheme = bottle.request.environ.get("wsgi.url_scheme", "http")
-        forwarded = bottle.request.get_header("X-Forwarded-Proto", "")
+        forwarded = kit.header("X-Forwarded-Proto")
         if forwarded in ("http", "https") and peer_is_trusted(bottle.request.environ,
                                                               cfg.trusted_proxies):
             scheme = forwarded

@@ -12,6 +12,7 @@ import bottle
 from engine import AskTimeout
 
 from .._addr import LruTable, client_addr
+from .._safejson import loads as json_loads
 from ..gateway import TokenBucket
 from ._guard import BodyTimeout, BodyTooLarge
 
@@ -62,27 +63,37 @@ class Kit:
 
     def body(self):
         cfg = self.cfg
-        ctype = bottle.request.get_header("Content-Type", "").split(";")[0].strip().lower()
+        ctype = bottle.request.environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             # A cross-site form or fetch can send text/plain without a
             # preflight; application/json from another origin needs CORS.
             raise ApiError(415, "bad_request", "Content-Type must be application/json")
         try:
-            data = json.loads(bottle.request.body.read(cfg.max_body + 1) or b"{}")
+            data = json_loads(bottle.request.body.read(cfg.max_body + 1) or b"{}")
         except BodyTooLarge:
             raise ApiError(413, "bad_request", f"body larger than {cfg.max_body} bytes")
         except BodyTimeout:
             bottle.response.set_header("Connection", "close")
             raise ApiError(408, "bad_request", "the body did not arrive in time")
-        except ValueError:
+        except ValueError:            # also too deep, or not UTF-8
             raise ApiError(400, "bad_request", "body is not JSON")
         if not isinstance(data, dict):
             raise ApiError(400, "bad_request", "body must be a JSON object")
         return data
 
     @staticmethod
-    def bearer():
-        auth = bottle.request.get_header("Authorization", "")
+    def header(name):
+        """A request header as text. bottle's ``get_header`` decodes the
+        WSGI latin-1 string as UTF-8 and raises on other bytes (a 500)."""
+        raw = bottle.request.environ.get("HTTP_" + name.upper().replace("-", "_"), "")
+        try:
+            return raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise ApiError(400, "bad_request", f"the {name} header is not UTF-8")
+
+    @classmethod
+    def bearer(cls):
+        auth = cls.header("Authorization")
         return auth[7:] if auth.startswith("Bearer ") else ""
 
     def session(self):

@@ -23,8 +23,8 @@ def add_ops_routes(app, cfg, market, metrics):
     @app.get("/metrics")
     def prometheus():
         if cfg.metrics_token:
-            given = bottle.request.get_header("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {cfg.metrics_token}".encode()):
+            given = bottle.request.environ.get("HTTP_AUTHORIZATION", "")
+            if not hmac.compare_digest(given.encode("latin-1"), f"Bearer {cfg.metrics_token}".encode()):
                 bottle.response.status = 401
                 bottle.response.content_type = "application/json"
                 bottle.response.set_header("WWW-Authenticate", "Bearer")
