@@ -22,6 +22,7 @@ ifeq ($(HASHED),1)
 	$(BIN)/pip install -q --require-hashes --no-deps -r constraints.txt
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/pip check
+	$(BIN)/python .ci/constraints.py check
 else
 	$(BIN)/pip install -q -e '.[dev,perf]'
 endif

@@ -1,7 +1,7 @@
 """Reconnect storm and fan-out at 10,000 connections (SPEC section 8).
 
 1. Start ``tapgrid serve`` on a fresh database (fd limit raised, player
-   limits lifted, a loopback backdoor for reading its counters).
+   limits lifted, a Unix-socket backdoor for reading its counters).
 2. Connect ``--clients`` WebSocket players from ``--procs`` worker
    processes (perf/_storm_clients.py; guests share a few tokens), plus one
    steady player in its own process tapping ``--steady-rate`` taps/s.
