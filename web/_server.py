@@ -19,7 +19,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
-from actors import start_market
+from actors import Replicator, start_market
 from engine import ActorSystem, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
@@ -99,6 +99,7 @@ class Server:
         self.http.refusal_headers = HEADERS
         self.http.frame_limit = cfg.frame_limit
         self.backdoor = None
+        self.replica = None
         self._summary = None
 
     def start(self):
@@ -109,6 +110,9 @@ class Server:
         gc.freeze()
         gc.set_threshold(20_000, 20, 50)
         self.http.start()
+        if self.cfg.replica:
+            # after the Store opened the file (WAL on, writer lock held)
+            self.replica = self.metrics.replica = Replicator(self.cfg).start()
         if self.cfg.backdoor:
             from ._commands import backdoor_path
             self.backdoor = start_backdoor(backdoor_path(self.cfg), {
@@ -168,6 +172,8 @@ class Server:
                 g.kill(block=False)
         self.system.stop(timeout=timeout / 2)
         self.gateway.close_all(1001)
+        if self.replica is not None:
+            self.replica.stop()     # after the Writer's last commit: Litestream ships it
         if self.backdoor is not None:
             stop_backdoor(self.backdoor)
         try:
@@ -185,5 +191,5 @@ def serve(cfg):
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, done.set)
     done.wait()
-    server.stop()
+    server.stop(cfg.drain_s)
     return 0

@@ -20,6 +20,7 @@ import time
 
 import pysqlite3.dbapi2 as sqlite3
 
+from . import _dblock
 from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED, nonce_text
 from .._model import VOID, WON
 
@@ -121,9 +122,18 @@ class Store:
     """The write side. Not thread-safe by itself: the Writer serialises calls
     (its commits run in the threadpool, one at a time)."""
 
-    def __init__(self, path, synchronous="FULL", commit_delay_ms=0.0):
+    def __init__(self, path, synchronous="FULL", commit_delay_ms=0.0, autocheckpoint=True):
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
+        # One writer per database, refused at once (see _dblock).
+        self._lock = _dblock.acquire(path)
+        try:
+            self._open(path, synchronous, commit_delay_ms, autocheckpoint)
+        except BaseException:
+            _dblock.release(self._lock)
+            raise
+
+    def _open(self, path, synchronous, commit_delay_ms, autocheckpoint):
         fresh = not os.path.exists(path) or os.path.getsize(path) == 0
         self.path = path
         self.conn = conn = _connect(path)
@@ -134,6 +144,9 @@ class Store:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=OFF")
+        if not autocheckpoint:
+            # Litestream replicates the WAL and must own checkpoints (its docs)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         _migrate_v1(conn)
         conn.executescript(SCHEMA)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
@@ -143,7 +156,12 @@ class Store:
             self.next_bet_id = archived_max[0] + 1
 
     def close(self):
-        self.conn.close()
+        try:
+            self.conn.close()
+        finally:
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                _dblock.release(lock)
 
     # --- the Writer's one transaction per batch ------------------------------------------
 
