@@ -31,7 +31,7 @@ endif
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tapgrid serve
+	$(BIN)/tapgrid serve $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -125,7 +125,9 @@ class Server:
             log.warning("session records in Redis are unsigned: set session_secret "
                         "(TAPGRID_SESSION_SECRET) so that a write to Redis cannot mint a session")
         log.info("serving on http://%s:%d (db=%s, feed=%s, demo=%s, nonces=%s)",
-                 self.cfg.host, self.http.server_port, self.cfg.db, self.cfg.feed, self.cfg.demo,
+                 self.cfg.host, self.http.server_port, self.cfg.db,
+                 ",".join(self.cfg.sources) + f" (quorum {self.cfg.quorum})" if self.cfg.sources
+                 else self.cfg.feed, self.cfg.demo,
                  "redis" if self.cfg.redis else "memory")
 
     @property

@@ -104,15 +104,20 @@ class SqliteSessionStore:
 
 
 class RedisSessions:
-    """Adapter: the Redis store keeps ``"uid:name"`` as its user field.
-    A revocation is published so that every process closes that session's
+    """Adapter: the Redis store keeps ``"uid:name"`` as its user field. The
+    session key is also kept in the database (``session_keys``), so a
+    receipt can be verified long after Redis forgot the session. A
+    revocation is published so that every process closes that session's
     sockets (``watch_revocations``)."""
 
-    def __init__(self, url, secret=None):
+    def __init__(self, url, market=None, secret=None):
         self.url = url
         self.store = RedisSessionStore(url, secret=secret)
+        self.market = market
 
     def create(self, user, uid, session_key, expires_ms):
+        if self.market is not None:
+            self.market.save_key(uid, session_key, expires_ms)
         return self.store.create(f"{uid}:{user}", session_key, expires_ms)
 
     def get(self, token, now_ms):
@@ -151,5 +156,5 @@ class RedisSessions:
 
 def make_session_store(cfg, market):
     if cfg.redis:
-        return RedisSessions(cfg.redis, secret=cfg.session_secret)
+        return RedisSessions(cfg.redis, market, secret=cfg.session_secret)
     return SqliteSessionStore(market, cfg.db)
