@@ -45,7 +45,7 @@ import time
 from engine import Actor, run_blocking
 
 from ._model import Ack, payout_for
-from .store import Store, is_disk_full
+from .store import Store, UserExists, is_disk_full
 
 __all__ = ["Writer"]
 
@@ -96,7 +96,7 @@ class Writer(Actor):
             elif kind == "archive":
                 deletes.extend(msg[1])
                 delete_asks.append(reply)
-            elif kind in ("user", "sql"):
+            elif kind in ("user", "sql", "purge_guests"):
                 singles.append((msg, reply))
             elif reply is not None:
                 reply.fail(ValueError(f"writer: unknown message {kind!r}"))
@@ -195,17 +195,21 @@ class Writer(Actor):
     def _single(self, msg, reply):
         try:
             if msg[0] == "user":
-                _, name, credit = msg
-                uid = run_blocking(self.store.ensure_user, name, credit, self.ctx.now())
+                name, credit, new = msg[1], msg[2], msg[3] if len(msg) > 3 else False
+                uid = run_blocking(self.store.ensure_user, name, credit, self.ctx.now(), new)
                 if not self.ctx.ledger.known(uid):
                     self.ctx.ledger.add_user(uid, run_blocking(self.store.user_balance, uid))
                 result = uid
+            elif msg[0] == "purge_guests":
+                result = run_blocking(self.store.purge_idle_guests, msg[1])
+                self.ctx.ledger.forget(result)
             else:
                 _, sql, params = msg
                 run_blocking(self.store.write_batch, deletes=[(sql, params)], now=self.ctx.now())
                 result = True
         except Exception as exc:
-            log.error("writer %s failed: %r", msg[0], exc)
+            if not isinstance(exc, UserExists):       # an answer, not a failure
+                log.error("writer %s failed: %r", msg[0], exc)
             if reply is not None:
                 reply.fail(exc)
             return

@@ -63,8 +63,21 @@ def test_actors_run_while_the_console_waits_for_input(tmp_path):
     assert "ticker" in out and "processed" in out
 
 
-def test_backdoor_refuses_non_loopback_addresses():
+def test_backdoor_refuses_a_shared_directory(tmp_path):
+    """The socket must live in a private directory: a 0755 one is refused."""
     from engine._console import start_backdoor
     import pytest
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
     with pytest.raises(ValueError):
-        start_backdoor(("0.0.0.0", 0), {})
+        start_backdoor(str(shared / "bd.sock"), {})
+
+
+def test_http_request_lines_are_recognised():
+    from engine._console import looks_like_http
+    assert looks_like_http("GET /(1)if()else(exec('x'))or HTTP/1.1")
+    assert looks_like_http("OPTIONS * HTTP/1.1")
+    assert looks_like_http("CONNECT example.com:443 HTTP/1.1")
+    assert not looks_like_http("system.actors()")
+    assert not looks_like_http("GET = 3")
