@@ -201,11 +201,12 @@ class ReplayFeed(_LocalFeed):
             self._hold(self._gap_ms / self.speed / 1000)
 
 
-def make_feed(kind, *, url=None, file=None, seed=None):
+def make_feed(kind, *, url=None, file=None, seed=None, start_price=None):
     """Build a feed by name: sim | replay | coinbase | binance. `file` is
     for replay (default: the shipped sample), `url` for the exchanges;
-    a stray file/url is a ValueError. `seed` drives sim and is ignored by
-    the others, since a run-wide --seed is normal."""
+    a stray file/url is a ValueError. `seed` and `start_price` (cents;
+    None: the sim's default) drive sim and are ignored by the others,
+    since a run-wide --seed is normal."""
     name = kind.strip().lower() if isinstance(kind, str) else kind
     if name not in FEED_KINDS:
         raise ValueError(f"unknown feed kind {kind!r}: expected one of {', '.join(FEED_KINDS)}")
@@ -214,7 +215,7 @@ def make_feed(kind, *, url=None, file=None, seed=None):
     if file is not None and name != "replay":
         raise ValueError(f"file= applies to the replay feed, not {name}")
     if name == "sim":
-        return SimFeed(seed=seed)
+        return SimFeed(seed=seed) if start_price is None else SimFeed(seed=seed, start_price=start_price)
     if name == "replay":
         return ReplayFeed(file or SAMPLE_TICKS)
     if name == "coinbase":

@@ -47,8 +47,12 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     if feed is None:
+        # The sim walks on from the last stored price: bets open across a
+        # restart must not settle against a price that jumped to the default.
+        last = run_blocking(store.last_tick) if cfg.feed == "sim" else None
         feed = make_feed(cfg.feed, url=cfg.feed_url, file=cfg.feed_file,
-                         seed=cfg.seed if cfg.feed == "sim" else None)
+                         seed=cfg.seed if cfg.feed == "sim" else None,
+                         start_price=last[1] if last else None)
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")
     archiver = system.spawn(Archiver, ctx, name=p + "archiver")

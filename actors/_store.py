@@ -258,6 +258,10 @@ class Store:
             " WHERE outcome=0").fetchall()
         return users, open_bets
 
+    def last_tick(self):
+        """(ts, price) of the newest stored tick, or None on a new database."""
+        return self.conn.execute("SELECT ts, price FROM ticks ORDER BY ts DESC LIMIT 1").fetchone()
+
     def prune_ticks(self, before_ms):
         self.conn.execute("DELETE FROM ticks WHERE ts < ?", (before_ms,))
 

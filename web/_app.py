@@ -17,6 +17,7 @@ from engine import AskTimeout
 from actors._receipt import history, next_cursor
 
 from ._conn import TokenBucket
+from ._player_api import add_player_routes
 from ._siwe import SiweError, verify_login
 from ._tapsig import TapError, b64url_decode, load_session_key
 
@@ -238,4 +239,5 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
 
     for code in (400, 404, 405, 413, 500):
         app.error(code)(_json_error)
+    add_player_routes(app, cfg, api, ApiError, lambda: bottle.request.environ.get("REMOTE_ADDR", "?"))
     return app

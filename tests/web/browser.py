@@ -20,6 +20,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
 SETTLED = ("won", "lost", "void")
 
 
@@ -53,13 +54,17 @@ class PageWatch:
         assert self.errors == [], "the page logged errors:\n" + "\n".join(self.errors)
 
 
-def open_page(browser, url, init_script=None, bindings=None):
+def open_page(browser, url, init_script=None, bindings=None, phone=False):
     """A fresh context (own localStorage, so no saved session) on `url`;
     `init_script` runs before the page's own, `bindings` ({name: fn}) are
-    Python functions the page can call as window[name](...)."""
+    Python functions the page can call as window[name](...). `phone`: a
+    390x844 touch screen instead of the desktop."""
     if isinstance(browser, str):
         pytest.fail(browser)
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    if phone:
+        context = browser.new_context(viewport=PHONE, device_scale_factor=1, has_touch=True, is_mobile=True)
+    else:
+        context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     if init_script:
         context.add_init_script(init_script)
     for name, fn in (bindings or {}).items():
@@ -93,6 +98,14 @@ def wait_connected(page, timeout=15.0):
     wait_js(page, """() => window.tapgrid.state().connected &&
         document.querySelector('[data-testid=conn-status]').dataset.state === 'connected'""",
             timeout=timeout, what="the page to connect")
+    dismiss_explainer(page)
+
+
+def dismiss_explainer(page):
+    """The first-run explainer covers the board until 'Got it'."""
+    ok = page.get_by_test_id("explainer-ok")
+    if ok.is_visible():
+        ok.click()
 
 
 def sign_in_as_guest(page):
@@ -129,6 +142,21 @@ def pick_cell(page, column_index=2):
 def click_cell(page, cell):
     box = page.get_by_test_id("grid-canvas").bounding_box()
     page.mouse.click(box["x"] + cell["x"], box["y"] + cell["y"])
+
+
+def cell_at_price(page, column_index=2, bands=0):
+    """The open cell `bands` bands above (negative: below) the one holding
+    the live price, in the `column_index`-th open column, or None."""
+    return page.evaluate("""([ci, bands]) => {
+        const cells = window.tapgrid.openCells();
+        const cols = [...new Set(cells.map((c) => c.t0))].sort((a, b) => a - b);
+        if (!cols.length) return null;
+        const t0 = cols[Math.min(ci, cols.length - 1)];
+        const p = Number(document.querySelector('[data-testid=price]').textContent.replace(/[$,]/g, ''));
+        const band = 1000;
+        const lo = Math.floor(Math.round(p * 100) / band) * band + bands * band;
+        return cells.find((c) => c.t0 === t0 && c.lo === lo) || null;
+    }""", [column_index, bands])
 
 
 def tap_open_cell(page, column_index=2):

@@ -6,13 +6,18 @@
 //   // then, for tests and curious players (read-only):
 //   window.tapgrid.state()      // {connected, user, balance, market, bets: [{nonce, bet, state, col, lo, ...}]}
 //   window.tapgrid.openCells()  // [{t0, lo, mult, x, y}]  x, y: CSS px inside the canvas
+//   window.tapgrid.stacks()     // [{col, lo, count, stake, potential, payout, state, label: [top, bottom]}]
+//   window.tapgrid.offscreen()  // {above, below}: the player's bets off the visible prices
 
 import { apiGet, Connection, HttpError } from "/static/net.js";
-import { cryptoAvailable, clearSessionKey, signTap, newNonce } from "/static/keys.js";
+import { cryptoAvailable, clearSessionKey, signTap, newNonce, verifyTap } from "/static/keys.js";
 import { GridView } from "/static/grid.js";
 import { HistoryPanel } from "/static/history.js";
 import { BetBook } from "/static/bets.js";
-import { credits, dollars, reasonText, MINOR_PER_CREDIT } from "/static/format.js";
+import { stackLabel } from "/static/cells.js";
+import { Sounds } from "/static/sound.js";
+import { Summary } from "/static/summary.js";
+import { credits, dollars, reasonText, MINOR_PER_CREDIT, winText, lossText, refundText, payoutOf, multLabel, clockTime, seconds } from "/static/format.js";
 import { byTestId as $, toast, showBalance, showStatus, showMarket, showAccount, renderStakes } from "/static/ui.js";
 import { savedSession, saveSession, forgetSession, signInAsGuest, signInWithWallet, signInNote, isDemoOff } from "/static/session.js";
 
@@ -23,6 +28,8 @@ const PREVIEW_POLL_MS = 2000;
 const PENDING_CHECK_MS = 8000; // an ack normally takes milliseconds; this long means it was lost
 const PENDING_GIVE_UP_MS = 40000; // past the server's 30 s ts window a tap can no longer land
 const HISTORY_SETTLE_MS = 600; // results come in bursts at column end: refresh once after them
+const HISTORY_FILL_MS = 180000; // the chart's past on load: what the board shows and more
+const EXPLAINED_KEY = "tapgrid.explained";
 
 const state = {
   token: null,
@@ -39,6 +46,8 @@ const state = {
 const book = new BetBook();
 let view;
 let history;
+let summary;
+const sounds = new Sounds();
 let previewTimer = null;
 let historyTimer = null;
 let lastReconcile = 0;
@@ -63,6 +72,7 @@ function setStatus(status, retryAt = 0) {
   state.retryAt = retryAt;
   view.setLive(status === "connected" || !state.token);
   showStatus(status, retryAt, Boolean(state.token));
+  $("retry-btn").hidden = !(state.token && (status === "reconnecting" || status === "offline"));
 }
 
 function pickStake(n) {
@@ -142,6 +152,7 @@ function startSession(token, user, balance) {
     onClosedEarly: () => guard(checkSession),
   });
   state.conn.start(); // hello loads the history
+  showExplainerOnce();
 }
 
 // A socket that closes before hello may mean a dead token: ask /api/me.
@@ -163,6 +174,7 @@ async function signOut(note = "") {
   await clearSessionKey();
   book.clear();
   history.clear();
+  summary.clear();
   showBalance(null);
   setStatus("idle");
   showSignIn(note);
@@ -180,6 +192,7 @@ function onMessage(msg) {
       // fired while we were away are in history too.
       if (book.pending().length) guard(() => reconcile(true));
       else refreshHistory();
+      guard(fillPriceHistory); // the gap while we were away
       break;
     case "tick":
       view.addTick(msg.p, msg.t);
@@ -194,6 +207,7 @@ function onMessage(msg) {
       const bet = book.ack(msg);
       if (msg.ok) {
         setBalance(msg.balance);
+        if (bet) summary.place(msg.bet, bet);
         scheduleHistoryRefresh();
       } else if (bet) {
         toast(reasonText(msg.reason), "error", msg.reason);
@@ -203,9 +217,9 @@ function onMessage(msg) {
     case "result": {
       const bet = book.result(msg);
       setBalance(msg.balance);
-      if (bet && msg.outcome === "won") {
-        view.celebrate(bet.col, bet.lo, `+${credits(msg.payout)}`);
-        toast(`You won ${credits(msg.payout)} credits!`, "win");
+      if (bet) {
+        summary.settle(msg, bet);
+        announceResult(bet, msg);
       }
       scheduleHistoryRefresh();
       break;
@@ -221,10 +235,103 @@ function onMessage(msg) {
   }
 }
 
+// Every result is seen and heard, not only wins: a toast, a sound, and
+// the same words in the screen reader's live region.
+function announceResult(bet, msg) {
+  const where = `${dollars(bet.lo)} at ${clockTime(bet.col)}`;
+  let text;
+  if (msg.outcome === "won") {
+    text = `You ${winText(msg.payout, bet.stake)} on ${where}`;
+    view.celebrate(bet.col, bet.lo, winText(msg.payout, bet.stake));
+    toast(`${text}!`, "win", "won");
+    sounds.play("win");
+  } else if (msg.outcome === "lost") {
+    text = `You ${lossText(bet.stake)} on ${where}`;
+    toast(text, "loss", "lost");
+    sounds.play("loss");
+  } else {
+    text = `Bet ${refundText(msg.payout ?? bet.stake)} on ${where}: the window could not be settled`;
+    toast(text, "info", "void");
+    sounds.play("refund");
+  }
+  announce(text);
+}
+
+function announce(text) {
+  const node = $("announcer");
+  node.textContent = "";
+  // A fresh text node each time, so the same words twice are read twice.
+  setTimeout(() => { node.textContent = text; }, 30);
+}
+
+// ---------- the price record: the chart's past filled on load ----------
+
+async function fillPriceHistory() {
+  const to = Date.now() + 1000;
+  const data = await apiGet(`/api/ticks?asset=BTC-USD&from=${to - HISTORY_FILL_MS}&to=${to}`);
+  if (data && Array.isArray(data.ticks)) view.addTicks(data.ticks);
+  showPrice();
+}
+
+// ---------- what a tap would pay, on hover or press ----------
+
+function showPreview(cell, point) {
+  const node = $("payout-preview");
+  if (!cell || !state.token) {
+    node.hidden = true;
+    return;
+  }
+  const stake = state.stakeChip * MINOR_PER_CREDIT;
+  node.textContent = `${credits(stake)} → ${credits(payoutOf(stake, cell.mult))} if touched`;
+  node.dataset.payout = String(payoutOf(stake, cell.mult));
+  node.hidden = false;
+  const board = node.parentElement.getBoundingClientRect();
+  const x = Math.min(Math.max(8, point.x + 14), board.width - node.offsetWidth - 8);
+  const y = Math.max(8, point.y - node.offsetHeight - 14);
+  node.style.left = `${x}px`;
+  node.style.top = `${y}px`;
+}
+
+function describeFocus(cell) {
+  if (!cell) return;
+  const stake = state.stakeChip * MINOR_PER_CREDIT;
+  $("cell-focus").textContent = `Window ${clockTime(cell.t0)}, ${dollars(cell.lo)} to ${dollars(cell.lo + view.grid.band_cents)}, `
+    + `${multLabel(cell.mult)}: a ${credits(stake)} stake pays ${credits(payoutOf(stake, cell.mult))}. Enter to bet.`;
+}
+
+function showExplainerOnce() {
+  let seen = false;
+  try { seen = localStorage.getItem(EXPLAINED_KEY) === "1"; } catch (_) { seen = false; }
+  $("explainer").hidden = seen;
+}
+
+function closeExplainer() {
+  $("explainer").hidden = true;
+  try { localStorage.setItem(EXPLAINED_KEY, "1"); } catch (_) { /* private mode */ }
+  $("grid-canvas").focus();
+}
+
+function setMuted(muted) {
+  sounds.setMuted(muted);
+  const b = $("mute-btn");
+  b.setAttribute("aria-pressed", String(muted));
+  b.textContent = muted ? "Sound off" : "Sound on";
+}
+
+function toggleHistory(open) {
+  const drawer = $("history-drawer");
+  const want = open ?? !drawer.classList.contains("open");
+  drawer.classList.toggle("open", want);
+  $("history-toggle").setAttribute("aria-expanded", String(want));
+}
+
 // ---------- taps ----------
 
 async function tap(cell) {
   if (!state.token || !state.key) return;
+  if (cell.locked) {
+    return toast(`This column is locked: betting closes ${seconds(view.grid.lock_ms)} before its window starts. Tap a column further right.`, "error", "column_locked");
+  }
   if (!state.conn || !state.conn.connected) return toast("Not connected. Your tap was not sent.", "error", "offline");
   if (state.market !== "open") return toast(reasonText("market_suspended"), "error", "market_suspended");
   if (!cell.open) return toast(reasonText("column_closed"), "error", "column_closed");
@@ -244,7 +351,9 @@ async function tap(cell) {
   if (!state.conn || !state.conn.send({ type: "tap", payload, sig })) {
     book.reject(nonce, "offline");
     toast("Not connected. Your tap was not sent.", "error", "offline");
+    return;
   }
+  sounds.play("tap");
 }
 
 // Lost acks (a reconnect, a dropped frame) are recovered from history,
@@ -303,6 +412,17 @@ function exposeDebug() {
       bets: book.snapshot(),
     }),
     openCells: () => view.openCells(),
+    stacks: () => book.stacks().map((st) => ({ col: st.col, lo: st.lo, count: st.count, stake: st.stake, potential: st.potential,
+      payout: st.payout, state: st.state, label: stackLabel(st) })),
+    offscreen: () => view.offscreen(),
+    centreOf: (t0, lo) => view.centreOf(t0, lo),
+    layout: () => view.layout,
+    view: () => ({ panned: view.panned, panCents: view.panCents, zoom: view.zoom, ticks: view.ticks.length,
+      firstTick: view.ticks.length ? view.ticks[0].t : null, lockedColumns: [...view.locked.keys()], narrow: view.size.w < 600 }),
+    conn: () => (state.conn ? { attempt: state.conn.attempt, status: state.conn.status, retryAt: state.conn.retryAt } : null),
+    sounds: () => sounds.log.map((x) => ({ ...x })),
+    summary: () => summary.totals(),
+    verify: (payload, sig) => (state.key ? verifyTap(state.key.publicKey, payload, sig) : Promise.resolve(false)),
   });
   Object.defineProperty(window, "tapgrid", { value: api, writable: false, configurable: false });
 }
@@ -316,9 +436,20 @@ async function boot() {
   view = new GridView($("grid-canvas"), {
     now: () => (state.conn ? state.conn.serverNow() : Date.now()),
     bets: () => book.list,
+    stacks: () => book.stacks(),
     onTap: (cell) => guard(() => tap(cell)),
+    onHover: (cell, point) => showPreview(cell, point),
+    onFocusCell: (cell) => describeFocus(cell),
+    onViewChange: (panned) => { $("recenter-btn").hidden = !panned; },
   });
-  history = new HistoryPanel($("history"), { token: () => state.token, bandCents: () => view.grid.band_cents });
+  summary = new Summary($("summary"));
+  history = new HistoryPanel($("history"), {
+    token: () => state.token,
+    bandCents: () => view.grid.band_cents,
+    columnMs: () => view.grid.column_ms,
+    sessionKey: () => state.key,
+    onBets: (rows) => summary.addRows(rows),
+  });
   exposeDebug();
   view.start();
   setStatus("idle");
@@ -334,6 +465,13 @@ async function boot() {
   $("wallet-btn").addEventListener("click", () => guard(() => signIn("wallet")));
   $("signout-btn").addEventListener("click", () => guard(() => signOut()));
   $("history-refresh").addEventListener("click", () => guard(refreshHistory));
+  $("retry-btn").addEventListener("click", () => { if (state.conn) state.conn.retryNow(); });
+  $("recenter-btn").addEventListener("click", () => view.recenter());
+  $("mute-btn").addEventListener("click", () => setMuted(!sounds.muted));
+  $("history-toggle").addEventListener("click", () => toggleHistory());
+  $("explainer-ok").addEventListener("click", closeExplainer);
+  setMuted(sounds.muted);
+  guard(fillPriceHistory);
 
   if (!cryptoAvailable()) {
     setBusy(true);
