@@ -416,3 +416,70 @@ def test_cells_are_tappable_with_the_keyboard(flat_server, page_of):
                   what="a bet placed from the keyboard")
     assert bet["stake"] == 500
     watch.assert_clean()
+
+
+# ---- 4 and 8. a server restart: back within the first backoff window, at the same price ---------------
+
+# Math.random under the test's control (only the page's backoff and probe
+# jitter use it; nonces come from crypto.getRandomValues).
+RANDOM_HOOK = """(() => { const r = Math.random.bind(Math);
+    Math.random = () => (typeof window.__rand === 'number' ? window.__rand : r()); })();"""
+
+
+def grid_price(url):
+    import json
+    import urllib.request
+    with urllib.request.urlopen(url + "/api/grid", timeout=5) as r:
+        return json.loads(r.read())["price"]
+
+
+def test_the_page_reconnects_within_the_first_backoff_window_after_a_restart(server_factory, page_of):
+    server = server_factory("--seed", "3", env=FAST)
+    page, watch = page_of(server.url, init_script=RANDOM_HOOK)
+    sign_in_as_guest(page)
+    wait_js(page, "() => window.tapgrid.view().ticks > 8", what="a few live ticks")
+    before = grid_price(server.url)
+    server.kill()
+    # Fail fast a few times (zero jitter), so the backoff has grown to a
+    # 40 s window; then make every wait the top of its window: the next
+    # scheduled retry is ~36 s away, the probe ~4.5 s.
+    page.evaluate("() => { window.__rand = 0; }")
+    wait_js(page, "() => { const c = window.tapgrid.conn(); return c && c.attempt >= 3; }", timeout=20,
+            what="three failed reconnects")
+    page.evaluate("() => { window.__rand = 0.9; }")
+    retry = wait_js(page, "() => { const c = window.tapgrid.conn(); return c && c.retryAt - Date.now() > 20000 ? c : null; }",
+                    timeout=10, what="a long backoff wait")
+    assert page.get_by_test_id("retry-btn").is_visible()
+    assert page.get_by_test_id("conn-status").get_attribute("data-state") == "reconnecting"
+    server.start()
+    back = time.time() * 1000
+    wait_connected(page, timeout=12)
+    took = time.time() * 1000 - back
+    # Within the first window (0-5 s) plus the handshake, and long before
+    # the backoff's own retry would have fired.
+    assert took < 6500, f"reconnected {took:.0f} ms after the server was back"
+    assert time.time() * 1000 < retry["retryAt"] - 10000
+    # The sim walked on from the last stored price instead of $95,000.
+    after = grid_price(server.url)
+    assert abs(after - before) < before * 0.002, (before, after)
+    assert after != 9_500_000 or before == 9_500_000
+    watch.errors = [e for e in watch.errors if "ERR_CONNECTION_REFUSED" not in e and "WebSocket" not in e]
+    watch.assert_clean()
+
+
+def test_retry_now_reconnects_at_once(server_factory, page_of):
+    server = server_factory("--seed", "4", env=FAST)
+    page, watch = page_of(server.url, init_script=RANDOM_HOOK)
+    sign_in_as_guest(page)
+    server.kill()
+    page.evaluate("() => { window.__rand = 0; }")
+    wait_js(page, "() => { const c = window.tapgrid.conn(); return c && c.attempt >= 3; }", timeout=20,
+            what="three failed reconnects")
+    page.evaluate("() => { window.__rand = 0.999; }")   # probe ~5 s, retry ~40 s away
+    wait_js(page, "() => { const c = window.tapgrid.conn(); return c && c.retryAt - Date.now() > 20000; }",
+            timeout=10, what="a long backoff wait")
+    server.start()
+    page.get_by_test_id("retry-btn").click()
+    wait_connected(page, timeout=4)
+    assert not page.get_by_test_id("retry-btn").is_visible()
+    assert page.evaluate("() => window.tapgrid.conn().attempt") == 0
