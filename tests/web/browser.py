@@ -215,3 +215,46 @@ def tap_until_taken(page, column_index=2, attempts=6):
 def toasts(page):
     return page.evaluate("""() => [...document.querySelectorAll('[data-testid=toast]')]
         .map((t) => ({reason: t.dataset.reason || null, kind: t.dataset.kind, text: t.textContent}))""")
+
+
+AXE_VERSION = "4.10.2"
+
+
+def axe_source(cache_dir):
+    """axe-core's axe.min.js, fetched from the npm registry with `npm pack`
+    on first use and cached under `cache_dir` (never committed: the tests'
+    artifacts folder is ignored). A machine without npm or the registry
+    fails the test that needs it, loudly."""
+    import shutil
+    import subprocess
+    import tarfile
+    target = os.path.join(cache_dir, f"axe-core-{AXE_VERSION}.min.js")
+    if os.path.exists(target):
+        with open(target) as f:
+            return f.read()
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is missing: the accessibility scan fetches axe-core from the npm registry")
+    os.makedirs(cache_dir, exist_ok=True)
+    out = subprocess.run([npm, "pack", f"axe-core@{AXE_VERSION}", "--silent", "--pack-destination", cache_dir],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        pytest.fail(f"npm pack axe-core@{AXE_VERSION} failed: {out.stderr[-500:]}")
+    tgz = os.path.join(cache_dir, out.stdout.strip().splitlines()[-1])
+    with tarfile.open(tgz) as tar:
+        source = tar.extractfile("package/axe.min.js").read().decode()
+    os.remove(tgz)
+    with open(target + ".tmp", "w") as f:
+        f.write(source)
+    os.replace(target + ".tmp", target)
+    return source
+
+
+def axe_violations(page, source, impacts=("serious", "critical")):
+    """Run axe-core in the page (WCAG 2 A and AA rules); the violations of
+    the given impacts as [(rule id, impact, [target selectors])]."""
+    page.add_script_tag(content=source)
+    result = page.evaluate("""async () => await axe.run(document,
+        {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})""")
+    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:5])
+            for v in result["violations"] if v["impact"] in impacts]

@@ -483,3 +483,32 @@ def test_retry_now_reconnects_at_once(server_factory, page_of):
     wait_connected(page, timeout=4)
     assert not page.get_by_test_id("retry-btn").is_visible()
     assert page.evaluate("() => window.tapgrid.conn().attempt") == 0
+
+
+# ---- accessibility: an axe-core scan ---------------------------------------------------------------
+
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_no_serious_accessibility_violation(flat_server, page_of, phone):
+    import os
+
+    from tests.conftest import ROOT
+    from tests.web.browser import axe_source, axe_violations
+    source = axe_source(os.path.join(ROOT, "tests", "artifacts", "axe"))
+    page, watch = page_of(flat_server.url, phone=phone)
+    page.get_by_test_id("guest-btn").wait_for()
+    assert axe_violations(page, source) == []          # the sign-in card
+    page.get_by_test_id("guest-btn").click()
+    page.get_by_test_id("explainer").wait_for(state="visible", timeout=10_000)
+    assert axe_violations(page, source) == []          # the first-run explainer
+    page.get_by_test_id("explainer-ok").click()
+    wait_connected(page)
+    record_after_click(page)
+    cell = None
+    while cell is None:
+        cell = cell_at_price(page, 3, 1)
+    click_cell(page, cell)
+    wait_js(page, "() => document.querySelectorAll('[data-testid=history-row]').length > 0", what="a history row")
+    if phone:
+        page.get_by_test_id("history-toggle").click()
+    page.locator("[data-testid=history-row] summary").first.click()
+    assert axe_violations(page, source) == []          # playing, with a receipt open
