@@ -239,5 +239,6 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
 
     for code in (400, 404, 405, 413, 500):
         app.error(code)(_json_error)
-    add_player_routes(app, cfg, api, ApiError, lambda: bottle.request.environ.get("REMOTE_ADDR", "?"))
+    add_player_routes(app, cfg, api, ApiError, lambda: bottle.request.environ.get("REMOTE_ADDR", "?"),
+                      session, market, hub)
     return app

@@ -1,9 +1,15 @@
 """HTTP routes the player's page added on top of v1 (every v1 client can
 ignore them): the stored price record (SPEC section 9, v1.1 ``/api/ticks``)
-so the chart is full on load.
+so the chart is full on load, a demo top-up for a guest who ran out, and
+the current wins feed and leaderboard (later ones come as ``feed`` frames).
 
     GET /api/ticks?asset=BTC-USD&from=MS&to=MS
       -> {"ticks": [[ts, price_cents], ...], "next": C | null}
+    POST /api/topup   (Bearer token; demo mode, guests only)
+      -> {"balance": B, "credited": N}
+         404 not_found (no demo mode), 403 not_guest, 409 balance_not_low,
+         429 rate_limited (one per guest per topup_every_ms; per address too)
+    GET /api/feed -> {"day", "wins": [...], "leaders": [...]}   (see _feed.py)
 
 At most ``TICKS_MAX`` ticks a call, oldest first; ``next`` is the ``from``
 of the following page (null when the range is done). The query runs in a
@@ -62,10 +68,44 @@ def _int_param(q, name, default):
         return None
 
 
-def add_player_routes(app, cfg, api, ApiError, address):
+def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     """Mount the routes on `app`; `api` is build_app's JSON wrapper,
-    `address()` the caller's address (for the rate limits)."""
+    `address()` the caller's address (for the rate limits), `session()`
+    the caller's session (or ApiError 401)."""
     ticks_limit = AddressLimiter(rate=5, burst=20)
+    topup_limit = AddressLimiter(rate=0.1, burst=5)
+    topped = {}                     # uid -> monotonic time of the last top-up
+
+    @app.post("/api/topup")
+    @api
+    def topup():
+        if not cfg.demo:
+            raise ApiError(404, "not_found", "top-ups exist in demo mode only")
+        s = session()
+        if not str(s.user).startswith("guest-"):
+            raise ApiError(403, "not_guest", "only demo guests can top up")
+        balance = market.balance(s.uid)
+        if balance >= cfg.topup_below:
+            raise ApiError(409, "balance_not_low",
+                           f"top-ups are for a balance under {cfg.topup_below} minor units")
+        now = time.monotonic()
+        last = topped.get(s.uid)
+        if (last is not None and (now - last) * 1000 < cfg.topup_every_ms) or not topup_limit.allow(address()):
+            wait = cfg.topup_every_ms / 1000 - (now - last) if last is not None else 10
+            bottle.response.set_header("Retry-After", str(max(1, int(wait))))
+            raise ApiError(429, "rate_limited", "one top-up per guest every few minutes")
+        if len(topped) > 100_000:
+            topped.clear()
+        topped[s.uid] = now
+        amount = cfg.guest_credit - balance
+        market.credit(s.uid, amount)
+        return {"balance": market.balance(s.uid), "credited": amount}
+
+    @app.get("/api/feed")
+    @api
+    def feed():
+        f = getattr(hub, "feed", None)
+        return f.snapshot() if f is not None else {"day": None, "wins": [], "leaders": []}
 
     @app.get("/api/ticks")
     @api

@@ -22,6 +22,7 @@ from engine import ActorSystem
 from engine._console import start_backdoor
 
 from ._app import build_app
+from ._feed import PlayerFeed
 from ._gateway import Gateway
 from ._hub import Hub
 from ._metrics import Metrics
@@ -60,8 +61,10 @@ class Server:
         self.system = ActorSystem()
         self.metrics = Metrics()
         self.hub = Hub(cfg, self.metrics)
+        self.hub.feed = PlayerFeed(cfg, self.hub)
         self.market = start_market(self.system, cfg, sinks=self.hub)
         self.hub.start(self.market)
+        self.hub.feed.start()
         self.sessions = make_session_store(cfg, self.market)
         now = int(time.time() * 1000)
         self.nonces = RedisNonceStore(cfg.redis) if cfg.redis else MemoryNonceStore(started_ms=now)
@@ -119,6 +122,7 @@ class Server:
         self.http.close()
         self.gateway.drain(timeout / 2)
         self.hub.stop()
+        self.hub.feed.stop()
         if self._summary is not None:
             self._summary.kill(block=False)
             self._lag.kill(block=False)

@@ -512,3 +512,30 @@ def test_no_serious_accessibility_violation(flat_server, page_of, phone):
         page.get_by_test_id("history-toggle").click()
     page.locator("[data-testid=history-row] summary").first.click()
     assert axe_violations(page, source) == []          # playing, with a receipt open
+
+
+# ---- other players and the demo top-up ---------------------------------------------------------------
+
+def test_a_guest_who_ran_out_tops_up_and_sees_the_live_feed(server_factory, page_of, tmp_path):
+    feed = flat_feed(str(tmp_path / "flat.csv"))
+    server = server_factory("--feed", "replay", "--feed-file", feed,
+                            env={**FAST, "TAPGRID_GUEST_CREDIT": "1500", "TAPGRID_FEED_EVERY_MS": "500"})
+    page, watch = page_of(server.url)
+    sign_in_as_guest(page)
+    assert not page.get_by_test_id("topup-btn").is_visible()
+    page.get_by_test_id("stake-5").click()
+    won = tap_and_settle(page, bands=0)           # a win, for the live feed
+    assert won["state"] == "won"
+    wait_js(page, "() => document.querySelector('[data-testid=live-wins]').textContent.includes('won')",
+            what="the win in the live feed")
+    assert "player-" in page.get_by_test_id("live-wins").inner_text()
+    assert "player-" in page.get_by_test_id("leaders").inner_text()
+    while state(page)["balance"] >= 1000:         # lose down to under 10.00
+        assert tap_and_settle(page, bands=4)["state"] == "lost"
+    topup = page.get_by_test_id("topup-btn")
+    topup.wait_for(state="visible", timeout=5000)
+    topup.click()
+    wait_js(page, "() => document.querySelector('[data-testid=balance]').dataset.minor === '1500'",
+            what="the balance topped up")
+    assert not topup.is_visible()
+    watch.assert_clean()

@@ -112,3 +112,111 @@ def test_the_readme_client_snippet_runs_as_written(live_server):
     out = subprocess.run([sys.executable, "-c", runner], input=code, capture_output=True, text=True,
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def post(url, path, token=None, body=None):
+    req = urllib.request.Request(url + path, data=json.dumps(body or {}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read()), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), e.headers
+
+
+def test_a_guest_tops_up_once_when_the_balance_ran_out(server_factory):
+    from web.client import TapgridClient
+    server = server_factory("--seed", "6", env={"TAPGRID_GUEST_CREDIT": "1500", "TAPGRID_TOPUP_EVERY_MS": "600000"})
+    rich = TapgridClient(server.url)
+    rich.guest()
+    status, body, _ = post(server.url, "/api/topup", rich.token)
+    assert (status, body["error"]) == (409, "balance_not_low"), body
+    assert post(server.url, "/api/topup")[0:2][0] == 401
+
+    poor = TapgridClient(server.url)
+    poor.guest()
+    poor.connect()
+    for _ in range(20):                      # spend down to under 10.00 credits
+        cell = poor.open_cell(offset_bands=3)
+        if cell and poor.balance >= 600:
+            poor.tap(*cell[:2], stake=500, min_mult=101)
+        if poor.balance < 1000:
+            break
+        gevent_sleep(0.2)
+    assert poor.balance < 1000, poor.balance
+    status, body, _ = post(server.url, "/api/topup", poor.token)
+    assert status == 200 and body["balance"] == 1500 and body["credited"] == 1500 - poor.balance, body
+    assert poor.me()["balance"] == 1500
+    # Spend again and ask again: one top-up per guest per topup_every_ms.
+    for _ in range(20):
+        cell = poor.open_cell(offset_bands=3)
+        if cell and poor.me()["balance"] >= 600:
+            poor.tap(*cell[:2], stake=500, min_mult=101)
+        if poor.me()["balance"] < 1000:
+            break
+    status, body, headers = post(server.url, "/api/topup", poor.token)
+    assert (status, body["error"]) == (429, "rate_limited") and int(headers["Retry-After"]) > 0, body
+    poor.close()
+
+
+def test_top_ups_are_for_demo_guests_only(server_factory):
+    from web.client import TapgridClient, Wallet
+    server = server_factory("--seed", "7", env={"TAPGRID_GUEST_CREDIT": "0"})
+    c = TapgridClient(server.url)
+    c.login(Wallet())
+    status, body, _ = post(server.url, "/api/topup", c.token)
+    assert (status, body["error"]) == (403, "not_guest"), body
+    off = server_factory("--seed", "7", "--no-demo")
+    status, body, _ = post(off.url, "/api/topup", c.token)
+    assert (status, body["error"]) == (404, "not_found"), body
+
+
+def gevent_sleep(s):
+    import gevent
+    gevent.sleep(s)
+
+
+def test_wins_feed_and_leaderboard_are_broadcast_at_a_bounded_rate(server_factory):
+    """A winner shows up in every connection's feed frames (anonymised),
+    and frames come no faster than feed_every_ms."""
+    from web.client import TapgridClient
+    server = server_factory("--seed", "8", env={"TAPGRID_COLUMN_MS": "2000", "TAPGRID_LOCK_MS": "1000",
+                                                "TAPGRID_HORIZON_MS": "20000", "TAPGRID_FEED_EVERY_MS": "1000"})
+    watcher = TapgridClient(server.url)
+    watcher.guest()
+    frames = []
+    watcher.on_event = lambda m: m.get("type") == "feed" and frames.append((time.monotonic(), m))
+    watcher.connect()
+    player = TapgridClient(server.url)
+    player.guest()
+    player.connect()
+    won = None
+    for _ in range(40):                        # the price's own band, soon: a likely touch
+        cell = player.open_cell(offset_bands=0)
+        if cell is None:
+            gevent_sleep(0.1)
+            continue
+        ack = player.tap(cell[0], cell[1], stake=1000, min_mult=101)
+        if not ack.get("ok"):
+            continue
+        assert player.wait_for(lambda: any(r["bet"] == ack["bet"] for r in player.results), timeout=15)
+        result = next(r for r in player.results if r["bet"] == ack["bet"])
+        if result["outcome"] == "won":
+            won = result
+            break
+    assert won is not None, "no win in 40 taps on the price's own band"
+    assert watcher.wait_for(lambda: any(any(w["payout"] == won["payout"] for w in m["wins"]) for _, m in frames),
+                            timeout=10)
+    _, last = frames[-1]
+    assert all(w["who"].startswith("player-") and player.user not in json.dumps(last) for w in last["wins"])
+    net = sum(r["payout"] - 1000 for r in player.results)
+    nets = [x["net"] for x in last["leaders"]]
+    assert nets == sorted(nets, reverse=True) and all(n > 0 for n in nets)
+    assert bool(nets) == (net > 0), (net, last["leaders"])
+    gaps = [b - a for (a, _), (b, _) in zip(frames, frames[1:])]
+    assert all(g >= 0.9 for g in gaps), gaps
+    status, snap = get(server.url, "/api/feed")
+    assert status == 200 and snap["wins"] and set(snap) == {"day", "wins", "leaders"}
+    watcher.close()
+    player.close()

@@ -9,7 +9,8 @@
 //   window.tapgrid.stacks()     // [{col, lo, count, stake, potential, payout, state, label: [top, bottom]}]
 //   window.tapgrid.offscreen()  // {above, below}: the player's bets off the visible prices
 
-import { apiGet, Connection, HttpError } from "/static/net.js";
+import { apiGet, apiPost, Connection, HttpError } from "/static/net.js";
+import { LivePanel } from "/static/live.js";
 import { cryptoAvailable, clearSessionKey, signTap, newNonce, verifyTap } from "/static/keys.js";
 import { GridView } from "/static/grid.js";
 import { HistoryPanel } from "/static/history.js";
@@ -47,6 +48,7 @@ const book = new BetBook();
 let view;
 let history;
 let summary;
+let live;
 const sounds = new Sounds();
 let previewTimer = null;
 let historyTimer = null;
@@ -59,6 +61,31 @@ function setBalance(minor) {
   const before = state.balance;
   state.balance = minor;
   showBalance(minor, before);
+  showTopUp();
+}
+
+// A guest who can no longer afford the smallest chip may top up (demo only;
+// the server rate-limits it and says why when it refuses).
+function showTopUp() {
+  const low = Number.isFinite(state.balance) && state.balance < STAKE_CHIPS[0] * MINOR_PER_CREDIT * 10;
+  $("topup-btn").hidden = !(state.token && low && String(state.user ?? "").startsWith("guest-"));
+}
+
+async function topUp() {
+  try {
+    const r = await apiPost("/api/topup", {}, state.token);
+    setBalance(r.balance);
+    toast(`Topped up: ${credits(r.credited)} demo credits.`, "info", "topup");
+  } catch (err) {
+    const code = err instanceof HttpError && err.body ? err.body.error : null;
+    const text = {
+      rate_limited: "You topped up a moment ago. Try again in a few minutes.",
+      balance_not_low: "Top-ups are for a balance that ran out.",
+      not_guest: "Top-ups are for demo guests.",
+      not_found: "Demo mode is off on this server.",
+    }[code] || "The top-up did not go through. Try again shortly.";
+    toast(text, "error", code || "topup");
+  }
 }
 
 function setMarket(status, reason) {
@@ -226,6 +253,9 @@ function onMessage(msg) {
     }
     case "market":
       setMarket(msg.status, msg.reason);
+      break;
+    case "feed":
+      live.show(msg);
       break;
     case "error":
       toast(reasonText(msg.reason), "error", msg.reason);
@@ -443,6 +473,7 @@ async function boot() {
     onViewChange: (panned) => { $("recenter-btn").hidden = !panned; },
   });
   summary = new Summary($("summary"));
+  live = new LivePanel($("live"));
   history = new HistoryPanel($("history"), {
     token: () => state.token,
     bandCents: () => view.grid.band_cents,
@@ -470,6 +501,8 @@ async function boot() {
   $("mute-btn").addEventListener("click", () => setMuted(!sounds.muted));
   $("history-toggle").addEventListener("click", () => toggleHistory());
   $("explainer-ok").addEventListener("click", closeExplainer);
+  $("topup-btn").addEventListener("click", () => guard(topUp));
+  apiGet("/api/feed").then((f) => live.show(f)).catch(() => { /* the frames will come */ });
   setMuted(sounds.muted);
   guard(fillPriceHistory);
 
