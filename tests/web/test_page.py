@@ -76,20 +76,28 @@ def page_of(browser):
         context.close()
 
 
-def tap_and_settle(page, bands, column_index=1):
-    """Tap the cell `bands` away from the price; the bet once settled."""
+def tap_and_settle(page, bands, column_index=1, attempts=6):
+    """Tap the cell `bands` away from the price; the bet once settled. A
+    tap refused because the odds moved (odds_changed, SPEC section 3) is
+    tried again; any other refusal fails."""
     record_after_click(page)
-    cell = None
-    deadline = time.monotonic() + 10
-    while cell is None and time.monotonic() < deadline:
-        cell = cell_at_price(page, column_index, bands)
-    assert cell is not None, "no open cell at that band"
-    click_cell(page, cell)
-    booked = page.evaluate("() => window.__afterClick")[-1]
-    tap = next(b for b in booked if b["col"] == cell["t0"] and b["lo"] == cell["lo"] and b["state"] == "pending")
-    bet = wait_bet(page, tap["nonce"], ("confirmed", "rejected") + SETTLED)
-    assert bet["state"] != "rejected", bet
-    return wait_bet(page, tap["nonce"], SETTLED, timeout=max(0, (bet["col"] + 2000) / 1000 - time.time()) + 10)
+    for _ in range(attempts):
+        cell = None
+        deadline = time.monotonic() + 10
+        while cell is None and time.monotonic() < deadline:
+            cell = cell_at_price(page, column_index, bands)
+        assert cell is not None, "no open cell at that band"
+        click_cell(page, cell)
+        booked = page.evaluate("() => window.__afterClick")[-1]
+        tap = next((b for b in booked if b["col"] == cell["t0"] and b["lo"] == cell["lo"] and b["state"] == "pending"), None)
+        if tap is None:
+            continue          # the cell moved under the pointer before the click landed
+        bet = wait_bet(page, tap["nonce"], ("confirmed", "rejected") + SETTLED)
+        if bet["state"] == "rejected":
+            assert bet["reason"] == "odds_changed", bet
+            continue
+        return wait_bet(page, tap["nonce"], SETTLED, timeout=max(0, (bet["col"] + 2000) / 1000 - time.time()) + 10)
+    raise AssertionError(f"{attempts} taps and none taken")
 
 
 def toast_texts(page):
@@ -538,4 +546,68 @@ def test_a_guest_who_ran_out_tops_up_and_sees_the_live_feed(server_factory, page
     wait_js(page, "() => document.querySelector('[data-testid=balance]').dataset.minor === '1500'",
             what="the balance topped up")
     assert not topup.is_visible()
+    watch.assert_clean()
+
+
+# ---- the README's pictures ------------------------------------------------------------------------------
+
+def wave_feed(path, seconds=900, gap_ms=250):
+    """A price that swings about $18 either way every 30 s, with a little noise."""
+    import math
+    rows, ts = ["ts_ms,price_cents"], 1_733_594_400_000
+    for i in range(int(seconds * 1000 / gap_ms)):
+        p = 9_500_500 + round(1800 * math.sin(2 * math.pi * i / 120)) + ((i * 7919) % 200 - 100)
+        rows.append(f"{ts},{p}")
+        ts += gap_ms
+    with open(path, "w") as f:
+        f.write("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_screenshot_with_a_win_a_stacked_cell_and_the_summary(server_factory, page_of, tmp_path, phone):
+    import os
+    import shutil
+
+    from tests.conftest import ROOT
+    feed = wave_feed(str(tmp_path / "wave.csv"))
+    server = server_factory("--feed", "replay", "--feed-file", feed, env=FAST)
+    page, watch = page_of(server.url, phone=phone)
+    sign_in_as_guest(page)
+    page.get_by_test_id("stake-10").click()
+    wait_js(page, "() => window.tapgrid.view().ticks > 30", timeout=15, what="some price history")
+    box = page.get_by_test_id("grid-canvas").bounding_box()
+    # A stack far enough ahead to still be open when the picture is taken.
+    for column_index in (6, 7, 5, 8):
+        cell = None
+        while cell is None:
+            cell = cell_at_price(page, column_index, 1)
+        page.mouse.dblclick(box["x"] + cell["x"], box["y"] + cell["y"])
+        here = wait_js(page, """([col, lo]) => { const b = window.tapgrid.state().bets.filter((b) => b.col === col && b.lo === lo);
+                              return b.length === 2 && b.every((x) => x.state !== 'pending') ? b : null; }""",
+                       arg=[cell["t0"], cell["lo"]], what="both taps answered")
+        if all(b["state"] == "confirmed" for b in here):
+            break
+    else:
+        raise AssertionError("no double tap stacked")
+    stacked = cell
+    # Then a win near now (the price's own band, nearest column: a likely touch).
+    for _ in range(10):
+        bet = tap_and_settle(page, bands=0, column_index=0)
+        if bet["state"] == "won":
+            break
+    else:
+        raise AssertionError("ten taps on the price's own band and no win")
+    wait_js(page, """([col, lo]) => window.tapgrid.stacks().some((s) => s.col === col && s.lo === lo && s.count === 2 && s.state === 'confirmed')""",
+            arg=[stacked["t0"], stacked["lo"]], what="the stack still open")
+    assert page.get_by_test_id("sum-bets").inner_text() != "0"
+    wait_js(page, "(id) => { const r = document.querySelector(`[data-testid=history-row][data-bet='${id}']`); return r && r.dataset.outcome === 'won'; }",
+            arg=bet["bet"], what="the win in the history")
+    page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)   # no hover preview in the picture
+    os.makedirs(os.path.join(ROOT, "tests", "artifacts"), exist_ok=True)
+    name = "screenshot-phone.png" if phone else "screenshot.png"
+    shot = os.path.join(ROOT, "tests", "artifacts", name)
+    page.screenshot(path=shot)
+    assert os.path.getsize(shot) > 10_000
+    shutil.copyfile(shot, os.path.join(ROOT, "web", "static", name))
     watch.assert_clean()

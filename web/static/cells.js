@@ -170,7 +170,9 @@ export function drawCelebrations(ctx, geo, grid, list, ts) {
     ctx.textBaseline = "middle";
     ctx.shadowColor = "rgba(0, 0, 0, 0.6)";
     ctx.shadowBlur = 6;
-    ctx.fillText(c.text, cx, cy - 18 - 40 * ease);
+    // Kept inside the board: near the left edge (a phone) it would be cut.
+    const half = ctx.measureText(c.text).width / 2 + 6;
+    ctx.fillText(c.text, Math.min(Math.max(cx, half), geo.w - half), cy - 18 - 40 * ease);
     ctx.restore();
   }
   return alive;
