@@ -611,3 +611,26 @@ def test_screenshot_with_a_win_a_stacked_cell_and_the_summary(server_factory, pa
     assert os.path.getsize(shot) > 10_000
     shutil.copyfile(shot, os.path.join(ROOT, "web", "static", name))
     watch.assert_clean()
+
+
+def test_a_refund_is_shown_when_the_feed_stalls_inside_the_window(server_factory, page_of, tmp_path):
+    from tests.web.test_browser import quiet_feed_file
+    feed = quiet_feed_file(str(tmp_path / "quiet.csv"), quick_s=14.0)
+    started = time.monotonic()
+    server = server_factory("--feed", "replay", "--feed-file", feed, env=FAST)
+    page, watch = page_of(server.url)
+    sign_in_as_guest(page)
+    # Tap a window that ends after the feed goes quiet (at ~14 s): it cannot
+    # be settled and is refunded.
+    wait_s = 10.5 - (time.monotonic() - started)
+    if wait_s > 0:
+        page.wait_for_timeout(wait_s * 1000)
+    bet = tap_and_settle(page, bands=3, column_index=2)   # never touched: lost, unless refunded
+    assert bet["state"] == "void", bet
+    wait_js(page, """() => [...document.querySelectorAll('[data-testid=toast]')]
+                 .some((t) => t.dataset.reason === 'void' && t.textContent.includes('refunded 5.00'))""",
+            what="a toast for the refund")
+    stack = next(s for s in page.evaluate("() => window.tapgrid.stacks()") if s["state"] == "void")
+    assert stack["label"] == ["refunded", "5"]
+    assert "refunded" in page.get_by_test_id("announcer").inner_text()
+    watch.assert_clean()
