@@ -18,9 +18,9 @@ from collections import deque
 
 from engine import Actor, run_blocking
 
-from ._feeds import Tick
+from .feeds import Tick
 from ._model import LOST, VOID, WON, Settlement, payout_for
-from ._store import open_readonly
+from .store import open_readonly
 from ._watchdog import Health
 
 __all__ = ["Resolver", "path_of"]

@@ -25,7 +25,7 @@ import time
 from engine import Actor, run_blocking
 
 from ._model import Ack, payout_for
-from ._store import Store, is_disk_full
+from .store import Store, is_disk_full
 
 __all__ = ["Writer"]
 

@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "perf", "results")
 sys.path.insert(0, ROOT)
 
-from perf._serverproc import LoadServer  # noqa: E402
+from tests.serverproc import LoadServer  # noqa: E402
 
 class Server(LoadServer):
     """A fresh database per commit mode, the player limits lifted."""

@@ -54,7 +54,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def flat_server(tmp_path_factory):
-    from tests.conftest import ServerProcess
+    from tests.support import ServerProcess
     d = tmp_path_factory.mktemp("flat")
     feed = flat_feed(str(d / "flat.csv"))
     s = ServerProcess(str(d / "tapgrid.db"), "--feed", "replay", "--feed-file", feed, env=FAST).start()
@@ -505,7 +505,7 @@ def test_retry_now_reconnects_at_once(server_factory, page_of):
 def test_no_serious_accessibility_violation(flat_server, page_of, phone):
     import os
 
-    from tests.conftest import ROOT
+    from tests.support import ROOT
     from tests.web.browser import axe_source, axe_violations
     source = axe_source(os.path.join(ROOT, "tests", "artifacts", "axe"))
     page, watch = page_of(flat_server.url, phone=phone)
@@ -575,7 +575,7 @@ def test_screenshot_with_a_win_a_stacked_cell_and_the_summary(server_factory, pa
     import os
     import shutil
 
-    from tests.conftest import ROOT
+    from tests.support import ROOT
     feed = wave_feed(str(tmp_path / "wave.csv"))
     server = server_factory("--feed", "replay", "--feed-file", feed, env=FAST)
     page, watch = page_of(server.url, phone=phone)
