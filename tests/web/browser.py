@@ -253,7 +253,12 @@ def axe_source(cache_dir):
 def axe_violations(page, source, impacts=("serious", "critical")):
     """Run axe-core in the page (WCAG 2 A and AA rules); the violations of
     the given impacts as [(rule id, impact, [target selectors])]."""
-    page.add_script_tag(content=source)
+    # A drawer sliding in or a toast fading is half-drawn: colour contrast
+    # read mid-transition is noise. Scan a settled page.
+    page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')",
+                           timeout=8000, polling=50)
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(content=source)
     result = page.evaluate("""async () => await axe.run(document,
         {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})""")
     return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:5])
