@@ -142,7 +142,9 @@ def test_a_win_reads_the_same_in_the_cell_the_toast_and_the_history(flat_server,
     assert page.get_by_test_id("sum-net").inner_text() == credits(payout - 1000 - 1000, sign=payout > 2000)
     assert page.get_by_test_id("sum-streak").inner_text() == "1 loss"
     sounds = [s["kind"] for s in page.evaluate("() => window.tapgrid.sounds()")]
-    assert sounds.count("tap") == 2 and "win" in sounds and "loss" in sounds, sounds
+    # One tap sound per tap sent (a repriced tap is tapped again), one per result.
+    assert sounds.count("tap") == len(state(page)["bets"]) >= 2, sounds
+    assert sounds.count("win") == 1 and sounds.count("loss") == 1, sounds
     watch.assert_clean()
 
 
