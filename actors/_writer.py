@@ -42,7 +42,8 @@ class Writer(Actor):
     def on_start(self):
         if self.store is None:
             cfg = self.cfg
-            self.store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms)
+            self.store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
+                                       not cfg.replica)
 
     def on_stop(self):
         if self.store is not None:

@@ -8,16 +8,16 @@ bet; the reader does not wait for it, so one connection can pipeline taps.
 Malformed frames get an ``error`` (or an ``ack`` with ``bad_request``) and
 the connection stays, unless it keeps doing it (close 1008).
 """
-import json
 import logging
 import time
 from urllib.parse import parse_qs
 
 from actors import Tap
+from actors.wire import TapError, b64url_decode, load_session_key, parse_tap_payload, verify_tap
 
+from .._safejson import loads as json_loads
 from ._conn import Connection, TokenBucket
 from ._hub import frame
-from actors.wire import TapError, b64url_decode, load_session_key, parse_tap_payload, verify_tap
 from ._wsfast import encode_text_frame
 
 __all__ = ["Gateway"]
@@ -135,7 +135,7 @@ class Gateway:
         if type(msg) is not str:
             return self._error(conn, "bad_request", "binary frames are not part of the protocol")
         try:
-            obj = json.loads(msg)
+            obj = json_loads(msg)        # depth-bounded: no RecursionError
         except ValueError:
             return self._error(conn, "bad_request", "not JSON")
         if type(obj) is not dict:
