@@ -518,11 +518,7 @@ def test_no_serious_accessibility_violation(flat_server, page_of, phone):
     assert axe_violations(page, source) == []          # the first-run explainer
     page.get_by_test_id("explainer-ok").click()
     wait_connected(page)
-    record_after_click(page)
-    cell = None
-    while cell is None:
-        cell = cell_at_price(page, 3, 1)
-    click_cell(page, cell)
+    tap_and_settle(page, bands=0, column_index=0)      # a bet, so the history has a row
     wait_js(page, "() => document.querySelectorAll('[data-testid=history-row]').length > 0", what="a history row")
     if phone:
         page.get_by_test_id("history-toggle").click()
@@ -622,19 +618,44 @@ def test_screenshot_with_a_win_a_stacked_cell_and_the_summary(server_factory, pa
 
 
 def test_a_refund_is_shown_when_the_feed_stalls_inside_the_window(server_factory, page_of, tmp_path):
+    import json
+    import urllib.request
+
     from tests.web.test_browser import quiet_feed_file
     feed = quiet_feed_file(str(tmp_path / "quiet.csv"), quick_s=14.0)
-    started = time.monotonic()
     server = server_factory("--feed", "replay", "--feed-file", feed, env=FAST)
+    with urllib.request.urlopen(server.url + "/api/ticks?from=0", timeout=5) as r:
+        first = json.loads(r.read())["ticks"][0][0]        # the replay stamps its first tick "now"
+    stall_at = first + 14000                                 # then the feed goes quiet
     page, watch = page_of(server.url)
     sign_in_as_guest(page)
-    # Tap a window that ends after the feed goes quiet (at ~14 s): it cannot
-    # be settled and is refunded.
-    wait_s = 10.5 - (time.monotonic() - started)
-    if wait_s > 0:
-        page.wait_for_timeout(wait_s * 1000)
-    bet = tap_and_settle(page, bands=3, column_index=2)   # never touched: lost, unless refunded
-    assert bet["state"] == "void", bet
+    # A window that starts after the last tick cannot be settled: refunded.
+    wait_ms = stall_at - 3500 - time.time() * 1000
+    assert wait_ms > -1500, "the page took too long to sign in for this timing"
+    if wait_ms > 0:
+        page.wait_for_timeout(wait_ms)
+    record_after_click(page)
+    bet = None
+    for _ in range(4):
+        cell = page.evaluate("""([after, bands]) => {
+            const cells = window.tapgrid.openCells().filter((c) => c.t0 >= after);
+            const t0 = Math.min(...cells.map((c) => c.t0));
+            const p = Number(document.querySelector('[data-testid=price]').textContent.replace(/[$,]/g, ''));
+            const lo = Math.floor(Math.round(p * 100) / 1000) * 1000 + bands * 1000;
+            return cells.find((c) => c.t0 === t0 && c.lo === lo) || null; }""", [stall_at, 3])
+        assert cell is not None, "no open cell after the stall"
+        click_cell(page, cell)
+        booked = page.evaluate("() => window.__afterClick")[-1]
+        tap = next((b for b in booked if b["col"] == cell["t0"] and b["lo"] == cell["lo"] and b["state"] == "pending"), None)
+        if tap is None:
+            continue
+        got = wait_bet(page, tap["nonce"], ("confirmed", "rejected") + SETTLED)
+        if got["state"] == "rejected":
+            assert got["reason"] == "odds_changed", got
+            continue
+        bet = wait_bet(page, tap["nonce"], SETTLED, timeout=30)
+        break
+    assert bet is not None and bet["state"] == "void", bet
     wait_js(page, """() => [...document.querySelectorAll('[data-testid=toast]')]
                  .some((t) => t.dataset.reason === 'void' && t.textContent.includes('refunded 5.00'))""",
             what="a toast for the refund")
