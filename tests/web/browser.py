@@ -199,10 +199,13 @@ def tap_until_taken(page, column_index=2, attempts=6):
     Needs record_after_click(page) first."""
     refused = []
     for _ in range(attempts):
+        before = {b["nonce"] for b in state(page)["bets"]}
         cell = tap_open_cell(page, column_index)
         booked = after_click(page)[-1]
-        tap = next((b for b in booked if b["col"] == cell["t0"] and b["lo"] == cell["lo"]
-                    and b["state"] == "pending"), None)
+        fresh = [b for b in booked if b["nonce"] not in before and b["state"] == "pending"]
+        # On a busy machine the board can scroll a column between reading
+        # the cell and the click landing: the tap is then on its neighbour.
+        tap = next((b for b in fresh if b["col"] == cell["t0"] and b["lo"] == cell["lo"]), fresh[-1] if fresh else None)
         assert tap is not None, f"the click on {cell} booked no pending tap: {booked}"
         bet = wait_bet(page, tap["nonce"], ("confirmed", "rejected") + SETTLED)
         if bet["state"] != "rejected":

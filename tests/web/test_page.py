@@ -163,15 +163,19 @@ def test_a_double_tap_stacks_on_the_cell_and_lists_both(flat_server, page_of, ph
         while cell is None:
             cell = cell_at_price(page, column_index, 1)
         x, y = box["x"] + cell["x"], box["y"] + cell["y"]
+        seen = [b["nonce"] for b in state(page)["bets"]]
         if phone:
             page.touchscreen.tap(x, y)
             page.wait_for_timeout(90)   # two touches 90 ms apart, as the player did
             page.touchscreen.tap(x, y)
         else:
             page.mouse.dblclick(x, y)
-        here = wait_js(page, """([col, lo]) => { const b = window.tapgrid.state().bets.filter((b) => b.col === col && b.lo === lo);
+        here = wait_js(page, """(seen) => { const b = window.tapgrid.state().bets.filter((b) => !seen.includes(b.nonce));
                               return b.length === 2 && b.every((x) => x.state !== 'pending') ? b : null; }""",
-                       arg=[cell["t0"], cell["lo"]], what="both taps answered")
+                       arg=seen, what="both taps answered")
+        if here[0]["col"] != here[1]["col"] or here[0]["lo"] != here[1]["lo"]:
+            continue           # the board scrolled between the two touches
+        cell = {**cell, "t0": here[0]["col"], "lo": here[0]["lo"]}
         assert all(b["state"] == "confirmed" or b["reason"] == "odds_changed" for b in here), here
         if all(b["state"] == "confirmed" for b in here):
             break
@@ -586,10 +590,14 @@ def test_screenshot_with_a_win_a_stacked_cell_and_the_summary(server_factory, pa
         cell = None
         while cell is None:
             cell = cell_at_price(page, column_index, 1)
+        seen = [b["nonce"] for b in state(page)["bets"]]
         page.mouse.dblclick(box["x"] + cell["x"], box["y"] + cell["y"])
-        here = wait_js(page, """([col, lo]) => { const b = window.tapgrid.state().bets.filter((b) => b.col === col && b.lo === lo);
+        here = wait_js(page, """(seen) => { const b = window.tapgrid.state().bets.filter((b) => !seen.includes(b.nonce));
                               return b.length === 2 && b.every((x) => x.state !== 'pending') ? b : null; }""",
-                       arg=[cell["t0"], cell["lo"]], what="both taps answered")
+                       arg=seen, what="both taps answered")
+        if here[0]["col"] != here[1]["col"] or here[0]["lo"] != here[1]["lo"]:
+            continue           # the board scrolled between the two clicks
+        cell = {**cell, "t0": here[0]["col"], "lo": here[0]["lo"]}
         if all(b["state"] == "confirmed" for b in here):
             break
     else:
