@@ -23,7 +23,7 @@ from engine import Future, run_blocking
 
 from .archive import Archiver
 from ._context import MarketContext, Sinks
-from .feeds import make_feed
+from .feeds import make_sources
 from ._market import Market
 from ._model import Ack, Tap
 from ._resolver import Resolver
@@ -56,12 +56,12 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     if feed is None:
-        # The sim walks on from the last stored price: bets open across a
+        # A sim walks on from the last stored price: bets open across a
         # restart must not settle against a price that jumped to the default.
-        last = run_blocking(store.last_tick) if cfg.feed == "sim" else None
-        feed = make_feed(cfg.feed, url=cfg.feed_url, file=cfg.feed_file,
-                         seed=cfg.seed if cfg.feed == "sim" else None,
-                         start_price=last[1] if last else None)
+        sims = "sim" in (list(cfg.sources) or [cfg.feed])
+        last = run_blocking(store.last_tick) if sims else None
+        feeds = make_sources(cfg, start_price=last[1] if last else None)
+        feed = feeds[0] if len(feeds) == 1 else feeds
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")
     archiver = system.spawn(Archiver, ctx, name=p + "archiver")
@@ -80,7 +80,7 @@ class MarketHandle:
         self.market = market
         self.resolver = resolver
         self.writer = ctx.writer
-        self.feed = feed
+        self.feed = feed                 # one feed, or the list of the price's sources
 
     # --- taps -------------------------------------------------------------------------
 
@@ -119,6 +119,13 @@ class MarketHandle:
 
     def save_session(self, row, timeout=10):
         return self.writer.ask(("session", row), timeout=timeout)
+
+    def save_key(self, user, key, expires_ms, timeout=10):
+        """Keep a session key for verifying receipts (sessions held
+        elsewhere, e.g. Redis; a SQLite session row keeps its key itself)."""
+        from .store import INSERT_KEY
+        return self.writer.ask(("sql", INSERT_KEY, (user, key, self.ctx.now(), expires_ms)),
+                               timeout=timeout)
 
     # --- what is on ------------------------------------------------------------------------
 
