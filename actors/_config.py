@@ -71,6 +71,9 @@ class Config:
     cell_liability_cap: int = 10_000_000
     max_open_bets: int = 200
     guest_credit: int = 100_000
+    topup_below: int = 1_000            # a demo guest under this balance may top up
+    topup_every_ms: int = 300_000       # at most one top-up per guest this often
+    feed_every_ms: int = 2_000          # wins feed / leaderboard broadcast period
     # storage
     synchronous: str = "FULL"
     commit: str = "group"               # or "per-tap" (benchmark baseline)

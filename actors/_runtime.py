@@ -55,7 +55,11 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     if feed is None:
-        feeds = make_sources(cfg)
+        # A sim walks on from the last stored price: bets open across a
+        # restart must not settle against a price that jumped to the default.
+        sims = "sim" in (list(cfg.sources) or [cfg.feed])
+        last = run_blocking(store.last_tick) if sims else None
+        feeds = make_sources(cfg, start_price=last[1] if last else None)
         feed = feeds[0] if len(feeds) == 1 else feeds
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")

@@ -99,6 +99,9 @@ class TapgridClient:
         self.errors = []
         self.on_event = None          # optional callable(msg dict)
         self.connected = gevent.event.Event()
+        # Set once a hello and a grid have both arrived: only then can the
+        # client pick a cell (open_cell) and tap.
+        self.ready = gevent.event.Event()
         self.reconnects = 0
         self.clock_offset = 0
         self._pending = {}
@@ -172,11 +175,17 @@ class TapgridClient:
     # --- WebSocket ----------------------------------------------------------------------------
 
     def connect(self, wait=True):
+        """Open the socket; with ``wait``, return only when the client can
+        tap: the hello and a grid have arrived (the grid comes in a frame of
+        its own, so the hello alone is not enough for ``open_cell``)."""
         self._closing = False
         self._open()
         self._reader = gevent.spawn(self._read_loop)
-        if wait and not self.connected.wait(self.timeout):
-            raise TimeoutError("no hello from the server")
+        if wait:
+            if not self.connected.wait(self.timeout):
+                raise TimeoutError("no hello from the server")
+            if not self.ready.wait(self.timeout):
+                raise TimeoutError("no grid from the server")
         return self
 
     def _open(self):
@@ -202,6 +211,7 @@ class TapgridClient:
                 delays = None
                 self._dispatch(json.loads(raw))
             self.connected.clear()
+            self.ready.clear()
             self._fail_pending("disconnected")
             if self._closing or not self.reconnect:
                 return
@@ -243,11 +253,13 @@ class TapgridClient:
         elif kind == "hello":
             self.user, self.balance = msg["user"], msg["balance"]
             self.clock_offset = msg["server_ts"] - int(time.time() * 1000)
-            self.connected.set()
+            self.connected.set()      # the hub sends this connection's grid next
         elif kind == "tick":
             self.last_tick = (msg["p"], msg["t"])
         elif kind == "grid":
             self.grid = msg
+            if self.connected.is_set():
+                self.ready.set()
         elif kind == "market":
             self.market = msg
         elif kind == "result":

@@ -329,6 +329,10 @@ class Store:
             " WHERE outcome=0").fetchall()
         return users, open_bets
 
+    def last_tick(self):
+        """(ts, price) of the newest stored tick, or None on a new database."""
+        return self.conn.execute("SELECT ts, price FROM ticks ORDER BY ts DESC LIMIT 1").fetchone()
+
     def recent_nonces(self, since_ms):
         """(user, nonce, placed ms) of the bets placed since ``since_ms``,
         newest first: what the market's replay record is rebuilt from. Ids

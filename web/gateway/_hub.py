@@ -98,7 +98,11 @@ class Hub(Sinks):
         for conn in list(self.conns):
             conn.send(f)
 
+    feed = None     # a PlayerFeed (wins and leaderboard), when the server has one
+
     def on_result(self, user, s, balance):
+        if self.feed is not None:
+            self.feed.record(user, s)
         conns = self.by_user.get(user)
         if self.metrics is not None:
             self.metrics.result(OUTCOME_NAMES[s.outcome], s)
