@@ -10,7 +10,9 @@ from ._context import MarketContext, Sinks, WriterStats
 from ._feeds import (BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_feed)
 from ._ledger import Ledger
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
-                     payout_for)
+                     TapOrder, payout_for)
+from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
+                      SaveTicks, Settle)
 from ._odds import Volatility, column_multipliers, multiplier, touch_probability
 from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
@@ -30,7 +32,9 @@ __all__ = [
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
     "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "open_readonly",
     "Column", "Market", "Resolver", "Watchdog", "Health", "Writer", "shell_namespace",
-    "audit", "credit_offline", "history_offline",
+    "audit", "credit_offline", "history_offline", "TapOrder",
+    "PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSession", "Maintenance",
+    "ArchiveStep",
 ]
 
 

@@ -12,7 +12,8 @@ a restart loses nothing.
 """
 from engine import Actor
 
-from ._model import Ack, Bet, Tap, payout_for
+from ._model import Ack, Bet, Tap, TapOrder, payout_for
+from ._writes import PlaceBets
 
 __all__ = ["Column"]
 
@@ -37,6 +38,8 @@ class Column(Actor):
         accepted = []
         try:
             for tap, reply in batch:
+                if type(tap) is TapOrder:
+                    tap, reply = tap
                 if type(tap) is not Tap or tap.col != t0:
                     reason, mult = "bad_request", None
                 else:
@@ -55,14 +58,18 @@ class Column(Actor):
                 ledger.reserve(tap.user, tap.stake, (t0, tap.lo), exposure)
                 accepted.append((Bet(tap.user, t0, tap.lo, tap.stake, mult, tap.min_mult,
                                      tap.ts, tap.nonce, tap.sig, now), reply))
-        except BaseException:
+        except BaseException as exc:
             # Leave the ledger as it was: the taps of this batch fail together.
             for bet, _ in accepted:
                 ledger.release(bet.user, bet.stake, (t0, bet.lo), payout_for(bet.stake, bet.mult))
+            # The engine fails the asks' Futures; orders came as tells.
+            for msg, _ in batch:
+                if type(msg) is TapOrder:
+                    msg.reply.fail(exc)
             raise
         if accepted:
             ctx.writer_stats.pending_taps += len(accepted)
-            ctx.writer.tell(("bets", accepted))
+            ctx.writer.tell(PlaceBets(accepted))
 
     @staticmethod
     def _check(tap, cells, closed, status, ledger, cfg):

@@ -22,6 +22,7 @@ from ._feeds import Tick
 from ._model import LOST, VOID, WON, Settlement, payout_for
 from ._store import open_readonly
 from ._watchdog import Health
+from ._writes import Settle
 
 __all__ = ["Resolver", "path_of"]
 
@@ -203,7 +204,7 @@ class Resolver(Actor):
     def _send(self, settlements):
         ids = [s.bet for s in settlements]
         self.inflight.update(ids)
-        fut = self.ctx.writer.ask_async(("settle", settlements))
+        fut = self.ctx.writer.ask_async(Settle(settlements))
         tell = self.ref.tell
         fut.add_done_callback(lambda f: tell(("settled", ids, f)))
 

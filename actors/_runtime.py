@@ -25,11 +25,12 @@ from ._archive_run import Archiver
 from ._context import MarketContext, Sinks
 from ._feeds import make_feed
 from ._market import Market
-from ._model import Ack, Tap
+from ._model import Ack, Tap, TapOrder
 from ._resolver import Resolver
 from ._store import Store
 from ._watchdog import Watchdog
 from ._writer import Writer
+from ._writes import Credit, EnsureUser, SaveSession
 
 __all__ = ["start_market", "MarketHandle"]
 
@@ -87,6 +88,26 @@ class MarketHandle:
             ctx.count("overloaded")
             return _done(Ack("overloaded"))
 
+    def place_order(self, tap, reply):
+        """Route a verified ``Tap`` to its Column with a tell; ``reply``
+        (``set(Ack)``/``fail(exc)``) gets the answer, here at once if the
+        tap cannot be routed."""
+        ctx = self.ctx
+        status = ctx.status
+        if not status.is_open:
+            reply.set(Ack(status.reject_reason))
+            return
+        ref = ctx.columns.get(tap.col)
+        if ref is None:
+            ctx.count("column_closed")
+            reply.set(Ack("column_closed"))
+            return
+        try:
+            ref.tell(TapOrder(tap, reply))
+        except Exception:       # MailboxFull or a column that just stopped
+            ctx.count("overloaded")
+            reply.set(Ack("overloaded"))
+
     def tap(self, user, col, lo, stake, min_mult=101):
         """An operator's tap from the console (no player signature)."""
         tap = Tap(user, col, lo, stake, min_mult, self.ctx.now(),
@@ -96,16 +117,16 @@ class MarketHandle:
     # --- users and money --------------------------------------------------------------------
 
     def create_user(self, name, credit=0, timeout=10):
-        return self.writer.ask(("user", name, credit), timeout=timeout)
+        return self.writer.ask(EnsureUser(name, credit), timeout=timeout)
 
     def credit(self, user, amount, timeout=10):
-        return self.writer.ask(("credit", user, amount), timeout=timeout)
+        return self.writer.ask(Credit(user, amount), timeout=timeout)
 
     def balance(self, user):
         return self.ctx.ledger.balance(user)
 
     def save_session(self, row, timeout=10):
-        return self.writer.ask(("session", row), timeout=timeout)
+        return self.writer.ask(SaveSession(row), timeout=timeout)
 
     # --- what is on ------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from engine import Actor
 
 from ._feeds import Tick
 from ._odds import Volatility
+from ._writes import SaveTicks
 
 __all__ = ["Watchdog", "Health"]
 
@@ -118,7 +119,7 @@ class Watchdog(Actor):
             fn(tick)
         writer = self.ctx.writer
         if writer is not None:
-            writer.tell(("ticks", [(tick.ts, tick.price)]))
+            writer.tell(SaveTicks([(tick.ts, tick.price)]))
         self.ctx.sinks.on_tick(tick)
 
     def _check(self):

@@ -19,6 +19,7 @@ from ._blocking import run_blocking
 from ._errors import (ActorDeadError, AskTimeout, DeadLetter, Escalation,
                       MailboxFull, Terminated)
 from ._future import Future
+from ._native import NativePool
 from ._stats import ActorStats, DeadLetters, StatsTable
 from ._supervision import (ESCALATE, RESTART, RESUME, STOP, OneForAll, OneForOne,
                            SupervisorStrategy)
@@ -30,5 +31,5 @@ __all__ = [
     "DeadLetter",
     "OneForOne", "OneForAll", "SupervisorStrategy", "RESTART", "RESUME", "STOP", "ESCALATE",
     "ActorStats", "StatsTable", "DeadLetters",
-    "run_blocking",
+    "run_blocking", "NativePool",
 ]
