@@ -75,6 +75,7 @@ class Config:
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096
+    verify_threads: int = 2             # native threads checking tap signatures (0: on the loop)
     tap_rate: float = 50.0              # taps/s per connection (token bucket)
     tap_burst: int = 100
     handshake_rate: float = 2000.0      # upgrades/s admitted

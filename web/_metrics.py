@@ -20,6 +20,9 @@ __all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+# How late a 10 ms timer fires, in seconds: fine steps where the targets are.
+_LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+                0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 _COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -42,6 +45,17 @@ class Metrics:
         self._batch_sum = 0
         self._commits = [0] * (len(_COMMIT_BUCKETS) + 1)
         self._commit_sum = 0.0
+        self._lag = [0] * (len(_LAG_BUCKETS) + 1)
+        self._lag_sum = 0.0
+        self._lag_max = 0.0
+
+    def loop_lag(self, ms):
+        """One sample of the event loop's lateness (the gateway's 10 ms timer)."""
+        s = max(0.0, ms / 1000)
+        self._lag[_bucket(_LAG_BUCKETS, s)] += 1
+        self._lag_sum += s
+        if s > self._lag_max:
+            self._lag_max = s
 
     def tap(self, outcome, seconds=None):
         counts = self.tap_counts
@@ -143,6 +157,14 @@ class _ScrapeCollector:
         if gateway is not None:
             yield GaugeMetricFamily("tapgrid_loop_lag_seconds", "How late the event loop runs",
                                     value=gateway.loop_lag_ms / 1000)
+            yield _histogram("tapgrid_loop_lag_sample_seconds",
+                             "How late a 10 ms timer fires, every sample", _LAG_BUCKETS, m._lag,
+                             m._lag_sum)
+            # The worst since the previous scrape (then reset): a benchmark
+            # step, or a Prometheus interval, gets its own maximum.
+            lag_max, m._lag_max = m._lag_max, 0.0
+            yield GaugeMetricFamily("tapgrid_loop_lag_max_seconds",
+                                    "Worst event-loop lag since the previous scrape", value=lag_max)
             yield GaugeMetricFamily("tapgrid_handshakes_shed", "Upgrades refused with 503",
                                     value=gateway.shed)
         yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
