@@ -165,6 +165,15 @@ class _ScrapeCollector:
             lag_max, m._lag_max = m._lag_max, 0.0
             yield GaugeMetricFamily("tapgrid_loop_lag_max_seconds",
                                     "Worst event-loop lag since the previous scrape", value=lag_max)
+            pipe = getattr(gateway, "pipeline", None)
+            if pipe is not None:
+                yield CounterMetricFamily("tapgrid_verify_batches",
+                                          "Signature batches handed to the verify threads",
+                                          value=pipe.batches)
+                yield CounterMetricFamily("tapgrid_verify_held_back",
+                                          "Taps verified before an earlier tap of their "
+                                          "connection, held back to keep its order",
+                                          value=pipe.held_back)
             yield GaugeMetricFamily("tapgrid_handshakes_shed", "Upgrades refused with 503",
                                     value=gateway.shed)
         yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",

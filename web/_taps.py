@@ -116,6 +116,7 @@ class TapPipeline:
         self._releaser = None
         self.verified = 0
         self.batches = 0
+        self.held_back = 0             # verified before an earlier tap of its connection
 
     # --- one connection ----------------------------------------------------------------
 
@@ -228,6 +229,10 @@ class TapPipeline:
             q = conn.verifying
             while q and q[0].done:
                 ready.append(q.popleft())
+            if q:
+                # Finished out of order (the other thread was faster): these
+                # wait for the connection's earlier taps.
+                self.held_back += sum(1 for j in q if j.done)
         if ready:
             if self._releaser is None:
                 self._releaser = gevent.spawn(self._release_loop)
