@@ -88,7 +88,9 @@ class Gateway:
             key = self._keys[session.session_key] = load_session_key(session.session_key)
         bucket = TokenBucket(self.cfg.tap_rate, self.cfg.tap_burst, time.monotonic())
         conn = Connection(ws, session.user, session.uid, key, session.session_key, bucket)
-        self.hub.add(conn)
+        # ?grid=2: compact grid frames (a protocol addition; v1 by default)
+        query = parse_qs(environ.get("QUERY_STRING", "")) if environ is not None else {}
+        self.hub.add(conn, 2 if query.get("grid", [""])[0] == "2" else 1)
         try:
             self.hub.welcome(conn, self.market.balance(session.uid))
             self.pipeline.run(conn, ws.receive)

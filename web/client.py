@@ -32,7 +32,18 @@ from engine import Future
 from ._siwe import build_message, checksum_address
 from ._tapsig import SessionSigner, encode_tap_payload
 
-__all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays"]
+__all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays", "grid_from_grid2"]
+
+
+def grid_from_grid2(msg):
+    """A ``grid2`` frame as the v1 ``grid`` frame it stands for."""
+    out = {k: v for k, v in msg.items() if k != "columns"}
+    out["type"] = "grid"
+    band = msg["band_cents"]
+    out["columns"] = [{"t0": c["t0"], "cells": [{"lo": c["lo"] + i * band, "mult": m}
+                                                 for i, m in enumerate(c["mults"]) if m is not None]}
+                      for c in msg["columns"]]
+    return out
 
 
 class ApiError(Exception):
@@ -77,7 +88,7 @@ class _GeventHTTPConnection(http.client.HTTPConnection):
 
 class TapgridClient:
     def __init__(self, base_url, *, signer=None, timeout=10.0, backoff_base=5.0, backoff_cap=60.0,
-                 origin=None, reconnect=True):
+                 origin=None, reconnect=True, grid_version=1):
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
         self.host, self.port = parts.hostname, parts.port or 80
@@ -86,6 +97,7 @@ class TapgridClient:
         self.timeout = timeout
         self.origin = origin
         self.reconnect = reconnect
+        self.grid_version = grid_version   # 2: ask for compact grid2 frames
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.token = None
         self.user = None
@@ -167,7 +179,8 @@ class TapgridClient:
 
     def _open(self):
         headers = {}
-        self.ws = WSClient.connect(f"{self.ws_url}?token={self.token}", origin=self.origin,
+        extra = "&grid=2" if self.grid_version == 2 else ""
+        self.ws = WSClient.connect(f"{self.ws_url}?token={self.token}{extra}", origin=self.origin,
                                    timeout=self.timeout, headers=headers)
 
     def _read_loop(self):
@@ -224,6 +237,8 @@ class TapgridClient:
             self.last_tick = (msg["p"], msg["t"])
         elif kind == "grid":
             self.grid = msg
+        elif kind == "grid2":
+            self.grid = grid_from_grid2(msg)
         elif kind == "market":
             self.market = msg
         elif kind == "result":
