@@ -8,7 +8,9 @@ wins at once; when the window is over, every untouched bet loses, or is
 void (refunded) if the feed was stale at any moment inside the window.
 
 It reads open bets through a read-only connection and the partial covering
-index ``bets_open(col, lo, ...)``; its settlements go through the Writer,
+index ``bets_open(col, lo, ...)``, on a native thread of its own (a
+column's open bets can be tens of thousands of rows: never on the event
+loop); its settlements go through the Writer,
 which applies each only if the bet is still open, so a restart (which
 re-settles everything pending from the stored ticks) pays nothing twice.
 """
@@ -16,7 +18,9 @@ import bisect
 import logging
 from collections import deque
 
-from engine import Actor, run_blocking
+import gevent
+
+from engine import Actor, NativePool
 
 from ._feeds import Tick
 from ._model import LOST, VOID, WON, Settlement, payout_for
@@ -73,19 +77,25 @@ class Resolver(Actor):
         self.inflight = set()                # bet ids sent to the Writer, not answered
         self.ranges = {}                     # t0 -> [low, high] of the live window
         self.stats = {"won": 0, "lost": 0, "void": 0, "recovered_columns": 0}
-        self.ro = run_blocking(open_readonly, self.ctx.cfg.db)
+        self.reader = NativePool(1, name="resolver")
+        self.ro = self.reader.call(open_readonly, self.ctx.cfg.db)
         since = self.ctx.now() - self.keep_ms
-        rows = run_blocking(self._query, "SELECT ts, price FROM ticks WHERE ts >= ? ORDER BY ts",
-                            (since,))
+        rows = self._query("SELECT ts, price FROM ticks WHERE ts >= ? ORDER BY ts", (since,))
         self.ticks.extend(rows)
         self.schedule_every(0.25, "sweep")
         self.ref.tell("sweep")
 
     def on_stop(self):
         if getattr(self, "ro", None) is not None:
-            self.ro.close()
+            self.reader.call(self.ro.close)
+            self.ro = None
+        if getattr(self, "reader", None) is not None:
+            self.reader.close()
 
     def _query(self, sql, params=()):
+        return self.reader.call(self._fetch, sql, params)
+
+    def _fetch(self, sql, params):
         return self.ro.execute(sql, params).fetchall()
 
     # --- messages ---------------------------------------------------------------------
@@ -217,6 +227,8 @@ class Resolver(Actor):
             return
         sinks = self.ctx.sinks
         names = {WON: "won", LOST: "lost", VOID: "void"}
-        for s, balance in done:
+        for i, (s, balance) in enumerate(done):
             self.stats[names[s.outcome]] += 1
             sinks.on_result(s.user, s, balance)
+            if i % 500 == 499:
+                gevent.sleep(0)       # a whole column's results: let taps in between
