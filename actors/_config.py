@@ -65,6 +65,7 @@ class Config:
     commit: str = "group"               # or "per-tap" (benchmark baseline)
     commit_delay_ms: float = 0.0        # artificial fsync delay for benchmarks
     max_batch: int = 5000
+    db_cache_mb: int = 64               # the Writer's SQLite page cache
     writer_queue: int = 20000
     hot_days: int = 7
     min_free_disk: str | int = "1%"

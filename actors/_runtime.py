@@ -40,7 +40,7 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     the Watchdog first, the Writer last, so every queued bet is written)."""
     ctx = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
     ctx.status.subscribe(ctx.sinks.on_market)
-    store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms)
+    store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms, cfg.db_cache_mb)
     users, open_bets = run_blocking(store.load_state)
     ctx.ledger.load(users, open_bets)
     p = name_prefix

@@ -139,7 +139,7 @@ class Store:
     """The write side. Not thread-safe by itself: the Writer serialises calls
     (its commits run on its commit thread, one at a time)."""
 
-    def __init__(self, path, synchronous="FULL", commit_delay_ms=0.0):
+    def __init__(self, path, synchronous="FULL", commit_delay_ms=0.0, cache_mb=64):
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
         fresh = not os.path.exists(path) or os.path.getsize(path) == 0
@@ -154,6 +154,10 @@ class Store:
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("PRAGMA temp_store=MEMORY")
+        # The indexes a bet touches (by user, by open cell) take random
+        # pages: with SQLite's 2 MB default most inserts miss its cache and
+        # read the page back from the OS (~14 % more bets per CPU second).
+        conn.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")
         _migrate_v1(conn)
         conn.executescript(SCHEMA)
         conn.executescript(_SETTLE_TEMP)

@@ -94,7 +94,8 @@ class Writer(Actor):
         self._ckpt_conn = None
         if self.store is None:
             cfg = self.cfg
-            self.store = self.lane.call(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms)
+            self.store = self.lane.call(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
+                                        cfg.db_cache_mb)
         self.store.defer_checkpoints()
 
     def on_stop(self):
