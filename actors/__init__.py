@@ -7,7 +7,9 @@ resolver and audit, built from engine actors.
 """
 from ._config import Config, parse_size
 from ._context import MarketContext, Sinks, WriterStats
-from ._feeds import (BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_feed)
+from .feeds import BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_feed
+# store before anything that loads the archive (it reads the bet row format while loading)
+from .store import Store, audit, credit_offline, history_offline, open_readonly
 from ._ledger import Ledger
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
                      TapOrder, payout_for)
@@ -16,14 +18,11 @@ from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, S
 from ._odds import Volatility, column_multipliers, multiplier, touch_probability
 from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
-from ._store import Store, open_readonly
 from ._column import Column
 from ._market import Market
 from ._resolver import Resolver
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
-from ._audit import audit
-from ._offline import credit_offline, history_offline
 
 __all__ = [
     "Config", "parse_size", "start_market", "MarketHandle", "MarketContext", "Sinks",
@@ -46,6 +45,6 @@ def shell_namespace(system, cfg):
 
 
 # retention (issue 6)
-from ._archive_run import Archiver, archive_offline  # noqa: E402
+from .archive import Archiver, archive_offline  # noqa: E402
 
 __all__ += ["Archiver", "archive_offline"]

@@ -13,7 +13,7 @@ import shutil
 from engine import Actor, OneForOne, run_blocking
 
 from ._column import Column
-from ._feeds import Tick
+from .feeds import Tick
 from ._odds import Volatility, column_multipliers
 from ._status import Grid
 

@@ -22,9 +22,9 @@ import gevent
 
 from engine import Actor, NativePool
 
-from ._feeds import Tick
+from .feeds import Tick
 from ._model import LOST, VOID, WON, Settlement, payout_for
-from ._store import open_readonly
+from .store import open_readonly
 from ._watchdog import Health
 from ._writes import Settle
 

@@ -21,13 +21,13 @@ import gevent
 
 from engine import Future, run_blocking
 
-from ._archive_run import Archiver
+from .archive import Archiver
 from ._context import MarketContext, Sinks
-from ._feeds import make_feed
+from .feeds import make_feed
 from ._market import Market
 from ._model import Ack, Tap, TapOrder
 from ._resolver import Resolver
-from ._store import Store
+from .store import Store
 from ._watchdog import Watchdog
 from ._writer import Writer
 from ._writes import Credit, EnsureUser, SaveSession
@@ -165,8 +165,8 @@ class MarketHandle:
 
     def history(self, user, limit=20, before_bet=None):
         """The user's bets, newest first, hot and archived, as receipts (SPEC section 9)."""
-        from ._receipt import history
-        from ._store import open_readonly
+        from .store import history
+        from .store import open_readonly
         conn = open_readonly(self.cfg.db)
         try:
             return history(conn, user, before_bet, limit)
@@ -175,7 +175,7 @@ class MarketHandle:
 
     def wait_settled(self, bet, timeout=30):
         """Wait until bet ``bet`` is settled; return its receipt."""
-        from ._store import open_readonly
+        from .store import open_readonly
         conn = open_readonly(self.cfg.db)
         try:
             with gevent.Timeout(timeout, False):

@@ -8,7 +8,7 @@ reopens by itself when ticks flow again. Accepted ticks go to every
 subscriber (callables such as ``ref.tell``) and to the Writer, which keeps
 them so settlement can be replayed after a crash.
 
-    from actors._feeds import SimFeed
+    from actors.feeds import SimFeed
     watchdog = system.spawn(Watchdog, ctx, SimFeed(seed=1), name="watchdog")
     watchdog.ask("snapshot")   # {'price': ..., 'ts': ..., 'stale': ..., ...}
 """
@@ -19,7 +19,7 @@ import gevent
 
 from engine import Actor
 
-from ._feeds import Tick
+from .feeds import Tick
 from ._odds import Volatility
 from ._writes import SaveTicks
 

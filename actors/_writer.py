@@ -24,7 +24,7 @@ import time
 from engine import Actor, NativePool
 
 from ._model import Ack, payout_for
-from ._store import Store, is_disk_full
+from .store import Store, is_disk_full
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
                       SaveTicks, Settle)
 

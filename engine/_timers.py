@@ -49,8 +49,12 @@ class Timers:
         self._active = set()
 
     def _fire(self, timer, msg):
-        if not timer.repeat:
+        if not timer.repeat or not self._cell.accepting:
             timer.cancel()
+        if not self._cell.accepting:
+            # The actor is stopping (draining its mailbox): its timers are
+            # cancelled with it, so a tick due meanwhile is no dead letter.
+            return
         try:
             self._cell.tell(msg)
         except MailboxFull:

@@ -25,8 +25,8 @@ import gevent  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from actors._wsclient import WSClient  # noqa: E402
-from web._tapsig import SessionSigner, encode_tap_payload  # noqa: E402
+from actors.feeds._wsclient import WSClient  # noqa: E402
+from actors.wire._tapsig import SessionSigner, encode_tap_payload  # noqa: E402
 from web.client import TapgridClient  # noqa: E402
 
 

@@ -25,8 +25,8 @@ import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 from gevent.fileobject import FileObjectPosix  # noqa: E402
 
-from actors._wsclient import WSClient, WSHandshakeError  # noqa: E402
-from perf._serverproc import raise_nofile  # noqa: E402
+from actors.feeds._wsclient import WSClient, WSHandshakeError  # noqa: E402
+from tests.serverproc import raise_nofile  # noqa: E402
 from web.client import TapgridClient  # noqa: E402
 
 _TICK = '{"type":"tick"'

@@ -39,7 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "perf", "results")
 sys.path.insert(0, ROOT)
 
-from perf._serverproc import LoadServer  # noqa: E402
+from tests.serverproc import LoadServer  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -61,7 +61,7 @@ class Server(LoadServer):
         root = getattr(self, "_root", None)
         if root is None:
             return super().start(timeout, wait_open)
-        import perf._serverproc as sp
+        import tests.serverproc as sp
         saved, sp.ROOT = sp.ROOT, root
         try:
             return super().start(timeout, wait_open)

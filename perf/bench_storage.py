@@ -40,13 +40,13 @@ sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
 
 import gevent  # noqa: E402
 
-from actors._archive import DAY_MS  # noqa: E402
-from actors._audit import audit  # noqa: E402
+from actors.archive._job import DAY_MS  # noqa: E402
+from actors.store._audit import audit  # noqa: E402
 from actors._config import Config  # noqa: E402
-from actors._feeds import SimFeed  # noqa: E402
+from actors.feeds._local import SimFeed  # noqa: E402
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for  # noqa: E402
 from actors._runtime import start_market  # noqa: E402
-from actors._store import Store, open_readonly  # noqa: E402
+from actors.store._store import Store, open_readonly  # noqa: E402
 from engine import ActorSystem  # noqa: E402
 
 USERS = 1000

@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from perf._serverproc import ROOT, LoadServer, free_port, listen_drops, raise_nofile  # noqa: E402
+from tests.serverproc import ROOT, LoadServer, free_port, listen_drops, raise_nofile  # noqa: E402
 
 WORKER = os.path.join(ROOT, "perf", "_storm_clients.py")
 

@@ -29,9 +29,9 @@ import time
 
 sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
 
-from actors._audit import audit  # noqa: E402
+from actors.store._audit import audit  # noqa: E402
 from actors._model import LOST, WON, Bet, Settlement, payout_for  # noqa: E402
-from actors._store import Store  # noqa: E402
+from actors.store._store import Store  # noqa: E402
 
 USERS = 1000
 # Columns of the last few hours (a multiple of 5,000 ms), so settlement

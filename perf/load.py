@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from perf._serverproc import ROOT, LoadServer  # noqa: E402
+from tests.serverproc import ROOT, LoadServer  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "perf", "results")
 

@@ -1,31 +1,15 @@
 """Shared fixtures, defined once: a running actor system, a temp database
-path, a real redis-server on a free loopback port, and a small helper to wait
-on a condition instead of sleeping a fixed time."""
+path, a real redis-server on a free loopback port, servers in child
+processes. The helpers tests import (wait_until, free_port, ServerProcess,
+ROOT) live in tests/support.py."""
 import shutil
 import socket
 import subprocess
 import time
 
-import gevent
 import pytest
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout=5.0, interval=0.005, what="condition"):
-    """Poll `predicate` cooperatively until it is truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        gevent.sleep(interval)
+from tests.support import ServerProcess, free_port
 
 
 @pytest.fixture
@@ -102,18 +86,6 @@ def redis_url(redis_server):
     r.flushall()
     r.close()
     return redis_server
-
-
-from perf._serverproc import ROOT  # noqa: E402,F401  (tests import it from here)
-from perf._serverproc import ServerProcess as _ServerProcess  # noqa: E402
-
-
-class ServerProcess(_ServerProcess):
-    """`tapgrid serve` in a child process on a free loopback port (the
-    launcher is shared with the benchmarks: perf/_serverproc.py)."""
-    # Every test client signs in from 127.0.0.1: lift the per-address
-    # sign-in limit unless a test sets it (test_limits checks it).
-    base_env = {"TAPGRID_AUTH_RATE": "100000", "TAPGRID_AUTH_BURST": "100000"}
 
 
 @pytest.fixture

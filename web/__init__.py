@@ -14,14 +14,16 @@ __all__ = ["Server", "serve", "build_app", "Gateway", "Hub", "Metrics", "Tapgrid
            "build_message", "verify_login", "MemoryNonceStore", "RedisNonceStore",
            "ChallengeStore", "RedisChallengeStore", "SqliteSessionStore", "RedisSessions"]
 
+# Where each name lives; the wire format is the market's (actors.wire).
 _HOME = {
-    "Server": "_server", "serve": "_server", "build_app": "_app", "Gateway": "_gateway",
-    "Hub": "_hub", "Metrics": "_metrics", "TapgridClient": "client", "Wallet": "client",
-    "ApiError": "client", "SessionSigner": "_tapsig", "encode_tap_payload": "_tapsig",
-    "parse_tap_payload": "_tapsig", "verify_tap": "_tapsig", "build_message": "_siwe",
-    "verify_login": "_siwe", "MemoryNonceStore": "_nonces", "RedisNonceStore": "_nonces",
-    "ChallengeStore": "_siwe", "RedisChallengeStore": "_siwe",
-    "SqliteSessionStore": "_sessions", "RedisSessions": "_sessions",
+    "Server": "web._server", "serve": "web._server", "build_app": "web.http",
+    "Gateway": "web.gateway", "Hub": "web.gateway", "Metrics": "web._metrics",
+    "TapgridClient": "web.client", "Wallet": "web.client", "ApiError": "web.client",
+    "SessionSigner": "actors.wire", "encode_tap_payload": "actors.wire",
+    "parse_tap_payload": "actors.wire", "verify_tap": "actors.wire",
+    "build_message": "web.auth", "verify_login": "web.auth", "MemoryNonceStore": "web.auth",
+    "RedisNonceStore": "web.auth", "ChallengeStore": "web.auth", "RedisChallengeStore": "web.auth",
+    "SqliteSessionStore": "web.auth", "RedisSessions": "web.auth",
 }
 
 
@@ -29,7 +31,7 @@ def __getattr__(name):
     module = _HOME.get(name)
     if module is None:
         raise AttributeError(f"module 'web' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -21,8 +21,7 @@ def _backdoor_address(spec):
 
 
 def cmd_shell(cfg, args):
-    from engine import ActorSystem
-    from engine._console import interact
+    from engine import ActorSystem, interact
     system = ActorSystem()
     namespace = {"system": system, "cfg": cfg}
     try:

@@ -18,17 +18,13 @@ from gevent.event import Event
 from gevent.pywsgi import WSGIServer
 
 from actors import start_market
-from engine import ActorSystem
-from engine._console import start_backdoor
+from engine import ActorSystem, start_backdoor
 
-from ._app import build_app
-from ._gateway import Gateway
-from ._hub import Hub
+from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
+                   make_session_store)
+from .gateway import FastHandler, Gateway, Hub
+from .http import build_app
 from ._metrics import Metrics
-from ._nonces import MemoryNonceStore, RedisNonceStore
-from ._sessions import make_session_store
-from ._siwe import ChallengeStore, RedisChallengeStore
-from ._wsfast import FastHandler
 
 __all__ = ["serve", "Server", "setup_logging"]
 

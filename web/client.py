@@ -26,11 +26,11 @@ from coincurve import PrivateKey
 from Crypto.Hash import keccak
 from gevent import socket as gsocket
 
-from actors._wsclient import WSClient, WSHandshakeError
+from actors.feeds import WSClient, WSHandshakeError
+from actors.wire import SessionSigner, encode_tap_payload
 from engine import Future
 
-from ._siwe import build_message, checksum_address
-from ._tapsig import SessionSigner, encode_tap_payload
+from .auth import build_message, checksum_address
 
 __all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays", "grid_from_grid2"]
 

@@ -23,7 +23,7 @@ from gevent.fileobject import FileObjectPosix
 
 from actors._config import Config
 from actors._context import Sinks
-from actors._feeds import SimFeed
+from actors.feeds._local import SimFeed
 from actors._runtime import start_market
 from engine import ActorSystem
 

@@ -7,18 +7,18 @@ whose clock the test sets and whose grid is priced by the real pricer
 """
 import pytest
 
-from actors._audit import audit
+from actors.store._audit import audit
 from actors._config import Config
 from actors._context import MarketContext
 from actors._column import Column
-from actors._feeds import SimFeed
+from actors.feeds._local import SimFeed
 from actors._market import price_grid
 from actors._model import Ack, Tap, payout_for
 from actors._runtime import start_market
-from actors._store import Store, open_readonly
+from actors.store._store import Store, open_readonly
 from actors._writer import Writer
 from actors._writes import EnsureUser
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 PRICE = 9_500_500            # mid-band: the band of 9_500_000 holds the price
 BAND = 1000

@@ -22,14 +22,14 @@ import time
 import pysqlite3.dbapi2 as sqlite3
 import pytest
 
-from actors._audit import audit
+from actors.store._audit import audit
 from actors._config import Config
 from actors._context import Sinks
-from actors._feeds import SimFeed
+from actors.feeds._local import SimFeed
 from actors._runtime import start_market
-from actors._store import open_readonly
+from actors.store._store import open_readonly
 from engine import ActorSystem
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHILD = os.path.join(ROOT, "tests", "actors", "market_child.py")

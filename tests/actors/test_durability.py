@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from actors._audit import audit
+from actors.store._audit import audit
 from actors._model import OPEN
-from actors._store import open_readonly
+from actors.store._store import open_readonly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHILD = os.path.join(ROOT, "tests", "actors", "market_child.py")

@@ -2,7 +2,7 @@
 end, void + refund after a stale feed, and settlement after a restart.
 
 Prices come from ``PushFeed``, a feed the test drives (same interface as
-``actors._feeds.Feed``): it emits the price the test sets, stamped with the
+``actors.feeds._local.Feed``): it emits the price the test sets, stamped with the
 wall clock, every ``interval_ms``, and can be paused like the SimFeed.
 Columns are short (1-2 s) so each test takes a few seconds.
 """
@@ -12,16 +12,16 @@ from collections import deque
 import gevent
 from gevent.event import Event
 
-from actors._audit import audit
+from actors.store._audit import audit
 from actors._config import Config
 from actors._context import Sinks
-from actors._feeds import Feed, Tick
+from actors.feeds._local import Feed, Tick
 from actors._model import LOST, OPEN, VOID, WON, payout_for
 from actors._resolver import path_of
 from actors._runtime import start_market
-from actors._store import KIND_PAYOUT, KIND_REFUND, open_readonly
+from actors.store._store import KIND_PAYOUT, KIND_REFUND, open_readonly
 from engine import ActorSystem
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 BAND = 1000
 BASE = 9_500_000             # price band X = [BASE, BASE + BAND)

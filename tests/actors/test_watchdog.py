@@ -4,12 +4,12 @@ tick (betting suspended at once) and reopens by itself; subscribers get
 every accepted tick and each health change."""
 from actors._config import Config
 from actors._context import MarketContext
-from actors._feeds import SimFeed, Tick
+from actors.feeds._local import SimFeed, Tick
 from actors._model import Tap
 from actors._runtime import start_market
 from actors._watchdog import Health, Watchdog
 from tests.actors.test_resolver import PushFeed
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 P = 9_500_000
 

@@ -15,15 +15,15 @@ import textwrap
 import gevent
 import pytest
 
-from actors._audit import audit
+from actors.store._audit import audit
 from actors._config import Config
 from actors._context import MarketContext
 from actors._model import LOST, VOID, WON, Ack, Bet, Settlement, payout_for
-from actors._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store, _connect, open_readonly
+from actors.store._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store, _connect, open_readonly
 from actors._writer import Writer
 from actors._writes import Credit, EnsureUser, PlaceBets, SaveSession, SaveTicks, Settle
 from engine import Future
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COL = 1_800_000_000_000
@@ -209,7 +209,7 @@ FSIZE_CHILD = textwrap.dedent("""
     from actors._config import Config
     from actors._context import MarketContext
     from actors._model import Bet, payout_for
-    from actors._store import Store
+    from actors.store._store import Store
     from actors._writer import Writer
     from actors._writes import EnsureUser, PlaceBets
 

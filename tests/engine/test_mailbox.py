@@ -4,7 +4,7 @@ import pytest
 from gevent.event import Event
 
 from engine import Actor, MailboxFull
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 class Gated(Actor):

@@ -3,7 +3,7 @@ import gevent
 import pytest
 
 from engine import (ESCALATE, RESUME, STOP, Actor, ActorSystem, OneForAll, OneForOne)
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 class Fragile(Actor):

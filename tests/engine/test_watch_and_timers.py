@@ -5,7 +5,7 @@ import time
 import gevent
 
 from engine import Actor, Terminated, run_blocking
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 class Recorder(Actor):

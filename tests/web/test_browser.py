@@ -17,7 +17,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import ROOT, ServerProcess
+from tests.support import ROOT, ServerProcess
 from tests.web.browser import (SETTLED, balance_shown, credits_text, launch, open_page,
                                record_after_click, sign_in_as_guest, state, tap_until_taken,
                                toasts, wait_bet, wait_connected, wait_js)

@@ -11,8 +11,8 @@ import gevent
 from gevent.event import Event
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors._wsclient import WSClient
-from tests.conftest import wait_until
+from actors.feeds._wsclient import WSClient
+from tests.support import wait_until
 from web.client import TapgridClient
 
 

@@ -2,7 +2,7 @@
 commit, a result pushed, history with a verifiable receipt."""
 import json
 
-from web._tapsig import load_session_key, b64url_decode, verify_tap
+from actors.wire._tapsig import load_session_key, b64url_decode, verify_tap
 
 
 def test_guest_taps_and_sees_the_ack_and_result(ws_client):

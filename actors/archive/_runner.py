@@ -1,0 +1,179 @@
+"""Running the archiver (``_archive``): inside the server as the
+``Archiver`` actor, and offline as ``archive_offline`` (``tapgrid archive``).
+
+In the server the job's file and SQLite work runs in the Archiver's own
+thread (niced; lzma and SQLite release the GIL), its writes go through the
+Writer (riding in the next batch's transaction), and it pauses between
+steps, so a tap waits at most on one small step. Offline, this process is
+the writer. A lock file keeps it to one archiver per archive directory.
+
+    >>> import tempfile, os
+    >>> from actors import Config, Store
+    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "t.db"))
+    >>> Store(cfg.db).close()
+    >>> report = archive_offline(cfg)       # nothing is older than hot_days yet
+    >>> report["files"], report["bets"], report["errors"]
+    ([], 0, [])
+"""
+import fcntl
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import gevent
+import gevent.subprocess
+from gevent.threadpool import ThreadPool
+
+from engine import Actor
+
+from ._job import archive_steps, new_report
+from ._files import archive_dir_of
+from ..store import Store
+from .._writes import ArchiveStep
+
+__all__ = ["Archiver", "archive_offline"]
+
+log = logging.getLogger("tapgrid.archive")
+
+
+
+class _Lock:
+    """One archiver at a time per archive directory (server or command)."""
+
+    def __init__(self, adir):
+        os.makedirs(adir, exist_ok=True)
+        self.fd = os.open(os.path.join(adir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.held = True
+        except BlockingIOError:
+            self.held = False
+
+    def release(self):
+        os.close(self.fd)   # drops the flock
+
+
+def archive_offline(cfg, now_ms=None):
+    """``tapgrid archive``: run the job to the end on the database file,
+    writing through a ``Store`` (this process is then the writer). Returns
+    the report dict (files made, bets moved, shipped, errors)."""
+    if not os.path.exists(cfg.db):
+        raise FileNotFoundError(cfg.db)
+    adir = archive_dir_of(cfg.archive_dir, cfg.db)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    lock = _Lock(adir)
+    report = new_report()
+    if not lock.held:
+        report["errors"].append("another archiver is running")
+        lock.release()
+        return report
+    t = time.monotonic()
+    store = Store(cfg.db, cfg.synchronous)
+    try:
+        gen = archive_steps(cfg.db, adir, now_ms, cfg.hot_days, cfg.archive_cmd,
+                            cfg.archive_delete_shipped, report)
+        result = None
+        while True:
+            try:
+                req = gen.send(result)
+            except StopIteration:
+                break
+            result = None
+            if req[0] == "write":
+                store.write_batch(deletes=req[1], now=now_ms)
+                result = True
+            elif req[0] == "run":
+                result = subprocess.call(req[1], shell=True)
+    finally:
+        store.close()
+        lock.release()
+    report["seconds"] = round(time.monotonic() - t, 3)
+    return report
+
+
+def _step(gen, value):
+    # StopIteration must not cross the threadpool: turn it into a value
+    try:
+        return gen.send(value)
+    except StopIteration:
+        return ("done",)
+
+
+def _lower_priority():
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 10)   # Linux: this thread only
+    except (AttributeError, OSError):
+        pass
+
+
+class Archiver(Actor):
+    """The archiver inside the server: runs every ``archive_every_s`` (first
+    a minute after start) and on ``ask("run")``. Its file and SQLite work
+    runs in its own niced thread; its deletes go through the Writer."""
+
+    def __init__(self, ctx, first_s=60.0, pause_s=0.005):
+        self.ctx = ctx
+        self.first_s = first_s
+        self.pause_s = pause_s
+
+    def on_start(self):
+        self.pool = ThreadPool(1)
+        self.pool.apply(_lower_priority)
+        self.last = None
+        every = self.ctx.cfg.archive_every_s
+        if every and every > 0:
+            self.schedule_every(every, "tick", first=min(self.first_s, every))
+
+    def on_stop(self):
+        self.pool.kill()
+
+    def receive(self, msg):
+        if msg in ("tick", "run"):
+            try:
+                self.last = self._run()
+            except Exception as exc:
+                log.exception("archive run failed")
+                self.last = dict(new_report(), errors=[repr(exc)])
+                if msg == "run":
+                    raise
+            return self.last
+        if msg == "status":
+            return self.last
+        raise ValueError(f"archiver: unknown message {msg!r}")
+
+    def _run(self):
+        cfg = self.ctx.cfg
+        adir = archive_dir_of(cfg.archive_dir, cfg.db)
+        lock = self.pool.apply(_Lock, (adir,))
+        report = new_report()
+        if not lock.held:
+            lock.release()
+            report["errors"].append("another archiver is running")
+            return report
+        t = time.monotonic()
+        # While the archiver's thread competes for the GIL, hand it over every
+        # 1 ms instead of 5: taps pass the GIL several times on their way.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, 0.001))
+        try:
+            gen = archive_steps(cfg.db, adir, self.ctx.now(), cfg.hot_days, cfg.archive_cmd,
+                                cfg.archive_delete_shipped, report)
+            result = None
+            while True:
+                req = self.pool.apply(_step, (gen, result))
+                result = None
+                if req[0] == "done":
+                    break
+                if req[0] == "write":
+                    result = self.ctx.writer.ask(ArchiveStep(req[1]), timeout=60)
+                elif req[0] == "pause":
+                    gevent.sleep(self.pause_s)
+                elif req[0] == "run":
+                    result = gevent.subprocess.call(req[1], shell=True)
+        finally:
+            sys.setswitchinterval(switch)
+            lock.release()
+        report["seconds"] = round(time.monotonic() - t, 3)
+        return report

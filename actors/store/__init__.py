@@ -1,0 +1,27 @@
+"""Storage: the SQLite schema and the Store the Writer commits through, the
+bet row format (shared with the archive files), history and receipts, the
+audit, and the offline commands (credit, history).
+
+    store = Store("/tmp/m.db")          # creates the schema on first open
+    conn = open_readonly("/tmp/m.db")
+    history(conn, user_id=1, limit=20)  # newest first, hot DB and archive
+
+The bet row format and the Store are imported first: the archive package
+(which ``_receipt`` and ``_audit`` read through) needs them while it loads.
+"""
+from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
+                       nonce_text, pack_nonce)
+from ._store import (KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Store, is_disk_full,
+                     open_readonly)
+from ._receipt import HISTORY_COLUMNS, MAX_HISTORY_LIMIT, history, next_cursor, receipt  # noqa: E402
+from ._audit import CHECKS, audit, bet_sources  # noqa: E402
+from ._offline import credit_offline, history_offline  # noqa: E402
+
+__all__ = [
+    "Store", "open_readonly", "is_disk_full", "SCHEMA_VERSION",
+    "KIND_CREDIT", "KIND_PAYOUT", "KIND_REFUND",
+    "BET_ROWS", "BETS_VIEW", "LOGICAL_COLUMNS", "NO_SETTLED", "derived_payout", "pack_nonce",
+    "nonce_text",
+    "history", "next_cursor", "receipt", "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT",
+    "audit", "bet_sources", "CHECKS", "credit_offline", "history_offline",
+]

@@ -1,0 +1,327 @@
+"""The SQLite store: schema, the Writer's transactions, and read queries.
+
+Only the Writer actor calls the write methods (it is the only writer); the
+Resolver, the web layer and the CLI read through ``open_readonly``. Rows are
+compact: integer ids, prices in cents, times in ms, a 64-byte signature.
+The bet row is itself the ledger entry of its stake; the ``ledger`` table
+holds credits, payouts and refunds, each referencing its bet.
+
+    >>> import tempfile, os
+    >>> from actors.store import Store
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.db")
+    >>> store = Store(path)
+    >>> uid = store.ensure_user("guest:abc", credit=1000, now=0)
+    >>> store.user_balance(uid)
+    1000
+    >>> store.close()
+"""
+import os
+import time
+
+import pysqlite3.dbapi2 as sqlite3
+
+from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED
+from .._model import VOID, WON
+
+__all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "KIND_CREDIT", "KIND_PAYOUT",
+           "KIND_REFUND", "is_disk_full"]
+
+SCHEMA_VERSION = 2
+KIND_CREDIT, KIND_PAYOUT, KIND_REFUND = 1, 3, 4
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    balance INTEGER NOT NULL,
+    created INTEGER NOT NULL);
+""" + BET_ROWS + """
+-- The Resolver's covering index: open bets of a column by band. Partial, so
+-- a settled bet costs the index nothing.
+CREATE INDEX IF NOT EXISTS bets_open ON bet_rows(col, lo, user, stake, mult) WHERE outcome = 0;
+CREATE INDEX IF NOT EXISTS bets_user ON bet_rows(user, id);
+CREATE TABLE IF NOT EXISTS ledger(
+    id INTEGER PRIMARY KEY,
+    user INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    bet INTEGER,
+    ts INTEGER NOT NULL);
+-- Payout and refund rows by bet: the archiver moves them with their bets.
+CREATE INDEX IF NOT EXISTS ledger_bet ON ledger(bet) WHERE bet IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions(
+    token BLOB PRIMARY KEY,
+    user INTEGER NOT NULL,
+    session_key BLOB NOT NULL,
+    expires INTEGER NOT NULL) WITHOUT ROWID;
+-- Retention (actors/_archive.py): one row per archive file, and what each
+-- file took out of the hot DB per user, so balances stay provable here
+-- even after a file has left the machine.
+CREATE TABLE IF NOT EXISTS archive_files(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    state INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    checksum TEXT NOT NULL,
+    stakes INTEGER NOT NULL,
+    payouts INTEGER NOT NULL,
+    refunds INTEGER NOT NULL,
+    bytes INTEGER,
+    created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS archived(
+    user INTEGER NOT NULL,
+    file INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    stakes INTEGER NOT NULL,
+    payouts INTEGER NOT NULL,
+    refunds INTEGER NOT NULL,
+    PRIMARY KEY (user, file)) WITHOUT ROWID;
+""" + BETS_VIEW
+
+_INSERT_BET = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
+               " nonce, sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+# Settlement, set-based: the batch's settlements go into a temp table, and
+# a handful of statements apply them all. A bet settles once: only the
+# first settlement of a bet in the batch, and only while it is still open.
+_SETTLE_TEMP = """
+CREATE TEMP TABLE IF NOT EXISTS settle_in(
+    seq INTEGER PRIMARY KEY, bet INTEGER NOT NULL, user INTEGER NOT NULL,
+    outcome INTEGER NOT NULL, payout INTEGER NOT NULL, applied INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS temp.settle_in_bet ON settle_in(bet, seq);
+"""
+_SETTLE_STEPS = (
+    ("UPDATE settle_in SET applied = 1 WHERE seq IN (SELECT min(seq) FROM settle_in GROUP BY bet)"
+     " AND bet IN (SELECT id FROM bet_rows WHERE outcome = 0"
+     " AND id IN (SELECT bet FROM settle_in))", False),
+    # pay_adj is 0 (no bytes) whenever the payout is the derived one
+    (f"UPDATE bet_rows SET outcome = s.outcome, pay_adj = s.payout - (CASE s.outcome"
+     f" WHEN {WON} THEN bet_rows.stake * bet_rows.mult / 100 WHEN {VOID} THEN bet_rows.stake"
+     f" ELSE 0 END), settled_off = ?1 - bet_rows.col"
+     f" FROM settle_in AS s WHERE s.applied = 1 AND bet_rows.id = s.bet", True),
+    (f"INSERT INTO ledger(user, kind, amount, bet, ts) SELECT user, CASE outcome WHEN {WON}"
+     f" THEN {KIND_PAYOUT} ELSE {KIND_REFUND} END, payout, bet, ?1 FROM settle_in"
+     f" WHERE applied = 1 AND payout != 0 ORDER BY seq", True),
+    ("UPDATE users SET balance = balance + d.total FROM (SELECT user, sum(payout) AS total"
+     " FROM settle_in WHERE applied = 1 AND payout != 0 GROUP BY user) AS d"
+     " WHERE users.id = d.user", False),
+)
+
+def is_disk_full(exc):
+    """True for the errors that mean the storage cannot take writes: ENOSPC,
+    EFBIG, SQLITE_FULL, and SQLite's "disk I/O error" (what a write past
+    RLIMIT_FSIZE or a failing device looks like from inside SQLite)."""
+    text = str(exc).lower()
+    return ("full" in text or "no space" in text or "too large" in text
+            or "disk i/o error" in text or getattr(exc, "errno", None) in (28, 27))
+
+
+def _connect(path, readonly=False):
+    if readonly:
+        uri = "file:" + os.path.abspath(path) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=5)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
+    return conn
+
+
+def open_readonly(path):
+    """A read-only connection (WAL readers never block the Writer)."""
+    return _connect(path, readonly=True)
+
+
+class Store:
+    """The write side. Not thread-safe by itself: the Writer serialises calls
+    (its commits run on its commit thread, one at a time)."""
+
+    def __init__(self, path, synchronous="FULL", commit_delay_ms=0.0, cache_mb=64):
+        d = os.path.dirname(os.path.abspath(path))
+        os.makedirs(d, exist_ok=True)
+        fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+        self.path = path
+        self.conn = conn = _connect(path)
+        self.commit_delay = commit_delay_ms / 1000.0
+        if fresh:
+            # Must precede the first table: auto_vacuum is fixed at creation.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("PRAGMA journal_mode=WAL")
+        self.synchronous = synchronous.upper()
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        # The indexes a bet touches (by user, by open cell) take random
+        # pages: with SQLite's 2 MB default most inserts miss its cache and
+        # read the page back from the OS (~14 % more bets per CPU second).
+        conn.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")
+        _migrate_v1(conn)
+        conn.executescript(SCHEMA)
+        conn.executescript(_SETTLE_TEMP)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        self.next_bet_id = (conn.execute("SELECT max(id) FROM bet_rows").fetchone()[0] or 0) + 1
+        archived_max = conn.execute("SELECT value FROM meta WHERE key='max_bet_id'").fetchone()
+        if archived_max and archived_max[0] and archived_max[0] >= self.next_bet_id:
+            self.next_bet_id = archived_max[0] + 1
+
+    def close(self):
+        self.conn.close()
+
+    # --- the Writer's one transaction per batch ------------------------------------------
+
+    def write_batch(self, bets=(), settlements=(), credits=(), ticks=(), sessions=(),
+                    deletes=(), now=None):
+        """Write everything in one transaction and commit (fsync).
+
+        ``bets``: Bet tuples; returns their assigned ids in order.
+        ``settlements``: Settlement tuples; each applies only if the bet is
+        still open (idempotent), and the returned list says which applied.
+        ``credits``: (user, amount) pairs. ``ticks``: (ts, price) pairs.
+        ``sessions``: (token_hash, user, key, expires) rows.
+        On any error the transaction rolls back and the error propagates.
+        """
+        now = int(time.time() * 1000) if now is None else now
+        conn = self.conn
+        ids = []
+        applied = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if bets:
+                first = self.next_bet_id
+                ids = list(range(first, first + len(bets)))
+                conn.executemany(_INSERT_BET, [
+                    (i, b.user, b.col, b.lo, b.stake, b.mult, b.mult - b.min_mult,
+                     b.col - b.ts, b.placed - b.ts, b.nonce, b.sig) for i, b in zip(ids, bets)])
+                deltas = {}
+                for b in bets:
+                    deltas[b.user] = deltas.get(b.user, 0) - b.stake
+                conn.executemany("UPDATE users SET balance = balance + ? WHERE id = ?",
+                                 [(d, u) for u, d in deltas.items()])
+            if settlements:
+                applied = self._settle(conn, settlements, now)
+            for user, amount in credits:
+                conn.execute("INSERT INTO ledger(user, kind, amount, bet, ts) VALUES (?,?,?,NULL,?)",
+                             (user, KIND_CREDIT, amount, now))
+                conn.execute("UPDATE users SET balance = balance + ? WHERE id = ?", (amount, user))
+            if ticks:
+                conn.executemany("INSERT OR REPLACE INTO ticks(ts, price) VALUES (?,?)", ticks)
+            if sessions:
+                conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?)", sessions)
+            for sql, params in deletes:
+                # fetchall: a PRAGMA incremental_vacuum(N) frees one page per row fetched
+                conn.execute(sql, params).fetchall()
+            if self.commit_delay:
+                time.sleep(self.commit_delay)   # benchmark: a slower fsync
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+        if bets:
+            self.next_bet_id = ids[-1] + 1
+        return ids, applied
+
+    def _settle(self, conn, settlements, now):
+        conn.executemany("INSERT INTO settle_in(seq, bet, user, outcome, payout) VALUES (?,?,?,?,?)",
+                         [(i, s.bet, s.user, s.outcome, s.payout)
+                          for i, s in enumerate(settlements)])
+        try:
+            for sql, takes_now in _SETTLE_STEPS:
+                conn.execute(sql, (now,) if takes_now else ())
+            applied = [False] * len(settlements)
+            for (seq,) in conn.execute("SELECT seq FROM settle_in WHERE applied = 1"):
+                applied[seq] = True
+        finally:
+            conn.execute("DELETE FROM settle_in")
+        return applied
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def defer_checkpoints(self, backstop_pages=20000):
+        """The Writer checkpoints from another thread; SQLite's own
+        checkpoint (inside a COMMIT, so inside a tap's wait) stays only as a
+        backstop should that thread fall far behind."""
+        self.conn.execute(f"PRAGMA wal_autocheckpoint={int(backstop_pages)}")
+
+    def checkpoint_connection(self):
+        """A connection of its own for ``PRAGMA wal_checkpoint(PASSIVE)``,
+        which copies the WAL back beside the Writer's commits."""
+        conn = _connect(self.path)
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        return conn
+
+    # --- users -------------------------------------------------------------------------
+
+    def ensure_user(self, name, credit=0, now=None):
+        """The user's id, creating it (with a first credit) if new."""
+        now = int(time.time() * 1000) if now is None else now
+        row = self.conn.execute("SELECT id FROM users WHERE name=?", (name,)).fetchone()
+        if row:
+            return row[0]
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute("INSERT INTO users(name, balance, created) VALUES (?,0,?)", (name, now))
+            uid = cur.lastrowid
+            if credit:
+                conn.execute("INSERT INTO ledger(user, kind, amount, bet, ts) VALUES (?,?,?,NULL,?)",
+                             (uid, KIND_CREDIT, credit, now))
+                conn.execute("UPDATE users SET balance=? WHERE id=?", (credit, uid))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return uid
+
+    def user_balance(self, uid):
+        row = self.conn.execute("SELECT balance FROM users WHERE id=?", (uid,)).fetchone()
+        return row[0] if row else None
+
+    # --- state rebuilt on start ----------------------------------------------------------
+
+    def load_state(self):
+        """(users {id: (name, balance)}, open bets as rows
+        (id, user, col, lo, stake, mult))."""
+        users = {uid: (name, bal) for uid, name, bal in
+                 self.conn.execute("SELECT id, name, balance FROM users")}
+        open_bets = self.conn.execute(
+            "SELECT id, user, col, lo, stake, mult FROM bet_rows INDEXED BY bets_open"
+            " WHERE outcome=0").fetchall()
+        return users, open_bets
+
+    def prune_ticks(self, before_ms):
+        self.conn.execute("DELETE FROM ticks WHERE ts < ?", (before_ms,))
+
+
+def _migrate_v1(conn):
+    """Schema 1 kept ``bets`` as a wide table; schema 2 keeps ``bet_rows``
+    compact behind a ``bets`` view. Converted in one transaction."""
+    row = conn.execute("SELECT type FROM sqlite_master WHERE name='bets'").fetchone()
+    if not row or row[0] != "table":
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE bets RENAME TO bets_v1")
+        conn.execute("DROP INDEX IF EXISTS bets_open")
+        conn.execute("DROP INDEX IF EXISTS bets_user")
+        for stmt in BET_ROWS.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        conn.execute(f"""INSERT INTO bet_rows(id, user, col, lo, stake, mult, outcome, mm_off,
+                ts_off, placed_off, settled_off, pay_adj, nonce, sig)
+            SELECT id, user, col, lo, stake, mult, outcome, mult - min_mult, col - ts,
+                   placed - ts, coalesce(settled - col, {NO_SETTLED}),
+                   payout - (CASE outcome WHEN {WON} THEN stake * mult / 100
+                                          WHEN {VOID} THEN stake ELSE 0 END), nonce, sig
+            FROM bets_v1""")
+        conn.execute("DROP TABLE bets_v1")
+        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

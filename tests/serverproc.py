@@ -1,0 +1,185 @@
+"""``tapgrid serve`` as a child process, for the tests' fixtures and for the
+load scripts and benchmarks in perf/ (which import it from here: tests never
+import perf). ``LoadServer`` lifts the per-player limits (so they do not
+distort a load test); all get a raised fd limit and /proc readings (CPU
+seconds, RSS, peak RSS).
+
+    from tests.serverproc import LoadServer
+    with LoadServer("/tmp/lt/tapgrid.db") as s:
+        print(s.url, s.cpu_seconds(), s.rss_mb())
+
+Restarting on the same database keeps the SQLite sessions, so clients can
+reconnect with the tokens they had.
+"""
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+__all__ = ["ServerProcess", "LoadServer", "LOAD_ENV", "raise_nofile", "free_port", "listen_drops"]
+
+
+def listen_drops():
+    """The kernel's TcpExt ListenDrops counter (SYNs dropped on full accept queues)."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(table.get("ListenDrops", 0))
+    return None
+
+# Limits that would otherwise turn a load test into a test of the limits.
+LOAD_ENV = {
+    "TAPGRID_MAX_OPEN_BETS": "10000000",
+    "TAPGRID_CELL_LIABILITY_CAP": "1000000000000",
+    "TAPGRID_GUEST_CREDIT": "1000000000000",
+    "TAPGRID_TAP_RATE": "100000",
+    "TAPGRID_TAP_BURST": "100000",
+    "TAPGRID_AUTH_RATE": "100000",
+    "TAPGRID_AUTH_BURST": "100000",
+}
+
+
+def raise_nofile(want=65536):
+    """Lift RLIMIT_NOFILE towards ``want`` (the hard limit caps it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``tapgrid serve`` in a child process on a loopback port; the tests'
+    fixtures and the benchmarks both use it. ``env`` adds TAPGRID_*
+    settings over ``base_env``."""
+
+    base_env = {}
+
+    def __init__(self, db, *args, env=None, port=None, log_path=None):
+        self.db = db
+        self.args = list(args)
+        self.env = dict(os.environ, PYTHONPATH=ROOT, **self.base_env)
+        self.env.update(env or {})
+        self.port = port or free_port()
+        self.log_path = log_path or db + ".log"
+        self.proc = None
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self, timeout=30, wait_open=True):
+        """Start and wait until /healthz says ok (or, with ``wait_open``
+        false, until the server answers at all: a suspended market is 503)."""
+        os.makedirs(os.path.dirname(os.path.abspath(self.db)), exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "serve", "--port", str(self.port), "--db", self.db,
+             *self.args], cwd=ROOT, env=self.env, stdout=log, stderr=log,
+            preexec_fn=lambda: raise_nofile(65536))
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.log()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except urllib.error.HTTPError:
+                if not wait_open:
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("server did not become healthy: " + self.log()[-2000:])
+            time.sleep(0.05)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _proc_status(self, field):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        return int(line.split()[1]) / 1024      # kB -> MB
+        except OSError:
+            return None
+        return None
+
+    def rss_mb(self):
+        return self._proc_status("VmRSS")
+
+    def peak_rss_mb(self):
+        return self._proc_status("VmHWM")
+
+    def cpu_seconds(self):
+        """utime + stime of the server process so far."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / self._tick
+
+    def stop(self, timeout=15):
+        """SIGTERM (graceful), SIGKILL if it hangs. Returns the exit code."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class LoadServer(ServerProcess):
+    """A server for load: the per-player limits lifted (``LOAD_ENV``)."""
+    base_env = LOAD_ENV

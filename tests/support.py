@@ -1,0 +1,33 @@
+"""Helpers the tests import (fixtures stay in conftest.py): waiting on a
+condition instead of sleeping, a free loopback port, the project root, and
+``ServerProcess``, the ``tapgrid serve`` launcher with the per-address
+sign-in limit lifted (the launcher itself, shared with perf/, is
+tests/serverproc.py)."""
+import time
+
+import gevent
+
+from tests.serverproc import ROOT, free_port
+from tests.serverproc import ServerProcess as _ServerProcess
+
+__all__ = ["ROOT", "free_port", "wait_until", "ServerProcess"]
+
+
+def wait_until(predicate, timeout=5.0, interval=0.005, what="condition"):
+    """Poll `predicate` cooperatively until it is truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        gevent.sleep(interval)
+
+
+class ServerProcess(_ServerProcess):
+    """`tapgrid serve` in a child process on a free loopback port (the
+    launcher is shared with the benchmarks: tests/serverproc.py)."""
+    # Every test client signs in from 127.0.0.1: lift the per-address
+    # sign-in limit unless a test sets it (test_limits checks it).
+    base_env = {"TAPGRID_AUTH_RATE": "100000", "TAPGRID_AUTH_BURST": "100000"}
