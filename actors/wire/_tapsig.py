@@ -115,7 +115,7 @@ def parse_tap_payload(p: str) -> TapPayload:
         raise TapError("bad_request", "payload not a short string")
     m = _CANONICAL.fullmatch(p)
     if m is not None:
-        col, lo, stake, min_mult, ts = (int(v) for v in m.groups()[:5])
+        col, lo, stake, min_mult, ts = int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5])
         if col <= _MAX_INT and lo <= _MAX_INT and stake <= _MAX_INT and min_mult <= _MAX_INT \
                 and ts <= _MAX_INT:
             return TapPayload(col, lo, stake, min_mult, ts, m.group(6))

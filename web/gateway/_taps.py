@@ -136,7 +136,7 @@ class TapPipeline:
 
     def on_frame(self, conn, msg):
         if self.metrics is not None:
-            self.metrics.frames_in.inc()
+            self.metrics.frames_in += 1
         if type(msg) is not str:
             return self._error(conn, "bad_request", "binary frames are not part of the protocol")
         try:
