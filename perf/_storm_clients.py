@@ -31,6 +31,7 @@ from web.client import TapgridClient  # noqa: E402
 
 _TICK = '{"type":"tick"'
 _GRID = '{"type":"grid"'
+_GRID2 = '{"type":"grid2"'
 
 
 def _now_ms():
@@ -55,7 +56,7 @@ class _LightWS:
             if raw.startswith(_TICK):
                 owner.crowd.on_tick(raw)
                 continue
-            if raw.startswith(_GRID):      # also '{"type":"grid2"'
+            if raw.startswith(_GRID) or raw.startswith(_GRID2):
                 owner.crowd.grids += 1
                 continue
             if raw.startswith('{"type":"hello"'):
