@@ -48,3 +48,10 @@ def shell_namespace(system, cfg):
 from .archive import Archiver, archive_offline  # noqa: E402
 
 __all__ += ["Archiver", "archive_offline"]
+
+# operations (issue 13)
+from .store import (DatabaseLocked, Replicator, ReplicaError, backup,  # noqa: E402
+                    litestream_config, litestream_path, restore)
+
+__all__ += ["DatabaseLocked", "backup", "Replicator", "ReplicaError", "litestream_config",
+            "litestream_path", "restore"]

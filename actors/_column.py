@@ -36,6 +36,7 @@ class Column(Actor):
         closed = now >= t0 - cfg.lock_ms or t0 > now + cfg.horizon_ms
         backlog_room = cfg.writer_queue - ctx.writer_stats.pending_taps
         accepted = []
+        taken = ctx.taken
         try:
             for tap, reply in batch:
                 if type(tap) is TapOrder:
@@ -44,7 +45,13 @@ class Column(Actor):
                     reason, mult = "bad_request", None
                 else:
                     try:
-                        reason, mult = self._check(tap, cells, closed, status, ledger, cfg)
+                        # The final replay check (SPEC 4), whatever the nonce
+                        # store said; see actors/_taken.py for why it needs no lock.
+                        reason = taken.check(tap.user, tap.nonce, tap.ts, now)
+                        if reason is None:
+                            reason, mult = self._check(tap, cells, closed, status, ledger, cfg)
+                        else:
+                            mult = None
                     except (TypeError, ValueError):
                         reason, mult = "bad_request", None   # a malformed tap fails alone
                     if reason is None and len(accepted) >= backlog_room:
@@ -55,12 +62,14 @@ class Column(Actor):
                         reply.set(Ack(reason))
                     continue
                 exposure = payout_for(tap.stake, mult)
+                taken.take(tap.user, tap.nonce, now)
                 ledger.reserve(tap.user, tap.stake, (t0, tap.lo), exposure)
                 accepted.append((Bet(tap.user, t0, tap.lo, tap.stake, mult, tap.min_mult,
                                      tap.ts, tap.nonce, tap.sig, now), reply))
         except BaseException as exc:
             # Leave the ledger as it was: the taps of this batch fail together.
             for bet, _ in accepted:
+                taken.forget(bet.user, bet.nonce)
                 ledger.release(bet.user, bet.stake, (t0, bet.lo), payout_for(bet.stake, bet.mult))
             # The engine fails the asks' Futures; orders came as tells.
             for msg, _ in batch:

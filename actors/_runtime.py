@@ -27,7 +27,7 @@ from .feeds import make_feed
 from ._market import Market
 from ._model import Ack, Tap, TapOrder
 from ._resolver import Resolver
-from .store import Store
+from .store import Store, acquire_lock, release_lock
 from ._watchdog import Watchdog
 from ._writer import Writer
 from ._writes import Credit, EnsureUser, SaveSession
@@ -40,9 +40,18 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     the Watchdog first, the Writer last, so every queued bet is written)."""
     ctx = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
     ctx.status.subscribe(ctx.sinks.on_market)
-    store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms, cfg.db_cache_mb)
+    # Refuse a held database here, on the caller's greenlet: a non-blocking
+    # flock, and the refusal is the caller's exception, not a pool traceback.
+    lock = acquire_lock(cfg.db)
+    try:
+        store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
+                             not cfg.replica, cfg.db_cache_mb)
+    finally:
+        release_lock(lock)
     users, open_bets = run_blocking(store.load_state)
     ctx.ledger.load(users, open_bets)
+    now = ctx.now()
+    ctx.taken.load(run_blocking(store.recent_nonces, now - ctx.taken.keep_ms), now)
     p = name_prefix
     ctx.writer = system.spawn(Writer, ctx, store, name=p + "writer")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")

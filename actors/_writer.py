@@ -95,8 +95,9 @@ class Writer(Actor):
         if self.store is None:
             cfg = self.cfg
             self.store = self.lane.call(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
-                                        cfg.db_cache_mb)
-        self.store.defer_checkpoints()
+                                        not cfg.replica, cfg.db_cache_mb)
+        if self.store.autocheckpoint:
+            self.store.defer_checkpoints()
 
     def on_stop(self):
         if self.store is not None:
@@ -169,7 +170,8 @@ class Writer(Actor):
     # --- checkpoints, off the commit path -------------------------------------------------
 
     def _maybe_checkpoint(self):
-        if self._ckpt_busy or time.monotonic() - self._ckpt_at < CHECKPOINT_EVERY_S:
+        # Under Litestream (no autocheckpoint) the replicator owns checkpoints.
+        if not self.store.autocheckpoint or self._ckpt_busy or time.monotonic() - self._ckpt_at < CHECKPOINT_EVERY_S:
             return
         self._ckpt_busy = True
         self.checkpoints.submit(self._checkpoint, (), self._checkpointed)

@@ -214,7 +214,8 @@ def main():
                    "archive_bets_per_s": round(moved / archive_s),
                    "p99_ms_during_archive": round(pct(during, .99), 2),
                    "p99_ms_without": round(pct(without, .99), 2),
-                   "days_to_fill_256gb": round(days_to_fill, 1)}
+                   "days_to_fill_256gb": round(days_to_fill, 1),
+                   "archive_phase_s": report.get("phase_s")}
     finally:
         shutil.rmtree(dirpath, ignore_errors=True)
     print(json.dumps(summary))

@@ -8,8 +8,17 @@ import subprocess
 import time
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support import ServerProcess, free_port
+
+# Property-based tests run a fixed, derandomised budget per test (set by
+# each test with @settings(max_examples=...)), so `make test` takes the
+# same time and finds the same things on every run; no example database.
+settings.register_profile("tapgrid", deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow,
+                                                 HealthCheck.function_scoped_fixture])
+settings.load_profile("tapgrid")
 
 
 @pytest.fixture

@@ -4,13 +4,17 @@ condition instead of sleeping, a free loopback port, the project root, and
 sign-in limit lifted (the launcher itself, shared with perf/, is
 tests/serverproc.py)."""
 import time
+from pathlib import Path
 
 import gevent
 
 from tests.serverproc import ROOT, free_port
 from tests.serverproc import ServerProcess as _ServerProcess
 
-__all__ = ["ROOT", "free_port", "wait_until", "ServerProcess"]
+__all__ = ["ROOT", "free_port", "wait_until", "ServerProcess", "VECTORS"]
+
+#: public test vectors, beside the checkout (CI puts ../shared there too)
+VECTORS = (Path(__file__).resolve().parent.parent / "../shared/vectors").resolve()
 
 
 def wait_until(predicate, timeout=5.0, interval=0.005, what="condition"):

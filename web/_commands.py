@@ -1,4 +1,5 @@
 """What each ``tapgrid`` subcommand does, given the loaded config."""
+import os
 import sys
 import time
 
@@ -75,3 +76,27 @@ def cmd_history(cfg, args):
 def cmd_archive(cfg, args):
     from actors import archive_offline
     print(archive_offline(cfg))
+
+
+# --- operations (issue 13) -------------------------------------------------------------
+
+def cmd_backup(cfg, args):
+    from actors import backup
+    os.nice(10)     # the server's taps come first
+    r = backup(cfg.db, args.out)
+    print(f"backup of {cfg.db} written to {args.out}: {r['bytes']:,} bytes in {r['seconds']} s")
+
+
+def cmd_restore(cfg, args):
+    from actors import restore
+    replica = args.replica or cfg.replica
+    if not replica:
+        raise ValueError("no replica: pass --replica URL or set replica in the config")
+    restore(replica, cfg.db, cfg.litestream_bin, args.timestamp)
+    print(f"restored {cfg.db} from {replica}; check it with: tapgrid audit --db {cfg.db}")
+
+
+def cmd_config(cfg, args):
+    from .deploy import render
+    sys.stdout.write(render(args.kind, cfg, listen=args.listen, server_name=args.server_name,
+                            prefix=args.prefix))

@@ -42,6 +42,7 @@ class Metrics:
         self.frames_in = 0
         self._result_children = {}
         self._sources = None
+        self.replica = None       # the Litestream supervisor, when a replica is on
         self._batches = [0] * (len(_BATCH_BUCKETS) + 1)
         self._batch_sum = 0
         self._commits = [0] * (len(_COMMIT_BUCKETS) + 1)
@@ -190,5 +191,10 @@ class _ScrapeCollector:
             free = disk_free(db_path)
         except OSError:
             free = -1
+        if m.replica is not None:
+            yield GaugeMetricFamily("tapgrid_replica_up", "1 while Litestream runs",
+                                    value=1 if m.replica.alive else 0)
+            yield GaugeMetricFamily("tapgrid_replica_restarts", "Litestream restarts",
+                                    value=m.replica.restarts)
         yield GaugeMetricFamily("tapgrid_disk_free_bytes", "Free bytes on the database's filesystem",
                                 value=free)

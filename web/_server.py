@@ -17,7 +17,7 @@ import gevent
 from gevent.event import Event
 from gevent.pywsgi import WSGIServer
 
-from actors import start_market
+from actors import Replicator, start_market
 from engine import ActorSystem, start_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
@@ -60,7 +60,8 @@ class Server:
         self.hub.start(self.market)
         self.sessions = make_session_store(cfg, self.market)
         now = int(time.time() * 1000)
-        self.nonces = RedisNonceStore(cfg.redis) if cfg.redis else MemoryNonceStore(started_ms=now)
+        self.nonces = (RedisNonceStore(cfg.redis, started_ms=now) if cfg.redis
+                       else MemoryNonceStore(started_ms=now))
         self.challenges = RedisChallengeStore(cfg.redis) if cfg.redis else ChallengeStore()
         self.gateway = Gateway(cfg, self.market, self.hub, self.sessions, self.nonces, self.metrics)
         self.hub.gateway = self.gateway
@@ -76,6 +77,7 @@ class Server:
         self.http.upgrade_done = self.gateway.upgrade_done
         self.http.frame_limit = cfg.frame_limit
         self.backdoor = None
+        self.replica = None
         self._summary = None
 
     def start(self):
@@ -86,6 +88,9 @@ class Server:
         gc.freeze()
         gc.set_threshold(20_000, 20, 50)
         self.http.start()
+        if self.cfg.replica:
+            # after the Store opened the file (WAL on, writer lock held)
+            self.replica = self.metrics.replica = Replicator(self.cfg).start()
         if self.cfg.backdoor:
             host, _, port = self.cfg.backdoor.rpartition(":")
             self.backdoor = start_backdoor((host or "127.0.0.1", int(port)), {
@@ -120,6 +125,8 @@ class Server:
             self._lag.kill(block=False)
         self.system.stop(timeout=timeout / 2)
         self.gateway.close_all(1001)
+        if self.replica is not None:
+            self.replica.stop()     # after the Writer's last commit: Litestream ships it
         if self.backdoor is not None:
             self.backdoor.stop()
         try:
@@ -137,5 +144,5 @@ def serve(cfg):
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, done.set)
     done.wait()
-    server.stop()
+    server.stop(cfg.drain_s)
     return 0

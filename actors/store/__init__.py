@@ -16,6 +16,11 @@ from ._store import (KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Stor
 from ._receipt import HISTORY_COLUMNS, MAX_HISTORY_LIMIT, history, next_cursor, receipt  # noqa: E402
 from ._audit import CHECKS, audit, bet_sources  # noqa: E402
 from ._offline import credit_offline, history_offline  # noqa: E402
+# operations (issue 13): one writer per database, backup, the Litestream replica
+from ._dblock import DatabaseLocked, acquire_lock, lock_holder, release_lock  # noqa: E402
+from ._backup import backup  # noqa: E402
+from ._replica import (Replicator, ReplicaError, litestream_config, litestream_path,  # noqa: E402
+                       restore)
 
 __all__ = [
     "Store", "open_readonly", "is_disk_full", "SCHEMA_VERSION",
@@ -24,4 +29,6 @@ __all__ = [
     "nonce_text",
     "history", "next_cursor", "receipt", "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT",
     "audit", "bet_sources", "CHECKS", "credit_offline", "history_offline",
+    "DatabaseLocked", "acquire_lock", "release_lock", "lock_holder", "backup", "Replicator",
+    "ReplicaError", "litestream_config", "litestream_path", "restore",
 ]

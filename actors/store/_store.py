@@ -20,7 +20,8 @@ import time
 
 import pysqlite3.dbapi2 as sqlite3
 
-from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED
+from . import _dblock
+from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED, nonce_text
 from .._model import VOID, WON
 
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "KIND_CREDIT", "KIND_PAYOUT",
@@ -139,9 +140,20 @@ class Store:
     """The write side. Not thread-safe by itself: the Writer serialises calls
     (its commits run on its commit thread, one at a time)."""
 
-    def __init__(self, path, synchronous="FULL", commit_delay_ms=0.0, cache_mb=64):
+    def __init__(self, path, synchronous="FULL", commit_delay_ms=0.0, autocheckpoint=True,
+                 cache_mb=64):
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
+        # One writer per database, refused at once (see _dblock).
+        self._lock = _dblock.acquire(path)
+        try:
+            self._open(path, synchronous, commit_delay_ms, autocheckpoint, cache_mb)
+        except BaseException:
+            _dblock.release(self._lock)
+            raise
+
+    def _open(self, path, synchronous, commit_delay_ms, autocheckpoint, cache_mb):
+        self.autocheckpoint = autocheckpoint
         fresh = not os.path.exists(path) or os.path.getsize(path) == 0
         self.path = path
         self.conn = conn = _connect(path)
@@ -158,6 +170,9 @@ class Store:
         # pages: with SQLite's 2 MB default most inserts miss its cache and
         # read the page back from the OS (~14 % more bets per CPU second).
         conn.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")
+        if not autocheckpoint:
+            # Litestream replicates the WAL and must own checkpoints (its docs)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         _migrate_v1(conn)
         conn.executescript(SCHEMA)
         conn.executescript(_SETTLE_TEMP)
@@ -168,7 +183,12 @@ class Store:
             self.next_bet_id = archived_max[0] + 1
 
     def close(self):
-        self.conn.close()
+        try:
+            self.conn.close()
+        finally:
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                _dblock.release(lock)
 
     # --- the Writer's one transaction per batch ------------------------------------------
 
@@ -293,6 +313,22 @@ class Store:
             "SELECT id, user, col, lo, stake, mult FROM bet_rows INDEXED BY bets_open"
             " WHERE outcome=0").fetchall()
         return users, open_bets
+
+    def recent_nonces(self, since_ms):
+        """(user, nonce, placed ms) of the bets placed since ``since_ms``,
+        newest first: what the market's replay record is rebuilt from. Ids
+        follow placement (give or take one batch), so walking the primary
+        key backwards stops soon after the window, whatever the table size."""
+        rows = []
+        cur = self.conn.execute("SELECT user, nonce, col - ts_off + placed_off FROM bet_rows"
+                                " ORDER BY id DESC")
+        for user, nonce, placed in cur:
+            if placed < since_ms - 10_000:
+                break
+            if placed >= since_ms:
+                rows.append((user, nonce_text(nonce), placed))
+        cur.close()
+        return rows
 
     def prune_ticks(self, before_ms):
         self.conn.execute("DELETE FROM ticks WHERE ts < ?", (before_ms,))

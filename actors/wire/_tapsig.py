@@ -149,9 +149,11 @@ def load_session_key(raw65: bytes) -> ec.EllipticCurvePublicKey:
         raise TapError("bad_request", "session key is not a P-256 point") from None
 
 
-def verify_tap(public_key, payload: str, sig_b64: str) -> bool:
+def verify_tap(public_key, payload, sig_b64: str) -> bool:
     """True when ``sig_b64`` (raw r||s, base64url) signs the UTF-8 bytes of
-    ``payload`` under ``public_key``; False on any failure, never raises."""
+    ``payload`` (or ``payload`` itself when bytes: the Wycheproof vectors
+    sign arbitrary bytes) under ``public_key``; False on any failure, never
+    raises."""
     try:
         raw = b64url_decode(sig_b64)
         if len(raw) != 64:
@@ -160,8 +162,8 @@ def verify_tap(public_key, payload: str, sig_b64: str) -> bool:
         s = int.from_bytes(raw[32:], "big")
         if not (0 < r < _P256_ORDER and 0 < s < _P256_ORDER):
             return False
-        public_key.verify(encode_dss_signature(r, s), payload.encode("utf-8"),
-                          _ECDSA_SHA256)
+        data = payload if type(payload) is bytes else payload.encode("utf-8")
+        public_key.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
         return True
     except (InvalidSignature, TapError, ValueError, TypeError, AttributeError):
         return False

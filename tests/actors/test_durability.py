@@ -1,4 +1,4 @@
-"""kill -9 loop: an acknowledged bet is never lost.
+"""kill -9 loop, 20 rounds (SPEC section 8): an acknowledged bet is never lost.
 
 Each round starts the market in a child process (tests/actors/market_child.py),
 streams taps at open cells (several every 10 ms), and SIGKILLs the child
@@ -25,7 +25,7 @@ from actors.store._store import open_readonly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHILD = os.path.join(ROOT, "tests", "actors", "market_child.py")
-ROUNDS = 10
+ROUNDS = 20          # SPEC section 8
 
 
 class Child:

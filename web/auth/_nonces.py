@@ -108,10 +108,20 @@ class RedisNonceStore:
     check runs locally first and expired taps never reach Redis.
 
     If Redis cannot be reached the batch's taps get ``"overloaded"``: the
-    store fails closed, since an unchecked tap could be a replay."""
+    store fails closed, since an unchecked tap could be a replay.
+
+    The epoch: Redis without persistence forgets every nonce when it
+    restarts (a flush, an eviction or a failover does the same). The key
+    ``tapgrid:n-epoch`` holds the ms at which the current memory began, set
+    with NX when the server starts and again (NX) with every batch; if it is
+    gone, the batch that notices starts a new epoch at its ``now``. Taps
+    signed before the epoch are ``"expired"``, exactly as the in-process
+    store refuses taps signed before the server started: whatever Redis
+    forgot can no longer be taken. (The market keeps its own record too:
+    actors/_taken.py.)"""
 
     def __init__(self, url, ttl_s=60, max_skew_ms=30_000, prefix="tapgrid:n:",
-                 client=None):
+                 client=None, started_ms=None):
         _check_ttl(ttl_s * 1000, max_skew_ms)
         self.ttl_s = ttl_s
         self.max_skew_ms = max_skew_ms
@@ -120,6 +130,13 @@ class RedisNonceStore:
         self._redis = client or redis.Redis.from_url(
             url, socket_timeout=2, socket_connect_timeout=2)
         self._key_names = {}   # key_id -> encoded prefix; a session key taps many times
+        self._epoch_key = prefix.rstrip(":") + "-epoch"    # outside the nonce keys
+        self.epoch_ms = None
+        if started_ms is not None:
+            try:
+                self._redis.set(self._epoch_key, started_ms, nx=True)
+            except redis.RedisError:
+                pass           # the first batch sets it, failing closed until then
 
     def _name(self, key_id, nonce):
         head = self._key_names.get(key_id)
@@ -137,6 +154,8 @@ class RedisNonceStore:
         skew = self.max_skew_ms
         stats = self.stats
         pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self._epoch_key, now_ms, nx=True)
+        pipe.get(self._epoch_key)
         for i, (key_id, nonce, ts) in enumerate(items):
             if abs(now_ms - ts) > skew:
                 out[i] = "expired"
@@ -154,10 +173,14 @@ class RedisNonceStore:
             for i in sent:
                 out[i] = "overloaded"
             return out
+        epoch = self.epoch_ms = int(results[1])
         # SET NX answers None when the key exists, also for a duplicate
         # earlier in this same pipeline.
-        for i, ok in zip(sent, results):
-            if not ok:
+        for i, ok in zip(sent, results[2:]):
+            if items[i][2] < epoch:
+                out[i] = "expired"
+                stats.expired += 1
+            elif not ok:
                 out[i] = "replay"
                 stats.replays += 1
         return out

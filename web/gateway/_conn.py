@@ -88,6 +88,17 @@ class Connection:
         self.writer = None            # spawned only when a client falls behind
         self._cork = []
         self._loop = gevent.get_hub().loop
+        if hasattr(ws, "control_send"):
+            # The frame reader's pongs and close replies join this queue, so
+            # they never interleave with a frame the writer is sending.
+            ws.control_send = self.send
+            ws.closer = self.finish
+
+    def finish(self, code, reason=b""):
+        """Close after what is queued has gone out (the reader saw the
+        client's close, or a protocol error): the close frame comes last."""
+        self.flush(1.0)
+        self.close(code, reason)
 
     def send_soon(self, frame):
         """Queue ``frame`` for the end of this loop turn: the acks of one

@@ -19,7 +19,6 @@ Future per tap) that formats the ack frame when the Writer sets it.
 Malformed frames get an ``error`` (or an ``ack`` with ``bad_request``) and
 the connection stays, unless it keeps doing it (close 1008).
 """
-import json
 import logging
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from gevent.event import Event
 from actors import Ack, Tap
 from engine import NativePool
 
+from .._safejson import loads as json_loads
 from ._hub import frame
 from actors.wire import TapError, b64url_decode, parse_tap_payload, verify_raw
 from ._wsfast import encode_text_frame
@@ -140,7 +140,7 @@ class TapPipeline:
         if type(msg) is not str:
             return self._error(conn, "bad_request", "binary frames are not part of the protocol")
         try:
-            obj = json.loads(msg)
+            obj = json_loads(msg)        # depth-bounded: no RecursionError
         except ValueError:
             return self._error(conn, "bad_request", "not JSON")
         if type(obj) is not dict:

@@ -1,16 +1,20 @@
-"""gevent-websocket, without its two per-byte Python loops.
+"""gevent-websocket's handshake, with tapgrid's own frame reader.
 
-Stock gevent-websocket unmasks every client frame with a Python loop over
-each byte (``Header.mask_payload``) and validates UTF-8 with a pure-Python
-state machine, twice per text message, although the payload is decoded as
-UTF-8 anyway. That costs most of a text frame's CPU. This module is the one
-place where tapgrid fixes it, by subclassing (site-packages stays
-untouched):
+gevent-websocket reads each frame with three small reads (header, length,
+mask + payload), unmasks with a Python loop per byte and closes most
+protocol errors with 1000. Here the handshake and the handler stay theirs
+and reading is ours (site-packages stays untouched):
 
-- unmasking uses wsaccel's C XOR masker (or one big-int XOR as a fallback);
-- a text message is validated once, by ``bytes.decode("utf-8")``;
-- a frame larger than the configured limit is refused before its payload is
-  read (``FrameTooLarge``), so a client cannot make us buffer megabytes;
+- one ``recv`` (``rfile.read1``) per turn, every complete frame in it parsed
+  by the sans-I/O ``FrameReader`` (web/gateway/_wsframes.py), unmasked by wsaccel;
+  ``receive`` hands them out one by one, ``receive_many`` all at once;
+- the 4 KiB cap is enforced from the header (close 1009), before the
+  payload is read; RFC 6455 closing behaviour: protocol errors close with
+  1002, invalid UTF-8 with 1007, a client's close is echoed with its code;
+- pings are answered, pongs ignored;
+- control frames we write (pong, close) go through ``control_send`` /
+  ``closer`` when the connection sets them (web/gateway/_conn.py), so they queue
+  behind frames already being written instead of interleaving with them;
 - ``FastHandler`` asks ``server.admit(environ)`` before upgrading, so the
   server can shed load with HTTP 503 + Retry-After (or refuse an origin)
   before any WebSocket exists.
@@ -20,40 +24,31 @@ untouched):
     WSGIServer(("127.0.0.1", 8080), app, handler_class=FastHandler).serve_forever()
 """
 import struct
+from collections import deque
 
-from geventwebsocket.exceptions import ProtocolError, WebSocketError
+import gevent
+
 from geventwebsocket.handler import WebSocketHandler
-from geventwebsocket.websocket import Header, WebSocket
+from geventwebsocket.websocket import WebSocket
 
-try:
-    from wsaccel.xormask import XorMaskerSimple
-except ImportError:  # pragma: no cover - wsaccel is a declared dependency
-    XorMaskerSimple = None
+from ._wsframes import FrameReader, unmask
 
-__all__ = ["FastWebSocket", "FastHandler", "FrameTooLarge", "unmask", "encode_text_frame"]
+__all__ = ["FastWebSocket", "FastHandler", "unmask", "encode_text_frame", "encode_frame"]
 
 DEFAULT_FRAME_LIMIT = 4096
+RECV_SIZE = 65536
+LINGER_S = 2.0            # after our close frame, read (and drop) until the peer's EOF
+LINGER_BYTES = 1 << 18
 
 
-class FrameTooLarge(WebSocketError):
-    def __init__(self, length):
-        super().__init__(f"frame of {length} bytes is over the limit")
-        self.length = length
-
-
-def _unmask_int(key, data):
+def encode_frame(opcode, data):
+    """A complete unmasked server frame (FIN set) carrying ``data`` (bytes)."""
     n = len(data)
-    if not n:
-        return b""
-    pad = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(pad, "little")).to_bytes(n, "little")
-
-
-def unmask(key, data):
-    """XOR ``data`` with the 4-byte mask ``key`` (RFC 6455 section 5.3)."""
-    if XorMaskerSimple is not None:
-        return XorMaskerSimple(key).process(data)
-    return _unmask_int(key, data)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + data
+    if n < 65536:
+        return bytes((0x80 | opcode, 126, n >> 8, n & 0xFF)) + data
+    return bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big") + data
 
 
 def encode_text_frame(data):
@@ -70,74 +65,107 @@ def encode_text_frame(data):
 class FastWebSocket(WebSocket):
     frame_limit = DEFAULT_FRAME_LIMIT
 
-    def read_frame(self):
-        header = Header.decode_header(self.stream)
-        if header.flags:
-            raise ProtocolError("reserved bits set")
-        if not header.length:
-            return header, b""
-        if header.length > self.frame_limit:
-            raise FrameTooLarge(header.length)
-        payload = self.raw_read(header.length)
-        if len(payload) != header.length:
-            raise WebSocketError("Unexpected EOF reading frame payload")
-        if header.mask:
-            payload = unmask(header.mask, payload)
-        return header, payload
-
-    def read_message(self):
-        opcode = None
-        message = b""
-        while True:
-            header, payload = self.read_frame()
-            op = header.opcode
-            if op in (self.OPCODE_TEXT, self.OPCODE_BINARY):
-                if opcode:
-                    raise ProtocolError("new message inside a fragmented one")
-                opcode = op
-            elif op == self.OPCODE_CONTINUATION:
-                if not opcode:
-                    raise ProtocolError("continuation without a start")
-            elif op == self.OPCODE_PING:
-                self.handle_ping(header, payload)
-                continue
-            elif op == self.OPCODE_PONG:
-                continue
-            elif op == self.OPCODE_CLOSE:
-                self.handle_close(header, payload)
-                return None
-            else:
-                raise ProtocolError(f"unexpected opcode {op}")
-            message = payload if not message else message + payload
-            if len(message) > self.frame_limit:
-                raise FrameTooLarge(len(message))
-            if header.fin:
-                break
-        if opcode == self.OPCODE_TEXT:
-            # One validation: decode raises UnicodeDecodeError (a UnicodeError).
-            return message.decode("utf-8")
-        return message
+    def __init__(self, environ, stream, handler, frame_limit=DEFAULT_FRAME_LIMIT):
+        super().__init__(environ, stream, handler)
+        self.frame_limit = frame_limit
+        self.reader = FrameReader(frame_limit)
+        self.ready = deque()          # messages parsed, not yet handed out
+        self.close_code = None        # what we closed with (or echoed)
+        self.control_send = None      # callable(frame bytes), set by the connection
+        self.closer = None            # callable(code, reason bytes), ditto
+        rfile = getattr(handler, "rfile", None)
+        # read1: what is buffered, else one recv of up to RECV_SIZE bytes.
+        self._recv = getattr(rfile, "read1", None) or (lambda n: stream.read(n))
+        self._pending_close = None    # (code, reason) once the peer closed or failed
 
     def receive(self):
-        """A message, or None once closed. Oversized frames close with 1009."""
+        """The next message (str or bytes), or None once closed."""
+        ready = self.ready
+        while not ready:
+            if not self._fill():
+                return None
+        return ready.popleft()
+
+    def receive_many(self):
+        """Every message that the next read completes (at least one), or
+        None once closed: a batch for callers that verify taps together."""
+        ready = self.ready
+        while not ready:
+            if not self._fill():
+                return None
+        out = list(ready)
+        ready.clear()
+        return out
+
+    def _fill(self):
+        """Read once and parse; False when the connection is over."""
+        if self._pending_close is not None:
+            self._finish(*self._pending_close)
+            return False
         if self.closed:
-            return None
+            return False
         try:
-            return self.read_message()
-        except FrameTooLarge:
-            self.close(1009, b"frame too large")
-        except UnicodeError:
-            self.close(1007)
-        except ProtocolError:
-            self.close(1002)
-        except (WebSocketError, OSError):
-            self.close()
-        except (TypeError, AttributeError):
-            # Closed by another greenlet (shutdown, a cut-off slow client)
-            # while this one was blocked reading: the stream is gone.
-            if not self.closed:
-                raise
-        return None
+            data = self._recv(RECV_SIZE)
+        except (OSError, ValueError, AttributeError, TypeError):
+            # A reset, or closed by another greenlet while we waited.
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        ready = self.ready
+        for ev in self.reader.feed(data):
+            kind = ev[0]
+            if kind == "text" or kind == "binary":
+                ready.append(ev[1])
+            elif kind == "ping":
+                self._control(encode_frame(0x0A, ev[1]))
+            elif kind == "close":
+                self._pending_close = (ev[1], ev[2].encode("utf-8"))
+            elif kind == "fail":
+                self._pending_close = (ev[1], ev[2].encode("utf-8"))
+        # Messages that arrived before a close or a failure are still
+        # handed out; the close goes once they have been.
+        if not ready and self._pending_close is not None:
+            self._finish(*self._pending_close)
+            return False
+        return True
+
+    def _control(self, frame):
+        send = self.control_send
+        try:
+            if send is not None:
+                send(frame)
+            elif not self.closed:
+                self.raw_write(frame)
+        except Exception:
+            self.closed = True
+
+    def _finish(self, code, reason):
+        self._pending_close = None
+        self.close_code = code
+        closer = self.closer
+        if closer is not None:
+            closer(code, reason)
+            self.closed = True
+        else:
+            self.close(code, reason)
+        self._linger()
+
+    def _linger(self):
+        # Closing a socket with unread bytes makes the kernel answer with a
+        # reset, which can destroy our close frame before the client reads
+        # it (a client still sending a big frame we refused). So read what
+        # still comes, bounded in time and bytes, until the peer's EOF.
+        recv, got = self._recv, 0
+        with gevent.Timeout(LINGER_S, False):
+            try:
+                while got < LINGER_BYTES:
+                    data = recv(RECV_SIZE)
+                    if not data:
+                        break
+                    got += len(data)
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass
 
     def close(self, code=1000, message=b""):
         # Not super().close(): gevent-websocket 0.10.1 drops ``code`` and sends
@@ -147,7 +175,7 @@ class FastWebSocket(WebSocket):
         if isinstance(message, str):
             message = message.encode("utf-8")
         try:
-            self.send_frame(struct.pack("!H", code) + (message or b"")[:123], opcode=self.OPCODE_CLOSE)
+            self.raw_write(encode_frame(0x08, struct.pack("!H", code) + (message or b"")[:123]))
         except Exception:
             pass
         finally:
@@ -183,8 +211,8 @@ class FastHandler(WebSocketHandler):
         if result is None and ws is not None and not isinstance(ws, FastWebSocket):
             # The stock object would send a close frame from __del__.
             ws.closed = True
-            fast = FastWebSocket(self.environ, ws.stream, self)
-            fast.frame_limit = getattr(self.server, "frame_limit", DEFAULT_FRAME_LIMIT)
+            fast = FastWebSocket(self.environ, ws.stream, self,
+                                 getattr(self.server, "frame_limit", DEFAULT_FRAME_LIMIT))
             self.websocket = fast
             self.environ["wsgi.websocket"] = fast
         return result

@@ -17,6 +17,7 @@ from actors.store import history, next_cursor
 from actors.wire import TapError, b64url_decode, load_session_key
 from engine import AskTimeout
 
+from .._safejson import loads as json_loads
 from ..auth import SiweError, verify_login
 from ..gateway import TokenBucket
 
@@ -50,15 +51,24 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
 
     def body():
         try:
-            data = json.loads(bottle.request.body.read(65536) or b"{}")
-        except ValueError:
+            data = json_loads(bottle.request.body.read(65536) or b"{}")
+        except ValueError:            # also too deep, or not UTF-8
             raise ApiError(400, "bad_request", "body is not JSON")
         if not isinstance(data, dict):
             raise ApiError(400, "bad_request", "body must be a JSON object")
         return data
 
+    def header(name):
+        """A request header as text. bottle's ``get_header`` decodes the
+        WSGI latin-1 string as UTF-8 and raises on other bytes (a 500)."""
+        raw = bottle.request.environ.get("HTTP_" + name.upper().replace("-", "_"), "")
+        try:
+            return raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise ApiError(400, "bad_request", f"the {name} header is not UTF-8")
+
     def session():
-        auth = bottle.request.get_header("Authorization", "")
+        auth = header("Authorization")
         token = auth[7:] if auth.startswith("Bearer ") else ""
         s = sessions.get(token, int(time.time() * 1000))
         if s is None:
@@ -127,7 +137,7 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
         if cfg.public_url:
             scheme, _, netloc = cfg.public_url.partition("://")
             return netloc.rstrip("/"), f"{scheme}://{netloc.rstrip('/')}"
-        host = bottle.request.get_header("Host") or ""
+        host = header("Host")
         port = f":{cfg.port}"
         own = {cfg.host + port, "127.0.0.1" + port, "localhost" + port, "[::1]" + port}
         own |= {o.split("://", 1)[-1].rstrip("/") for o in cfg.allowed_origins}
@@ -200,6 +210,9 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
             cursor = int(q["cursor"]) if q.get("cursor") else None
         except ValueError:
             raise ApiError(400, "bad_request", "cursor and limit are integers")
+        if cursor is not None and not 0 < cursor < 1 << 63:
+            # SQLite integers are 64-bit: a bigger one raises OverflowError.
+            raise ApiError(400, "bad_request", "cursor is out of range")
         bets = history(reader(), s.uid, cursor, limit)
         return {"bets": bets, "next": next_cursor(bets, limit)}
 

@@ -19,7 +19,7 @@ def store(request):
     if request.param == "memory":
         yield MemoryNonceStore(started_ms=NOW - 120_000)
     else:
-        s = RedisNonceStore(request.getfixturevalue("redis_url"))
+        s = RedisNonceStore(request.getfixturevalue("redis_url"), started_ms=NOW - 120_000)
         yield s
         s.close()
 

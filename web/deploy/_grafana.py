@@ -1,0 +1,79 @@
+"""The Grafana dashboard: one panel per metric family ``/metrics`` exports
+(tests/web/test_deploy.py checks that against a live server), plus
+Litestream's own families when a replica is on.
+
+    >>> from actors import Config
+    >>> d = dashboard(Config())
+    >>> any("tapgrid_taps_total" in t["expr"] for p in d["panels"] for t in p["targets"])
+    True
+"""
+__all__ = ["dashboard", "PANELS"]
+
+_Q = "histogram_quantile({q}, sum by (le) (rate({m}_bucket[$__rate_interval])))"
+
+#: (family, title, unit, [(expr, legend)]); family is prometheus_client's name
+PANELS = [
+    ("tapgrid_taps", "Taps by outcome", "reqps",
+     [("sum by (outcome) (rate(tapgrid_taps_total[$__rate_interval]))", "{{outcome}}")]),
+    ("tapgrid_tap_latency_seconds", "Tap ack latency", "s",
+     [(_Q.format(q=q, m="tapgrid_tap_latency_seconds"), f"p{int(q * 100)}")
+      for q in (0.5, 0.99)]),
+    ("tapgrid_results", "Settled bets by outcome", "ops",
+     [("sum by (outcome) (rate(tapgrid_results_total[$__rate_interval]))", "{{outcome}}")]),
+    ("tapgrid_ws_frames_received", "WebSocket frames received", "ops",
+     [("rate(tapgrid_ws_frames_received_total[$__rate_interval])", "frames/s")]),
+    # prometheus-client exports a counter's creation time: the server's uptime
+    ("tapgrid_ws_frames_received_created", "Uptime", "s",
+     [("time() - tapgrid_ws_frames_received_created", "uptime")]),
+    ("tapgrid_writer_batch_size", "Bets per group commit", "short",
+     [(_Q.format(q=q, m="tapgrid_writer_batch_size"), f"p{int(q * 100)}") for q in (0.5, 0.99)]),
+    ("tapgrid_writer_commit_seconds", "Group commit (write + fsync)", "s",
+     [(_Q.format(q=q, m="tapgrid_writer_commit_seconds"), f"p{int(q * 100)}")
+      for q in (0.5, 0.99)]),
+    ("tapgrid_writer_pending_taps", "Taps waiting for the Writer", "short",
+     [("tapgrid_writer_pending_taps", "pending")]),
+    ("tapgrid_mailbox_depth", "Mailbox depth", "short",
+     [("tapgrid_mailbox_depth", "{{actor}}")]),
+    ("tapgrid_mailbox_peak", "Mailbox peak", "short", [("tapgrid_mailbox_peak", "{{actor}}")]),
+    ("tapgrid_actor_processed", "Messages processed", "ops",
+     [("rate(tapgrid_actor_processed[$__rate_interval])", "{{actor}}")]),
+    ("tapgrid_actor_restarts", "Actor restarts", "short",
+     [("tapgrid_actor_restarts", "{{actor}}")]),
+    ("tapgrid_dead_letters", "Dead letters", "short", [("tapgrid_dead_letters", "dead letters")]),
+    ("tapgrid_connections", "Player connections", "short",
+     [("tapgrid_connections", "connections")]),
+    ("tapgrid_handshakes_shed", "Upgrades shed (503)", "short",
+     [("rate(tapgrid_handshakes_shed[$__rate_interval])", "shed/s")]),
+    ("tapgrid_loop_lag_seconds", "Event-loop lag", "s", [("tapgrid_loop_lag_seconds", "lag")]),
+    ("tapgrid_price_age_seconds", "Price age", "s", [("tapgrid_price_age_seconds", "age")]),
+    ("tapgrid_market_open", "Market open", "short", [("tapgrid_market_open", "open")]),
+    ("tapgrid_disk_free_bytes", "Disk free", "bytes", [("tapgrid_disk_free_bytes", "free")]),
+    ("tapgrid_replica_up", "Litestream running", "short", [("tapgrid_replica_up", "up")]),
+    ("tapgrid_replica_restarts", "Litestream restarts", "short",
+     [("tapgrid_replica_restarts", "restarts")]),
+    ("litestream_sync_count", "Replica syncs", "ops",
+     [("rate(litestream_sync_count[$__rate_interval])", "syncs/s"),
+      ("rate(litestream_sync_error_count[$__rate_interval])", "errors/s")]),
+    ("litestream_wal_size", "WAL size", "bytes", [("litestream_wal_size", "wal")]),
+]
+
+
+def dashboard(cfg):
+    panels = []
+    for i, (family, title, unit, targets) in enumerate(PANELS):
+        panels.append({
+            "id": i + 1, "type": "timeseries", "title": title,
+            "gridPos": {"x": (i % 3) * 8, "y": (i // 3) * 8, "w": 8, "h": 8},
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "targets": [{"refId": chr(65 + j), "expr": e, "legendFormat": legend}
+                        for j, (e, legend) in enumerate(targets)],
+            "description": f"metric family {family}"})
+    return {
+        "title": f"tapgrid ({cfg.host}:{cfg.port})", "uid": "tapgrid", "schemaVersion": 39,
+        "version": 1, "editable": True, "refresh": "10s", "time": {"from": "now-1h", "to": "now"},
+        "tags": ["tapgrid"], "panels": panels,
+        "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus",
+                                 "label": "Prometheus"}]},
+        "annotations": {"list": []},
+    }
