@@ -40,6 +40,7 @@ class Metrics:
         # Frames too: a plain int (a prometheus-client Counter took 8 % of
         # the event loop's tap time in a py-spy profile at 3,000 taps/s).
         self.frames_in = 0
+        self.started = time.time()     # the frames counter's _created (Grafana's uptime)
         self._result_children = {}
         self._sources = None
         self.replica = None       # the Litestream supervisor, when a replica is on
@@ -129,7 +130,7 @@ class _ScrapeCollector:
             taps.add_metric([outcome], n)
         yield taps
         yield CounterMetricFamily("tapgrid_ws_frames_received", "WebSocket frames received",
-                                  value=m.frames_in)
+                                  value=m.frames_in, created=m.started)
         yield _histogram("tapgrid_tap_latency_seconds", "Tap receipt to ack sent (durable for ok)",
                          _LATENCY_BUCKETS, m._lat_counts, m._lat_sum)
         yield _histogram("tapgrid_writer_batch_size", "Bets per group commit",

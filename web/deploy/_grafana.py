@@ -45,6 +45,16 @@ PANELS = [
     ("tapgrid_handshakes_shed", "Upgrades shed (503)", "short",
      [("rate(tapgrid_handshakes_shed[$__rate_interval])", "shed/s")]),
     ("tapgrid_loop_lag_seconds", "Event-loop lag", "s", [("tapgrid_loop_lag_seconds", "lag")]),
+    ("tapgrid_loop_lag_sample_seconds", "Event-loop lag, every 10 ms sample", "s",
+     [(_Q.format(q=q, m="tapgrid_loop_lag_sample_seconds"), f"p{int(q * 100)}")
+      for q in (0.5, 0.99)]),
+    # the worst sample since the previous scrape (reset by each scrape)
+    ("tapgrid_loop_lag_max_seconds", "Event-loop lag, worst per scrape", "s",
+     [("tapgrid_loop_lag_max_seconds", "max")]),
+    ("tapgrid_verify_batches", "Signature batches to the verify threads", "ops",
+     [("rate(tapgrid_verify_batches_total[$__rate_interval])", "batches/s")]),
+    ("tapgrid_verify_held_back", "Taps held back to keep a connection's order", "ops",
+     [("rate(tapgrid_verify_held_back_total[$__rate_interval])", "held/s")]),
     ("tapgrid_price_age_seconds", "Price age", "s", [("tapgrid_price_age_seconds", "age")]),
     ("tapgrid_market_open", "Market open", "short", [("tapgrid_market_open", "open")]),
     ("tapgrid_disk_free_bytes", "Disk free", "bytes", [("tapgrid_disk_free_bytes", "free")]),
