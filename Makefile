@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tapgrid serve
+	$(BIN)/tapgrid serve $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

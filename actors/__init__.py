@@ -15,12 +15,13 @@ from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Se
                      TapOrder, payout_for)
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
                       SaveTicks, Settle)
-from ._odds import Volatility, column_multipliers, multiplier, touch_probability
+from ._odds import (MULT_BUCKETS, Volatility, column_multipliers, mult_bucket, multiplier,
+                    touch_probability)
 from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
 from ._column import Column
-from ._market import Market
-from ._resolver import Resolver
+from ._market import Market, open_columns, price_grid
+from ._resolver import Resolver, path_of, touches
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
 
@@ -29,11 +30,12 @@ __all__ = [
     "WriterStats", "Tick", "SimFeed", "ReplayFeed", "CoinbaseFeed", "BinanceFeed", "make_feed",
     "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
-    "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "open_readonly",
-    "Column", "Market", "Resolver", "Watchdog", "Health", "Writer", "shell_namespace",
-    "audit", "credit_offline", "history_offline", "TapOrder",
-    "PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSession", "Maintenance",
-    "ArchiveStep",
+    "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus",
+    "Store", "open_readonly", "Column", "Market", "price_grid", "open_columns", "Resolver",
+    "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
+    "audit", "credit_offline", "history_offline",
+    "TapOrder", "PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSession",
+    "Maintenance", "ArchiveStep",
 ]
 
 
@@ -43,6 +45,11 @@ def shell_namespace(system, cfg):
     return {"start_market": functools.partial(start_market, system), "Config": Config,
             "Tap": Tap, "audit": audit}
 
+
+# the price record and its verification (issue 11)
+from ._verify import VerifyError, verify  # noqa: E402
+
+__all__ += ["verify", "VerifyError"]
 
 # retention (issue 6)
 from .archive import Archiver, archive_offline  # noqa: E402

@@ -46,6 +46,12 @@ class Config:
     feed_file: str | None = None
     seed: int | None = None
     tick_interval_ms: int = 1000        # expected; stale after 2x
+    # several sources (actors/_sources.py): empty means the one `feed`
+    sources: list = field(default_factory=list)   # e.g. coinbase,binance,kraken or sim,sim,sim
+    quorum: int = 1                     # fresh sources needed, else suspended (stale_price)
+    divergence_bp: int = 100            # a fresh source this far from the median suspends
+    sim_noise_bp: float = 1.0           # per-source noise of simulated sources (sim,sim,...)
+    sim_lag_ms: int = 100               # each further simulated source lags this much more
     outlier_bp: int = 500               # a tick jumping >5% from the last is rejected
     # grid (SPEC section 3)
     column_ms: int = 5000
@@ -122,8 +128,17 @@ class Config:
         return cfg
 
     def validate(self):
-        if self.feed not in ("sim", "replay", "coinbase", "binance"):
-            raise ValueError(f"unknown feed {self.feed!r}")
+        kinds = ("sim", "replay", "coinbase", "binance", "kraken")
+        for kind in [self.feed] + list(self.sources):
+            if kind not in kinds:
+                raise ValueError(f"unknown feed {kind!r}: expected one of {', '.join(kinds)}")
+        if not 1 <= self.quorum <= max(1, len(self.sources)):
+            raise ValueError(f"quorum must be between 1 and the number of sources,"
+                             f" got {self.quorum}")
+        if self.divergence_bp <= 0:
+            raise ValueError("divergence_bp must be positive")
+        if "replay" in self.sources and not self.feed_file:
+            raise ValueError("a replay source needs --feed-file")
         if self.feed == "replay" and not self.feed_file:
             raise ValueError("--feed replay needs --feed-file")
         if self.commit not in ("group", "per-tap"):

@@ -76,6 +76,7 @@ class MarketContext:
         self.writer_stats = WriterStats()
         self.sinks = sinks or Sinks()
         self.counters = {}             # reject reasons and other counts
+        self.price_boards = {}         # asset -> SourceBoard, kept by its Watchdog (/metrics)
         self.taken = TakenNonces()     # the final replay judge (see _taken)
 
     def now(self):

@@ -28,9 +28,15 @@ from .store import open_readonly
 from ._watchdog import Health
 from ._writes import Settle
 
-__all__ = ["Resolver", "path_of"]
+__all__ = ["Resolver", "path_of", "window_path", "outcome_for", "touches"]
 
 log = logging.getLogger("tapgrid.resolver")
+
+
+def touches(lo, band, low, high):
+    """Whether a path with range ``[low, high]`` (None: no price) meets the
+    band ``[lo, lo + band)``: the one touch rule, for settling and for pricing."""
+    return low is not None and lo <= high and lo + band > low
 
 
 def path_of(ticks, t0, t1, stale_after):
@@ -63,6 +69,49 @@ def path_of(ticks, t0, t1, stale_after):
     return low, high, stale
 
 
+def _overlaps(spans, t0, t1):
+    return any(start < t1 and (end is None or end > t0) for start, end in spans)
+
+
+def window_path(ticks, spans, t0, t1, stale_after):
+    """Everything settlement needs about the window ``[t0, t1)``:
+    ``(low, high, stale, clean)``. ``low, high, stale`` are ``path_of``'s,
+    with ``stale`` also True when a stale span (``(start, end|None)``, from
+    the Watchdog) or a gap of more than ``stale_after`` between ticks (up
+    to and including the tick that ends it) overlaps the window. ``clean`` is ``(low, high)`` of the path up to the
+    last tick at which the window was not stale yet (None if there was
+    none): a band touched there won at that tick, as the live Resolver pays
+    instant wins, whatever happened later in the window."""
+    low, high, stale = path_of(ticks, t0, t1, stale_after)
+    if low is None:
+        return None, None, True, None
+    times = [t for t, _ in ticks]
+    i = bisect.bisect_left(times, t0)
+    spans = list(spans) + [(a + stale_after, b + 1) for (a, _), (b, _) in
+                           zip(ticks[max(0, i - 1):], ticks[i:]) if b - a > stale_after]
+    stale = stale or _overlaps(spans, t0, t1)
+    c_low = c_high = ticks[i - 1][1]
+    clean = None
+    for ts, price in ticks[i:]:
+        if ts >= t1 or _overlaps(spans, t0, ts + 1):
+            break
+        c_low, c_high = min(c_low, price), max(c_high, price)
+        clean = (c_low, c_high)
+    return low, high, stale, clean
+
+
+def outcome_for(lo, band, path):
+    """The outcome of a bet on band ``lo`` from ``window_path``'s answer
+    (SPEC section 3): won if touched while the window was clean, else void
+    if it went stale, else won if touched, else lost."""
+    low, high, stale, clean = path
+    if clean is not None and touches(lo, band, *clean):
+        return WON
+    if stale:
+        return VOID
+    return WON if touches(lo, band, low, high) else LOST
+
+
 class Resolver(Actor):
     def __init__(self, ctx, keep_ms=None, grace_ms=300):
         self.ctx = ctx
@@ -82,6 +131,11 @@ class Resolver(Actor):
         since = self.ctx.now() - self.keep_ms
         rows = self._query("SELECT ts, price FROM ticks WHERE ts >= ? ORDER BY ts", (since,))
         self.ticks.extend(rows)
+        # Stale periods are part of the record: a restart settles as the
+        # live Resolver would have (and as ``tapgrid verify`` checks).
+        self.stale_spans = [list(r) for r in self._query(
+            "SELECT start, end FROM stale_spans WHERE end IS NULL OR end >= ?"
+            " ORDER BY start", (since,))]
         self.schedule_every(0.25, "sweep")
         self.ref.tell("sweep")
 
@@ -132,7 +186,9 @@ class Resolver(Actor):
         if ticks and tick.ts - ticks[-1][0] > self.stale_after:
             # A gap in the record (e.g. the server was down): stale meanwhile,
             # so nothing settles on the price from before it.
-            self.stale_spans.append([ticks[-1][0] + self.stale_after, tick.ts])
+            # The span covers the tick that ends it: a price after a gap has
+            # no prevailing fresh price to start a window's path from.
+            self.stale_spans.append([ticks[-1][0] + self.stale_after, tick.ts + 1])
         ticks.append((tick.ts, tick.price))
         cutoff = tick.ts - self.keep_ms
         while ticks and ticks[0][0] < cutoff:
@@ -192,8 +248,7 @@ class Resolver(Actor):
             self.stats["recovered_columns"] += 1
             ticks = self._query("SELECT ts, price FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts",
                                 (t0 - 10 * self.stale_after - cfg.column_ms, t1))
-        low, high, stale = path_of(ticks, t0, t1, self.stale_after)
-        stale = stale or self._was_stale(t0, t1)
+        path = window_path(ticks, self.stale_spans, t0, t1, self.stale_after)
         rows = self._query("SELECT id, user, lo, stake, mult FROM bet_rows INDEXED BY bets_open "
                            "WHERE outcome = 0 AND col = ?", (t0,))
         band = cfg.band_cents
@@ -201,13 +256,10 @@ class Resolver(Actor):
         for bid, user, lo, stake, mult in rows:
             if bid in self.inflight:
                 continue
-            touched = low is not None and lo <= high and lo + band > low
-            if touched and not stale:
-                out.append(Settlement(bid, user, t0, lo, stake, mult, WON, payout_for(stake, mult)))
-            elif stale:
-                out.append(Settlement(bid, user, t0, lo, stake, mult, VOID, stake))
-            else:
-                out.append(Settlement(bid, user, t0, lo, stake, mult, LOST, 0))
+            outcome = outcome_for(lo, band, path)
+            payout = (payout_for(stake, mult) if outcome == WON else
+                      stake if outcome == VOID else 0)
+            out.append(Settlement(bid, user, t0, lo, stake, mult, outcome, payout))
         if out:
             self._send(out)
 

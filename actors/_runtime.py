@@ -23,14 +23,14 @@ from engine import Future, run_blocking
 
 from .archive import Archiver
 from ._context import MarketContext, Sinks
-from .feeds import make_feed
+from .feeds import make_sources
 from ._market import Market
 from ._model import Ack, Tap, TapOrder
 from ._resolver import Resolver
 from .store import Store, acquire_lock, release_lock
 from ._watchdog import Watchdog
 from ._writer import Writer
-from ._writes import Credit, EnsureUser, SaveSession
+from ._writes import Credit, EnsureUser, Maintenance, SaveSession
 
 __all__ = ["start_market", "MarketHandle"]
 
@@ -57,8 +57,8 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     if feed is None:
-        feed = make_feed(cfg.feed, url=cfg.feed_url, file=cfg.feed_file,
-                         seed=cfg.seed if cfg.feed == "sim" else None)
+        feeds = make_sources(cfg)
+        feed = feeds[0] if len(feeds) == 1 else feeds
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")
     archiver = system.spawn(Archiver, ctx, name=p + "archiver")
@@ -77,7 +77,7 @@ class MarketHandle:
         self.market = market
         self.resolver = resolver
         self.writer = ctx.writer
-        self.feed = feed
+        self.feed = feed                 # one feed, or the list of the price's sources
 
     # --- taps -------------------------------------------------------------------------
 
@@ -136,6 +136,13 @@ class MarketHandle:
 
     def save_session(self, row, timeout=10):
         return self.writer.ask(SaveSession(row), timeout=timeout)
+
+    def save_key(self, user, key, expires_ms, timeout=10):
+        """Keep a session key for verifying receipts (sessions held
+        elsewhere, e.g. Redis; a SQLite session row keeps its key itself)."""
+        from .store import INSERT_KEY
+        return self.writer.ask(Maintenance(INSERT_KEY, (user, key, self.ctx.now(), expires_ms)),
+                               timeout=timeout)
 
     # --- what is on ------------------------------------------------------------------------
 

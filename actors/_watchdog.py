@@ -1,12 +1,16 @@
 """The Watchdog: the one door price ticks come through.
 
-It runs the feed, rejects outlier and out-of-order ticks (counted), keeps
-the last price, its exchange time and the volatility estimate, and marks
-the market **stale** when no tick arrived within 2x the expected interval:
-betting is suspended at once (``MarketStatus`` cause ``stale_price``) and
-reopens by itself when ticks flow again. Accepted ticks go to every
-subscriber (callables such as ``ref.tell``) and to the Writer, which keeps
-them so settlement can be replayed after a crash.
+It runs the asset's price sources (one feed, or several: see
+``_sources.SourceBoard``), rejects outlier and out-of-order ticks per
+source (counted), and turns them into one price, the median of the fresh
+sources. It keeps that price, its time and the volatility estimate, and
+marks the market **stale** when fewer than ``quorum`` sources ticked within
+2x their interval, or when the fresh ones disagree by more than
+``divergence_bp``: betting is suspended at once (``MarketStatus`` cause
+``stale_price``) and reopens by itself when the sources agree again. Each
+median goes to every subscriber (callables such as ``ref.tell``) and to the
+Writer, which keeps it with its sources (the price record settlement is
+replayed and verified from); each stale period is recorded there too.
 
     from actors.feeds import SimFeed
     watchdog = system.spawn(Watchdog, ctx, SimFeed(seed=1), name="watchdog")
@@ -21,7 +25,8 @@ from engine import Actor
 
 from .feeds import Tick
 from ._odds import Volatility
-from ._writes import SaveTicks
+from ._sources import OK, SourceBoard, source_names
+from ._writes import Maintenance, SaveTicks
 
 __all__ = ["Watchdog", "Health"]
 
@@ -40,47 +45,61 @@ class Health(tuple):
 
 
 class Watchdog(Actor):
-    def __init__(self, ctx, feed, subscribers=()):
+    """``feed`` is one Feed or a list of them (the asset's sources)."""
+
+    def __init__(self, ctx, feed, subscribers=(), asset="BTC-USD"):
         self.ctx = ctx
-        self.feed = feed
+        cfg = ctx.cfg
+        self.feeds = list(feed) if isinstance(feed, (list, tuple)) else [feed]
+        self.feed = self.feeds[0]
         self.subscribers = list(subscribers)
-        interval = getattr(feed, "expected_interval_ms", None) or ctx.cfg.tick_interval_ms
-        self.stale_after = 2 * max(interval, ctx.cfg.tick_interval_ms)
-        self.outlier_bp = ctx.cfg.outlier_bp
+        intervals = [max(getattr(f, "expected_interval_ms", None) or cfg.tick_interval_ms,
+                         cfg.tick_interval_ms) for f in self.feeds]
+        names = source_names([getattr(f, "name", "feed") for f in self.feeds])
+        self.board = SourceBoard(names, intervals, quorum=cfg.quorum,
+                                 divergence_bp=cfg.divergence_bp, outlier_bp=cfg.outlier_bp)
+        self.stale_after = max(self.board.stale_after)
+        ctx.price_boards[asset] = self.board
 
     def on_start(self):
         self.last = None
-        self.last_seen = None           # monotonic receipt time
         self.stale = True               # until the first tick
+        self.why = "no price yet"
         self.stats = {"ticks": 0, "outliers": 0, "out_of_order": 0, "stale_periods": 0}
         self.vol = Volatility()
         self.ctx.status.set("stale_price", True)
-        self._feed_greenlet = gevent.spawn(self._pump)
-        self.schedule_every(min(0.25, self.stale_after / 4000), "check")
-
-    def _pump(self):
         tell = self.ref.tell
+        self._greenlets = [gevent.spawn(self._pump, f, tell if i == 0 else
+                                        (lambda t, i=i: tell((i, t))))
+                           for i, f in enumerate(self.feeds)]
+        self.schedule_every(min(0.25, min(self.board.stale_after) / 4000), "check")
+
+    def _pump(self, feed, emit):
         try:
-            self.feed.run(tell)
+            feed.run(emit)
         except gevent.GreenletExit:
             pass
         except Exception:
-            log.exception("feed %s died; the watchdog will mark the market stale",
-                          getattr(self.feed, "name", "?"))
+            log.exception("feed %s died; its price drops out of the median",
+                          getattr(feed, "name", "?"))
 
     def on_stop(self):
-        try:
-            self.feed.stop()
-        except Exception:
-            pass
-        self._feed_greenlet.kill(block=False)
+        for feed in self.feeds:
+            try:
+                feed.stop()
+            except Exception:
+                pass
+        for g in self._greenlets:
+            g.kill(block=False)
 
     def subscribe(self, fn):
         self.subscribers.append(fn)
 
     def receive(self, msg):
         if type(msg) is Tick:
-            return self._tick(msg)
+            return self._tick(0, msg)
+        if type(msg) is tuple and len(msg) == 2 and type(msg[1]) is Tick:
+            return self._tick(msg[0], msg[1])
         if msg == "check":
             return self._check()
         if msg == "snapshot":
@@ -94,49 +113,83 @@ class Watchdog(Actor):
         last = self.last
         return {"price": last.price if last else None, "ts": last.ts if last else None,
                 "sigma": self.vol.sigma, "stale": self.stale, "stale_after_ms": self.stale_after,
-                **self.stats}
+                "why": self.why if self.stale else None, **self.stats,
+                "board": self.board.snapshot(_mono_ms())}
 
-    def _tick(self, tick):
-        last = self.last
-        if tick.price <= 0:
-            self.stats["outliers"] += 1
+    def _tick(self, i, tick):
+        board = self.board
+        c = board.counts[i]
+        before = c["outliers"], c["out_of_order"]
+        if not board.update(i, tick, _mono_ms()):
+            self.stats["outliers"] += c["outliers"] - before[0]
+            self.stats["out_of_order"] += c["out_of_order"] - before[1]
+            if c["outliers"] != before[0]:
+                log.warning("outlier tick rejected from %s: %s", board.names[i], tick.price)
             return
-        if last is not None:
-            if tick.ts < last.ts:
-                self.stats["out_of_order"] += 1
-                return
-            if abs(tick.price - last.price) * 10000 > self.outlier_bp * last.price:
-                self.stats["outliers"] += 1
-                log.warning("outlier tick rejected: %s after %s", tick.price, last.price)
-                return
-        self.last = tick
-        self.last_seen = time.monotonic()
+        state, median = board.evaluate(_mono_ms())
+        if state != OK:
+            if not self.stale:
+                self._set_stale(True, state)
+            return
+        last = self.last
+        # One price per ms in the record: a tick in the same ms (or stamped
+        # before the last median by a lagging source) is kept 1 ms later, so
+        # the stored path is exactly the path the Resolver saw.
+        ts = tick.ts if last is None or tick.ts > last.ts else last.ts + 1
+        out = tick if (median == tick.price and ts == tick.ts) else Tick(median, ts)
+        self.last = out
         self.stats["ticks"] += 1
-        self.vol.update(tick.price, tick.ts)
+        self.vol.update(out.price, out.ts)
         if self.stale:
             self._set_stale(False)
         for fn in self.subscribers:
-            fn(tick)
+            fn(out)
         writer = self.ctx.writer
         if writer is not None:
-            writer.tell(SaveTicks([(tick.ts, tick.price)]))
-        self.ctx.sinks.on_tick(tick)
+            writer.tell(SaveTicks([(out.ts, out.price, board.encode())]))
+        self.ctx.sinks.on_tick(out)
 
     def _check(self):
-        if self.stale or self.last_seen is None:
-            return
-        if (time.monotonic() - self.last_seen) * 1000 > self.stale_after:
-            self._set_stale(True)
+        state, _ = self.board.evaluate(_mono_ms())
+        if state != OK and not self.stale and self.last is not None:
+            self._set_stale(True, state)
+        elif state == OK and self.stale and self.last is not None:
+            # e.g. a diverging source went silent: the others agree again
+            self._set_stale(False)
 
-    def _set_stale(self, stale):
+    def _set_stale(self, stale, why=None):
         self.stale = stale
         now = self.ctx.now()
+        if stale and self.last is not None:
+            # After every price already published (an exchange's clock may
+            # run ahead of ours): a tick the Resolver judged clean stays
+            # clean when the record is replayed by ``tapgrid verify``.
+            now = max(now, self.last.ts + 1)
         if stale:
+            self.why = {"quorum": f"fewer than {self.board.quorum} fresh sources"
+                                  f" (none for {self.stale_after} ms)" if self.board.quorum > 1
+                        else f"no tick for {self.stale_after} ms",
+                        "divergence": f"sources disagree by more than"
+                                      f" {self.board.divergence_bp} bp"}.get(why, why)
             self.stats["stale_periods"] += 1
-            log.warning("price stale: no tick for %d ms; betting suspended", self.stale_after)
+            log.warning("price stale: %s; betting suspended", self.why)
         else:
             log.info("price fresh again: betting reopened")
         self.ctx.status.set("stale_price", stale)
+        writer = self.ctx.writer
+        if writer is not None:
+            writer.tell(Maintenance(*record_stale(stale, now)))
         health = Health("stale" if stale else "fresh", now)
         for fn in self.subscribers:
             fn(health)
+
+
+def record_stale(stale, now):
+    """The statement that keeps a stale period in the price record."""
+    if stale:
+        return "INSERT OR REPLACE INTO stale_spans(start, end) VALUES (?, NULL)", (now,)
+    return "UPDATE stale_spans SET end = ? WHERE end IS NULL", (now,)
+
+
+def _mono_ms():
+    return time.monotonic() * 1000

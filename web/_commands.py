@@ -100,3 +100,31 @@ def cmd_config(cfg, args):
     from .deploy import render
     sys.stdout.write(render(args.kind, cfg, listen=args.listen, server_name=args.server_name,
                             prefix=args.prefix))
+
+
+def cmd_verify(cfg, args):
+    from actors import VerifyError, verify
+    from actors.wire import TapError, b64url_encode, load_session_key, verify_tap
+    loaded = {}
+
+    def check(key, payload, sig):
+        k = loaded.get(key)
+        if k is None:
+            try:
+                k = loaded[key] = load_session_key(key)
+            except TapError:
+                return False
+        return verify_tap(k, payload, b64url_encode(sig))
+
+    if not os.path.exists(cfg.db):
+        raise FileNotFoundError(f"no database at {cfg.db}")
+    try:
+        report = verify(cfg.db, cfg, check, args.from_ms, args.to_ms)
+    except VerifyError as exc:
+        print(f"verify FAILED: {exc}", file=sys.stderr)
+        return 1
+    skipped = report["skipped_files"]
+    print(f"verify ok: {report['bets']} settled bets in {report['windows']} windows"
+          f" ({report['ticks']} ticks, {report['files']} archive files)"
+          + (f"; not on this machine, not checked: {', '.join(skipped)}" if skipped else ""))
+    return 0

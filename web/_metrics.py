@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from actors import LOST, MULT_BUCKETS, WON, mult_bucket
+
 __all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -42,6 +44,10 @@ class Metrics:
         self.frames_in = 0
         self.started = time.time()     # the frames counter's _created (Grafana's uptime)
         self._result_children = {}
+        # Stakes and payouts of won and lost bets per multiplier bucket:
+        # payout / stake per bucket is the realised return to player, the
+        # live view of the edge (void bets are refunds and stay out).
+        self.settled = {name: [0, 0, 0] for name, _, _ in MULT_BUCKETS}   # bets, stake, payout
         self._sources = None
         self.replica = None       # the Litestream supervisor, when a replica is on
         self._batches = [0] * (len(_BATCH_BUCKETS) + 1)
@@ -67,11 +73,16 @@ class Metrics:
             self._lat_sum += seconds
             self._lat_counts[_bucket(_LATENCY_BUCKETS, seconds)] += 1
 
-    def result(self, outcome):
+    def result(self, outcome, settlement=None):
         child = self._result_children.get(outcome)
         if child is None:
             child = self._result_children[outcome] = self.results.labels(outcome)
         child.inc()
+        if settlement is not None and settlement.outcome in (WON, LOST):
+            row = self.settled[mult_bucket(settlement.mult)]
+            row[0] += 1
+            row[1] += settlement.stake
+            row[2] += settlement.payout
 
     def attach(self, system, market, hub, db_path, min_free):
         """Read these at scrape time."""
@@ -107,6 +118,48 @@ def _histogram(name, doc, bounds, counts, total):
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=total)
 
 
+def _source_metrics(boards, now_ms):
+    """Each price source's age and deviation from the median, and the quorum."""
+    labels = ["asset", "source"]
+    age = GaugeMetricFamily("tapgrid_price_source_age_seconds",
+                            "Since the source's last tick arrived (-1: none yet)", labels=labels)
+    dev = GaugeMetricFamily("tapgrid_price_source_deviation_bp",
+                            "The source's last price minus the median, in basis points",
+                            labels=labels)
+    fresh = GaugeMetricFamily("tapgrid_price_source_fresh",
+                              "1 while the source ticked within 2x its interval", labels=labels)
+    n_fresh = GaugeMetricFamily("tapgrid_price_sources_fresh", "Fresh sources", labels=["asset"])
+    quorum = GaugeMetricFamily("tapgrid_price_quorum", "Fresh sources needed", labels=["asset"])
+    state = GaugeMetricFamily("tapgrid_price_state", "1 for the price's state: ok, quorum"
+                              " (too few fresh sources) or divergence", labels=["asset", "state"])
+    for asset, board in sorted(boards.items()):
+        snap = board.snapshot(now_ms)
+        for s in snap["sources"]:
+            key = [asset, s["name"]]
+            age.add_metric(key, -1 if s["age_ms"] is None else s["age_ms"] / 1000)
+            if s["deviation_bp"] is not None:
+                dev.add_metric(key, s["deviation_bp"])
+            fresh.add_metric(key, 1 if s["fresh"] else 0)
+        n_fresh.add_metric([asset], snap["fresh"])
+        quorum.add_metric([asset], snap["quorum"])
+        for name in ("ok", "quorum", "divergence"):
+            state.add_metric([asset, name], 1 if snap["state"] == name else 0)
+    yield from (age, dev, fresh, n_fresh, quorum, state)
+
+
+def _settled_families(settled):
+    fams = (CounterMetricFamily("tapgrid_settled_bets", "Won and lost bets by multiplier bucket",
+                                labels=["bucket"]),
+            CounterMetricFamily("tapgrid_settled_stake", "Stakes of won and lost bets (minor units) "
+                                "by multiplier bucket", labels=["bucket"]),
+            CounterMetricFamily("tapgrid_settled_payout", "Payouts of won and lost bets (minor units) "
+                                "by multiplier bucket; payout / stake is the RTP", labels=["bucket"]))
+    for name, row in settled.items():
+        for fam, v in zip(fams, row):
+            fam.add_metric([name], v)
+    return fams
+
+
 def disk_free(path):
     d = os.path.dirname(os.path.abspath(path)) or "."
     return shutil.disk_usage(d).free
@@ -131,6 +184,7 @@ class _ScrapeCollector:
         yield taps
         yield CounterMetricFamily("tapgrid_ws_frames_received", "WebSocket frames received",
                                   value=m.frames_in, created=m.started)
+        yield from _settled_families(m.settled)
         yield _histogram("tapgrid_tap_latency_seconds", "Tap receipt to ack sent (durable for ok)",
                          _LATENCY_BUCKETS, m._lat_counts, m._lat_sum)
         yield _histogram("tapgrid_writer_batch_size", "Bets per group commit",
@@ -188,6 +242,7 @@ class _ScrapeCollector:
         yield GaugeMetricFamily("tapgrid_price_age_seconds", "Age of the last priced tick", value=age)
         yield GaugeMetricFamily("tapgrid_market_open", "1 when betting is open",
                                 value=1 if ctx.status.is_open else 0)
+        yield from _source_metrics(ctx.price_boards, time.monotonic() * 1000)
         try:
             free = disk_free(db_path)
         except OSError:

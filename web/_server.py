@@ -98,7 +98,9 @@ class Server:
         self._summary = gevent.spawn(self._summarise)
         self._lag = gevent.spawn(self.gateway.watch_loop)
         log.info("serving on http://%s:%d (db=%s, feed=%s, demo=%s, nonces=%s)",
-                 self.cfg.host, self.http.server_port, self.cfg.db, self.cfg.feed, self.cfg.demo,
+                 self.cfg.host, self.http.server_port, self.cfg.db,
+                 ",".join(self.cfg.sources) + f" (quorum {self.cfg.quorum})" if self.cfg.sources
+                 else self.cfg.feed, self.cfg.demo,
                  "redis" if self.cfg.redis else "memory")
 
     @property

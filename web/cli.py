@@ -1,4 +1,4 @@
-"""The ``tapgrid`` command: serve, shell, audit, archive, credit, history,
+"""The ``tapgrid`` command: serve, shell, audit, verify, archive, credit, history,
 backup, restore, config.
 
     tapgrid serve --port 8080          # the game, with embedded defaults
@@ -17,7 +17,12 @@ def _add_config_flags(p, with_server=True):
         p.add_argument("--host")
         p.add_argument("--port", type=int)
         p.add_argument("--redis", help="redis:// URL for nonces and sessions")
-        p.add_argument("--feed", choices=["sim", "replay", "coinbase", "binance"])
+        p.add_argument("--feed", choices=["sim", "replay", "coinbase", "binance", "kraken"])
+        p.add_argument("--sources", help="the price is the median of these feeds, e.g. "
+                                         "coinbase,binance,kraken or sim,sim,sim (default: --feed)")
+        p.add_argument("--quorum", type=int, help="fresh sources needed to keep betting open")
+        p.add_argument("--divergence-bp", type=int,
+                       help="suspend when a fresh source is this far from the median (100)")
         p.add_argument("--feed-url")
         p.add_argument("--feed-file")
         p.add_argument("--seed", type=int)
@@ -77,6 +82,16 @@ def build_parser():
     p = sub.add_parser("archive", help="move old settled bets to archive files")
     _add_config_flags(p, with_server=False)
     _add_archive_flags(p)
+    p = sub.add_parser("verify", help="recompute every settled bet from the price record and"
+                                      " check every receipt's signature")
+    p.add_argument("--from", dest="from_ms", type=int, metavar="MS",
+                   help="only columns starting at or after this Unix ms")
+    p.add_argument("--to", dest="to_ms", type=int, metavar="MS",
+                   help="only columns starting before this Unix ms")
+    _add_config_flags(p, with_server=False)
+    p.add_argument("--band-cents", type=int, help="the grid the bets were settled on")
+    p.add_argument("--column-ms", type=int)
+    p.add_argument("--tick-interval-ms", type=int)
     p = sub.add_parser("credit", help="add play money to a user")
     p.add_argument("user")
     p.add_argument("amount", type=int)
@@ -90,7 +105,7 @@ def build_parser():
 
 
 _NOT_CONFIG = ("command", "config", "user", "amount", "limit", "out", "kind", "listen",
-               "server_name", "prefix", "timestamp")
+               "server_name", "prefix", "timestamp", "from_ms", "to_ms")
 
 
 def load_config(args):

@@ -42,6 +42,7 @@ from ._files import (COMPRESSED, COPIED, DELETED, INSERT_LOGICAL, LOGICAL_COLUMN
                              compress_steps, create_file, fsync_dir, fsync_path, to_stored)
 from .._model import VOID, WON
 from ..store import KIND_PAYOUT, KIND_REFUND, nonce_text, open_readonly
+from ..store import copy_record_steps, prune_record_steps
 
 __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED", "DELETED",
            "COMPRESSED", "SHIPPED", "REMOVED", "DAY_MS"]
@@ -128,6 +129,8 @@ def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_ship
             if part is None:
                 break
             yield from _advance(ro, adir, *part, *opts)
+        # the price record: archived with each part above, pruned once no hot bet needs it
+        report["ticks_pruned"] = yield from prune_record_steps(ro, now_ms, hot_days)
     finally:
         ro.close()
     return report
@@ -236,6 +239,16 @@ def _copy(ro, adir, now_ms, hot_days, report):
                 fsync_path(building)
                 conn.execute("BEGIN")
             yield ("pause",)
+
+        def sync():
+            conn.execute("COMMIT")
+            fsync_path(building)
+            conn.execute("BEGIN")
+        if first_id is not None:
+            # the part's price record rides in the same file (``_pricerecord``)
+            lo_col = conn.execute("SELECT min(col) FROM bet_rows").fetchone()[0]
+            report["ticks_archived"] = report.get("ticks_archived", 0) + (
+                yield from copy_record_steps(ro, conn, lo_col, end, sync))
         # No bets_user index in the file (format 2): ~3 bytes a bet after lzma;
         # it is built when the file is unpacked for reading (_archive_files).
         conn.executemany("INSERT INTO meta VALUES (?, ?)", [

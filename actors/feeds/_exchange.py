@@ -1,5 +1,5 @@
-"""Exchange feeds: Coinbase Exchange ``ticker`` and Binance ``@trade`` over
-WebSocket, reconnecting by themselves (exponential backoff, full jitter),
+"""Exchange feeds: Coinbase Exchange ``ticker``, Binance ``@trade`` and
+Kraken WebSocket v2 ``ticker`` over WebSocket, reconnecting by themselves (exponential backoff, full jitter),
 and the parsers of their price and time formats (exact: no floats).
 
     >>> parse_price_cents("99728.83"), iso_to_ms("2024-12-07T18:00:00.542551Z")
@@ -9,6 +9,7 @@ and the parsers of their price and time formats (exact: no floats).
 import json
 import random
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from time import monotonic
@@ -17,7 +18,7 @@ from time import monotonic
 from ._wsclient import WSClient, WSError
 from ._base import Feed, Tick
 
-__all__ = ["CoinbaseFeed", "BinanceFeed", "parse_price_cents", "iso_to_ms"]
+__all__ = ["CoinbaseFeed", "BinanceFeed", "KrakenFeed", "parse_price_cents", "iso_to_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _PRICE_RE = re.compile(r"\d{1,12}(?:\.\d{1,12})?")
@@ -131,9 +132,9 @@ class _ExchangeFeed(Feed):
     def _on_open(self, ws):
         pass
 
-    def _decode(self, msg):
+    def _decode(self, msg, parse_float=None):
         try:
-            data = json.loads(msg)
+            data = json.loads(msg, parse_float=parse_float)
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -219,3 +220,71 @@ class BinanceFeed(_ExchangeFeed):
             self._malformed(f"trade: {e}")
             return
         self._tick(emit, price, ts)
+
+
+class KrakenFeed(_ExchangeFeed):
+    """Kraken WebSocket v2 ``ticker`` channel for one pair (``BTC/USD``).
+
+    v2 sends prices as JSON numbers: they are read as their literal text
+    (``parse_float=str``) so cents stay exact. Besides ticker snapshots and
+    updates the server sends ``status`` (system online/maintenance),
+    subscribe acks (``"method": "subscribe"``, ``success``), and a
+    ``heartbeat`` about once a second when nothing else is sent, so a short
+    silence limit is safe. A refused subscription ends the connection (and
+    is retried with backoff): without it no tick would ever come."""
+
+    name = "kraken"
+    default_url = "wss://ws.kraken.com/v2"
+
+    def __init__(self, url=None, symbol="BTC/USD", clock=time.time, **kw):
+        super().__init__(url, **kw)
+        self.symbol = symbol
+        self.system = None              # last "status" from the server (online, maintenance...)
+        self._clock = clock
+
+    def _on_open(self, ws):
+        ws.send_text(json.dumps({"method": "subscribe", "req_id": 1, "params": {
+            "channel": "ticker", "symbol": [self.symbol]}}))
+
+    def _on_message(self, msg, emit):
+        data = self._decode(msg, parse_float=str)
+        if data is None:
+            return
+        channel = data.get("channel")
+        if channel == "ticker":
+            return self._ticker(data, emit)
+        if channel == "heartbeat":
+            self.stats.heartbeats += 1
+        elif channel == "status":
+            items = data.get("data")
+            if isinstance(items, list) and items and isinstance(items[0], dict):
+                self.system = items[0].get("system")
+        elif data.get("method") == "subscribe":
+            if data.get("success") is not True:
+                self.stats.last_error = f"kraken: subscribe refused: {data.get('error')}"
+                raise ConnectionError(self.stats.last_error)
+        else:
+            self.stats.ignored += 1         # pong, other channels, unknown methods
+
+    def _ticker(self, data, emit):
+        items = data.get("data")
+        if data.get("type") not in ("snapshot", "update") or not isinstance(items, list):
+            self._malformed(f"ticker: {str(data)[:80]}")
+            return
+        for item in items:
+            if not isinstance(item, dict):
+                self._malformed("ticker item is not an object")
+                continue
+            if item.get("symbol") != self.symbol:
+                self.stats.ignored += 1
+                continue
+            last = item.get("last")
+            try:
+                price = parse_price_cents(str(last) if type(last) is int else last)
+                stamp = item.get("timestamp")
+                # older v2 servers send no timestamp: then the time it arrived
+                ts = iso_to_ms(stamp) if stamp is not None else int(self._clock() * 1000)
+            except ValueError as e:
+                self._malformed(f"ticker: {e}")
+                continue
+            self._tick(emit, price, ts)

@@ -11,8 +11,10 @@ The bet row format and the Store are imported first: the archive package
 """
 from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
                        nonce_text, pack_nonce)
-from ._store import (KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Store, is_disk_full,
-                     open_readonly)
+from ._store import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Store,
+                     is_disk_full, open_readonly)
+from ._pricerecord import (PAD_MS, RECORD_SCHEMA, copy_record_steps, prune_record_steps,
+                           window_of)
 from ._receipt import HISTORY_COLUMNS, MAX_HISTORY_LIMIT, history, next_cursor, receipt  # noqa: E402
 from ._audit import CHECKS, audit, bet_sources  # noqa: E402
 from ._offline import credit_offline, history_offline  # noqa: E402
@@ -29,6 +31,8 @@ __all__ = [
     "nonce_text",
     "history", "next_cursor", "receipt", "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT",
     "audit", "bet_sources", "CHECKS", "credit_offline", "history_offline",
+    "INSERT_KEY", "RECORD_SCHEMA", "PAD_MS", "copy_record_steps", "prune_record_steps",
+    "window_of",
     "DatabaseLocked", "acquire_lock", "release_lock", "lock_holder", "backup", "Replicator",
     "ReplicaError", "litestream_config", "litestream_path", "restore",
 ]

@@ -24,7 +24,7 @@ from . import _dblock
 from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED, nonce_text
 from .._model import VOID, WON
 
-__all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "KIND_CREDIT", "KIND_PAYOUT",
+__all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT",
            "KIND_REFUND", "is_disk_full"]
 
 SCHEMA_VERSION = 2
@@ -51,7 +51,20 @@ CREATE TABLE IF NOT EXISTS ledger(
     ts INTEGER NOT NULL);
 -- Payout and refund rows by bet: the archiver moves them with their bets.
 CREATE INDEX IF NOT EXISTS ledger_bet ON ledger(bet) WHERE bet IS NOT NULL;
-CREATE TABLE IF NOT EXISTS ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL) WITHOUT ROWID;
+-- The price record (actors/_pricerecord.py): every price that entered the
+-- market, with the sources it is the median of (NULL: one source), and the
+-- periods the price was stale. Settlement is replayed and verified from it.
+CREATE TABLE IF NOT EXISTS ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL, src TEXT)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stale_spans(start INTEGER PRIMARY KEY, end INTEGER) WITHOUT ROWID;
+-- Every session key a user signed in with, kept after the session expires
+-- so a receipt's signature can be checked for as long as the bet exists.
+CREATE TABLE IF NOT EXISTS session_keys(
+    user INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (user, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions(
     token BLOB PRIMARY KEY,
     user INTEGER NOT NULL,
@@ -110,6 +123,9 @@ _SETTLE_STEPS = (
      " FROM settle_in WHERE applied = 1 AND payout != 0 GROUP BY user) AS d"
      " WHERE users.id = d.user", False),
 )
+INSERT_KEY = ("INSERT INTO session_keys(user, key, created, expires) VALUES (?,?,?,?)"
+              " ON CONFLICT(user, key) DO UPDATE SET expires = max(expires, excluded.expires)")
+
 
 def is_disk_full(exc):
     """True for the errors that mean the storage cannot take writes: ENOSPC,
@@ -175,6 +191,7 @@ class Store:
             conn.execute("PRAGMA wal_autocheckpoint=0")
         _migrate_v1(conn)
         conn.executescript(SCHEMA)
+        _add_tick_sources(conn)
         conn.executescript(_SETTLE_TEMP)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         self.next_bet_id = (conn.execute("SELECT max(id) FROM bet_rows").fetchone()[0] or 0) + 1
@@ -227,9 +244,11 @@ class Store:
                              (user, KIND_CREDIT, amount, now))
                 conn.execute("UPDATE users SET balance = balance + ? WHERE id = ?", (amount, user))
             if ticks:
-                conn.executemany("INSERT OR REPLACE INTO ticks(ts, price) VALUES (?,?)", ticks)
+                conn.executemany("INSERT OR REPLACE INTO ticks(ts, price, src) VALUES (?,?,?)",
+                                 [t if len(t) == 3 else (t[0], t[1], None) for t in ticks])
             if sessions:
                 conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?)", sessions)
+                conn.executemany(INSERT_KEY, [(u, k, now, e) for _, u, k, e in sessions])
             for sql, params in deletes:
                 # fetchall: a PRAGMA incremental_vacuum(N) frees one page per row fetched
                 conn.execute(sql, params).fetchall()
@@ -330,8 +349,23 @@ class Store:
         cur.close()
         return rows
 
-    def prune_ticks(self, before_ms):
-        self.conn.execute("DELETE FROM ticks WHERE ts < ?", (before_ms,))
+
+def _add_tick_sources(conn):
+    """Databases from before several sources: ``ticks`` gains ``src``, and
+    the keys of the sessions still stored become ``session_keys`` (one
+    transaction, so a crash leaves neither half)."""
+    if "src" in [r[1] for r in conn.execute("PRAGMA table_info(ticks)")]:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE ticks ADD COLUMN src TEXT")
+        conn.execute("INSERT OR IGNORE INTO session_keys(user, key, created, expires)"
+                     " SELECT user, session_key, 0, max(expires) FROM sessions"
+                     " GROUP BY user, session_key")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _migrate_v1(conn):

@@ -79,12 +79,17 @@ class SqliteSessionStore:
 
 
 class RedisSessions:
-    """Adapter: the Redis store keeps ``"uid:name"`` as its user field."""
+    """Adapter: the Redis store keeps ``"uid:name"`` as its user field. The
+    session key is also kept in the database (``session_keys``), so a
+    receipt can be verified long after Redis forgot the session."""
 
-    def __init__(self, url):
+    def __init__(self, url, market=None):
         self.store = RedisSessionStore(url)
+        self.market = market
 
     def create(self, user, uid, session_key, expires_ms):
+        if self.market is not None:
+            self.market.save_key(uid, session_key, expires_ms)
         return self.store.create(f"{uid}:{user}", session_key, expires_ms)
 
     def get(self, token, now_ms):
@@ -103,5 +108,5 @@ class RedisSessions:
 
 def make_session_store(cfg, market):
     if cfg.redis:
-        return RedisSessions(cfg.redis)
+        return RedisSessions(cfg.redis, market)
     return SqliteSessionStore(market, cfg.db)

@@ -1,0 +1,94 @@
+"""The price record: the ticks that settled each window, kept and archived.
+
+In the hot DB, ``ticks(ts, price, src)`` holds every price that entered the
+market (the median, and in ``src`` its sources: ``actors._sources``)
+and ``stale_spans(start, end)`` every period the price was stale. The
+archiver copies the record of each part's days into the part's archive file
+(the same two tables), then prunes ticks from the hot DB once no hot bet
+needs them, in small chunks through the Writer. ``window_of`` reads the
+record of one window back (hot DB or archive file alike) for the Resolver's
+rule (``actors._resolver.window_path``), which is what ``tapgrid verify`` runs.
+
+    >>> import pysqlite3.dbapi2 as sqlite3
+    >>> conn = sqlite3.connect(":memory:"); conn.executescript(RECORD_SCHEMA) and None
+    >>> _ = conn.executemany("INSERT INTO ticks VALUES (?,?,?)", [(900, 100, None), (1100, 105, None)])
+    >>> window_of(conn, 1000, 2000)
+    ([(900, 100, None), (1100, 105, None)], [])
+"""
+__all__ = ["RECORD_SCHEMA", "PAD_MS", "copy_record_steps", "prune_record_steps", "window_of"]
+
+#: the record kept on each side of a part's bets (the price prevailing at a
+#: window's start may be this old and still matter; anything older is stale)
+PAD_MS = 60_000
+COPY_ROWS = 1000            # ticks copied per step (~1 ms of Python)
+PRUNE_ROWS = 2000           # ticks deleted per Writer transaction
+SYNC_STEPS = 16             # copy steps between fsyncs of the file being built
+
+RECORD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL, src TEXT)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stale_spans(start INTEGER PRIMARY KEY, end INTEGER) WITHOUT ROWID;
+"""
+
+
+def copy_record_steps(ro, fconn, start_ms, end_ms, sync):
+    """Copy the record of ``[start_ms - PAD_MS, end_ms + PAD_MS)`` from the
+    hot DB (``ro``) into an archive file being built (``fconn``, inside a
+    transaction); ``sync()`` commits and fsyncs it now and then. A generator
+    yielding ``("pause",)`` between steps; returns the ticks copied."""
+    for stmt in RECORD_SCHEMA.split(";"):
+        if stmt.strip():
+            fconn.execute(stmt)
+    lo, hi = start_ms - PAD_MS, end_ms + PAD_MS
+    fconn.executemany("INSERT OR REPLACE INTO stale_spans VALUES (?,?)", ro.execute(
+        "SELECT start, end FROM stale_spans WHERE start < ? AND (end IS NULL OR end >= ?)",
+        (hi, lo)).fetchall())
+    n = steps = 0
+    after = lo - 1
+    while True:
+        rows = ro.execute("SELECT ts, price, src FROM ticks WHERE ts > ? AND ts < ? ORDER BY ts"
+                          " LIMIT ?", (after, hi, COPY_ROWS)).fetchall()
+        if not rows:
+            return n
+        fconn.executemany("INSERT OR REPLACE INTO ticks VALUES (?,?,?)", rows)
+        n += len(rows)
+        after = rows[-1][0]
+        steps += 1
+        if steps % SYNC_STEPS == 0:
+            sync()
+        yield ("pause",)
+
+
+def prune_record_steps(ro, now_ms, hot_days, day_ms=86_400_000):
+    """Delete from the hot DB the ticks (and ended stale spans) that no hot
+    bet needs: older than both the oldest bet still in the hot DB (open or
+    settled; an archived part's bets are gone only after their record was
+    copied) and ``hot_days``, less ``PAD_MS``. Yields ``("write", ...)``
+    chunks and pauses; returns the ticks deleted."""
+    oldest = ro.execute("SELECT min(col) FROM bet_rows").fetchone()[0]
+    bound = now_ms - hot_days * day_ms
+    if oldest is not None:
+        bound = min(bound, oldest)
+    bound -= PAD_MS
+    n = 0
+    while True:
+        k = ro.execute("SELECT count(*) FROM (SELECT 1 FROM ticks WHERE ts < ? LIMIT ?)",
+                       (bound, PRUNE_ROWS)).fetchone()[0]
+        if k == 0:
+            break
+        yield ("write", [("DELETE FROM ticks WHERE ts IN (SELECT ts FROM ticks WHERE ts < ?"
+                          " ORDER BY ts LIMIT ?)", (bound, PRUNE_ROWS))])
+        n += k
+        yield ("pause",)
+    yield ("write", [("DELETE FROM stale_spans WHERE end IS NOT NULL AND end < ?", (bound,))])
+    return n
+
+
+def window_of(conn, t0, t1, lookback_ms=PAD_MS):
+    """(ticks as sorted (ts, price, src), stale spans as (start, end|None))
+    of the window ``[t0, t1)``, with ``lookback_ms`` of record before it."""
+    ticks = conn.execute("SELECT ts, price, src FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts",
+                         (t0 - lookback_ms, t1)).fetchall()
+    spans = conn.execute("SELECT start, end FROM stale_spans WHERE start < ?"
+                         " AND (end IS NULL OR end > ?)", (t1, t0)).fetchall()
+    return ticks, spans
