@@ -79,6 +79,3 @@ class Ledger:
             self._liability[cell] = left
         else:
             self._liability.pop(cell, None)
-
-    def total_balance(self):
-        return sum(self._balance.values())

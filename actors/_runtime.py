@@ -14,7 +14,6 @@
     True
     >>> system.stop()
 """
-import os
 import secrets
 
 import gevent
@@ -214,9 +213,6 @@ class MarketHandle:
                 "watchdog": self.watchdog.ask("snapshot", timeout=2),
                 "resolver": self.resolver.ask("stats", timeout=2),
                 "market": self.ctx.status.as_dict(), "columns": len(self.ctx.columns)}
-
-    def db_size(self):
-        return os.path.getsize(self.cfg.db) if os.path.exists(self.cfg.db) else 0
 
 
 def _done(value):

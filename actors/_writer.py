@@ -17,6 +17,26 @@ Acks are made here, after the fsync: each tap's reply gets ``set(Ack)``,
 and a gateway's reply formats its frame right then (no future per tap).
 If a commit fails, the stakes reserved in memory are released and every
 tap gets a clear reject (``disk_low`` for a full disk, else ``overloaded``).
+
+A Writer on a temp database; three credits queued before it runs share
+one transaction (one batch, one fsync), and every ask is answered after
+that commit, with the balance as it then stands:
+
+    >>> import os, tempfile
+    >>> from engine import ActorSystem
+    >>> from actors import Config, Credit, EnsureUser, MarketContext, Writer, open_readonly
+    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "writer.db"))
+    >>> ctx = MarketContext(cfg)
+    >>> system = ActorSystem()
+    >>> writer = system.spawn(Writer, ctx)
+    >>> alice = writer.ask(EnsureUser("alice", 1_000), timeout=5)
+    >>> asks = [writer.ask_async(Credit(alice, 100)) for _ in range(3)]
+    >>> [a.get(5) for a in asks], ctx.writer_stats.batches
+    ([1300, 1300, 1300], 1)
+    >>> open_readonly(cfg.db).execute("SELECT balance FROM users WHERE id = ?",
+    ...                               (alice,)).fetchone()
+    (1300,)
+    >>> system.stop()
 """
 import logging
 import time

@@ -16,11 +16,6 @@ def run(command, cfg, args):
         return 1
 
 
-def _backdoor_address(spec):
-    host, _, port = spec.rpartition(":")
-    return (host or "127.0.0.1", int(port))
-
-
 def cmd_shell(cfg, args):
     from engine import ActorSystem, interact
     system = ActorSystem()

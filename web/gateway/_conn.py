@@ -23,7 +23,6 @@ import struct
 from collections import deque
 
 import gevent
-from gevent.event import Event
 
 __all__ = ["Connection", "TokenBucket"]
 
@@ -61,7 +60,6 @@ class Connection:
         self.key_id = key_id
         self.bucket = bucket
         self.out = deque()
-        self.event = Event()
         self.closed = False
         self.closing = False          # graceful shutdown: no new taps
         self.inflight = 0
@@ -140,8 +138,6 @@ class Connection:
         out.append(frame)
         if self.writer is None:
             self.writer = gevent.spawn(self._write_loop)
-        else:
-            self.event.set()
 
     def _write_loop(self):
         out = self.out
@@ -176,7 +172,6 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        self.event.set()
         frame = struct.pack("!BBH", 0x88, 2 + len(reason[:123]), code) + reason[:123]
         sent = False
         if not self.out and self.writer is None and self._try_send is not None:

@@ -101,7 +101,6 @@ class Gateway:
                 conn.flush(1.0)
                 conn.close(1000)
             conn.closed = True
-            conn.event.set()
 
     def watch_loop(self, period=0.01):
         """Measure how late a 10 ms timer fires: the event loop's lag, the

@@ -83,7 +83,6 @@ class Hub(Sinks):
         self.compact = set()                     # connections that asked for grid2
         self._loop = None
         self.broadcasts = 0
-        self.last_broadcast_ms = 0
 
     def start(self, market):
         self.market = market
@@ -198,7 +197,6 @@ class Hub(Sinks):
             else tick_frame
         data2 = tick_frame + self.grid2_frame() if new_grid and compact else tick_frame
         self.broadcasts += 1
-        self.last_broadcast_ms = int(time.time() * 1000)
         conns = list(self.conns)
         for i in range(0, len(conns), 500):
             for conn in conns[i:i + 500]:

@@ -11,28 +11,18 @@ was verified before an earlier one, so the order was kept on purpose and
 not by luck.
 """
 import json
-import os
 import secrets
 import time
 import urllib.request
 from urllib.parse import urlsplit
 
-from actors.feeds._wsclient import WSClient, mask_payload
+from actors.feeds import WSClient
 from actors.wire import encode_tap_payload
 from web.client import TapgridClient
 
 LIFTED = {"TAPGRID_MAX_OPEN_BETS": "100000", "TAPGRID_TAP_RATE": "100000",
           "TAPGRID_TAP_BURST": "100000", "TAPGRID_CELL_LIABILITY_CAP": "1000000000000",
           "TAPGRID_GUEST_CREDIT": "1000000000", "TAPGRID_VERIFY_THREADS": "2"}
-
-
-def client_frame(text):
-    data = text.encode()
-    assert len(data) < 65536
-    head = bytes((0x81, 0x80 | 126)) + len(data).to_bytes(2, "big") if len(data) >= 126 \
-        else bytes((0x81, 0x80 | len(data)))
-    key = os.urandom(4)
-    return head + key + mask_payload(key, data)
 
 
 def metric(url, name):
@@ -64,10 +54,12 @@ def test_taps_keep_their_order_under_parallel_verification(server_factory):
         for _ in range(burst):
             nonce = secrets.token_urlsafe(12)
             payload = encode_tap_payload(column["t0"], lo, 100, 101, now, nonce)
-            frames.append(client_frame(json.dumps(
-                {"type": "tap", "payload": payload, "sig": c.signer.sign(payload)})))
+            frames.append(json.dumps(
+                {"type": "tap", "payload": payload, "sig": c.signer.sign(payload)}))
             nonces.append(nonce)
-        ws._sock.sendall(b"".join(frames))          # one write: one loop turn, one batch
+        for f in frames:                            # queued in the client's protocol...
+            ws._proto.send_text(f.encode())
+        ws._flush()                                 # ...one write: one loop turn, one batch
         acks = {}
         deadline = time.monotonic() + 15
         while len(acks) < burst:
