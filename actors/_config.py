@@ -79,6 +79,7 @@ class Config:
     commit: str = "group"               # or "per-tap" (benchmark baseline)
     commit_delay_ms: float = 0.0        # artificial fsync delay for benchmarks
     max_batch: int = 5000
+    db_cache_mb: int = 64               # the Writer's SQLite page cache
     writer_queue: int = 20000
     hot_days: int = 7
     min_free_disk: str | int = "1%"
@@ -96,6 +97,7 @@ class Config:
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096
+    verify_threads: int = 2             # native threads checking tap signatures (0: on the loop)
     tap_rate: float = 50.0              # taps/s per user, across their connections
     tap_burst: int = 100
     handshake_rate: float = 2000.0      # upgrades/s admitted (charged for valid tokens only)

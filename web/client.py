@@ -32,7 +32,18 @@ from engine import Future
 
 from .auth import build_message, checksum_address
 
-__all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays"]
+__all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays", "grid_from_grid2"]
+
+
+def grid_from_grid2(msg):
+    """A ``grid2`` frame as the v1 ``grid`` frame it stands for."""
+    out = {k: v for k, v in msg.items() if k != "columns"}
+    out["type"] = "grid"
+    band = msg["band_cents"]
+    out["columns"] = [{"t0": c["t0"], "cells": [{"lo": c["lo"] + i * band, "mult": m}
+                                                 for i, m in enumerate(c["mults"]) if m is not None]}
+                      for c in msg["columns"]]
+    return out
 
 
 class ApiError(Exception):
@@ -77,7 +88,7 @@ class _GeventHTTPConnection(http.client.HTTPConnection):
 
 class TapgridClient:
     def __init__(self, base_url, *, signer=None, timeout=10.0, backoff_base=5.0, backoff_cap=60.0,
-                 origin=None, reconnect=True, use_ticket=False):
+                 origin=None, reconnect=True, use_ticket=False, grid_version=1):
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
         self.host, self.port = parts.hostname, parts.port or 80
@@ -87,6 +98,7 @@ class TapgridClient:
         self.origin = origin
         self.reconnect = reconnect
         self.use_ticket = use_ticket  # /ws?ticket= (from /api/ws-ticket) instead of ?token=
+        self.grid_version = grid_version   # 2: ask for compact grid2 frames
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.token = None
         self.user = None
@@ -194,6 +206,8 @@ class TapgridClient:
             query = "ticket=" + self.request("POST", "/api/ws-ticket")["ticket"]
         else:
             query = f"token={self.token}"
+        if self.grid_version == 2:
+            query += "&grid=2"
         self.ws = WSClient.connect(f"{self.ws_url}?{query}", origin=self.origin,
                                    timeout=self.timeout, headers=headers)
 
@@ -258,6 +272,10 @@ class TapgridClient:
             self.last_tick = (msg["p"], msg["t"])
         elif kind == "grid":
             self.grid = msg
+            if self.connected.is_set():
+                self.ready.set()
+        elif kind == "grid2":
+            self.grid = grid_from_grid2(msg)
             if self.connected.is_set():
                 self.ready.set()
         elif kind == "market":
