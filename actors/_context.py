@@ -22,8 +22,9 @@ field              written by (and when)               why it is safe
                    adds users, after ``run_blocking``  returned: no switch inside
                    returns                             one update
 ``status``         Watchdog (``stale_price``), Market  one owner per cause; ``set``
-                   (``starting``, ``disk_low``),       is synchronous and calls
-                   Writer (``disk_full``)              its listeners in line
+                   (``starting``), DiskGuard           is synchronous and calls
+                   (``disk_low``), Writer              its listeners in line
+                   (``disk_full``)
 ``grid``           Market only, replaced whole         a ``Grid`` is never mutated
 ``columns``        Market only (spawn/stop in          ``MarketHandle.place`` only
                    ``_roll``, cleared in ``on_stop``)  reads it; a tap to a column

@@ -17,7 +17,7 @@ Column per open column, and betting opens:
     >>> class OnGrid(Sinks):
     ...     def __init__(self): self.priced = Event()
     ...     def on_grid(self, grid): self.priced.set()
-    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "market.db"))  # its disk is watched
+    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "market.db"))
     >>> ctx = MarketContext(cfg, clock=lambda: 1_000.0, sinks=OnGrid())
     >>> system = ActorSystem()
     >>> market = system.spawn(Market, ctx)
@@ -34,8 +34,6 @@ Column per open column, and betting opens:
     >>> system.stop()
 """
 import logging
-import os
-import shutil
 
 from engine import Actor, OneForOne, run_blocking
 
@@ -91,8 +89,6 @@ class Market(Actor):
         self.dirty = True
         self._roll()
         self.schedule_every(0.1, "roll")
-        self._check_disk()
-        self.schedule_every(1.0, "disk")
 
     def on_stop(self):
         self.ctx.columns.clear()
@@ -105,29 +101,9 @@ class Market(Actor):
             return None
         if msg == "roll":
             return self._roll()
-        if msg == "disk":
-            return self._check_disk()
         if msg == "columns":
             return sorted(self.ctx.columns)
         return None  # health changes and the like: the status object says it all
-
-    def _check_disk(self):
-        """Suspend betting (``disk_low``) below ``min_free_disk``; reopen above it."""
-        cfg = self.ctx.cfg
-        d = os.path.dirname(os.path.abspath(cfg.db)) or "."
-        try:
-            usage = run_blocking(shutil.disk_usage, d)
-        except OSError:
-            return None
-        limit = cfg.min_free_disk
-        if isinstance(limit, str) and limit.endswith("%"):
-            limit = usage.total * float(limit[:-1]) / 100
-        low = usage.free < limit
-        if low != self.ctx.status.holds("disk_low"):
-            (log.warning if low else log.info)(
-                "disk %s: %d bytes free, limit %d", "low" if low else "ok", usage.free, int(limit))
-            self.ctx.status.set("disk_low", low)
-        return usage.free
 
     def _roll(self):
         ctx = self.ctx

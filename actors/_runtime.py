@@ -22,6 +22,7 @@ from engine import Future, run_blocking
 
 from .archive import Archiver
 from ._context import MarketContext, Sinks
+from ._diskguard import DiskGuard
 from .feeds import make_sources
 from ._market import Market
 from ._model import Ack, Tap, TapOrder
@@ -55,6 +56,7 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     ctx.writer = system.spawn(Writer, ctx, store, name=p + "writer")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
+    system.spawn(DiskGuard, ctx, name=p + "diskguard")
     if feed is None:
         # A sim walks on from the last stored price: bets open across a
         # restart must not settle against a price that jumped to the default.
