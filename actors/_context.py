@@ -25,6 +25,9 @@ field              written by (and when)               why it is safe
                    (``starting``), DiskGuard           is synchronous and calls
                    (``disk_low``), Writer              its listeners in line
                    (``disk_full``)
+``vol``            Watchdog only (``update`` with      ``update`` is synchronous;
+                   each median tick); the Market       the Market reads sigma in
+                   and snapshots read it               one pass before pricing
 ``grid``           Market only, replaced whole         a ``Grid`` is never mutated
 ``columns``        Market only (spawn/stop in          ``MarketHandle.place`` only
                    ``_roll``, cleared in ``on_stop``)  reads it; a tap to a column
@@ -50,6 +53,7 @@ field              written by (and when)               why it is safe
 import time
 
 from ._ledger import Ledger
+from ._odds import Volatility
 from ._status import Grid, MarketStatus
 from ._taken import TakenNonces
 
@@ -110,6 +114,9 @@ class MarketContext:
         self.ledger = Ledger()
         self.status = MarketStatus()
         self.grid = Grid()
+        # The one sigma estimate: fed by the Watchdog's medians, read by the
+        # Market's pricer (and the Watchdog's snapshot), kept across restarts.
+        self.vol = Volatility(initial_tick_ms=cfg.tick_interval_ms)
         self.columns = {}              # t0 -> Column ref, maintained by the Market
         self.writer = None
         self.writer_stats = WriterStats()

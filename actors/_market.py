@@ -39,7 +39,6 @@ from engine import Actor, OneForOne, run_blocking
 
 from ._column import Column
 from .feeds import Tick
-from ._odds import Volatility
 from ._pricer import price_columns
 from ._status import Grid
 
@@ -82,7 +81,6 @@ class Market(Actor):
     def on_start(self):
         if not self.ctx.grid.columns:
             self.ctx.status.set("starting", True)   # no prices yet: nothing to offer
-        self.vol = Volatility(initial_tick_ms=self.ctx.cfg.tick_interval_ms)
         self.last = None
         self.priced_at = 0
         self.version = self.ctx.grid.version
@@ -96,7 +94,6 @@ class Market(Actor):
     def receive(self, msg):
         if type(msg) is Tick:
             self.last = msg
-            self.vol.update(msg.price, msg.ts)
             self.dirty = True
             return None
         if msg == "roll":
@@ -121,9 +118,9 @@ class Market(Actor):
             self.dirty = False
             self.priced_at = now
             self.version += 1
+            vol = ctx.vol           # the Watchdog's estimate, fed with the same medians
             grid = run_blocking(price_grid, cfg, self.last.price, self.last.ts,
-                                self.vol.sigma, now, self.version, self.vol.tick_ms,
-                                self.vol.log_sd)
+                                vol.sigma, now, self.version, vol.tick_ms, vol.log_sd)
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
             if ctx.status.holds("starting"):

@@ -3,9 +3,10 @@
 It runs the asset's price sources (one feed, or several: see
 ``_sources.SourceBoard``), rejects outlier and out-of-order ticks per
 source (counted), and turns them into one price, the median of the fresh
-sources. It keeps that price, its time and the volatility estimate, and
-marks the market **stale** when fewer than ``quorum`` sources ticked within
-2x their interval, or when the fresh ones disagree by more than
+sources. It keeps that price and its time, feeds the market's one
+volatility estimate (``ctx.vol``, which the Market prices with), and marks
+the market **stale** when fewer than ``quorum`` sources ticked within 2x
+their interval, or when the fresh ones disagree by more than
 ``divergence_bp``: betting is suspended at once (``MarketStatus`` cause
 ``stale_price``) and reopens by itself when the sources agree again. Each
 median goes to every subscriber (callables such as ``ref.tell``) and to the
@@ -46,7 +47,6 @@ import gevent
 from engine import Actor
 
 from .feeds import Tick
-from ._odds import Volatility
 from ._sources import OK, SourceBoard, source_names
 from ._writes import Maintenance, SaveTicks
 
@@ -88,7 +88,6 @@ class Watchdog(Actor):
         self.stale = True               # until the first tick
         self.why = "no price yet"
         self.stats = {"ticks": 0, "outliers": 0, "out_of_order": 0, "stale_periods": 0}
-        self.vol = Volatility()
         self.ctx.status.set("stale_price", True)
         tell = self.ref.tell
         self._greenlets = [gevent.spawn(self._pump, f, tell if i == 0 else
@@ -134,7 +133,7 @@ class Watchdog(Actor):
     def snapshot(self):
         last = self.last
         return {"price": last.price if last else None, "ts": last.ts if last else None,
-                "sigma": self.vol.sigma, "stale": self.stale, "stale_after_ms": self.stale_after,
+                "sigma": self.ctx.vol.sigma, "stale": self.stale, "stale_after_ms": self.stale_after,
                 "why": self.why if self.stale else None, **self.stats,
                 "board": self.board.snapshot(_mono_ms())}
 
@@ -161,7 +160,7 @@ class Watchdog(Actor):
         out = tick if (median == tick.price and ts == tick.ts) else Tick(median, ts)
         self.last = out
         self.stats["ticks"] += 1
-        self.vol.update(out.price, out.ts)
+        self.ctx.vol.update(out.price, out.ts)
         if self.stale:
             self._set_stale(False)
         for fn in self.subscribers:
