@@ -11,6 +11,7 @@ from .feeds import BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_fe
 # store before anything that loads the archive (it reads the bet row format while loading)
 from .store import Store, UserExists, audit, credit_offline, history_offline, open_readonly
 from ._ledger import Ledger
+from ._expiring import ExpiringKeys
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
                      TapOrder, payout_for)
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
@@ -28,7 +29,7 @@ from ._writer import Writer
 __all__ = [
     "Config", "parse_size", "start_market", "MarketHandle", "MarketContext", "Sinks",
     "WriterStats", "Tick", "SimFeed", "ReplayFeed", "CoinbaseFeed", "BinanceFeed", "make_feed",
-    "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
+    "Ledger", "ExpiringKeys", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
     "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus",
     "Store", "UserExists", "open_readonly", "Column", "Market", "price_grid", "open_columns", "Resolver",

@@ -28,7 +28,7 @@ Column can run in between (greenlets switch only at blocking points).
     >>> t.check(7, "n2", ts=1_000_000, now=1_040_000)
     'expired'
 """
-from collections import deque
+from ._expiring import ExpiringKeys
 
 __all__ = ["TakenNonces"]
 
@@ -41,49 +41,32 @@ class TakenNonces:
         self.max_skew_ms = max_skew_ms
         self.skew = max_skew_ms + slack_ms
         self.keep_ms = 2 * self.skew
-        self._bucket_ms = max(1, self.keep_ms // 8)
-        self._seen = {}            # (user, nonce) -> bucket number
-        self._buckets = deque()    # (bucket number, [keys]) oldest first
+        # an entry lives at least keep_ms after it was taken
+        self._keys = ExpiringKeys(self.keep_ms, buckets=8)
+        self._bucket_ms = self._keys.bucket_ms
         self.replays = 0
         self.expired = 0
 
     def __len__(self):
-        return len(self._seen)
-
-    def _sweep(self, now):
-        # A bucket goes once all of it is older than keep_ms: an entry lives
-        # at least keep_ms after it was taken.
-        limit = (now - self.keep_ms) // self._bucket_ms
-        seen, buckets = self._seen, self._buckets
-        while buckets and buckets[0][0] < limit:
-            number, keys = buckets.popleft()
-            for k in keys:
-                if seen.get(k) == number:
-                    del seen[k]
+        return len(self._keys)
 
     def check(self, user, nonce, ts, now):
         """None if the tap may be taken, else ``"expired"`` / ``"replay"``."""
         if abs(now - ts) > self.skew:
             self.expired += 1
             return "expired"
-        if (user, nonce) in self._seen:
+        if (user, nonce) in self._keys:
             self.replays += 1
             return "replay"
         return None
 
     def take(self, user, nonce, now):
-        self._sweep(now)
-        number = now // self._bucket_ms
-        buckets = self._buckets
-        if not buckets or buckets[-1][0] != number:
-            buckets.append((number, []))
-        key = (user, nonce)
-        self._seen[key] = number
-        buckets[-1][1].append(key)
+        self._keys.sweep(now)
+        self._keys.add((user, nonce), now)
 
     def forget(self, user, nonce):
         """A tap taken by a Column whose batch then failed: no bet carries it."""
-        self._seen.pop((user, nonce), None)
+        self._keys.discard((user, nonce))
 
     def load(self, rows, now):
         """``rows``: (user, nonce, placed ms) of recent bets, from the
@@ -91,4 +74,4 @@ class TakenNonces:
         for user, nonce, placed in sorted(rows, key=lambda r: r[2]):
             if now - placed <= self.keep_ms:
                 self.take(user, nonce, placed)
-        self._sweep(now)
+        self._keys.sweep(now)

@@ -16,9 +16,10 @@ and 30 s) a replay can never outlive the memory of its nonce.
 {'checked': 3, 'replays': 1, 'expired': 1, 'errors': 0}
 """
 import base64
-from collections import deque
 
 import redis
+
+from actors import ExpiringKeys
 
 __all__ = ["NonceStats", "MemoryNonceStore", "RedisNonceStore"]
 
@@ -46,8 +47,8 @@ class MemoryNonceStore:
     start) are ``expired``: the nonces a previous process saw are gone, so
     nothing it could have taken is accepted again after a restart.
 
-    Entries live in time buckets of ``ttl_ms / 6``; each call drops whole
-    buckets older than the ttl, so the cost is per entry, never a scan."""
+    Entries live in an ``actors.ExpiringKeys`` of ``ttl_ms`` (six buckets),
+    swept on each call: the cost is per entry, never a scan."""
 
     def __init__(self, started_ms: int, ttl_ms=60_000, max_skew_ms=30_000):
         _check_ttl(ttl_ms, max_skew_ms)
@@ -55,34 +56,18 @@ class MemoryNonceStore:
         self.ttl_ms = ttl_ms
         self.max_skew_ms = max_skew_ms
         self.stats = NonceStats()
-        self._bucket_ms = max(1, ttl_ms // 6)
-        self._seen = {}            # (key_id, nonce) -> bucket number
-        self._buckets = deque()    # (bucket number, [keys]) oldest first
+        # an entry lives between ttl and ttl + one bucket: never less than the ttl
+        self._keys = ExpiringKeys(ttl_ms, buckets=6)
 
     def __len__(self):
-        return len(self._seen)
-
-    def _sweep(self, now_ms):
-        # A bucket goes once all of it is older than the ttl, so an entry
-        # lives between ttl and ttl + one bucket: never less than the ttl.
-        limit = (now_ms - self.ttl_ms) // self._bucket_ms
-        seen, buckets = self._seen, self._buckets
-        while buckets and buckets[0][0] < limit:
-            number, keys = buckets.popleft()
-            for k in keys:
-                if seen.get(k) == number:
-                    del seen[k]
+        return len(self._keys)
 
     def check_many(self, items, now_ms):
         """``items``: [(key_id bytes, nonce str, ts ms)]. Per item, None
         (fresh, now recorded) or ``"expired"`` / ``"replay"``."""
-        self._sweep(now_ms)
-        number = now_ms // self._bucket_ms
-        buckets = self._buckets
-        if not buckets or buckets[-1][0] != number:
-            buckets.append((number, []))
-        recorded = buckets[-1][1]
-        seen, stats = self._seen, self.stats
+        keys = self._keys
+        keys.sweep(now_ms)
+        stats = self.stats
         skew, started = self.max_skew_ms, self.started_ms
         out = []
         for key_id, nonce, ts in items:
@@ -91,12 +76,11 @@ class MemoryNonceStore:
                 stats.expired += 1
                 continue
             k = (key_id, nonce)
-            if k in seen:
+            if k in keys:
                 out.append("replay")
                 stats.replays += 1
                 continue
-            seen[k] = number
-            recorded.append(k)
+            keys.add(k, now_ms)
             out.append(None)
         stats.checked += len(items)
         return out
