@@ -96,6 +96,18 @@ def _gauss_legendre_half(n):
 _GL6, _GL12, _GL20 = (_gauss_legendre_half(n) for n in (6, 12, 20))
 
 
+def _genz_series(hk, bs, as_, a, exp):
+    """Genz's |r| near 1 series: its two coefficients and leading term.
+
+    Written once for both evaluators, the scalar one here (``math.exp``) and
+    the vectorised one in ``_pricer`` (``np.exp``): the same operations in
+    the same order, so both give the same bits."""
+    c = (4 - hk) / 8
+    d = (12 - hk) / 16
+    return c, d, a * exp(-(bs / as_ + hk) / 2) * (
+        1 - c * (bs - as_) * (1 - d * bs / 5) / 3 + c * d * as_ * as_ / 5)
+
+
 def _bvn_upper(h, k, r):
     """P(U > h, V > k), U, V standard normal with correlation r.
 
@@ -123,10 +135,7 @@ def _bvn_upper(h, k, r):
         as_ = (1 - r) * (1 + r)
         a = math.sqrt(as_)
         bs = (h - k) ** 2
-        c = (4 - hk) / 8
-        d = (12 - hk) / 16
-        bvn = a * math.exp(-(bs / as_ + hk) / 2) * (
-            1 - c * (bs - as_) * (1 - d * bs / 5) / 3 + c * d * as_ * as_ / 5)
+        c, d, bvn = _genz_series(hk, bs, as_, a, math.exp)
         if hk > -160:
             b = math.sqrt(bs)
             bvn -= (math.exp(-hk / 2) * math.sqrt(_TWO_PI) * _phi(-b / a) * b

@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from ._odds import _GL20, _MAX_MULT, multiplier
+from ._odds import _GL20, _MAX_MULT, _genz_series, multiplier
 
 __all__ = ["touch_probabilities", "window_touch", "multipliers", "price_columns", "BGK_BETA"]
 
@@ -139,10 +139,7 @@ def _bvn_high_r(h, k, r):
     with np.errstate(all="ignore"):
         a = np.sqrt(as_)
         bs = (h - k) ** 2
-        c = (4 - hk) / 8
-        d = (12 - hk) / 16
-        bvn = a * np.exp(-(bs / as_ + hk) / 2) * (
-            1 - c * (bs - as_) * (1 - d * bs / 5) / 3 + c * d * as_ * as_ / 5)
+        c, d, bvn = _genz_series(hk, bs, as_, a, np.exp)
         b = np.sqrt(bs)
         top = np.maximum(h, k)
         pba, ptop, pu, pv = _phis(-b / a, -top, np.where(h < 0, k, -h), np.where(h < 0, h, -k))
