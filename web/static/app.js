@@ -11,13 +11,13 @@
 
 import { apiGet, apiPost, Connection, HttpError } from "/static/net.js";
 import { LivePanel } from "/static/live.js";
-import { cryptoAvailable, clearSessionKey, signTap, newNonce, verifyTap } from "/static/keys.js";
+import { cryptoAvailable, clearSessionKey, signTap, newNonce } from "/static/keys.js";
 import { GridView } from "/static/grid.js";
 import { HistoryPanel } from "/static/history.js";
 import { BetBook } from "/static/bets.js";
-import { stackLabel } from "/static/cells.js";
 import { Sounds } from "/static/sound.js";
 import { Summary } from "/static/summary.js";
+import { exposeDebug } from "/static/debug.js";
 import { credits, dollars, reasonText, MINOR_PER_CREDIT, winText, lossText, refundText, payoutOf, multLabel, clockTime, seconds } from "/static/format.js";
 import { byTestId as $, toast, showBalance, showStatus, showMarket, showAccount, renderStakes } from "/static/ui.js";
 import { savedSession, saveSession, forgetSession, signInAsGuest, signInWithWallet, signInNote, isDemoOff } from "/static/session.js";
@@ -436,31 +436,6 @@ function onFailure(err) {
 
 // ---------- boot ----------
 
-function exposeDebug() {
-  const api = Object.freeze({
-    state: () => ({
-      connected: Boolean(state.conn && state.conn.connected),
-      user: state.user,
-      balance: state.balance,
-      market: state.market,
-      bets: book.snapshot(),
-    }),
-    openCells: () => view.openCells(),
-    stacks: () => book.stacks().map((st) => ({ col: st.col, lo: st.lo, count: st.count, stake: st.stake, potential: st.potential,
-      payout: st.payout, state: st.state, label: stackLabel(st) })),
-    offscreen: () => view.offscreen(),
-    centreOf: (t0, lo) => view.centreOf(t0, lo),
-    layout: () => view.layout,
-    view: () => ({ panned: view.panned, panCents: view.panCents, zoom: view.zoom, ticks: view.ticks.length,
-      firstTick: view.ticks.length ? view.ticks[0].t : null, lockedColumns: [...view.locked.keys()], narrow: view.size.w < 600 }),
-    conn: () => (state.conn ? { attempt: state.conn.attempt, status: state.conn.status, retryAt: state.conn.retryAt } : null),
-    sounds: () => sounds.log.map((x) => ({ ...x })),
-    summary: () => summary.totals(),
-    verify: (payload, sig) => (state.key ? verifyTap(state.key.publicKey, payload, sig) : Promise.resolve(false)),
-  });
-  Object.defineProperty(window, "tapgrid", { value: api, writable: false, configurable: false });
-}
-
 async function boot() {
   try {
     const saved = Number(localStorage.getItem(STAKE_KEY));
@@ -485,7 +460,7 @@ async function boot() {
     sessionKey: () => state.key,
     onBets: (rows) => summary.addRows(rows),
   });
-  exposeDebug();
+  exposeDebug({ state, book, view, sounds, summary });
   view.start();
   setStatus("idle");
   setInterval(() => {
