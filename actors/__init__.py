@@ -13,12 +13,13 @@ from .store import Store, audit, credit_offline, history_offline, open_readonly
 from ._ledger import Ledger
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
                      payout_for)
-from ._odds import Volatility, column_multipliers, multiplier, touch_probability
+from ._odds import (MULT_BUCKETS, Volatility, column_multipliers, mult_bucket, multiplier,
+                    touch_probability)
 from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
 from ._column import Column
-from ._market import Market
-from ._resolver import Resolver
+from ._market import Market, open_columns, price_grid
+from ._resolver import Resolver, path_of, touches
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
 
@@ -27,8 +28,9 @@ __all__ = [
     "WriterStats", "Tick", "SimFeed", "ReplayFeed", "CoinbaseFeed", "BinanceFeed", "make_feed",
     "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
-    "Volatility", "column_multipliers", "Grid", "MarketStatus", "Store", "open_readonly",
-    "Column", "Market", "Resolver", "Watchdog", "Health", "Writer", "shell_namespace",
+    "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus",
+    "Store", "open_readonly", "Column", "Market", "price_grid", "open_columns", "Resolver",
+    "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
 ]
 

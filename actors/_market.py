@@ -14,7 +14,8 @@ from engine import Actor, OneForOne, run_blocking
 
 from ._column import Column
 from .feeds import Tick
-from ._odds import Volatility, column_multipliers
+from ._odds import Volatility
+from ._pricer import price_columns
 from ._status import Grid
 
 __all__ = ["Market", "price_grid", "open_columns"]
@@ -30,11 +31,19 @@ def open_columns(cfg, now):
     return range(first, now + cfg.horizon_ms + 1, col_ms)
 
 
-def price_grid(cfg, price, price_ts, sigma, now, version):
-    """Multipliers of every open column (pure; CPU-bound: run it off the loop)."""
-    columns = {t0: column_multipliers(price, now, t0, cfg.column_ms, cfg.band_cents,
-                                      cfg.max_bands, sigma, cfg.edge_bp)
-               for t0 in open_columns(cfg, now)}
+def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0):
+    """Multipliers of every open column (pure; run it off the loop: numpy
+    does the work, so the GIL is free most of the time).
+
+    ``price`` is the last tick, stamped ``price_ts``; ``tick_ms`` the feed's
+    mean tick interval (``Volatility.tick_ms``; default: the configured one),
+    which sets how much a discretely observed path undershoots a continuous
+    one; ``sigma_sd`` the standard error of log(sigma) (``Volatility.log_sd``).
+    """
+    if tick_ms is None:
+        tick_ms = cfg.tick_interval_ms
+    columns = price_columns(price, price_ts, now, list(open_columns(cfg, now)), cfg.column_ms,
+                            cfg.band_cents, cfg.max_bands, sigma, cfg.edge_bp, tick_ms, sigma_sd)
     return Grid(version, price, price_ts, sigma, columns, now)
 
 
@@ -48,7 +57,7 @@ class Market(Actor):
     def on_start(self):
         if not self.ctx.grid.columns:
             self.ctx.status.set("starting", True)   # no prices yet: nothing to offer
-        self.vol = Volatility()
+        self.vol = Volatility(initial_tick_ms=self.ctx.cfg.tick_interval_ms)
         self.last = None
         self.priced_at = 0
         self.version = self.ctx.grid.version
@@ -110,7 +119,8 @@ class Market(Actor):
             self.priced_at = now
             self.version += 1
             grid = run_blocking(price_grid, cfg, self.last.price, self.last.ts,
-                                self.vol.sigma, now, self.version)
+                                self.vol.sigma, now, self.version, self.vol.tick_ms,
+                                self.vol.log_sd)
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
             if ctx.status.holds("starting"):

@@ -40,7 +40,7 @@ from decimal import Decimal
 import math
 
 __all__ = ["touch_probability", "multiplier", "Volatility",
-           "column_multipliers"]
+           "column_multipliers", "MULT_BUCKETS", "mult_bucket"]
 
 _SQRT2 = math.sqrt(2.0)
 _TWO_PI = 2.0 * math.pi
@@ -48,6 +48,25 @@ _TWO_PI = 2.0 * math.pi
 # percent never moves a multiplier by a hundredth.
 _NEGLIGIBLE = 1e-13
 _MAX_MULT = 10000  # 100x, SPEC section 3
+
+
+# Multiplier buckets (hundredths, [lo, hi)) over which the edge is measured:
+# bench_odds, the calibration test and /metrics use the same ones.
+MULT_BUCKETS = (("1.01-1.5", 101, 150), ("1.5-2", 150, 200), ("2-3", 200, 300),
+                ("3-5", 300, 500), ("5-10", 500, 1000), ("10-99.99", 1000, _MAX_MULT),
+                ("100", _MAX_MULT, _MAX_MULT + 1))
+
+
+def mult_bucket(mult: int) -> str:
+    """The MULT_BUCKETS label of a multiplier in hundredths.
+
+        >>> mult_bucket(190), mult_bucket(999), mult_bucket(10000)
+        ('1.5-2', '5-10', '100')
+    """
+    for name, lo, hi in MULT_BUCKETS:
+        if lo <= mult < hi:
+            return name
+    raise ValueError(f"multiplier out of range: {mult}")
 
 
 def _phi(x):
@@ -196,7 +215,7 @@ def multiplier(p: float, edge_bp: int = 500, min_mult: int = 101,
 
 
 class Volatility:
-    """EWMA of 1-second log returns -> sigma per sqrt(second).
+    """EWMA of 1-second log returns -> sigma per sqrt(second); the mean tick spacing.
 
     Ticks are sampled on the 1 s grid (the last price before each second
     boundary) so tick-level bid/ask bounce does not inflate sigma. A sample
@@ -218,12 +237,17 @@ class Volatility:
     DEFAULT_INITIAL = 1.0e-4
     DEFAULT_FLOOR = 5.0e-5
 
+    # Gaps longer than this are outages, not the feed's rhythm.
+    MAX_GAP_MS = 5000.0
+
     def __init__(self, half_life_s: float = 60.0, floor: float = DEFAULT_FLOOR,
-                 initial: float = DEFAULT_INITIAL):
-        if half_life_s <= 0 or floor < 0 or initial < 0:
-            raise ValueError("half_life_s > 0, floor >= 0, initial >= 0")
+                 initial: float = DEFAULT_INITIAL, initial_tick_ms: float = 1000.0):
+        if half_life_s <= 0 or floor < 0 or initial < 0 or initial_tick_ms < 0:
+            raise ValueError("half_life_s > 0, floor >= 0, initial >= 0, initial_tick_ms >= 0")
         self.half_life_s = half_life_s
         self.floor = floor
+        self._gap_ms = None
+        self._initial_tick_ms = float(initial_tick_ms)
         self._var = initial * initial
         self._last_price = None  # latest tick
         self._last_ts = None
@@ -233,6 +257,10 @@ class Volatility:
     def update(self, price: int, ts_ms: int) -> None:
         if price <= 0 or (self._last_ts is not None and ts_ms < self._last_ts):
             return  # late or nonsense ticks would rewrite history
+        if self._last_ts is not None:
+            # The mean spacing of ticks: the Resolver sees the path only at ticks.
+            gap = min(ts_ms - self._last_ts, self.MAX_GAP_MS)
+            self._gap_ms = gap if self._gap_ms is None else self._gap_ms + 0.02 * (gap - self._gap_ms)
         sec = ts_ms // 1000
         if self._anchor_sec is None:
             self._anchor_price, self._anchor_sec = price, sec
@@ -244,6 +272,19 @@ class Volatility:
             self._var += alpha * (r * r / dt - self._var)
             self._anchor_price, self._anchor_sec = self._last_price, sec
         self._last_price, self._last_ts = price, ts_ms
+
+    @property
+    def log_sd(self) -> float:
+        """Standard error of log(sigma) from the EWMA's own sampling noise:
+        with weight alpha per 1 s return, var(est var) = 2 alpha / (2 - alpha)
+        var^2 for Gaussian returns, and log sigma moves half as much."""
+        alpha = 1.0 - 0.5 ** (1.0 / self.half_life_s)
+        return math.sqrt(alpha / (2.0 * (2.0 - alpha)))
+
+    @property
+    def tick_ms(self) -> float:
+        """Mean milliseconds between ticks (EWMA over ~50 ticks)."""
+        return self._initial_tick_ms if self._gap_ms is None else self._gap_ms
 
     @property
     def sigma(self) -> float:

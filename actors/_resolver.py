@@ -28,6 +28,12 @@ __all__ = ["Resolver", "path_of", "window_path", "outcome_for", "touches"]
 log = logging.getLogger("tapgrid.resolver")
 
 
+def touches(lo, band, low, high):
+    """Whether a path with range ``[low, high]`` (None: no price) meets the
+    band ``[lo, lo + band)``: the one touch rule, for settling and for pricing."""
+    return low is not None and lo <= high and lo + band > low
+
+
 def path_of(ticks, t0, t1, stale_after):
     """(low, high, stale) of the window [t0, t1) from sorted (ts, price)
     pairs; low/high None when no price prevailed. ``stale`` is True when at
@@ -56,11 +62,6 @@ def path_of(ticks, t0, t1, stale_after):
         # been down): the market was stale then.
         stale = True
     return low, high, stale
-
-
-def touches(lo, band, low, high):
-    """The touch rule: the path's ``[low, high]`` overlaps ``[lo, lo + band)``."""
-    return low is not None and lo <= high and lo + band > low
 
 
 def _overlaps(spans, t0, t1):

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from actors import LOST, MULT_BUCKETS, WON, mult_bucket
+
 __all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -37,6 +39,10 @@ class Metrics:
         self.frames_in = Counter("tapgrid_ws_frames_received", "WebSocket frames received",
                                  registry=self.registry)
         self._result_children = {}
+        # Stakes and payouts of won and lost bets per multiplier bucket:
+        # payout / stake per bucket is the realised return to player, the
+        # live view of the edge (void bets are refunds and stay out).
+        self.settled = {name: [0, 0, 0] for name, _, _ in MULT_BUCKETS}   # bets, stake, payout
         self._sources = None
         self.replica = None       # the Litestream supervisor, when a replica is on
         self._batches = [0] * (len(_BATCH_BUCKETS) + 1)
@@ -51,11 +57,16 @@ class Metrics:
             self._lat_sum += seconds
             self._lat_counts[_bucket(_LATENCY_BUCKETS, seconds)] += 1
 
-    def result(self, outcome):
+    def result(self, outcome, settlement=None):
         child = self._result_children.get(outcome)
         if child is None:
             child = self._result_children[outcome] = self.results.labels(outcome)
         child.inc()
+        if settlement is not None and settlement.outcome in (WON, LOST):
+            row = self.settled[mult_bucket(settlement.mult)]
+            row[0] += 1
+            row[1] += settlement.stake
+            row[2] += settlement.payout
 
     def attach(self, system, market, hub, db_path, min_free):
         """Read these at scrape time."""
@@ -120,6 +131,19 @@ def _source_metrics(boards, now_ms):
     yield from (age, dev, fresh, n_fresh, quorum, state)
 
 
+def _settled_families(settled):
+    fams = (CounterMetricFamily("tapgrid_settled_bets", "Won and lost bets by multiplier bucket",
+                                labels=["bucket"]),
+            CounterMetricFamily("tapgrid_settled_stake", "Stakes of won and lost bets (minor units) "
+                                "by multiplier bucket", labels=["bucket"]),
+            CounterMetricFamily("tapgrid_settled_payout", "Payouts of won and lost bets (minor units) "
+                                "by multiplier bucket; payout / stake is the RTP", labels=["bucket"]))
+    for name, row in settled.items():
+        for fam, v in zip(fams, row):
+            fam.add_metric([name], v)
+    return fams
+
+
 def disk_free(path):
     d = os.path.dirname(os.path.abspath(path)) or "."
     return shutil.disk_usage(d).free
@@ -142,6 +166,7 @@ class _ScrapeCollector:
         for outcome, n in sorted(m.tap_counts.items()):
             taps.add_metric([outcome], n)
         yield taps
+        yield from _settled_families(m.settled)
         yield _histogram("tapgrid_tap_latency_seconds", "Tap receipt to ack sent (durable for ok)",
                          _LATENCY_BUCKETS, m._lat_counts, m._lat_sum)
         yield _histogram("tapgrid_writer_batch_size", "Bets per group commit",

@@ -11,6 +11,7 @@ import gevent
 from gevent.event import Event
 from prometheus_client.parser import text_string_to_metric_families
 
+from actors import mult_bucket
 from actors.feeds._wsclient import WSClient
 from tests.support import wait_until
 from web.client import TapgridClient
@@ -142,3 +143,26 @@ def test_sigterm_answers_every_tap_in_flight_then_closes_with_1001(server_factor
     finally:
         db.close()
     assert rows == ok, "an acknowledged bet is missing from the database"
+
+
+def test_settled_stakes_and_payouts_by_multiplier_bucket(server_factory):
+    # A server of its own, so no other test's bets settle into the counters.
+    s = server_factory("--seed", "3")
+    c = TapgridClient(s.url, backoff_base=0.2)
+    c.guest()
+    c.connect()
+    try:
+        assert c.wait_for(lambda: c.grid is not None, 10), "no grid frame"
+        col, lo, mult = c.open_cell(0)
+        assert c.tap(col, lo, 100, min_mult=mult)["ok"] is True
+        results = wait_until(lambda: list(c.results) or None, timeout=30, what="the bet to settle")
+        payout = results[0]["payout"] if results[0]["outcome"] == "won" else 0
+        m = scrape(s.url)
+        bucket = mult_bucket(mult)
+        assert value(m, "tapgrid_settled_bets_total", bucket=bucket) == 1
+        assert value(m, "tapgrid_settled_stake_total", bucket=bucket) == 100
+        assert value(m, "tapgrid_settled_payout_total", bucket=bucket) == payout
+        others = [b for b in ("1.5-2", "2-3", "3-5", "100") if b != bucket]
+        assert all(value(m, "tapgrid_settled_stake_total", bucket=b) == 0 for b in others)
+    finally:
+        c.close()

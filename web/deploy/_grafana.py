@@ -59,6 +59,13 @@ PANELS = [
     ("tapgrid_price_state", "Price state", "short",
      [("tapgrid_price_state == 1", "{{asset}} {{state}}")]),
     ("tapgrid_disk_free_bytes", "Disk free", "bytes", [("tapgrid_disk_free_bytes", "free")]),
+    # The edge: payouts over stakes of settled bets per multiplier bucket
+    # (the promise is 0.95; the capped 100x bucket returns less by design).
+    ("tapgrid_settled_payout", "Return to player by multiplier bucket (1 h)", "percentunit",
+     [("sum by (bucket) (increase(tapgrid_settled_payout_total[1h])) / "
+       "sum by (bucket) (increase(tapgrid_settled_stake_total[1h]))", "{{bucket}}")]),
+    ("tapgrid_settled_bets", "Settled bets by multiplier bucket", "ops",
+     [("sum by (bucket) (rate(tapgrid_settled_bets_total[$__rate_interval]))", "{{bucket}}")]),
     ("tapgrid_replica_up", "Litestream running", "short", [("tapgrid_replica_up", "up")]),
     ("tapgrid_replica_restarts", "Litestream restarts", "short",
      [("tapgrid_replica_restarts", "restarts")]),

@@ -102,7 +102,7 @@ class Hub(Sinks):
     def on_result(self, user, s, balance):
         conns = self.by_user.get(user)
         if self.metrics is not None:
-            self.metrics.result(OUTCOME_NAMES[s.outcome])
+            self.metrics.result(OUTCOME_NAMES[s.outcome], s)
         if not conns:
             return
         f = encode_text_frame(

@@ -1,0 +1,124 @@
+"""The vectorised pricer: the same closed form as the scalar one, and the
+discrete-tick correction measured against simulated walks."""
+import math
+import random
+
+import numpy as np
+import pytest
+
+from actors import Config, open_columns, price_grid
+from actors._odds import Volatility, _bvn_upper, column_multipliers, touch_probability
+from actors._pricer import (bvn_upper, erfc, multipliers, price_columns, touch_probabilities,
+                            window_touch)
+from actors._odds import multiplier
+
+from .test_odds import BAND, MC_CELLS, PRICE, SIGMA, WINDOW, _mc_touch
+
+
+def test_erfc_matches_math_erfc():
+    xs = np.concatenate([np.linspace(-40, 40, 40001), [0.0, 1.5, -1.5, 2.0, 2.5, 4.0, 30.0]])
+    got = erfc(xs)
+    want = np.array([math.erfc(x) for x in xs])
+    ok = want > 1e-300
+    assert np.all(np.abs(got[ok] - want[ok]) <= 1e-13 * want[ok] + 1e-300)
+
+
+def test_bivariate_normal_matches_the_scalar_genz():
+    rng = random.Random(5)
+    pts = [(rng.uniform(-6, 6), rng.uniform(-6, 6),
+            rng.choice([rng.uniform(-0.9999, 0.9999), rng.uniform(-1, -0.92), rng.uniform(0.92, 1)]))
+           for _ in range(5000)]
+    h, k, r = (np.array(v) for v in zip(*pts))
+    want = np.array([_bvn_upper(*p) for p in pts])
+    assert np.max(np.abs(bvn_upper(h, k, r) - want)) < 1e-14
+
+
+def test_continuous_probabilities_match_the_scalar_closed_form_and_monte_carlo():
+    # With no discrete correction this is _odds.touch_probability, which
+    # test_odds holds to a bridge-corrected Monte Carlo; check both links.
+    rng = random.Random(20240611)
+    for lo, wait in MC_CELLS:
+        a, b = math.log(lo / PRICE), math.log((lo + BAND) / PRICE)
+        p = float(touch_probabilities(a, b, SIGMA * math.sqrt(wait / 1000),
+                                      SIGMA * math.sqrt(WINDOW / 1000))[()])
+        assert p == pytest.approx(touch_probability(PRICE, lo, lo + BAND, wait, WINDOW, SIGMA),
+                                  abs=1e-12)
+        mc = _mc_touch(PRICE, lo, lo + BAND, wait, WINDOW, SIGMA, 20_000, 20, rng)
+        assert abs(p - mc) <= 4.5 * math.sqrt(max(p * (1 - p), 1e-4) / 20_000) + 1e-6
+
+
+@pytest.mark.parametrize("now,t0,sigma", [
+    (0, 3_500, 1e-4), (0, 8_000, 5e-5), (0, 30_000, 3e-4), (0, 60_000, 1e-4),
+    (10_000, 10_000, 1e-4), (12_000, 10_000, 1e-4), (0, 5_000, 1e-2),
+])
+def test_grid_without_corrections_is_the_scalar_column(now, t0, sigma):
+    got = price_columns(PRICE, now, now, [t0], WINDOW, BAND, 50, sigma, wait_from=now)[t0]
+    assert got == column_multipliers(PRICE, now, t0, WINDOW, BAND, 50, sigma)
+
+
+def test_multipliers_match_the_scalar_rule():
+    ps = [0.5, 0.95 / 1.9, 0.1, 0.0095, 0.0094999, 1.0, 0.99, 0.0, 0.3333333333333333, 1e-9]
+    ps += [random.Random(3).random() ** 3 for _ in range(2000)]
+    got = multipliers(np.array(ps))
+    assert [int(m) or None for m in got] == [multiplier(p) for p in ps]
+
+
+@pytest.mark.parametrize("steps", [5, 20])
+def test_discrete_ticks_touch_as_a_random_walk_does(steps):
+    # A band k bands above the price, window starting now (no wait): the
+    # Resolver sees the path only at `steps` ticks. The corrected closed form
+    # must match a Gaussian walk's touch rate; the continuous one must not.
+    rng = np.random.default_rng(steps)
+    tick_ms = WINDOW / steps
+    n = 200_000
+    x = np.cumsum(rng.standard_normal((n, steps)), axis=1) * SIGMA * math.sqrt(tick_ms / 1000)
+    top = x.max(axis=1)
+    for k in (1, 3, 5):
+        lo = (PRICE // BAND + k) * BAND
+        mc = float(np.mean(top >= math.log(lo / PRICE)))
+        se = math.sqrt(mc * (1 - mc) / n)
+        p = float(window_touch(PRICE, lo, lo + BAND, 0, WINDOW, SIGMA, tick_ms)[()])
+        cont = touch_probability(PRICE, lo, lo + BAND, 0, WINDOW, SIGMA)
+        assert abs(p - mc) < 4 * se + 0.01 * mc, (k, p, mc, se)
+        assert cont - mc > 5 * se, (k, cont, mc)
+
+
+def test_market_grid_prices_from_the_last_tick_and_the_tick_rate():
+    cfg = Config()
+    now = 1_750_000_000_000
+    g = price_grid(cfg, PRICE, now - 200, SIGMA, now, 7, tick_ms=250)
+    assert sorted(g.columns) == list(open_columns(cfg, now))
+    assert (g.version, g.price, g.price_ts, g.computed_at) == (7, PRICE, now - 200, now)
+    # Discrete ticks touch far bands less often: they pay more than the
+    # continuous price would, and never less.
+    cont = price_grid(cfg, PRICE, now, SIGMA, now, 7, tick_ms=0)
+    for t0, cells in g.columns.items():
+        for lo, m in cells.items():
+            if lo in cont.columns[t0]:
+                assert m >= cont.columns[t0][lo] - 2, (t0, lo)
+    far = [(t0, lo) for t0, cells in cont.columns.items() for lo, m in cells.items()
+           if 1000 <= m < 10000]
+    assert sum(g.columns[t0][lo] > cont.columns[t0][lo] for t0, lo in far) > 0.9 * len(far)
+
+
+def test_sigma_uncertainty_lowers_far_multipliers_only():
+    plain = price_columns(PRICE, 0, 0, [20_000], WINDOW, BAND, 50, SIGMA, tick_ms=250)[20_000]
+    aware = price_columns(PRICE, 0, 0, [20_000], WINDOW, BAND, 50, SIGMA, tick_ms=250,
+                          sigma_sd=Volatility().log_sd)[20_000]
+    assert plain.keys() == aware.keys()
+    for lo, m in plain.items():
+        if m < 300:
+            assert abs(aware[lo] - m) <= 2
+        elif 1500 <= m < 10000:
+            assert aware[lo] < m
+
+
+def test_volatility_tracks_the_tick_rate():
+    v = Volatility(initial_tick_ms=1000)
+    assert v.tick_ms == 1000
+    for i in range(400):
+        v.update(6_000_000 + (i % 3), i * 250)
+    assert v.tick_ms == pytest.approx(250)
+    v.update(6_000_000, 400 * 250 + 60_000)   # an outage counts as at most 5 s
+    assert v.tick_ms < 250 + 0.02 * 5000 + 1e-9
+    assert 0.04 < Volatility().log_sd < 0.07
