@@ -1,7 +1,7 @@
 """Reconnect storm and fan-out at 10,000 connections (SPEC section 8).
 
 1. Start ``tapgrid serve`` on a fresh database (fd limit raised, player
-   limits lifted, a loopback backdoor for reading its counters).
+   limits lifted, a Unix-socket backdoor for reading its counters).
 2. Connect ``--clients`` WebSocket players from ``--procs`` worker
    processes (perf/_storm_clients.py; guests share a few tokens), plus one
    steady player in its own process tapping ``--steady-rate`` taps/s.
@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.serverproc import ROOT, LoadServer, free_port, listen_drops, raise_nofile  # noqa: E402
+from tests.serverproc import ROOT, LoadServer, listen_drops, raise_nofile  # noqa: E402
 
 WORKER = os.path.join(ROOT, "perf", "_storm_clients.py")
 
@@ -80,13 +80,15 @@ def hist_pct(hist, p):
 
 
 class Backdoor:
-    """Evaluate expressions in the running server (its loopback console)."""
+    """Evaluate expressions in the running server (its Unix-socket console)."""
 
-    def __init__(self, port):
-        self.port = port
+    def __init__(self, path):
+        self.path = path
 
     def eval(self, expr, timeout=10):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.path)
             buf = b""
             while not buf.endswith(b">>> "):
                 chunk = s.recv(65536)
@@ -177,17 +179,19 @@ def main():
     ap.add_argument("--backoff-base", type=float, default=5.0)
     ap.add_argument("--storm-timeout", type=float, default=60.0)
     ap.add_argument("--server-arg", action="append", default=[])
+    ap.add_argument("--grid", type=int, default=1, choices=[1, 2],
+                    help="2: the crowd asks for compact grid2 frames (a protocol addition)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the server: DIR/fanout.txt, DIR/storm.txt")
     a = ap.parse_args()
     raise_nofile(65536)
 
     tmp = tempfile.mkdtemp(prefix="tapgrid-storm-")
-    bd_port = free_port()
+    bd_path = os.path.join(tmp, "console", "backdoor.sock")
     server = LoadServer(os.path.join(tmp, "tapgrid.db"), "--seed", "1",
-                        "--backdoor", f"127.0.0.1:{bd_port}", *a.server_arg)
+                        "--backdoor", bd_path, *a.server_arg)
     server.start()
-    backdoor = Backdoor(bd_port)
-    out = {"bench": "storm", "clients": a.clients, "procs": a.procs, "drop": a.drop,
+    backdoor = Backdoor(bd_path)
+    out = {"bench": "storm", "clients": a.clients, "procs": a.procs, "drop": a.drop, "grid": a.grid,
            "backlog": 4096}     # the server's own listen backlog (web/_server.py)
     workers, steady = [], None
     try:
@@ -196,7 +200,8 @@ def main():
         per = [a.clients // a.procs + (1 if i < a.clients % a.procs else 0) for i in range(a.procs)]
         t0 = time.time()
         workers = [Worker("crowd", "--url", server.url, "--n", str(k), "--users", str(a.users),
-                          "--backoff-base", str(a.backoff_base)) for k in per]
+                          "--backoff-base", str(a.backoff_base), "--grid", str(a.grid))
+                   for k in per]
         setups = [w.read() for w in workers]
         out["setup_s"] = round(time.time() - t0, 1)
         out["connected_at_start"] = sum(s["connected"] for s in setups)
