@@ -9,7 +9,7 @@ from ._config import Config, parse_size
 from ._context import MarketContext, Sinks, WriterStats
 from .feeds import BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_feed
 # store before anything that loads the archive (it reads the bet row format while loading)
-from .store import Store, audit, credit_offline, history_offline, open_readonly
+from .store import Store, UserExists, audit, credit_offline, history_offline, open_readonly
 from ._ledger import Ledger
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
                      payout_for)
@@ -29,7 +29,7 @@ __all__ = [
     "Ledger", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
     "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus",
-    "Store", "open_readonly", "Column", "Market", "price_grid", "open_columns", "Resolver",
+    "Store", "UserExists", "open_readonly", "Column", "Market", "price_grid", "open_columns", "Resolver",
     "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
 ]

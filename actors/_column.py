@@ -7,8 +7,28 @@ each tap after the commit. Rejects are answered at once, with a reason.
 A Column keeps no state of its own (limits live in the shared ledger), so
 a restart loses nothing.
 
-    ref = market_ctx.columns[t0]
-    ack = ref.ask_async(Tap(user, t0, lo, stake, min_mult, ts, nonce, sig)).get(5)
+A Column on a temp database, with a Writer behind it and a grid of one
+cell (2.50x) in its column; the clock stands still at 1,000,000 ms:
+
+    >>> import os, tempfile
+    >>> from engine import ActorSystem
+    >>> from actors import Column, Config, Grid, MarketContext, Tap, Writer
+    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "column.db"))
+    >>> ctx = MarketContext(cfg, clock=lambda: 1_000.0)
+    >>> system = ActorSystem()
+    >>> ctx.writer = system.spawn(Writer, ctx)
+    >>> alice = ctx.writer.ask(("user", "alice", 10_000), timeout=5)
+    >>> t0 = 1_010_000                                   # locks at 1,007,000
+    >>> ctx.grid = Grid(1, 9_500_000, 1_000_000, 0.5, {t0: {9_500_000: 250}})
+    >>> column = system.spawn(Column, ctx, t0)
+    >>> column.ask(Tap(alice, t0, 9_500_000, 500, 101, 1_000_000, "n1", bytes(64)), timeout=5)
+    Ack(reason=None, bet=1, mult=250, balance=9500)
+    >>> column.ask(Tap(alice, t0, 9_600_000, 500, 101, 1_000_000, "n2", bytes(64)), timeout=5)
+    Ack(reason='bad_cell', bet=0, mult=0, balance=0)
+    >>> column.ask(Tap(alice, t0, 9_500_000, 99_999, 101, 1_000_000, "n3", bytes(64)),
+    ...            timeout=5).reason
+    'insufficient_balance'
+    >>> system.stop()
 """
 from engine import Actor
 

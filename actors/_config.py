@@ -37,9 +37,14 @@ class Config:
     demo: bool = True
     backdoor: str | None = None
     allowed_origins: list = field(default_factory=list)   # empty: same host only
-    public_url: str | None = None       # e.g. https://play.example.com (SIWE domain/URI)
+    public_url: str | None = None       # e.g. https://play.example.com (SIWE domain/URI, Origin)
+    metrics_token: str | None = None    # when set, /metrics needs Authorization: Bearer TOKEN
     auth_rate: float = 20.0             # sign-in requests/s per client address
     auth_burst: int = 200
+    guest_rate: float = 5.0             # new guest accounts/s, server-wide
+    guest_burst: int = 100
+    guest_proof_required: bool = False  # guests must sign the challenge with their session key
+    guest_idle_ms: int = 86_400_000     # guests that never bet are deleted after this (and their session)
     # feed
     feed: str = "sim"
     feed_url: str | None = None
@@ -88,12 +93,26 @@ class Config:
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096
-    tap_rate: float = 50.0              # taps/s per connection (token bucket)
+    tap_rate: float = 50.0              # taps/s per user, across their connections
     tap_burst: int = 100
-    handshake_rate: float = 2000.0      # upgrades/s admitted
+    handshake_rate: float = 2000.0      # upgrades/s admitted (charged for valid tokens only)
+    handshake_rate_per_address: float = 20.0   # upgrades/s per client address
+    max_conns_per_user: int = 8
+    max_conns_per_address: int = 256
+    max_strikes: int = 20               # malformed frames or bad signatures before close 1008
+    max_send_buffer: int = 1 << 20      # bytes queued for one client before it is cut off
+    trusted_proxies: list = field(default_factory=list)  # peers whose X-Forwarded-For is believed
     max_loop_lag_ms: float = 250.0      # refuse upgrades (503) while the loop runs this late
     fanout_hz: float = 10.0
     session_ttl_ms: int = 86_400_000
+    ws_ticket_ttl_ms: int = 30_000      # a /api/ws-ticket ticket is good once, for this long
+    max_body: int = 8192                # bytes; 413 above, before the body is read
+    header_timeout_s: float = 10.0      # request line + headers (also idle keep-alive)
+    body_timeout_s: float = 10.0        # the whole request body
+    max_handlers: int = 0               # concurrent HTTP/WS handlers; 0: max_connections + 1024
+    fd_reserve: int = 64                # descriptors kept free for SQLite, the archiver, logs
+    session_purge_s: float = 600.0      # expired sessions are deleted this often
+    session_secret: str | None = None   # HMAC key signing session records in Redis
 
     @classmethod
     def load(cls, path=None, env=None, overrides=None):

@@ -2,6 +2,44 @@
 priced grid, the column routing table, the writer, and the sinks through
 which events flow down to clients (the web layer plugs in there).
 
+The context is a blackboard without locks. That is safe because every
+actor, and every gateway greenlet, runs in one OS thread under gevent, and
+gevent switches greenlets only at a blocking call (a socket or queue wait,
+``run_blocking``, a sleep), never between two Python statements. So each
+read-check-write below (``Column``: read the balance, then reserve it) runs
+whole, and the rule is only: never put a blocking call between reading a
+field and writing what depends on it. Threadpool work (SQLite, pricing)
+gets its inputs as arguments and never touches the context.
+
+=================  ==================================  ==========================
+field              written by (and when)               why it is safe
+=================  ==================================  ==========================
+``cfg``, clock     ``start_market``, once              never written again
+``ledger``         ``start_market`` loads it before    each Column reserves in one
+                   any actor runs; Columns reserve;    synchronous pass over its
+                   the Writer releases (failed         batch, and the Writer
+                   commit), settles, credits and       credits after the commit
+                   adds users, after ``run_blocking``  returned: no switch inside
+                   returns                             one update
+``status``         Watchdog (``stale_price``), Market  one owner per cause; ``set``
+                   (``starting``, ``disk_low``),       is synchronous and calls
+                   Writer (``disk_full``)              its listeners in line
+``grid``           Market only, replaced whole         a ``Grid`` is never mutated
+``columns``        Market only (spawn/stop in          ``MarketHandle.place`` only
+                   ``_roll``, cleared in ``on_stop``)  reads it; a tap to a column
+                                                       just stopped is answered
+                                                       ``column_closed``
+``writer``         ``start_market``, once              set before the actors that
+                                                       tell it are spawned
+``writer_stats``   Columns (``pending_taps`` +=);      ``+=`` on an int runs
+                   Writer (``pending_taps`` -=, the    whole; the Writer touches
+                   batch counters)                     it after the commit
+``sinks``          the caller of ``start_market``      the web layer's Hub, set
+                                                       at construction
+``counters``       Columns and ``MarketHandle.place``  ``count`` has no blocking
+                   (reject reasons)                    call in it
+=================  ==================================  ==========================
+
     >>> from actors import Config
     >>> from actors._context import MarketContext
     >>> ctx = MarketContext(Config())

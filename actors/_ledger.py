@@ -39,6 +39,12 @@ class Ledger:
     def add_user(self, uid, balance):
         self._balance.setdefault(uid, balance)
 
+    def forget(self, uids):
+        """Drop purged accounts (no bets, so no open bets or liability)."""
+        for uid in uids:
+            self._balance.pop(uid, None)
+            self._open.pop(uid, None)
+
     def known(self, uid):
         return uid in self._balance
 
@@ -79,6 +85,3 @@ class Ledger:
             self._liability[cell] = left
         else:
             self._liability.pop(cell, None)
-
-    def total_balance(self):
-        return sum(self._balance.values())

@@ -5,6 +5,33 @@ horizon (spawned ahead, stopped when the column locks), publishes the
 routing table in ``ctx.columns``, restarts a crashed Column (one-for-one),
 and reprices the grid from the latest tick and volatility a few times a
 second, in the threadpool.
+
+A Market with the clock standing still at 1,000,000 ms: with no price yet it
+holds betting (``starting``); the first tick gets the grid priced, one
+Column per open column, and betting opens:
+
+    >>> import os, tempfile
+    >>> from gevent.event import Event
+    >>> from engine import ActorSystem
+    >>> from actors import Config, Market, MarketContext, Sinks, Tick
+    >>> class OnGrid(Sinks):
+    ...     def __init__(self): self.priced = Event()
+    ...     def on_grid(self, grid): self.priced.set()
+    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "market.db"))  # its disk is watched
+    >>> ctx = MarketContext(cfg, clock=lambda: 1_000.0, sinks=OnGrid())
+    >>> system = ActorSystem()
+    >>> market = system.spawn(Market, ctx)
+    >>> market.ask("columns", timeout=5)[:3], ctx.status.reason
+    ([1005000, 1010000, 1015000], 'stale_price')
+    >>> market.tell(Tick(9_500_000, 999_900))
+    >>> ctx.sinks.priced.wait(5)
+    True
+    >>> sorted(ctx.grid.columns) == sorted(ctx.columns), ctx.status.is_open
+    (True, True)
+    >>> cells = ctx.grid.columns[1_010_000]                 # {band low: multiplier}
+    >>> cells[9_500_000] < cells[9_510_000]                 # farther from the price pays more
+    True
+    >>> system.stop()
 """
 import logging
 import os

@@ -7,10 +7,46 @@ touched when the path's ``[low, high]`` overlaps its band. A touched bet
 wins at once; when the window is over, every untouched bet loses, or is
 void (refunded) if the feed was stale at any moment inside the window.
 
-It reads open bets through a read-only connection and the partial covering
-index ``bets_open(col, lo, ...)``; its settlements go through the Writer,
-which applies each only if the bet is still open, so a restart (which
-re-settles everything pending from the stored ticks) pays nothing twice.
+Nobody tells it about new bets: the Writer -> Resolver path is a poll of
+the database. On every tick it queries the open-bets index (the partial
+covering index ``bets_open(col, lo, ...)``, through its own read-only
+connection) for the bets of that tick's column inside the window's range
+so far (instant wins), and every 0.25 s (the ``sweep`` timer) it queries
+the index for columns whose window is over. A bet is therefore seen once
+the Writer's commit is visible, at the next tick or sweep. Its settlements
+go back through the Writer (an ask), which applies each only if the bet is
+still open, so a restart (which re-settles everything pending from the
+stored ticks) pays nothing twice; results then go to ``ctx.sinks``.
+
+A bet on the band [95,000.00, 95,010.00) of column 1,010,000; a price
+before the window and one inside it that touches the band win it at once
+(the clock stands still, so no sweep settles anything meanwhile):
+
+    >>> import os, tempfile
+    >>> from gevent.queue import Queue
+    >>> from engine import ActorSystem, Future
+    >>> from actors import Bet, Config, MarketContext, Resolver, Sinks, Tick, Writer
+    >>> class Results(Sinks):
+    ...     def __init__(self): self.got = Queue()
+    ...     def on_result(self, user, s, balance): self.got.put((s.outcome, s.payout, balance))
+    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "resolver.db"))
+    >>> ctx = MarketContext(cfg, clock=lambda: 1_000.0, sinks=Results())
+    >>> system = ActorSystem()
+    >>> ctx.writer = system.spawn(Writer, ctx)
+    >>> alice = ctx.writer.ask(("user", "alice", 10_000), timeout=5)
+    >>> t0, lo = 1_010_000, 9_500_000
+    >>> ctx.ledger.reserve(alice, 500, (t0, lo), 1250)       # as a Column does
+    >>> ack = Future()
+    >>> ctx.writer.tell(("bets", [(Bet(alice, t0, lo, 500, 250, 101, 1_000_000, "n1",
+    ...                                bytes(64), 1_000_000), ack)]))
+    >>> ack.get(5).reason is None
+    True
+    >>> resolver = system.spawn(Resolver, ctx)
+    >>> resolver.tell(Tick(9_480_000, t0 - 400))
+    >>> resolver.tell(Tick(9_503_000, t0 + 300))             # inside the band: WON
+    >>> ctx.sinks.got.get(timeout=5)
+    (1, 1250, 10750)
+    >>> system.stop()
 """
 import bisect
 import logging

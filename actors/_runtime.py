@@ -14,7 +14,6 @@
     True
     >>> system.stop()
 """
-import os
 import secrets
 
 import gevent
@@ -104,8 +103,9 @@ class MarketHandle:
 
     # --- users and money --------------------------------------------------------------------
 
-    def create_user(self, name, credit=0, timeout=10):
-        return self.writer.ask(("user", name, credit), timeout=timeout)
+    def create_user(self, name, credit=0, timeout=10, new=False):
+        """The user's id; with ``new``, raises ``UserExists`` for a taken name."""
+        return self.writer.ask(("user", name, credit, new), timeout=timeout)
 
     def credit(self, user, amount, timeout=10):
         return self.writer.ask(("credit", user, amount), timeout=timeout)
@@ -115,6 +115,18 @@ class MarketHandle:
 
     def save_session(self, row, timeout=10):
         return self.writer.ask(("session", row), timeout=timeout)
+
+    def revoke_session(self, token_hash, timeout=10):
+        return self.writer.ask(("sql", "DELETE FROM sessions WHERE token=?", (token_hash,)),
+                               timeout=timeout)
+
+    def purge_guests(self, created_before, timeout=60):
+        """Delete idle guests that never bet; the ids removed."""
+        return self.writer.ask(("purge_guests", created_before), timeout=timeout)
+
+    def purge_sessions(self, now_ms, timeout=60):
+        return self.writer.ask(("sql", "DELETE FROM sessions WHERE expires<=?", (now_ms,)),
+                               timeout=timeout)
 
     def save_key(self, user, key, expires_ms, timeout=10):
         """Keep a session key for verifying receipts (sessions held
@@ -193,9 +205,6 @@ class MarketHandle:
                 "watchdog": self.watchdog.ask("snapshot", timeout=2),
                 "resolver": self.resolver.ask("stats", timeout=2),
                 "market": self.ctx.status.as_dict(), "columns": len(self.ctx.columns)}
-
-    def db_size(self):
-        return os.path.getsize(self.cfg.db) if os.path.exists(self.cfg.db) else 0
 
 
 def _done(value):

@@ -78,7 +78,3 @@ class Grid:
         self.sigma = sigma
         self.columns = columns or {}
         self.computed_at = computed_at
-
-    def mult(self, col, lo):
-        cells = self.columns.get(col)
-        return cells.get(lo) if cells else None

@@ -12,9 +12,31 @@ median goes to every subscriber (callables such as ``ref.tell``) and to the
 Writer, which keeps it with its sources (the price record settlement is
 replayed and verified from); each stale period is recorded there too.
 
-    from actors.feeds import SimFeed
-    watchdog = system.spawn(Watchdog, ctx, SimFeed(seed=1), name="watchdog")
-    watchdog.ask("snapshot")   # {'price': ..., 'ts': ..., 'stale': ..., ...}
+A feed of three ticks, the second a 10% jump; the subscriber (a queue's
+``put``) hears that the price is fresh, then gets the two good ticks, and
+betting opens with the first of them (no Writer in this sketch, so no tick
+is stored and no database is opened):
+
+    >>> from gevent.queue import Queue
+    >>> from engine import ActorSystem
+    >>> from actors import Config, MarketContext, Tick, Watchdog
+    >>> from actors.feeds import Feed
+    >>> class Three(Feed):
+    ...     def run(self, emit):
+    ...         for tick in (Tick(9_500_000, 1_000), Tick(10_450_000, 2_000),
+    ...                      Tick(9_501_000, 3_000)):
+    ...             self._emit(emit, tick)
+    ...         self._stop.wait()
+    >>> ctx = MarketContext(Config())
+    >>> system = ActorSystem()
+    >>> seen = Queue()
+    >>> watchdog = system.spawn(Watchdog, ctx, Three(), [seen.put])
+    >>> [seen.get(timeout=5) for _ in range(3)]
+    [('fresh', ...), Tick(price=9500000, ts=1000), Tick(price=9501000, ts=3000)]
+    >>> snap = watchdog.ask("snapshot", timeout=5)
+    >>> snap["price"], snap["ticks"], snap["outliers"], ctx.status.is_open
+    (9501000, 2, 1, True)
+    >>> system.stop()
 """
 import logging
 import time

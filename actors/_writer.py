@@ -18,6 +18,26 @@ one fsync; under heavy load batches grow. Messages:
 
 If a commit fails, the stakes reserved in memory are released and every
 tap gets a clear reject (``disk_low`` for a full disk, else ``overloaded``).
+
+A Writer on a temp database; three credits queued before it runs share
+one transaction (one batch, one fsync), and every ask is answered after
+that commit, with the balance as it then stands:
+
+    >>> import os, tempfile
+    >>> from engine import ActorSystem
+    >>> from actors import Config, MarketContext, Writer, open_readonly
+    >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "writer.db"))
+    >>> ctx = MarketContext(cfg)
+    >>> system = ActorSystem()
+    >>> writer = system.spawn(Writer, ctx)
+    >>> alice = writer.ask(("user", "alice", 1_000), timeout=5)
+    >>> asks = [writer.ask_async(("credit", alice, 100)) for _ in range(3)]
+    >>> [a.get(5) for a in asks], ctx.writer_stats.batches
+    ([1300, 1300, 1300], 1)
+    >>> open_readonly(cfg.db).execute("SELECT balance FROM users WHERE id = ?",
+    ...                               (alice,)).fetchone()
+    (1300,)
+    >>> system.stop()
 """
 import logging
 import time
@@ -25,7 +45,7 @@ import time
 from engine import Actor, run_blocking
 
 from ._model import Ack, payout_for
-from .store import Store, is_disk_full
+from .store import Store, UserExists, is_disk_full
 
 __all__ = ["Writer"]
 
@@ -76,7 +96,7 @@ class Writer(Actor):
             elif kind == "archive":
                 deletes.extend(msg[1])
                 delete_asks.append(reply)
-            elif kind in ("user", "sql"):
+            elif kind in ("user", "sql", "purge_guests"):
                 singles.append((msg, reply))
             elif reply is not None:
                 reply.fail(ValueError(f"writer: unknown message {kind!r}"))
@@ -175,17 +195,21 @@ class Writer(Actor):
     def _single(self, msg, reply):
         try:
             if msg[0] == "user":
-                _, name, credit = msg
-                uid = run_blocking(self.store.ensure_user, name, credit, self.ctx.now())
+                name, credit, new = msg[1], msg[2], msg[3] if len(msg) > 3 else False
+                uid = run_blocking(self.store.ensure_user, name, credit, self.ctx.now(), new)
                 if not self.ctx.ledger.known(uid):
                     self.ctx.ledger.add_user(uid, run_blocking(self.store.user_balance, uid))
                 result = uid
+            elif msg[0] == "purge_guests":
+                result = run_blocking(self.store.purge_idle_guests, msg[1])
+                self.ctx.ledger.forget(result)
             else:
                 _, sql, params = msg
                 run_blocking(self.store.write_batch, deletes=[(sql, params)], now=self.ctx.now())
                 result = True
         except Exception as exc:
-            log.error("writer %s failed: %r", msg[0], exc)
+            if not isinstance(exc, UserExists):       # an answer, not a failure
+                log.error("writer %s failed: %r", msg[0], exc)
             if reply is not None:
                 reply.fail(exc)
             return

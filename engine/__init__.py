@@ -16,7 +16,7 @@ It knows nothing of trading.
 """
 from ._actor import Actor, ActorRef
 from ._blocking import run_blocking
-from ._console import interact, start_backdoor
+from ._console import interact, start_backdoor, stop_backdoor
 from ._errors import (ActorDeadError, AskTimeout, DeadLetter, Escalation,
                       MailboxFull, Terminated)
 from ._future import Future
@@ -31,5 +31,5 @@ __all__ = [
     "DeadLetter",
     "OneForOne", "OneForAll", "SupervisorStrategy", "RESTART", "RESUME", "STOP", "ESCALATE",
     "ActorStats", "StatsTable", "DeadLetters",
-    "run_blocking", "interact", "start_backdoor",
+    "run_blocking", "interact", "start_backdoor", "stop_backdoor",
 ]

@@ -11,7 +11,7 @@ other greenlets keep running while the call waits::
 """
 from gevent import get_hub
 
-__all__ = ["run_blocking", "threadpool_stats"]
+__all__ = ["run_blocking"]
 
 
 def run_blocking(fn, *args, **kwargs):
@@ -19,8 +19,3 @@ def run_blocking(fn, *args, **kwargs):
     cooperatively. Exceptions propagate to the caller."""
     return get_hub().threadpool.apply(fn, args, kwargs)
 
-
-def threadpool_stats():
-    pool = get_hub().threadpool
-    return {"size": pool.size, "maxsize": pool.maxsize, "queued": pool.task_queue.qsize()
-            if hasattr(pool, "task_queue") else None}

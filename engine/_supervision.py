@@ -11,7 +11,6 @@ within ``within`` seconds escalates to the supervisor's own parent::
     ...         decider=lambda exc: ESCALATE if isinstance(exc, MemoryError) else RESTART)
 """
 import time
-from collections import deque
 
 __all__ = ["RESTART", "RESUME", "STOP", "ESCALATE", "OneForOne", "OneForAll",
            "SupervisorStrategy"]
@@ -48,10 +47,6 @@ class SupervisorStrategy:
             return False
         history.append(now)
         return True
-
-    @staticmethod
-    def new_history():
-        return deque()
 
     def __repr__(self):
         return f"{type(self).__name__}(max_restarts={self.max_restarts}, within={self.within})"

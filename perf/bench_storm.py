@@ -1,7 +1,7 @@
 """Reconnect storm and fan-out at 10,000 connections (SPEC section 8).
 
 1. Start ``tapgrid serve`` on a fresh database (fd limit raised, player
-   limits lifted, a loopback backdoor for reading its counters).
+   limits lifted, a Unix-socket backdoor for reading its counters).
 2. Connect ``--clients`` WebSocket players from ``--procs`` worker
    processes (perf/_storm_clients.py; guests share a few tokens), plus one
    steady player in its own process tapping ``--steady-rate`` taps/s.
@@ -80,13 +80,15 @@ def hist_pct(hist, p):
 
 
 class Backdoor:
-    """Evaluate expressions in the running server (its loopback console)."""
+    """Evaluate expressions in the running server (its Unix-socket console)."""
 
-    def __init__(self, port):
-        self.port = port
+    def __init__(self, path):
+        self.path = path
 
     def eval(self, expr, timeout=10):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.path)
             buf = b""
             while not buf.endswith(b">>> "):
                 chunk = s.recv(65536)
@@ -182,11 +184,11 @@ def main():
     raise_nofile(65536)
 
     tmp = tempfile.mkdtemp(prefix="tapgrid-storm-")
-    bd_port = free_port()
+    bd_path = os.path.join(tmp, "console", "backdoor.sock")
     server = LoadServer(os.path.join(tmp, "tapgrid.db"), "--seed", "1",
-                        "--backdoor", f"127.0.0.1:{bd_port}", *a.server_arg)
+                        "--backdoor", bd_path, *a.server_arg)
     server.start()
-    backdoor = Backdoor(bd_port)
+    backdoor = Backdoor(bd_path)
     out = {"bench": "storm", "clients": a.clients, "procs": a.procs, "drop": a.drop,
            "backlog": 4096}     # the server's own listen backlog (web/_server.py)
     workers, steady = [], None

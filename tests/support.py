@@ -34,4 +34,9 @@ class ServerProcess(_ServerProcess):
     launcher is shared with the benchmarks: tests/serverproc.py)."""
     # Every test client signs in from 127.0.0.1: lift the per-address
     # sign-in limit unless a test sets it (test_limits checks it).
-    base_env = {"TAPGRID_AUTH_RATE": "100000", "TAPGRID_AUTH_BURST": "100000"}
+    # The same goes for the per-address WebSocket limits and the server-wide
+    # guest budget (test_caps and test_guests check them).
+    base_env = {"TAPGRID_AUTH_RATE": "100000", "TAPGRID_AUTH_BURST": "100000",
+                "TAPGRID_HANDSHAKE_RATE_PER_ADDRESS": "100000",
+                "TAPGRID_MAX_CONNS_PER_ADDRESS": "100000",
+                "TAPGRID_GUEST_RATE": "100000", "TAPGRID_GUEST_BURST": "100000"}

@@ -3,7 +3,7 @@ import os
 import sys
 import time
 
-__all__ = ["run"]
+__all__ = ["run", "backdoor_path"]
 
 
 def run(command, cfg, args):
@@ -16,9 +16,40 @@ def run(command, cfg, args):
         return 1
 
 
-def _backdoor_address(spec):
-    host, _, port = spec.rpartition(":")
-    return (host or "127.0.0.1", int(port))
+def backdoor_path(cfg):
+    """Where ``--backdoor`` listens: the given path, or with ``auto`` a
+    private ``console`` directory next to the database."""
+    if cfg.backdoor in (None, "", "auto"):
+        return os.path.join(os.path.dirname(os.path.abspath(cfg.db)), "console", "backdoor.sock")
+    return cfg.backdoor
+
+
+def cmd_attach(cfg, args):
+    """Relay this terminal to the server's console (what ``socat -
+    UNIX-CONNECT:PATH`` does), until either side closes."""
+    import select
+    import socket
+    path = args.path or backdoor_path(cfg)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    stdin = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
+    out = sys.stdout.buffer
+    watched = [sock, stdin]
+    while True:
+        ready, _, _ = select.select(watched, [], [])
+        if sock in ready:
+            data = sock.recv(65536)
+            if not data:
+                return 0
+            out.write(data)
+            out.flush()
+        if stdin in ready:
+            data = os.read(stdin.fileno(), 65536)
+            if data:
+                sock.sendall(data)
+            else:
+                sock.shutdown(socket.SHUT_WR)     # EOF: the console says bye and closes
+                watched = [sock]
 
 
 def cmd_shell(cfg, args):

@@ -200,6 +200,20 @@ class _ScrapeCollector:
                                     value=gateway.loop_lag_ms / 1000)
             yield GaugeMetricFamily("tapgrid_handshakes_shed", "Upgrades refused with 503",
                                     value=gateway.shed)
+            refused = CounterMetricFamily(
+                "tapgrid_connections_limited", "Upgrades refused (per_user, per_address, "
+                "address_rate) and sockets closed (strikes, slow_reader) by a per-client limit",
+                labels=["reason"])
+            for reason in ("per_user", "per_address", "address_rate", "strikes", "slow_reader"):
+                refused.add_metric([reason], gateway.refused.get(reason, 0))
+            yield refused
+            limits = GaugeMetricFamily("tapgrid_limit", "Configured per-client limits", labels=["name"])
+            cfg = gateway.cfg
+            for name in ("max_conns_per_user", "max_conns_per_address", "handshake_rate_per_address",
+                         "handshake_rate", "tap_rate", "tap_burst", "max_strikes", "max_send_buffer",
+                         "max_connections", "max_body"):
+                limits.add_metric([name], float(getattr(cfg, name)))
+            yield limits
         yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
                                 value=ctx.writer_stats.pending_taps)
         grid = ctx.grid

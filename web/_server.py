@@ -9,24 +9,26 @@ gevent process, with a graceful shutdown on SIGTERM/SIGINT:
 import gc
 import json
 import logging
+import resource
 import signal
 import sys
 import time
 
 import gevent
 from gevent.event import Event
+from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from actors import Replicator, start_market
-from engine import ActorSystem, start_backdoor
+from engine import ActorSystem, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
-                   make_session_store)
+                   make_session_store, make_tickets)
 from .gateway import FastHandler, Gateway, Hub
-from .http import build_app
+from .http import HEADERS, build_app, guard
 from ._metrics import Metrics
 
-__all__ = ["serve", "Server", "setup_logging"]
+__all__ = ["serve", "Server", "setup_logging", "handler_pool_size"]
 
 log = logging.getLogger("tapgrid")
 
@@ -48,6 +50,22 @@ def setup_logging(level=logging.INFO):
     root.setLevel(level)
 
 
+def handler_pool_size(cfg):
+    """How many connections are handled at once. A full pool stops the
+    accept loop (new ones wait in the backlog) instead of running out of
+    descriptors: ``fd_reserve`` stay free for the database, the archiver's
+    files, logs and the health check's own connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:    # use what we are allowed to
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    wanted = cfg.max_handlers or cfg.max_connections + 1024
+    return max(8, min(wanted, soft - cfg.fd_reserve))
+
+
 class Server:
     """Everything ``tapgrid serve`` runs; tests and benchmarks can use it too."""
 
@@ -64,17 +82,21 @@ class Server:
                        else MemoryNonceStore(started_ms=now))
         self.challenges = RedisChallengeStore(cfg.redis) if cfg.redis else ChallengeStore()
         self.gateway = Gateway(cfg, self.market, self.hub, self.sessions, self.nonces, self.metrics)
+        self.gateway.tickets = make_tickets(cfg)
         self.hub.gateway = self.gateway
         self.app = build_app(cfg, self.market, self.hub, self.gateway, self.sessions,
                              self.challenges, self.metrics)
         self.metrics.attach(self.system, self.market, self.hub, cfg.db, cfg.min_free_disk)
         # A deep accept queue: a reconnect storm arrives faster than one
         # loop accepts, and the default 128 makes the kernel drop SYNs.
-        self.http = WSGIServer((cfg.host, cfg.port), self.app, handler_class=FastHandler,
+        self.http = WSGIServer((cfg.host, cfg.port), guard(self.app, cfg), handler_class=FastHandler,
                                log=None, error_log=logging.getLogger("tapgrid.http"),
-                               backlog=4096)
+                               backlog=4096, spawn=Pool(handler_pool_size(cfg)))
+        self.http.header_timeout = cfg.header_timeout_s
         self.http.admit = self.gateway.admit
         self.http.upgrade_done = self.gateway.upgrade_done
+        self.http.release = self.gateway.release
+        self.http.refusal_headers = HEADERS
         self.http.frame_limit = cfg.frame_limit
         self.backdoor = None
         self.replica = None
@@ -92,11 +114,16 @@ class Server:
             # after the Store opened the file (WAL on, writer lock held)
             self.replica = self.metrics.replica = Replicator(self.cfg).start()
         if self.cfg.backdoor:
-            host, _, port = self.cfg.backdoor.rpartition(":")
-            self.backdoor = start_backdoor((host or "127.0.0.1", int(port)), {
+            from ._commands import backdoor_path
+            self.backdoor = start_backdoor(backdoor_path(self.cfg), {
                 "system": self.system, "market": self.market, "server": self, "cfg": self.cfg})
         self._summary = gevent.spawn(self._summarise)
         self._lag = gevent.spawn(self.gateway.watch_loop)
+        self._loops = [gevent.spawn(self.gateway.expiry_loop), gevent.spawn(self._purge_sessions),
+                       gevent.spawn(self.sessions.watch_revocations, self.gateway.end_session)]
+        if self.cfg.redis and not self.cfg.session_secret:
+            log.warning("session records in Redis are unsigned: set session_secret "
+                        "(TAPGRID_SESSION_SECRET) so that a write to Redis cannot mint a session")
         log.info("serving on http://%s:%d (db=%s, feed=%s, demo=%s, nonces=%s)",
                  self.cfg.host, self.http.server_port, self.cfg.db,
                  ",".join(self.cfg.sources) + f" (quorum {self.cfg.quorum})" if self.cfg.sources
@@ -117,6 +144,24 @@ class Server:
                 log.info("rejects in the last %ds: %s", int(every), json.dumps(delta, sort_keys=True))
             last = now
 
+    def _purge_sessions(self):
+        every = self.cfg.session_purge_s
+        if every <= 0:
+            return
+        while True:
+            gevent.sleep(every)
+            now = int(time.time() * 1000)
+            try:
+                self.sessions.purge(now)                # a DELETE in the Writer's thread
+                if self.cfg.demo:
+                    # Past the session lifetime too: no live session points at them.
+                    cutoff = now - max(self.cfg.guest_idle_ms, self.cfg.session_ttl_ms)
+                    gone = self.market.purge_guests(cutoff)
+                    if gone:
+                        log.info("purged %d idle guests that never bet", len(gone))
+            except Exception as exc:
+                log.warning("session/guest purge failed: %r", exc)
+
     def stop(self, timeout=10.0):
         log.info("shutting down: no new connections or taps")
         self.http.close()
@@ -125,12 +170,14 @@ class Server:
         if self._summary is not None:
             self._summary.kill(block=False)
             self._lag.kill(block=False)
+            for g in self._loops:
+                g.kill(block=False)
         self.system.stop(timeout=timeout / 2)
         self.gateway.close_all(1001)
         if self.replica is not None:
             self.replica.stop()     # after the Writer's last commit: Litestream ships it
         if self.backdoor is not None:
-            self.backdoor.stop()
+            stop_backdoor(self.backdoor)
         try:
             self.http.stop(timeout=1)
         except Exception:

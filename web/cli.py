@@ -3,6 +3,7 @@ backup, restore, config.
 
     tapgrid serve --port 8080          # the game, with embedded defaults
     tapgrid shell                      # a REPL in which actors keep running
+    tapgrid attach                     # the console of a server run with --backdoor
 """
 import argparse
 import sys
@@ -28,8 +29,9 @@ def _add_config_flags(p, with_server=True):
         p.add_argument("--seed", type=int)
         p.add_argument("--demo", dest="demo", action="store_true", default=None)
         p.add_argument("--no-demo", dest="demo", action="store_false")
-        p.add_argument("--backdoor", metavar="127.0.0.1:PORT",
-                       help="serve a live Python console on a loopback port")
+        p.add_argument("--backdoor", metavar="PATH", nargs="?", const="auto",
+                       help="serve a live Python console on a private Unix socket "
+                            "(default <db dir>/console/backdoor.sock); reach it with 'tapgrid attach'")
         p.add_argument("--commit", choices=["group", "per-tap"])
         p.add_argument("--commit-delay-ms", type=float)
         p.add_argument("--min-free-disk", help="suspend betting below this: 2G, 500M or 5%%")
@@ -82,6 +84,9 @@ def build_parser():
     p = sub.add_parser("archive", help="move old settled bets to archive files")
     _add_config_flags(p, with_server=False)
     _add_archive_flags(p)
+    p = sub.add_parser("attach", help="the live console of a server run with --backdoor")
+    p.add_argument("path", nargs="?", help="its socket (default <db dir>/console/backdoor.sock)")
+    _add_config_flags(p, with_server=False)
     p = sub.add_parser("verify", help="recompute every settled bet from the price record and"
                                       " check every receipt's signature")
     p.add_argument("--from", dest="from_ms", type=int, metavar="MS",
@@ -105,7 +110,7 @@ def build_parser():
 
 
 _NOT_CONFIG = ("command", "config", "user", "amount", "limit", "out", "kind", "listen",
-               "server_name", "prefix", "timestamp", "from_ms", "to_ms")
+               "server_name", "prefix", "timestamp", "from_ms", "to_ms", "path")
 
 
 def load_config(args):

@@ -77,7 +77,7 @@ class _GeventHTTPConnection(http.client.HTTPConnection):
 
 class TapgridClient:
     def __init__(self, base_url, *, signer=None, timeout=10.0, backoff_base=5.0, backoff_cap=60.0,
-                 origin=None, reconnect=True):
+                 origin=None, reconnect=True, use_ticket=False):
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
         self.host, self.port = parts.hostname, parts.port or 80
@@ -86,6 +86,7 @@ class TapgridClient:
         self.timeout = timeout
         self.origin = origin
         self.reconnect = reconnect
+        self.use_ticket = use_ticket  # /ws?ticket= (from /api/ws-ticket) instead of ?token=
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.token = None
         self.user = None
@@ -126,8 +127,21 @@ class TapgridClient:
             raise ApiError(resp.status, parsed)
         return parsed
 
-    def guest(self):
-        r = self.request("POST", "/api/auth/guest", {"session_key": self.signer.public_b64}, auth=False)
+    def guest(self, prove=True):
+        """A guest session; ``prove`` signs the server's challenge with the
+        session key (proof of possession, a v1 addition the server checks)."""
+        body = {"session_key": self.signer.public_b64}
+        if prove:
+            try:
+                nonce = self.request("POST", "/api/auth/challenge", auth=False)["nonce"]
+            except ApiError as e:
+                # No challenge for this Host (a proxy without public_url):
+                # sign in the v1 way; a server that requires the proof says so.
+                if e.status != 400:
+                    raise
+            else:
+                body["proof"] = {"nonce": nonce, "sig": self.signer.sign("tapgrid-guest:" + nonce)}
+        r = self.request("POST", "/api/auth/guest", body, auth=False)
         self.token, self.user, self.balance = r["token"], r["user"], r["balance"]
         return r
 
@@ -167,7 +181,11 @@ class TapgridClient:
 
     def _open(self):
         headers = {}
-        self.ws = WSClient.connect(f"{self.ws_url}?token={self.token}", origin=self.origin,
+        if self.use_ticket:
+            query = "ticket=" + self.request("POST", "/api/ws-ticket")["ticket"]
+        else:
+            query = f"token={self.token}"
+        self.ws = WSClient.connect(f"{self.ws_url}?{query}", origin=self.origin,
                                    timeout=self.timeout, headers=headers)
 
     def _read_loop(self):
@@ -201,6 +219,12 @@ class TapgridClient:
                         return
                     if e.retry_after:            # the server said when: honour it
                         gevent.sleep(e.retry_after * random.random())
+                    continue
+                except ApiError as e:            # the ticket request (use_ticket)
+                    self.ws = None
+                    if e.status == 401:
+                        self._closing = True
+                        return
                     continue
                 except (OSError, TimeoutError, gevent.Timeout):
                     self.ws = None

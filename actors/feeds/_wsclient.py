@@ -1,8 +1,12 @@
-"""A small RFC 6455 WebSocket client on explicit gevent sockets.
+"""A WebSocket client: the `websockets` library's sans-I/O protocol driven
+by explicit gevent sockets (plain or TLS).
 
-One object per connection, no threads and no monkey-patching, cheap enough
-that the benchmark driver can hold thousands in one process. Used by the
-exchange feeds, the Python client and the tests.
+`websockets.client.ClientProtocol` does all of RFC 6455 (handshake checks,
+framing, masking, control frames, the closing handshake, size limits); this
+module only moves bytes between it and one gevent socket, and turns its
+frames into messages. No asyncio, no threads and no monkey-patching, cheap
+enough that the benchmark driver can hold thousands in one process. Used by
+the exchange feeds, the Python client and the tests.
 
     >>> import gevent.pywsgi, geventwebsocket.handler
     >>> def echo(environ, start_response):
@@ -18,34 +22,27 @@ exchange feeds, the Python client and the tests.
     'hello'
     >>> ws.close(); server.stop()
 """
-import base64
-import hashlib
 import ipaddress
-import os
-import struct
+from collections import deque
 from time import monotonic
-from urllib.parse import urlsplit
 
 import gevent
 from gevent import socket, ssl
 from gevent.event import Event
 from gevent.lock import Semaphore
-
-try:
-    from wsaccel.xormask import XorMaskerSimple
-except ImportError:  # pragma: no cover - wsaccel is a declared dependency
-    XorMaskerSimple = None
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidStatus, InvalidURI, ProtocolError
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 __all__ = ["WSClient", "WSError", "WSHandshakeError", "WSProtocolError",
            "WSClosedError", "Headers"]
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
-OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 _READ_SIZE = 65536
-_HEAD_LIMIT = 65536           # response head of the HTTP upgrade
-_BODY_LIMIT = 1 << 20         # body of a refused upgrade, kept for the caller
-_MORE = object()              # parser sentinel: need more bytes
+_HEAD_LIMIT = 65536           # the HTTP response head of the upgrade
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
 class WSError(Exception):
@@ -82,6 +79,15 @@ class WSClosedError(WSError, ConnectionError):
 class Headers(dict):
     """Response headers; lookups ignore case, repeated headers are joined."""
 
+    @classmethod
+    def of(cls, headers):
+        """From a `websockets.datastructures.Headers` (a multi-dict)."""
+        out = cls()
+        for name, value in headers.raw_items():
+            name, old = name.lower(), dict.get(out, name.lower())
+            dict.__setitem__(out, name, value if old is None else f"{old}, {value}")
+        return out
+
     def __getitem__(self, key):
         return super().__getitem__(key.lower())
 
@@ -90,27 +96,6 @@ class Headers(dict):
 
     def get(self, key, default=None):
         return super().get(key.lower(), default)
-
-
-def mask_payload(key, data):
-    """XOR `data` with the 4-byte `key` (RFC 6455 5.3)."""
-    if XorMaskerSimple is not None:
-        return XorMaskerSimple(key).process(data)
-    return _mask_int(key, data)
-
-
-def _mask_int(key, data):
-    # One big-int XOR instead of a per-byte Python loop.
-    n = len(data)
-    if not n:
-        return b""
-    pad = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little")
-            ^ int.from_bytes(pad, "little")).to_bytes(n, "little")
-
-
-def _accept_for(key):
-    return base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
 
 
 def _open_socket(host, port):
@@ -143,72 +128,60 @@ def _wrap_tls(sock, host, ctx):
     return ssl.SSLSocket(sock=sock, server_hostname=host, _context=ctx)
 
 
-class _HeadReader:
-    """Buffered reads for the HTTP part of the handshake."""
-
-    def __init__(self, sock):
-        self.sock, self.buf = sock, bytearray()
-
-    def _more(self):
-        data = self.sock.recv(_READ_SIZE)
+def _handshake(sock, proto, url):
+    """Read the server's answer and let the protocol check it. Only the
+    response head is fed to it when the upgrade succeeds: the bytes behind it
+    (frames the server sent right after the 101) are returned unparsed, for
+    the connection to read as its first data."""
+    buf, head_fed, rest = bytearray(), False, b""
+    while True:
+        data = sock.recv(_READ_SIZE)
         if not data:
-            raise EOFError
-        self.buf += data
-
-    def until(self, sep, limit):
-        while (i := self.buf.find(sep)) < 0:
-            if len(self.buf) > limit:
-                raise WSError("HTTP response head too large")
-            self._more()
-        out = bytes(self.buf[:i])
-        del self.buf[:i + len(sep)]
-        return out
-
-    def exact(self, n):
-        while len(self.buf) < n:
-            self._more()
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
-    def body(self, headers):
-        try:
-            if "content-length" in headers:
-                return self.exact(min(int(headers["content-length"]), _BODY_LIMIT))
-            # No length: read to EOF (a chunked body arrives with its framing).
-            while len(self.buf) < _BODY_LIMIT:
-                self._more()
-        except (EOFError, OSError, ValueError):
-            pass  # a refused upgrade's body is a courtesy; keep what came
-        return bytes(self.buf)
-
-
-def _parse_head(head):
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise WSError(f"malformed HTTP status line: {lines[0][:80]!r}")
-    headers = Headers()
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        name, value = name.strip().lower(), value.strip()
-        old = dict.get(headers, name)
-        dict.__setitem__(headers, name, value if old is None else f"{old}, {value}")
-    return int(parts[1]), headers
+            proto.receive_eof()
+            events = proto.events_received()
+        elif head_fed:
+            proto.receive_data(data)
+            events = proto.events_received()
+        else:
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > _HEAD_LIMIT:
+                    raise WSError("HTTP response head too large")
+                continue
+            head_fed, rest = True, bytes(buf[end + 4:])
+            proto.receive_data(bytes(buf[:end + 4]))
+            events = proto.events_received()
+            if not events and rest:
+                # No answer yet: a refusal with a body, which the protocol reads too.
+                proto.receive_data(rest)
+                rest = b""
+                events = proto.events_received()
+        if events and isinstance(events[0], Response):
+            break
+        exc = proto.handshake_exc
+        if not data or isinstance(getattr(exc, "__cause__", None), EOFError):
+            raise WSError("connection closed during the websocket handshake")
+        if exc is not None:
+            raise WSError(f"malformed HTTP response from {url}: {exc.__cause__ or exc}")
+    response, exc = events[0], proto.handshake_exc
+    headers = Headers.of(response.headers)
+    if exc is not None:
+        message = None if isinstance(exc, InvalidStatus) else f"websocket upgrade refused: {exc}"
+        raise WSHandshakeError(response.status_code, headers, bytes(response.body), message)
+    return headers, rest
 
 
 class WSClient:
     """One client connection. Reads and writes may run in two greenlets at
-    once; sends from several greenlets are serialised per frame."""
+    once; whatever the protocol has to send goes out under one lock, so
+    frames never interleave."""
 
     __slots__ = ("url", "headers", "max_message_size", "close_code",
-                 "close_reason", "last_read_at", "_sock", "_buf", "_want",
-                 "_send_lock", "_close_sent", "_close_received", "_reading",
-                 "_frag_op", "_frags", "_frag_size", "_done")
+                 "close_reason", "last_read_at", "_sock", "_buf", "_proto", "_inbox",
+                 "_send_lock", "_reading", "_frag_op", "_frags", "_done")
 
-    def __init__(self, sock, buffered=b"", *, url="", headers=None,
+    def __init__(self, sock, proto, buffered=b"", *, url="", headers=None,
                  max_message_size=16 << 20):
         self.url = url
         self.headers = headers if headers is not None else Headers()
@@ -217,11 +190,12 @@ class WSClient:
         self.close_reason = ""
         self.last_read_at = monotonic()   # any bytes at all, pings included
         self._sock = sock
-        self._buf = bytearray(buffered)
-        self._want = _READ_SIZE
+        self._buf = bytearray(buffered)   # received, not yet fed to the protocol
+        self._proto = proto
+        self._inbox = deque()       # messages (str/bytes) or a WSProtocolError to raise
         self._send_lock = Semaphore()
-        self._close_sent = self._close_received = self._reading = False
-        self._frag_op, self._frags, self._frag_size = None, [], 0
+        self._reading = False
+        self._frag_op, self._frags = None, []
         self._done = Event()
 
     # -- opening ---------------------------------------------------------
@@ -230,45 +204,25 @@ class WSClient:
                 ssl_context=None, max_message_size=16 << 20):
         """Open `url` (ws:// or wss://) and finish the upgrade within
         `timeout` seconds (TimeoutError otherwise)."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
-        host, secure = parts.hostname, scheme == "wss"
-        port = parts.port or (443 if secure else 80)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host_header = host if ":" not in host else f"[{host}]"
-        if parts.port:
-            host_header += f":{port}"
-        key = base64.b64encode(os.urandom(16))
-        lines = [f"GET {target} HTTP/1.1", f"Host: {host_header}",
-                 "Upgrade: websocket", "Connection: Upgrade",
-                 f"Sec-WebSocket-Key: {key.decode()}", "Sec-WebSocket-Version: 13"]
-        if origin:
-            lines.append(f"Origin: {origin}")
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            uri = parse_uri(url)
+        except InvalidURI as e:
+            raise ValueError(f"not a ws:// or wss:// URL: {url!r}") from e
+        proto = ClientProtocol(uri, origin=origin, max_size=max_message_size)
+        request = proto.connect()
+        for name, value in (headers or {}).items():
+            request.headers[name] = value
+        proto.send_request(request)
 
         timer = gevent.Timeout.start_new(timeout) if timeout is not None else None
         sock = None
         try:
-            sock = _open_socket(host, port)
-            if secure:
-                sock = _wrap_tls(sock, host, ssl_context)
-            sock.sendall(request)
-            reader = _HeadReader(sock)
-            try:
-                status, rheaders = _parse_head(reader.until(b"\r\n\r\n", _HEAD_LIMIT))
-            except EOFError:
-                raise WSError("connection closed during the websocket handshake") from None
-            if status != 101:
-                raise WSHandshakeError(status, rheaders, reader.body(rheaders))
-            if (rheaders.get("upgrade", "").lower() != "websocket"
-                    or "upgrade" not in rheaders.get("connection", "").lower()):
-                raise WSHandshakeError(status, rheaders, b"", "101 without a websocket upgrade")
-            if rheaders.get("sec-websocket-accept") != _accept_for(key):
-                raise WSHandshakeError(status, rheaders, b"", "bad Sec-WebSocket-Accept")
-            client = cls(sock, reader.buf, url=url, headers=rheaders,
+            sock = _open_socket(uri.host, uri.port)
+            if uri.secure:
+                sock = _wrap_tls(sock, uri.host, ssl_context)
+            sock.sendall(b"".join(proto.data_to_send()))
+            rheaders, rest = _handshake(sock, proto, url)
+            client = cls(sock, proto, rest, url=url, headers=rheaders,
                          max_message_size=max_message_size)
             sock = None
             return client
@@ -283,43 +237,41 @@ class WSClient:
                 sock.close()
 
     # -- sending ---------------------------------------------------------
-    def _send_frame(self, opcode, payload):
-        n = len(payload)
-        if n < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n < 65536:
-            head = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
-        key = os.urandom(4)
-        frame = head + key + mask_payload(key, payload)
+    def _flush(self):
+        """Send whatever the protocol has queued (data frames, pongs, close)."""
         with self._send_lock:
+            chunks = self._proto.data_to_send()
+            if not any(chunks):
+                return  # nothing, or only the end-of-stream mark: we close the socket ourselves
             sock = self._sock
             if sock is None:
                 raise WSClosedError("websocket is closed")
             try:
-                sock.sendall(frame)
+                sock.sendall(chunks[0] if len(chunks) == 1 else b"".join(chunks))
             except OSError as e:
                 self._shutdown(1006)
                 raise WSClosedError(f"websocket send failed: {e}") from e
 
     def _check_open(self):
-        if self._close_sent or self._close_received or self._sock is None:
+        if self.closed:
             raise WSClosedError("websocket is closed")
 
     def send_text(self, s):
         self._check_open()
-        self._send_frame(OP_TEXT, s.encode("utf-8"))
+        self._proto.send_text(s.encode("utf-8"))
+        self._flush()
 
     def send_bytes(self, b):
         self._check_open()
-        self._send_frame(OP_BINARY, bytes(b))
+        self._proto.send_binary(bytes(b))
+        self._flush()
 
     def ping(self, payload=b""):
         if len(payload) > 125:
             raise ValueError("ping payload is limited to 125 bytes")
         self._check_open()
-        self._send_frame(OP_PING, payload)
+        self._proto.send_ping(payload)
+        self._flush()
 
     # -- receiving -------------------------------------------------------
     def recv(self, timeout=None):
@@ -328,17 +280,16 @@ class WSClient:
         connection stays usable. Pings are answered on the way."""
         if self._reading:
             raise RuntimeError("recv() is already running in another greenlet")
-        if self._sock is None:
-            return None
         self._reading = True
         try:
             deadline = None if timeout is None else monotonic() + timeout
-            while True:
-                msg = self._next_message()
-                if msg is not _MORE:
-                    return msg
+            while not self._inbox:
                 if not self._fill(deadline):
                     return None
+            msg = self._inbox.popleft()
+            if isinstance(msg, WSProtocolError):
+                raise msg
+            return msg
         finally:
             self._reading = False
 
@@ -347,9 +298,15 @@ class WSClient:
             yield msg
 
     def _fill(self, deadline):
+        """Read once from the socket and feed the protocol; False once closed."""
         sock = self._sock
         if sock is None:
             return False
+        if self._buf:
+            data, self._buf = bytes(self._buf), bytearray()
+            self._proto.receive_data(data)
+            self._take(self._proto.events_received())
+            return True
         timer = None
         if deadline is not None:
             remaining = deadline - monotonic()
@@ -357,7 +314,7 @@ class WSClient:
                 raise TimeoutError("no websocket message within the timeout")
             timer = gevent.Timeout.start_new(remaining)
         try:
-            data = sock.recv(self._want)
+            data = sock.recv(_READ_SIZE)
         except gevent.Timeout as t:
             if t is not timer:
                 raise
@@ -368,113 +325,72 @@ class WSClient:
             if timer is not None:
                 timer.close()
         if not data:
+            self._proto.receive_eof()
             self._shutdown(1006)
             return False
-        self._buf += data
         self.last_read_at = monotonic()
+        self._proto.receive_data(data)
+        self._take(self._proto.events_received())
         return True
 
-    def _next_message(self):
-        buf = self._buf
-        while True:
-            n = len(buf)
-            if n < 2:
-                self._want = _READ_SIZE
-                return _MORE
-            b0, b1 = buf[0], buf[1]
-            length, pos = b1 & 0x7F, 2
-            if length == 126:
-                if n < 4:
-                    return _MORE
-                length, pos = int.from_bytes(buf[2:4], "big"), 4
-            elif length == 127:
-                if n < 10:
-                    return _MORE
-                length, pos = int.from_bytes(buf[2:10], "big"), 10
-            opcode, fin = b0 & 0x0F, b0 & 0x80
-            if b1 & 0x80:
-                self._fail(1002, "server frames must not be masked")
-            if b0 & 0x70:
-                self._fail(1002, "reserved bits set without an extension")
-            if opcode >= 8:
-                if not fin or length > 125 or opcode > OP_PONG:
-                    self._fail(1002, "bad control frame")
-            elif opcode > OP_BINARY:
-                self._fail(1002, f"unknown opcode {opcode}")
-            if length + self._frag_size > self.max_message_size:
-                self._fail(1009, "message too big")
-            end = pos + length
-            if n < end:
-                self._want = max(_READ_SIZE, end - n)
-                return _MORE
-            payload = bytes(buf[pos:end])
-            del buf[:end]
-            if opcode >= 8:
-                if self._on_control(opcode, payload):
+    def _take(self, frames):
+        """Turn the protocol's frames into messages in the inbox; answer what
+        it queued (pongs, the close echo); fail on what it rejected."""
+        proto = self._proto
+        pinged = False
+        for frame in frames:
+            op = frame.opcode
+            if op is Opcode.PING:
+                pinged = True   # the protocol queued the pong
+            elif op in _DATA:
+                if op is not Opcode.CONT:
+                    self._frag_op, self._frags = op, []
+                self._frags.append(frame.data)
+                if not frame.fin:
                     continue
-                return None
-            if opcode == OP_CONT:
-                if self._frag_op is None:
-                    self._fail(1002, "continuation frame outside a message")
-                self._frags.append(payload)
-                self._frag_size += length
-                if not fin:
-                    continue
-                opcode, payload = self._frag_op, b"".join(self._frags)
-                self._frag_op, self._frags, self._frag_size = None, [], 0
-            elif self._frag_op is not None:
-                self._fail(1002, "new message inside a fragmented one")
-            elif not fin:
-                self._frag_op, self._frags, self._frag_size = opcode, [payload], length
-                continue
-            if opcode == OP_TEXT:
-                try:
-                    # The codec validates UTF-8 in C over the whole message.
-                    return payload.decode("utf-8")
-                except UnicodeDecodeError:
-                    self._fail(1007, "text message is not valid UTF-8")
-            return payload
+                op, data = self._frag_op, b"".join(self._frags)
+                self._frag_op, self._frags = None, []
+                if op is Opcode.TEXT:
+                    try:
+                        # The codec validates UTF-8 in C over the whole message.
+                        self._inbox.append(data.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        proto.fail(1007, "invalid UTF-8")
+                        self._failed(1007, "text message is not valid UTF-8")
+                        return
+                else:
+                    self._inbox.append(data)
+            elif op is Opcode.CLOSE:
+                close = proto.close_rcvd
+                self.close_code, self.close_reason = close.code, close.reason
+                self._flush_quietly()
+                self._shutdown(close.code)
+                return
+        exc = proto.parser_exc
+        if exc is not None and not isinstance(exc, EOFError):
+            code = proto.close_sent.code if proto.close_sent is not None else 1002
+            self._failed(code, str(exc) or type(exc).__name__)
+        elif pinged:
+            # Only then: a reader waiting for the send lock while a sender is
+            # stuck in sendall (its peer busy echoing to us) would deadlock.
+            self._flush_quietly()
 
-    def _on_control(self, opcode, payload):
-        """Handle one control frame; False once the connection is closed."""
-        if opcode == OP_PING:
-            if not (self._close_sent or self._close_received):
-                try:
-                    self._send_frame(OP_PONG, payload)
-                except WSClosedError:
-                    pass  # the read side will see the drop on its own
-            return True
-        if opcode == OP_PONG:
-            return True
-        if len(payload) == 1:
-            self._fail(1002, "close frame with a 1-byte body")
-        self._close_received = True
-        self.close_code = struct.unpack("!H", payload[:2])[0] if payload else 1005
-        self.close_reason = payload[2:].decode("utf-8", "replace")
-        if not self._close_sent:
-            self._close_sent = True
-            try:
-                self._send_frame(OP_CLOSE, payload[:2])
-            except WSClosedError:
-                pass
-        self._shutdown(self.close_code)
-        return False
+    def _flush_quietly(self):
+        try:
+            self._flush()
+        except WSClosedError:
+            pass  # the read side sees the drop on its own
 
-    def _fail(self, code, why):
-        if not self._close_sent and self._sock is not None:
-            self._close_sent = True
-            try:
-                self._send_frame(OP_CLOSE, struct.pack("!H", code))
-            except WSClosedError:
-                pass
+    def _failed(self, code, why):
+        self._flush_quietly()           # the protocol queued our close frame
         self.close_code = code
         self._shutdown(code)
-        raise WSProtocolError(code, why)
+        self._inbox.append(WSProtocolError(code, why))
 
     # -- closing ---------------------------------------------------------
     @property
     def closed(self):
-        return self._sock is None or self._close_sent or self._close_received
+        return self._sock is None or self._proto.state is not State.OPEN
 
     def close(self, code=1000, reason="", timeout=2.0):
         """Send a close frame and wait up to `timeout` s for the server's
@@ -482,13 +398,16 @@ class WSClient:
         is in recv()."""
         if self._sock is None:
             return
-        if not (self._close_sent or self._close_received):
-            self._close_sent = True
+        if self._proto.state is State.OPEN:
             try:
-                self._send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123])
+                self._proto.send_close(code, reason.encode()[:123].decode("utf-8", "ignore"))
+            except ProtocolError as e:
+                raise ValueError(f"cannot close with code {code}: {e}") from None
+            try:
+                self._flush()
             except WSClosedError:
                 return
-        if timeout and not self._close_received:
+        if timeout and self._proto.close_rcvd is None:
             if self._reading:
                 self._done.wait(timeout)
             else:
@@ -502,7 +421,6 @@ class WSClient:
 
     def _shutdown(self, code):
         sock, self._sock = self._sock, None
-        self._buf.clear()  # whatever follows a close or a protocol error is void
         if self.close_code is None:
             self.close_code = code
         if sock is not None:

@@ -12,7 +12,7 @@ The bet row format and the Store are imported first: the archive package
 from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
                        nonce_text, pack_nonce)
 from ._store import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Store,
-                     is_disk_full, open_readonly)
+                     UserExists, is_disk_full, open_readonly)
 from ._pricerecord import (PAD_MS, RECORD_SCHEMA, copy_record_steps, prune_record_steps,
                            window_of)
 from ._receipt import HISTORY_COLUMNS, MAX_HISTORY_LIMIT, history, next_cursor, receipt  # noqa: E402
@@ -25,7 +25,7 @@ from ._replica import (Replicator, ReplicaError, litestream_config, litestream_p
                        restore)
 
 __all__ = [
-    "Store", "open_readonly", "is_disk_full", "SCHEMA_VERSION",
+    "Store", "UserExists", "open_readonly", "is_disk_full", "SCHEMA_VERSION",
     "KIND_CREDIT", "KIND_PAYOUT", "KIND_REFUND",
     "BET_ROWS", "BETS_VIEW", "LOGICAL_COLUMNS", "NO_SETTLED", "derived_payout", "pack_nonce",
     "nonce_text",

@@ -129,6 +129,10 @@ def open_readonly(path):
     return _connect(path, readonly=True)
 
 
+class UserExists(ValueError):
+    """``ensure_user(new=True)`` for a name that is taken."""
+
+
 class Store:
     """The write side. Not thread-safe by itself: the Writer serialises calls
     (its commits run in the threadpool, one at a time)."""
@@ -257,11 +261,15 @@ class Store:
 
     # --- users -------------------------------------------------------------------------
 
-    def ensure_user(self, name, credit=0, now=None):
-        """The user's id, creating it (with a first credit) if new."""
+    def ensure_user(self, name, credit=0, now=None, new=False):
+        """The user's id, creating it (with a first credit) if new. With
+        ``new`` an existing name is an error (``UserExists``): a guest name
+        that collides must never sign the newcomer into someone's account."""
         now = int(time.time() * 1000) if now is None else now
         row = self.conn.execute("SELECT id FROM users WHERE name=?", (name,)).fetchone()
         if row:
+            if new:
+                raise UserExists(name)
             return row[0]
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -277,6 +285,33 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         return uid
+
+    def purge_idle_guests(self, created_before):
+        """Delete guest accounts created before ``created_before`` that never
+        bet (hot or archived) and hold only their first credit; their ids.
+        Called with a cutoff past the session lifetime, so no live session
+        (SQLite or Redis) can point at them."""
+        conn = self.conn
+        idle = ("SELECT u.id FROM users u WHERE u.name LIKE 'guest-%' AND u.created < ? "
+                "AND NOT EXISTS (SELECT 1 FROM bet_rows b WHERE b.user = u.id) "
+                "AND NOT EXISTS (SELECT 1 FROM archived a WHERE a.user = u.id) "
+                "AND (SELECT COUNT(*) FROM ledger l WHERE l.user = u.id) <= 1")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            uids = [r[0] for r in conn.execute(idle, (created_before,))]
+            for i in range(0, len(uids), 500):
+                chunk = uids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM ledger WHERE user IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM sessions WHERE user IN ({marks})", chunk)
+                # No bets, so no receipt will ever need these keys.
+                conn.execute(f"DELETE FROM session_keys WHERE user IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM users WHERE id IN ({marks})", chunk)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return uids
 
     def user_balance(self, uid):
         row = self.conn.execute("SELECT balance FROM users WHERE id=?", (uid,)).fetchone()

@@ -99,7 +99,7 @@ def main(argv=None):
             out({"type": "error", "error": repr(exc)})
             continue
         fut.add_done_callback(lambda f, i=req.get("id"): answer(i, f))
-        gevent.sleep(0)
+        gevent.sleep(0)     # let the market take this tap before the next line is read
     system.stop()
     out({"type": "stopped"})
     return 0

@@ -141,7 +141,7 @@ def test_a_real_write_failure_loses_nothing_and_corrupts_nothing(tmp_path):
                 sent[tap_id] = (col, lo, rng.randrange(100, 500))
                 proc.stdin.write((json.dumps({"id": tap_id, "col": col, "lo": lo,
                                               "stake": sent[tap_id][2]}) + "\n").encode())
-            time.sleep(0.01)
+            time.sleep(0.01)                # pacing the taps (load shape), not synchronisation
         proc.stdin.close()                  # a clean stop, even with a full disk
         assert proc.wait(30) == 0, err
     finally:

@@ -22,6 +22,7 @@ import pytest
 from actors.store._audit import audit
 from actors._model import OPEN
 from actors.store._store import open_readonly
+from tests.support import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHILD = os.path.join(ROOT, "tests", "actors", "market_child.py")
@@ -132,7 +133,7 @@ def test_kill_9_never_loses_an_acknowledged_bet(tmp_path):
                         child.send({"id": next_id, "col": col, "lo": lo, "stake": stake})
                 except BrokenPipeError:
                     break
-                time.sleep(0.01)
+                time.sleep(0.01)     # pacing the taps (load shape), not synchronisation
             killer.join()
         finally:
             child.kill()
@@ -158,16 +159,14 @@ def test_kill_9_never_loses_an_acknowledged_bet(tmp_path):
         assert child.ready.wait(30), child.stderr[-2000:]
         column_ms = child.info["column_ms"]
         last_col = max(col for col, _, _ in acked.values())
-        deadline = time.monotonic() + 30
-        while True:
+        def all_past_settled():
             now = time.time() * 1000
-            bets = db_bets(db)
-            open_past = [b for b, (col, _, _, outcome) in bets.items()
-                         if outcome == OPEN and col + column_ms < now - 2000]
-            if not open_past and now > last_col + column_ms + 2000:
-                break
-            assert time.monotonic() < deadline, f"{len(open_past)} past bets still open"
-            time.sleep(0.2)
+            return (now > last_col + column_ms + 2000
+                    and not [b for b, (col, _, _, outcome) in db_bets(db).items()
+                             if outcome == OPEN and col + column_ms < now - 2000])
+
+        wait_until(all_past_settled, timeout=30, interval=0.2, what="every past bet to settle")
+        bets = db_bets(db)
         assert not [b for b, row in bets.items() if row[3] == OPEN]
         assert audit(db) == []
         assert child.close() == 0, child.stderr[-2000:]

@@ -291,7 +291,7 @@ def test_restart_settles_pending_bets_from_stored_ticks_once(system, db_path):
         market2, feed2, results2 = run_market(system2, db_path)
         assert market2.ctx.ledger.open_bets(alice) == 1
         wait_until(lambda: pending.bet in results2.by_bet, timeout=10, what="recovery")
-        gevent.sleep(0.6)                    # a few more sweeps: nothing else may settle
+        gevent.sleep(0.6)                    # under test: over a few more sweeps nothing else settles
         assert set(results2.by_bet) == {pending.bet}
         bets, ledger = bet_rows(db_path)
         assert bets[pending.bet][:2] == (LOST, 0)
@@ -320,7 +320,7 @@ def test_restart_after_downtime_inside_the_window_voids_and_pays_nothing_twice(s
     try:
         market2, feed2, results2 = run_market(system2, db_path)
         wait_until(lambda: pending.bet in results2.by_bet, timeout=10, what="recovery")
-        gevent.sleep(0.6)
+        gevent.sleep(0.6)                    # under test: over a few more sweeps nothing else settles
         assert set(results2.by_bet) == {pending.bet}
         bets, ledger = bet_rows(db_path)
         assert bets[pending.bet][:2] == (VOID, 400)     # no prices while down: void

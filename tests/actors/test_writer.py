@@ -96,10 +96,12 @@ def test_bets_under_load_share_batches(system, db_path):
     store = Store(db_path, commit_delay_ms=100)
     ctx, _ = start_writer(system, db_path, store=store)
     alice = ctx.writer.ask(("user", "alice", 1_000_000))
-    futs = []
-    for round_ in range(5):
+    futs = send_bets(ctx, [bet(alice, i) for i in range(10)])
+    # The Writer took the first ten and is in its 100 ms commit: the next
+    # forty pile up meanwhile and must share one batch.
+    wait_until(lambda: ctx.writer.stats.depth == 0, what="the writer to take the first bets")
+    for round_ in range(1, 5):
         futs += send_bets(ctx, [bet(alice, round_ * 10 + i) for i in range(10)])
-        gevent.sleep(0.02)
     acks = [f.get(10) for f in futs]
     assert all(a.reason is None for a in acks)
     assert len({a.bet for a in acks}) == 50

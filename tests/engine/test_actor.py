@@ -94,7 +94,7 @@ def test_graceful_stop_drains_the_mailbox(system):
     for i in range(5):
         ref.tell(i)
     stopper = gevent.spawn(ref.stop)
-    gevent.sleep(0)
+    gevent.idle()           # the stopper has run: the stop is requested (stop() then waits)
     ref.tell("after-stop")  # refused: the stop was already requested
     gate.set()
     stopper.join(2)
@@ -103,17 +103,18 @@ def test_graceful_stop_drains_the_mailbox(system):
 
 
 def test_pending_asks_fail_when_the_actor_stops_without_draining(system):
-    gate = Event()
+    gate, busy = Event(), Event()
 
     class Blocked(Actor):
         def receive(self, msg):
+            busy.set()
             gate.wait()
             return msg
 
     ref = system.spawn(Blocked)
     first = ref.ask_async(1)
     queued = ref.ask_async(2)
-    gevent.sleep(0)
+    assert busy.wait(2)         # 1 is taken, 2 still queued
     ref.stop(drain=False, wait=False)
     gate.set()
     assert first.get(1) == 1
@@ -143,9 +144,12 @@ def test_system_stop_is_reverse_spawn_order():
 
 
 def test_children_stop_before_their_parent(system):
-    order = []
+    order, kid_up = [], Event()
 
     class Kid(Actor):
+        def on_start(self):
+            kid_up.set()
+
         def on_stop(self):
             order.append("kid")
 
@@ -157,7 +161,7 @@ def test_children_stop_before_their_parent(system):
             order.append("parent")
 
     ref = system.spawn(Parent)
-    gevent.sleep(0.01)
+    assert kid_up.wait(2)
     ref.stop()
     assert order == ["kid", "parent"]
 

@@ -2,7 +2,8 @@
 import os
 import subprocess
 import sys
-import time
+
+from tests.support import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -47,11 +48,9 @@ def test_actors_run_while_the_console_waits_for_input(tmp_path):
         proc.stdin.flush()
         # No more input: the console sits at its prompt. The ticker must
         # still tick, or the hub is blocked by the prompt.
-        deadline = time.monotonic() + 10
-        while _count(path) < 20:
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the actor did not run while the prompt waited"
-            time.sleep(0.01)
+        wait_until(lambda: _count(path) >= 20 or proc.poll() is not None, timeout=10,
+                   what="the actor to run while the prompt waits")
+        assert proc.poll() is None, proc.stdout.read()
         proc.stdin.write("print('ticks', t.ask('n') >= 20)\n")
         proc.stdin.write("print(system.actors())\n")
         proc.stdin.close()          # EOF ends the console
@@ -64,8 +63,21 @@ def test_actors_run_while_the_console_waits_for_input(tmp_path):
     assert "ticker" in out and "processed" in out
 
 
-def test_backdoor_refuses_non_loopback_addresses():
+def test_backdoor_refuses_a_shared_directory(tmp_path):
+    """The socket must live in a private directory: a 0755 one is refused."""
     from engine._console import start_backdoor
     import pytest
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
     with pytest.raises(ValueError):
-        start_backdoor(("0.0.0.0", 0), {})
+        start_backdoor(str(shared / "bd.sock"), {})
+
+
+def test_http_request_lines_are_recognised():
+    from engine._console import looks_like_http
+    assert looks_like_http("GET /(1)if()else(exec('x'))or HTTP/1.1")
+    assert looks_like_http("OPTIONS * HTTP/1.1")
+    assert looks_like_http("CONNECT example.com:443 HTTP/1.1")
+    assert not looks_like_http("system.actors()")
+    assert not looks_like_http("GET = 3")

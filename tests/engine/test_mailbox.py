@@ -8,21 +8,24 @@ from tests.support import wait_until
 
 
 class Gated(Actor):
-    def __init__(self, gate, seen):
+    def __init__(self, gate, seen, busy=None):
         self.gate = gate
         self.seen = seen
+        self.busy = busy
 
     def receive(self, msg):
+        if self.busy is not None:
+            self.busy.set()
         self.gate.wait()
         self.seen.append(msg)
         return msg
 
 
 def test_reject_policy_raises_in_the_sender_and_counts_a_dead_letter(system):
-    gate, seen = Event(), []
-    ref = system.spawn(Gated, gate, seen, mailbox_size=3)
+    gate, seen, busy = Event(), [], Event()
+    ref = system.spawn(Gated, gate, seen, busy, mailbox_size=3)
     ref.tell(0)
-    gevent.sleep(0)               # the actor takes 0 and blocks on the gate
+    assert busy.wait(2)           # the actor took 0 and blocks on the gate
     for i in (1, 2, 3):
         ref.tell(i)
     with pytest.raises(MailboxFull):
@@ -38,14 +41,14 @@ def test_reject_policy_raises_in_the_sender_and_counts_a_dead_letter(system):
 
 
 def test_block_policy_makes_the_sender_wait_for_room(system):
-    gate, seen = Event(), []
-    ref = system.spawn(Gated, gate, seen, mailbox_size=2, overflow="block")
+    gate, seen, busy = Event(), [], Event()
+    ref = system.spawn(Gated, gate, seen, busy, mailbox_size=2, overflow="block")
     ref.tell(0)
-    gevent.sleep(0)
+    assert busy.wait(2)
     ref.tell(1)
     ref.tell(2)
     sender = gevent.spawn(ref.tell, 3)
-    gevent.sleep(0.01)
+    gevent.idle()                 # every runnable greenlet has run: the sender too
     assert not sender.ready()     # blocked: mailbox full
     gate.set()
     sender.join(2)

@@ -3,6 +3,7 @@ import threading
 import time
 
 import gevent
+from gevent.event import Event
 
 from engine import Actor, Terminated, run_blocking
 from tests.support import wait_until
@@ -18,15 +19,16 @@ class Recorder(Actor):
 
 
 def test_watch_delivers_terminated(system):
-    log = []
+    log, watching = [], Event()
     target = system.spawn(Recorder, [])
 
     class Watcher(Recorder):
         def on_start(self):
             self.watch(target)
+            watching.set()
 
     system.spawn(Watcher, log)
-    gevent.sleep(0)
+    assert watching.wait(2)
     target.stop()
     wait_until(lambda: log, what="Terminated")
     assert log == [Terminated(target)]
@@ -72,7 +74,7 @@ def test_timers_are_cancelled_on_stop(system):
     ref.stop()
     assert len(cell.timers) == 0
     count = len(log)
-    gevent.sleep(0.02)
+    gevent.sleep(0.02)            # under test: ten intervals pass and no tick comes
     assert len(log) == count
     assert not any(d.message == "tick" for d in system.dead_letters.recent)
 
@@ -101,7 +103,7 @@ def test_run_blocking_keeps_other_greenlets_running():
             gevent.sleep(0.001)
 
     g = gevent.spawn(ticker)
-    gevent.sleep(0)
+    wait_until(lambda: ticks, what="the ticker to start")
     before = len(ticks)
     thread_ids = []
 

@@ -106,6 +106,7 @@ def test_non_utf8_host_header_on_login_is_400(live_server):
     parts = urlsplit(live_server.url)
     body = b'{"message":"m","signature":"s"}'
     status, reply = raw_http(live_server, b"POST /api/auth/login HTTP/1.1\r\nHost: \xff\xfe:%d\r\n"
+                             b"Content-Type: application/json\r\n"
                              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                              % (parts.port, len(body), body))
     assert status == 400 and reply["error"] in ("bad_request", "bad_domain"), reply

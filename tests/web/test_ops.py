@@ -115,7 +115,7 @@ def test_sigterm_answers_every_tap_in_flight_then_closes_with_1001(server_factor
             except OSError:         # WSClosedError included: the server has gone
                 return
             sent.append(nonce)
-            gevent.sleep(0.002)
+            gevent.sleep(0.002)     # pacing the taps (load shape), not synchronisation
 
     reader, sender = gevent.spawn(read), gevent.spawn(send)
     assert first_ack.wait(10), "no ack before the shutdown"

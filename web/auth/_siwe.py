@@ -272,6 +272,10 @@ def verify_login(message_text, signature_hex, *, domain, uri, chain_id, now_ms,
         raise SiweError("bad_domain", "message is for another domain")
     if msg.uri != uri:
         raise SiweError("bad_domain", "message is for another URI")
+    if msg.scheme is not None and msg.scheme.lower() != uri.partition("://")[0].lower():
+        # EIP-4361: a scheme on the domain line must be the one the site is
+        # served over (an http:// page must not reuse an https:// login).
+        raise SiweError("bad_domain", "message is for another scheme")
     if msg.chain_id != chain_id:
         raise SiweError("bad_domain", "message is for another chain")
     if abs(now_ms - msg.issued_at_ms) > max_age_ms:

@@ -23,12 +23,12 @@ import struct
 from collections import deque
 
 import gevent
-from gevent.event import Event
 
 __all__ = ["Connection", "TokenBucket"]
 
 MAX_BEHIND = 32          # droppable frames are skipped beyond this queue depth
 MAX_QUEUE = 20000        # beyond this the client is cut off
+MAX_BUFFER = 1 << 20     # or beyond this many queued bytes (cfg.max_send_buffer)
 SEND_BUFFER = 256 * 1024
 
 
@@ -53,7 +53,7 @@ class TokenBucket:
 
 
 class Connection:
-    def __init__(self, ws, user, uid, session_key, key_id, bucket):
+    def __init__(self, ws, user, uid, session_key, key_id, bucket, max_buffer=MAX_BUFFER):
         self.ws = ws
         self.user = user
         self.uid = uid
@@ -61,12 +61,16 @@ class Connection:
         self.key_id = key_id
         self.bucket = bucket
         self.out = deque()
-        self.event = Event()
+        self.queued = 0               # bytes in self.out
+        self.max_buffer = max_buffer
+        self.cut_off = False          # closed for not reading
         self.closed = False
         self.closing = False          # graceful shutdown: no new taps
         self.inflight = 0
         self.strikes = 0
         self.dropped = 0
+        self.sid = ""                 # the session's id (web._sessions.Session.sid)
+        self.expires_ms = float("inf")
         self._sendall = ws.raw_write
         sock = getattr(getattr(ws, "handler", None), "socket", None)
         # The OS socket under gevent's wrapper is non-blocking: a frame that
@@ -131,17 +135,18 @@ class Connection:
                 return
             frame = frame[n:]         # the rest, in order, before anything else
             droppable = False
-        if droppable and len(out) >= MAX_BEHIND:
+        if droppable and (len(out) >= MAX_BEHIND or self.queued + len(frame) > self.max_buffer):
             self.dropped += 1
             return
-        if len(out) >= MAX_QUEUE:
+        if len(out) >= MAX_QUEUE or self.queued + len(frame) > self.max_buffer:
+            # A reader this far behind pins memory for nothing: cut it off.
+            self.cut_off = True
             self.close(1008, b"too far behind")
             return
         out.append(frame)
+        self.queued += len(frame)
         if self.writer is None:
             self.writer = gevent.spawn(self._write_loop)
-        else:
-            self.event.set()
 
     def _write_loop(self):
         out = self.out
@@ -154,6 +159,7 @@ class Connection:
                 return
             # Coalesce everything queued into one write.
             data = out.popleft() if len(out) == 1 else b"".join([out.popleft() for _ in range(len(out))])
+            self.queued -= len(data)
             try:
                 self._sendall(data)
             except Exception:
@@ -176,15 +182,18 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        self.event.set()
         frame = struct.pack("!BBH", 0x88, 2 + len(reason[:123]), code) + reason[:123]
         sent = False
-        if not self.out and self.writer is None and self._try_send is not None:
+        # A websocket that already answered the peer's close sends no second
+        # one (browsers fail the connection on "close received after close").
+        if (not self.out and self.writer is None and self._try_send is not None
+                and not getattr(self.ws, "closed", False)):
             try:
                 sent = self._try_send(frame) == len(frame)
             except OSError:
                 pass
         self.out.clear()
+        self.queued = 0
         ws = self.ws
         ws.closed = True              # no second close frame from gevent-websocket
         sock = getattr(getattr(ws, "handler", None), "socket", None)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 from actors import Tap
 from actors.wire import TapError, b64url_decode, load_session_key, parse_tap_payload, verify_tap
 
+from .._addr import LruTable, client_addr
 from .._safejson import loads as json_loads
 from ._conn import Connection, TokenBucket
 from ._hub import frame
@@ -24,7 +25,6 @@ __all__ = ["Gateway"]
 
 log = logging.getLogger("tapgrid.gateway")
 
-MAX_STRIKES = 20
 _SKEW_MS = 30_000
 
 
@@ -49,11 +49,23 @@ class Gateway:
         self.upgrading = 0        # admitted, not yet a registered connection
         self.loop_lag_ms = 0.0    # how late the event loop runs (see watch_loop)
         self._keys = {}           # session key bytes -> public key object (verify is hot)
+        self._by_sid = {}         # session id -> its open connections
+        self._per_addr = {}       # client address -> admitted connections
+        self._upgrading_users = {}  # uid -> admitted, not yet registered
+        self._addr_buckets = LruTable()   # client address -> handshake bucket
+        self._user_buckets = LruTable()   # uid -> tap bucket, across connections
+        self.refused = {}         # reason -> upgrades refused / connections closed
+        self.tickets = None       # web._tickets.TicketStore, when the app offers tickets
 
     # --- admission, before the upgrade ------------------------------------------------------
 
     def admit(self, environ):
-        """None to upgrade, else (status, headers, body) to refuse."""
+        """None to upgrade, else (status, headers, body) to refuse.
+
+        The cheap, server-wide checks first; then everything that is per
+        client (its address's handshake rate and connection count) before
+        the token is looked up; the global handshake budget is charged only
+        for a token that checks out, so bogus upgrades cannot drain it."""
         if environ.get("PATH_INFO") != "/ws":
             return None
         if not self.accepting:
@@ -66,36 +78,96 @@ class Gateway:
             # connections wait (a reconnect storm must not starve acks).
             self.shed += 1
             return self._refuse("503 Service Unavailable", b"busy", retry=1)
-        if not self.handshakes.take(time.monotonic()):
-            self.shed += 1
-            return self._refuse("503 Service Unavailable", b"handshake rate exceeded", retry=1)
+        addr = client_addr(environ, self.cfg.trusted_proxies)
+        cfg = self.cfg
+        bucket = self._addr_buckets.get_or_make(addr, lambda: TokenBucket(
+            cfg.handshake_rate_per_address, max(1.0, cfg.handshake_rate_per_address), time.monotonic()))
+        if not bucket.take(time.monotonic()):
+            return self._limit("address_rate", b"too many upgrades from this address")
+        if self._per_addr.get(addr, 0) >= cfg.max_conns_per_address:
+            return self._limit("per_address", b"too many connections from this address")
         origin = environ.get("HTTP_ORIGIN")
         if origin and not self.origin_allowed(origin, environ.get("HTTP_HOST", "")):
             return ("403 Forbidden", [("Content-Type", "text/plain")], b"origin not allowed")
-        token = parse_qs(environ.get("QUERY_STRING", "")).get("token", [""])[0]
-        session = self.sessions.get(token, int(time.time() * 1000))
+        token = self._ticket_or_token(environ)
+        session = self.sessions.get(token, int(time.time() * 1000)) if token else None
         if session is None:
             return ("401 Unauthorized", [("Content-Type", "text/plain")], b"invalid or expired token")
+        if len(self.hub.by_user.get(session.uid, ())) + self._upgrading_users.get(session.uid, 0) \
+                >= cfg.max_conns_per_user:
+            return self._limit("per_user", b"too many connections for this account")
+        if not self.handshakes.take(time.monotonic()):
+            self.shed += 1
+            return self._refuse("503 Service Unavailable", b"handshake rate exceeded", retry=1)
         environ["tapgrid.session"] = session
         environ["tapgrid.admitted"] = True
+        environ["tapgrid.slot"] = (addr, session.uid)
+        self._per_addr[addr] = self._per_addr.get(addr, 0) + 1
+        self._upgrading_users[session.uid] = self._upgrading_users.get(session.uid, 0) + 1
         self.upgrading += 1
         return None
+
+    def _ticket_or_token(self, environ):
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        ticket = query.get("ticket", [""])[0]
+        if ticket and self.tickets is not None:
+            return self.tickets.redeem(ticket)
+        return query.get("token", [""])[0]
+
+    def _limit(self, reason, body):
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        return ("429 Too Many Requests", [("Content-Type", "text/plain"), ("Retry-After", "5")], body)
 
     def upgrade_done(self, environ):
         """An admitted upgrade became a connection (or failed): stop counting it."""
         if environ.pop("tapgrid.admitted", False):
             self.upgrading -= 1
+            uid = environ["tapgrid.slot"][1]
+            left = self._upgrading_users.get(uid, 1) - 1
+            if left > 0:
+                self._upgrading_users[uid] = left
+            else:
+                self._upgrading_users.pop(uid, None)
+
+    def release(self, environ):
+        """The connection (or failed upgrade) is over: free its address slot."""
+        self.upgrade_done(environ)
+        slot = environ.pop("tapgrid.slot", None)
+        if slot is not None:
+            left = self._per_addr.get(slot[0], 1) - 1
+            if left > 0:
+                self._per_addr[slot[0]] = left
+            else:
+                self._per_addr.pop(slot[0], None)
 
     @staticmethod
     def _refuse(status, body, retry):
         return (status, [("Content-Type", "text/plain"), ("Retry-After", str(retry))], body)
 
-    def origin_allowed(self, origin, host):
+    def origin_allowed(self, origin, host=None):
+        """The Origin (scheme, host and port) must be one this server is
+        reached at: ``public_url``, ``allowed_origins``, or its own loopback
+        names. Never the request's Host header: under DNS rebinding a page
+        on evil.example sends Host and Origin both naming evil.example."""
         allowed = self.cfg.allowed_origins
-        if origin in allowed or "*" in allowed:
+        if "*" in allowed:
             return True
-        hostpart = origin.split("://", 1)[-1].rstrip("/")
-        return hostpart == host
+        return origin.rstrip("/").lower() in self._own_origins
+
+    @property
+    def _own_origins(self):
+        own = getattr(self, "_own", None)
+        if own is None:
+            cfg = self.cfg
+            own = {o.rstrip("/").lower() for o in cfg.allowed_origins}
+            if cfg.public_url:
+                scheme, _, rest = cfg.public_url.partition("://")
+                own.add(f"{scheme}://{rest.split('/', 1)[0]}".lower())
+            for name in {cfg.host, "127.0.0.1", "localhost", "[::1]"}:
+                if name not in ("0.0.0.0", "::", ""):
+                    own.add(f"http://{name}:{cfg.port}".lower())
+            self._own = own
+        return own
 
     # --- one connection ------------------------------------------------------------------------
 
@@ -105,9 +177,17 @@ class Gateway:
         key = self._keys.get(session.session_key)
         if key is None:
             key = self._keys[session.session_key] = load_session_key(session.session_key)
-        bucket = TokenBucket(self.cfg.tap_rate, self.cfg.tap_burst, time.monotonic())
-        conn = Connection(ws, session.user, session.uid, key, session.session_key, bucket)
+        # One tap bucket per user, shared by all their connections: opening
+        # more sockets buys no more taps.
+        cfg = self.cfg
+        bucket = self._user_buckets.get_or_make(session.uid, lambda: TokenBucket(
+            cfg.tap_rate, cfg.tap_burst, time.monotonic()))
+        conn = Connection(ws, session.user, session.uid, key, session.session_key, bucket,
+                          max_buffer=cfg.max_send_buffer)
+        conn.sid = session.sid
+        conn.expires_ms = session.expires_ms
         self.hub.add(conn)
+        self._by_sid.setdefault(conn.sid, set()).add(conn)
         try:
             self.hub.welcome(conn, self.market.balance(session.uid))
             receive = ws.receive
@@ -116,18 +196,25 @@ class Gateway:
                 if msg is None:
                     break
                 self._on_frame(conn, msg)
-                if conn.strikes > MAX_STRIKES:
+                if conn.strikes > self.cfg.max_strikes:
                     log.warning("closing %s after %d malformed frames", conn.user, conn.strikes)
+                    self.refused["strikes"] = self.refused.get("strikes", 0) + 1
                     conn.flush(0.5)
                     conn.close(1008, b"too many malformed frames")
                     break
         finally:
             self.hub.remove(conn)
+            if conn.cut_off:
+                self.refused["slow_reader"] = self.refused.get("slow_reader", 0) + 1
+            mine = self._by_sid.get(conn.sid)
+            if mine is not None:
+                mine.discard(conn)
+                if not mine:
+                    del self._by_sid[conn.sid]
             if not conn.closed:
                 conn.flush(1.0)
                 conn.close(1000)
             conn.closed = True
-            conn.event.set()
 
     def _on_frame(self, conn, msg):
         if self.metrics is not None:
@@ -171,12 +258,19 @@ class Gateway:
             return self._reject(conn, None, "bad_request")
         if conn.closing:
             return self._reject(conn, p.nonce, "overloaded")
+        now = int(time.time() * 1000)
+        if now >= conn.expires_ms:
+            # The session ended while the socket stayed open: no more bets
+            # (the sweeper closes the socket within a second).
+            return self._reject(conn, p.nonce, "expired")
         if not conn.bucket.take(time.monotonic()):
             return self._reject(conn, p.nonce, "rate_limited")
-        now = int(time.time() * 1000)
         if abs(now - p.ts) > _SKEW_MS:
             return self._reject(conn, p.nonce, "expired")
         if not verify_tap(conn.session_key, payload, sig):
+            # A strike: verifying costs CPU, and an honest client never
+            # sends a bad signature.
+            conn.strikes += 1
             return self._reject(conn, p.nonce, "bad_signature")
         reason = self.nonces.check_many([(conn.key_id, p.nonce, p.ts)], now)[0]
         if reason is not None:
@@ -210,6 +304,29 @@ class Gateway:
 
         fut.add_done_callback(acked)
         return None
+
+    # --- sessions that end ---------------------------------------------------------------------
+
+    def end_session(self, sid, reason=b"signed out"):
+        """Close every socket of session ``sid`` here (logout, or a
+        revocation another process published)."""
+        for conn in list(self._by_sid.get(sid, ())):
+            conn.flush(0.2)
+            conn.close(1008, reason)
+
+    def expiry_loop(self, period=1.0):
+        """Close sockets whose session expired: the session is checked at
+        the upgrade and on each tap, and this ends idle ones too."""
+        import gevent
+        while True:
+            gevent.sleep(period)
+            self.close_expired(int(time.time() * 1000))
+
+    def close_expired(self, now_ms):
+        # A scan, not a heap: closed connections leave nothing behind, and
+        # comparing 20,000 integers a second is well under a millisecond.
+        for conn in [c for c in self.hub.conns if c.expires_ms <= now_ms and not c.closed]:
+            conn.close(1008, b"session expired")
 
     def watch_loop(self, period=0.01):
         """Measure how late a 10 ms timer fires: the event loop's lag, the

@@ -51,7 +51,6 @@ class Hub(Sinks):
         self._grid_cache = (None, None, None)    # (version, market status, json bytes)
         self._loop = None
         self.broadcasts = 0
-        self.last_broadcast_ms = 0
 
     def start(self, market):
         self.market = market
@@ -150,7 +149,6 @@ class Hub(Sinks):
             return
         data = frames[0] if len(frames) == 1 else b"".join(frames)
         self.broadcasts += 1
-        self.last_broadcast_ms = int(time.time() * 1000)
         conns = list(self.conns)
         for i, conn in enumerate(conns):
             conn.send(data, droppable=True)

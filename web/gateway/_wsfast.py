@@ -23,6 +23,7 @@ and reading is ours (site-packages stays untouched):
     from web.gateway._wsfast import FastHandler
     WSGIServer(("127.0.0.1", 8080), app, handler_class=FastHandler).serve_forever()
 """
+import socket
 import struct
 from collections import deque
 
@@ -186,7 +187,45 @@ class FastWebSocket(WebSocket):
 
 
 class FastHandler(WebSocketHandler):
-    """Admission control before the upgrade, then ``FastWebSocket`` frames."""
+    """Admission control before the upgrade, then ``FastWebSocket`` frames.
+
+    The request line and headers must arrive within ``server.header_timeout``
+    seconds (one deadline for the whole head, so a byte every few seconds
+    does not keep a slowloris connection alive); an idle keep-alive
+    connection waiting for its next request is closed by the same rule."""
+
+    _head_timer = None
+
+    def read_requestline(self):
+        seconds = getattr(self.server, "header_timeout", None)
+        if seconds:
+            self._head_timer = gevent.Timeout(seconds, socket.timeout("request head too slow"))
+            self._head_timer.start()
+        try:
+            line = super().read_requestline()
+        except BaseException:
+            self._cancel_head_timer()
+            raise
+        if not line:
+            self._cancel_head_timer()
+        return line
+
+    def read_request(self, raw_requestline):
+        try:
+            return super().read_request(raw_requestline)
+        finally:
+            self._cancel_head_timer()
+
+    def handle_one_request(self):
+        try:
+            return super().handle_one_request()
+        finally:
+            self._cancel_head_timer()     # e.g. a 414 returned before read_request
+
+    def _cancel_head_timer(self):
+        timer, self._head_timer = self._head_timer, None
+        if timer is not None:
+            timer.cancel()
 
     def run_application(self):
         env = self.environ
@@ -195,7 +234,8 @@ class FastHandler(WebSocketHandler):
             refusal = admit(env) if admit is not None else None
             if refusal is not None:
                 status, headers, body = refusal
-                self.start_response(status, headers + [("Content-Length", str(len(body)))])
+                extra = list(getattr(self.server, "refusal_headers", ()))   # the security headers
+                self.start_response(status, headers + extra + [("Content-Length", str(len(body)))])
                 self.write(body)
                 return
         try:
@@ -204,6 +244,9 @@ class FastHandler(WebSocketHandler):
             done = getattr(self.server, "upgrade_done", None)
             if done is not None:
                 done(env)
+            release = getattr(self.server, "release", None)
+            if release is not None:
+                release(env)
 
     def upgrade_connection(self):
         result = super().upgrade_connection()

@@ -7,7 +7,7 @@
 //   window.tapgrid.state()      // {connected, user, balance, market, bets: [{nonce, bet, state, col, lo, ...}]}
 //   window.tapgrid.openCells()  // [{t0, lo, mult, x, y}]  x, y: CSS px inside the canvas
 
-import { apiGet, Connection, HttpError } from "/static/net.js";
+import { apiGet, apiPost, Connection, HttpError } from "/static/net.js";
 import { cryptoAvailable, clearSessionKey, signTap, newNonce } from "/static/keys.js";
 import { GridView } from "/static/grid.js";
 import { HistoryPanel } from "/static/history.js";
@@ -151,13 +151,17 @@ async function checkSession() {
     await apiGet("/api/me", state.token);
   } catch (err) {
     if (err instanceof HttpError && (err.status === 401 || err.status === 403)) {
-      await signOut("Your session has ended. Please sign in again.");
+      await signOut("Your session has ended. Please sign in again.", { revoke: false });
     }
   }
 }
 
-async function signOut(note = "") {
+async function signOut(note = "", { revoke = true } = {}) {
   if (state.conn) state.conn.stop();
+  // Revoke the token on the server first: forgetting it here is not enough.
+  if (revoke && state.token) {
+    try { await apiPost("/api/auth/logout", undefined, state.token); } catch (_) { /* already dead, or offline */ }
+  }
   Object.assign(state, { conn: null, token: null, user: null, balance: null, key: null });
   forgetSession();
   await clearSessionKey();

@@ -128,14 +128,28 @@ export class Connection {
     this.timers = {};
   }
 
-  open() {
+  async open() {
     this.clearTimers();
     this.hello = false;
     this.setStatus("connecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
+    // A single-use ticket keeps the token out of the URL (proxies log URLs).
+    let query;
+    try {
+      const { ticket } = await apiPost("/api/ws-ticket", undefined, this.token);
+      query = `ticket=${encodeURIComponent(ticket)}`;
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 401) {
+        this.onClosedEarly(401); // the session is gone: the page asks /api/me
+        if (!this.stopped) this.retry();
+        return;
+      }
+      query = `token=${encodeURIComponent(this.token)}`; // a server without tickets, or offline
+    }
+    if (this.stopped) return;
     let ws;
     try {
-      ws = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(this.token)}`);
+      ws = new WebSocket(`${scheme}://${location.host}/ws?${query}`);
     } catch (_) {
       this.retry();
       return;

@@ -8,7 +8,7 @@
 //   saveSession(session.token, key);
 
 import { apiPost, HttpError } from "/static/net.js";
-import { newSessionKey, loadSessionKey } from "/static/keys.js";
+import { newSessionKey, loadSessionKey, signTap } from "/static/keys.js";
 import { hasWallet, walletSignIn, WalletError } from "/static/wallet.js";
 import { reasonText } from "/static/format.js";
 
@@ -47,9 +47,20 @@ export async function savedSession() {
 }
 
 // Each sign-in gets a fresh key, so an old token can never sign for a new account.
+// The proof signs the server's challenge with the new key: the server then
+// knows the key is ours, not one copied from someone else.
 export async function signInAsGuest() {
   const key = await newSessionKey();
-  const session = await apiPost("/api/auth/guest", { session_key: key.k });
+  const body = { session_key: key.k };
+  try {
+    const { nonce } = await apiPost("/api/auth/challenge");
+    body.proof = { nonce, sig: await signTap(key, `tapgrid-guest:${nonce}`) };
+  } catch (err) {
+    // No challenge here (e.g. 400 for a Host the server does not know): sign
+    // in without the proof; a server that requires it answers 401.
+    if (!(err instanceof HttpError) || err.status !== 400) throw err;
+  }
+  const session = await apiPost("/api/auth/guest", body);
   return { key, session };
 }
 

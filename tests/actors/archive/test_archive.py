@@ -365,7 +365,7 @@ def test_kill_9_mid_archive_loses_and_duplicates_nothing(tmp_path):
         p = _child(db)
         # stratified over the run, so kills land in every phase; each run
         # resumes where the last died, so later kills cut deeper in
-        time.sleep(0.2 + whole * (i + rng.random()) / rounds)
+        time.sleep(0.2 + whole * (i + rng.random()) / rounds)   # under test: when the kill lands
         p.send_signal(signal.SIGKILL)
         p.wait(30)
         files = _check_exactly_once(db, adir, set(bets))
@@ -448,7 +448,7 @@ def test_server_archiver_deletes_through_the_writer_while_taps_flow(tmp_path):
             cell = market.pick_cell()
             if cell:
                 acks.append(market.tap(alice, cell[0], cell[1], 100))
-            gevent.sleep(0.005)
+            gevent.sleep(0.005)     # pacing the taps beside the job, not synchronisation
         report = job.get()
         assert report["errors"] == [] and len(report["files"]) == 2
         oks = [a.get(10) for a in acks]

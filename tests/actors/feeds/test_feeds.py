@@ -154,7 +154,7 @@ def test_sim_pause_and_resume_keep_the_greenlet():
     wait_until(lambda: len(ticks) >= 3)
     feed.pause()
     n = len(ticks)
-    gevent.sleep(0.15)  # fifteen intervals with no tick
+    gevent.sleep(0.15)  # under test: fifteen intervals pass with no tick
     assert len(ticks) <= n + 1 and not g.dead and feed.paused
     n = len(ticks)
     feed.resume()

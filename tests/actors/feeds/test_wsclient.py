@@ -15,10 +15,10 @@ import pytest
 from gevent import socket, ssl
 from gevent.queue import Queue
 from geventwebsocket.websocket import Header, WebSocket
+from websockets.utils import apply_mask
 
 from actors.feeds import _wsclient
-from actors.feeds._wsclient import (WSClient, WSClosedError, WSHandshakeError,
-                              WSProtocolError, _mask_int, mask_payload)
+from actors.feeds._wsclient import WSClient, WSClosedError, WSHandshakeError, WSProtocolError
 from tests.support import free_port, wait_until
 
 
@@ -87,7 +87,7 @@ def read_client_frame(sock):
     key = exact(4) if b1 & 0x80 else b""
     payload = exact(length)
     if key:
-        payload = _mask_int(key, payload)
+        payload = apply_mask(payload, key)
     return bool(b0 & 0x80), b0 & 0x0F, bool(b1 & 0x80), payload
 
 
@@ -130,16 +130,6 @@ def test_client_frames_are_masked(raw_serve):
     assert (fin, opcode, masked) == (True, 0x1, True)
     assert payload == ("masked please " * 20).encode()
     ws.close(timeout=0)
-
-
-@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 127, 4096, 70_001])
-def test_int_fallback_mask_matches_wsaccel(n):
-    data = bytes((i * 7) % 256 for i in range(n))
-    key = b"\x12\xab\x00\xfe"
-    assert _mask_int(key, data) == mask_payload(key, data)
-    assert _mask_int(key, _mask_int(key, data)) == data
-    if n:
-        assert _mask_int(key, data) != data
 
 
 def test_server_ping_is_answered_with_pong(serve):
@@ -396,11 +386,3 @@ def test_wss_with_verified_certificate(serve, tmp_path):
     # The default context does not trust a self-signed server.
     with pytest.raises(ssl.SSLError):
         WSClient.connect(url, timeout=5)
-
-
-def test_echo_through_int_mask_fallback(serve, monkeypatch):
-    monkeypatch.setattr(_wsclient, "XorMaskerSimple", None)
-    ws = WSClient.connect(serve(echo_app))
-    ws.send_text("fallback ✓ " * 7000)
-    assert ws.recv(timeout=5) == "fallback ✓ " * 7000
-    ws.close()

@@ -141,8 +141,8 @@ def test_redis_session_create_get_revoke(redis_url):
         key = b"\x04" + bytes(range(64))
         token = sessions.create("0xAbC0000000000000000000000000000000000001", key, now + 60_000)
         assert len(token) >= 22                           # >= 128 bits of base64url
-        assert sessions.get(token, now) == Session(
-            "0xAbC0000000000000000000000000000000000001", key, now + 60_000)
+        assert sessions.get(token, now)[:3] == Session(
+            "0xAbC0000000000000000000000000000000000001", key, now + 60_000)[:3]
         # Only a hash of the token is stored, with an expiry at the session's end.
         names = r.keys("tapgrid:s:*")
         assert len(names) == 1 and token.encode() not in names[0]

@@ -250,3 +250,12 @@ def test_challenge_store_nonces_are_single_use_expire_and_bounded():
     assert len(store) == 3                            # oldest pushed out
     assert not store.consume(nonces[0]) and store.consume(nonces[-1])
     assert not store.consume("anything-else")
+
+
+def test_a_scheme_on_the_domain_line_must_match_the_site(store):
+    scheme = URI.partition("://")[0]
+    other = "http" if scheme == "https" else "https"
+    text = make_message(store, domain=f"{other}://{DOMAIN}")
+    assert code_of(store, text, sign(text)) == "bad_domain"
+    text = make_message(store, domain=f"{scheme}://{DOMAIN}")
+    assert login(store, text, sign(text)).address
