@@ -12,7 +12,9 @@ from .feeds import BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_fe
 from .store import Store, UserExists, audit, credit_offline, history_offline, open_readonly
 from ._ledger import Ledger
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
-                     payout_for)
+                     TapOrder, payout_for)
+from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
+                      SaveTicks, Settle)
 from ._odds import (MULT_BUCKETS, Volatility, column_multipliers, mult_bucket, multiplier,
                     touch_probability)
 from ._runtime import MarketHandle, start_market
@@ -32,6 +34,8 @@ __all__ = [
     "Store", "UserExists", "open_readonly", "Column", "Market", "price_grid", "open_columns", "Resolver",
     "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
+    "TapOrder", "PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSession",
+    "Maintenance", "ArchiveStep",
 ]
 
 

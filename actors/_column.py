@@ -12,12 +12,12 @@ cell (2.50x) in its column; the clock stands still at 1,000,000 ms:
 
     >>> import os, tempfile
     >>> from engine import ActorSystem
-    >>> from actors import Column, Config, Grid, MarketContext, Tap, Writer
+    >>> from actors import Column, Config, EnsureUser, Grid, MarketContext, Tap, Writer
     >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "column.db"))
     >>> ctx = MarketContext(cfg, clock=lambda: 1_000.0)
     >>> system = ActorSystem()
     >>> ctx.writer = system.spawn(Writer, ctx)
-    >>> alice = ctx.writer.ask(("user", "alice", 10_000), timeout=5)
+    >>> alice = ctx.writer.ask(EnsureUser("alice", 10_000), timeout=5)
     >>> t0 = 1_010_000                                   # locks at 1,007,000
     >>> ctx.grid = Grid(1, 9_500_000, 1_000_000, 0.5, {t0: {9_500_000: 250}})
     >>> column = system.spawn(Column, ctx, t0)
@@ -32,7 +32,8 @@ cell (2.50x) in its column; the clock stands still at 1,000,000 ms:
 """
 from engine import Actor
 
-from ._model import Ack, Bet, Tap, payout_for
+from ._model import Ack, Bet, Tap, TapOrder, payout_for
+from ._writes import PlaceBets
 
 __all__ = ["Column"]
 
@@ -58,6 +59,8 @@ class Column(Actor):
         taken = ctx.taken
         try:
             for tap, reply in batch:
+                if type(tap) is TapOrder:
+                    tap, reply = tap
                 if type(tap) is not Tap or tap.col != t0:
                     reason, mult = "bad_request", None
                 else:
@@ -83,15 +86,19 @@ class Column(Actor):
                 ledger.reserve(tap.user, tap.stake, (t0, tap.lo), exposure)
                 accepted.append((Bet(tap.user, t0, tap.lo, tap.stake, mult, tap.min_mult,
                                      tap.ts, tap.nonce, tap.sig, now), reply))
-        except BaseException:
+        except BaseException as exc:
             # Leave the ledger as it was: the taps of this batch fail together.
             for bet, _ in accepted:
                 taken.forget(bet.user, bet.nonce)
                 ledger.release(bet.user, bet.stake, (t0, bet.lo), payout_for(bet.stake, bet.mult))
+            # The engine fails the asks' Futures; orders came as tells.
+            for msg, _ in batch:
+                if type(msg) is TapOrder:
+                    msg.reply.fail(exc)
             raise
         if accepted:
             ctx.writer_stats.pending_taps += len(accepted)
-            ctx.writer.tell(("bets", accepted))
+            ctx.writer.tell(PlaceBets(accepted))
 
     @staticmethod
     def _check(tap, cells, closed, status, ledger, cfg):

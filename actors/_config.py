@@ -71,11 +71,15 @@ class Config:
     cell_liability_cap: int = 10_000_000
     max_open_bets: int = 200
     guest_credit: int = 100_000
+    topup_below: int = 1_000            # a demo guest under this balance may top up
+    topup_every_ms: int = 300_000       # at most one top-up per guest this often
+    feed_every_ms: int = 2_000          # wins feed / leaderboard broadcast period
     # storage
     synchronous: str = "FULL"
     commit: str = "group"               # or "per-tap" (benchmark baseline)
     commit_delay_ms: float = 0.0        # artificial fsync delay for benchmarks
     max_batch: int = 5000
+    db_cache_mb: int = 64               # the Writer's SQLite page cache
     writer_queue: int = 20000
     hot_days: int = 7
     min_free_disk: str | int = "1%"
@@ -93,6 +97,7 @@ class Config:
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096
+    verify_threads: int = 2             # native threads checking tap signatures (0: on the loop)
     tap_rate: float = 50.0              # taps/s per user, across their connections
     tap_burst: int = 100
     handshake_rate: float = 2000.0      # upgrades/s admitted (charged for valid tokens only)

@@ -9,7 +9,7 @@ hundredths (235 = 2.35x).
 """
 from typing import NamedTuple
 
-__all__ = ["Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
+__all__ = ["Tap", "TapOrder", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
            "OUTCOME_NAMES", "payout_for", "REASONS"]
 
 OPEN, WON, LOST, VOID = 0, 1, 2, 3
@@ -31,6 +31,15 @@ class Tap(NamedTuple):
     ts: int
     nonce: str
     sig: bytes
+
+
+class TapOrder(NamedTuple):
+    """A verified tap told to its Column with where its answer goes:
+    anything with ``set(Ack)`` and ``fail(exc)``. The gateway passes one
+    small object per tap that formats the ack frame itself, so the hot path
+    has no Future and no callback per tap."""
+    tap: Tap
+    reply: object
 
 
 class Bet(NamedTuple):

@@ -10,7 +10,8 @@ void (refunded) if the feed was stale at any moment inside the window.
 Nobody tells it about new bets: the Writer -> Resolver path is a poll of
 the database. On every tick it queries the open-bets index (the partial
 covering index ``bets_open(col, lo, ...)``, through its own read-only
-connection) for the bets of that tick's column inside the window's range
+connection, on a native thread of its own: a column's open bets can be
+tens of thousands of rows, never read on the event loop) for the bets of that tick's column inside the window's range
 so far (instant wins), and every 0.25 s (the ``sweep`` timer) it queries
 the index for columns whose window is over. A bet is therefore seen once
 the Writer's commit is visible, at the next tick or sweep. Its settlements
@@ -25,7 +26,8 @@ before the window and one inside it that touches the band win it at once
     >>> import os, tempfile
     >>> from gevent.queue import Queue
     >>> from engine import ActorSystem, Future
-    >>> from actors import Bet, Config, MarketContext, Resolver, Sinks, Tick, Writer
+    >>> from actors import (Bet, Config, EnsureUser, MarketContext, PlaceBets, Resolver, Sinks,
+    ...                     Tick, Writer)
     >>> class Results(Sinks):
     ...     def __init__(self): self.got = Queue()
     ...     def on_result(self, user, s, balance): self.got.put((s.outcome, s.payout, balance))
@@ -33,12 +35,12 @@ before the window and one inside it that touches the band win it at once
     >>> ctx = MarketContext(cfg, clock=lambda: 1_000.0, sinks=Results())
     >>> system = ActorSystem()
     >>> ctx.writer = system.spawn(Writer, ctx)
-    >>> alice = ctx.writer.ask(("user", "alice", 10_000), timeout=5)
+    >>> alice = ctx.writer.ask(EnsureUser("alice", 10_000), timeout=5)
     >>> t0, lo = 1_010_000, 9_500_000
     >>> ctx.ledger.reserve(alice, 500, (t0, lo), 1250)       # as a Column does
     >>> ack = Future()
-    >>> ctx.writer.tell(("bets", [(Bet(alice, t0, lo, 500, 250, 101, 1_000_000, "n1",
-    ...                                bytes(64), 1_000_000), ack)]))
+    >>> ctx.writer.tell(PlaceBets([(Bet(alice, t0, lo, 500, 250, 101, 1_000_000, "n1",
+    ...                                 bytes(64), 1_000_000), ack)]))
     >>> ack.get(5).reason is None
     True
     >>> resolver = system.spawn(Resolver, ctx)
@@ -52,12 +54,15 @@ import bisect
 import logging
 from collections import deque
 
-from engine import Actor, run_blocking
+import gevent
+
+from engine import Actor, NativePool
 
 from .feeds import Tick
 from ._model import LOST, VOID, WON, Settlement, payout_for
 from .store import open_readonly
 from ._watchdog import Health
+from ._writes import Settle
 
 __all__ = ["Resolver", "path_of", "window_path", "outcome_for", "touches"]
 
@@ -157,24 +162,30 @@ class Resolver(Actor):
         self.inflight = set()                # bet ids sent to the Writer, not answered
         self.ranges = {}                     # t0 -> [low, high] of the live window
         self.stats = {"won": 0, "lost": 0, "void": 0, "recovered_columns": 0}
-        self.ro = run_blocking(open_readonly, self.ctx.cfg.db)
+        self.reader = NativePool(1, name="resolver")
+        self.ro = self.reader.call(open_readonly, self.ctx.cfg.db)
         since = self.ctx.now() - self.keep_ms
-        rows = run_blocking(self._query, "SELECT ts, price FROM ticks WHERE ts >= ? ORDER BY ts",
-                            (since,))
+        rows = self._query("SELECT ts, price FROM ticks WHERE ts >= ? ORDER BY ts", (since,))
         self.ticks.extend(rows)
         # Stale periods are part of the record: a restart settles as the
         # live Resolver would have (and as ``tapgrid verify`` checks).
-        self.stale_spans = [list(r) for r in run_blocking(
-            self._query, "SELECT start, end FROM stale_spans WHERE end IS NULL OR end >= ?"
+        self.stale_spans = [list(r) for r in self._query(
+            "SELECT start, end FROM stale_spans WHERE end IS NULL OR end >= ?"
             " ORDER BY start", (since,))]
         self.schedule_every(0.25, "sweep")
         self.ref.tell("sweep")
 
     def on_stop(self):
         if getattr(self, "ro", None) is not None:
-            self.ro.close()
+            self.reader.call(self.ro.close)
+            self.ro = None
+        if getattr(self, "reader", None) is not None:
+            self.reader.close()
 
     def _query(self, sql, params=()):
+        return self.reader.call(self._fetch, sql, params)
+
+    def _fetch(self, sql, params):
         return self.ro.execute(sql, params).fetchall()
 
     # --- messages ---------------------------------------------------------------------
@@ -291,7 +302,7 @@ class Resolver(Actor):
     def _send(self, settlements):
         ids = [s.bet for s in settlements]
         self.inflight.update(ids)
-        fut = self.ctx.writer.ask_async(("settle", settlements))
+        fut = self.ctx.writer.ask_async(Settle(settlements))
         tell = self.ref.tell
         fut.add_done_callback(lambda f: tell(("settled", ids, f)))
 
@@ -304,6 +315,8 @@ class Resolver(Actor):
             return
         sinks = self.ctx.sinks
         names = {WON: "won", LOST: "lost", VOID: "void"}
-        for s, balance in done:
+        for i, (s, balance) in enumerate(done):
             self.stats[names[s.outcome]] += 1
             sinks.on_result(s.user, s, balance)
+            if i % 500 == 499:
+                gevent.sleep(0)       # a whole column's results: let taps in between

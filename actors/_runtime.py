@@ -24,11 +24,12 @@ from .archive import Archiver
 from ._context import MarketContext, Sinks
 from .feeds import make_sources
 from ._market import Market
-from ._model import Ack, Tap
+from ._model import Ack, Tap, TapOrder
 from ._resolver import Resolver
 from .store import Store, acquire_lock, release_lock
 from ._watchdog import Watchdog
 from ._writer import Writer
+from ._writes import Credit, EnsureUser, Maintenance, PurgeGuests, SaveSession
 
 __all__ = ["start_market", "MarketHandle"]
 
@@ -43,7 +44,7 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     lock = acquire_lock(cfg.db)
     try:
         store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
-                             not cfg.replica)
+                             not cfg.replica, cfg.db_cache_mb)
     finally:
         release_lock(lock)
     users, open_bets = run_blocking(store.load_state)
@@ -55,7 +56,11 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     if feed is None:
-        feeds = make_sources(cfg)
+        # A sim walks on from the last stored price: bets open across a
+        # restart must not settle against a price that jumped to the default.
+        sims = "sim" in (list(cfg.sources) or [cfg.feed])
+        last = run_blocking(store.last_tick) if sims else None
+        feeds = make_sources(cfg, start_price=last[1] if last else None)
         feed = feeds[0] if len(feeds) == 1 else feeds
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")
@@ -95,6 +100,26 @@ class MarketHandle:
             ctx.count("overloaded")
             return _done(Ack("overloaded"))
 
+    def place_order(self, tap, reply):
+        """Route a verified ``Tap`` to its Column with a tell; ``reply``
+        (``set(Ack)``/``fail(exc)``) gets the answer, here at once if the
+        tap cannot be routed."""
+        ctx = self.ctx
+        status = ctx.status
+        if not status.is_open:
+            reply.set(Ack(status.reject_reason))
+            return
+        ref = ctx.columns.get(tap.col)
+        if ref is None:
+            ctx.count("column_closed")
+            reply.set(Ack("column_closed"))
+            return
+        try:
+            ref.tell(TapOrder(tap, reply))
+        except Exception:       # MailboxFull or a column that just stopped
+            ctx.count("overloaded")
+            reply.set(Ack("overloaded"))
+
     def tap(self, user, col, lo, stake, min_mult=101):
         """An operator's tap from the console (no player signature)."""
         tap = Tap(user, col, lo, stake, min_mult, self.ctx.now(),
@@ -105,34 +130,34 @@ class MarketHandle:
 
     def create_user(self, name, credit=0, timeout=10, new=False):
         """The user's id; with ``new``, raises ``UserExists`` for a taken name."""
-        return self.writer.ask(("user", name, credit, new), timeout=timeout)
+        return self.writer.ask(EnsureUser(name, credit, new), timeout=timeout)
 
     def credit(self, user, amount, timeout=10):
-        return self.writer.ask(("credit", user, amount), timeout=timeout)
+        return self.writer.ask(Credit(user, amount), timeout=timeout)
 
     def balance(self, user):
         return self.ctx.ledger.balance(user)
 
     def save_session(self, row, timeout=10):
-        return self.writer.ask(("session", row), timeout=timeout)
+        return self.writer.ask(SaveSession(row), timeout=timeout)
 
     def revoke_session(self, token_hash, timeout=10):
-        return self.writer.ask(("sql", "DELETE FROM sessions WHERE token=?", (token_hash,)),
+        return self.writer.ask(Maintenance("DELETE FROM sessions WHERE token=?", (token_hash,)),
                                timeout=timeout)
 
     def purge_guests(self, created_before, timeout=60):
         """Delete idle guests that never bet; the ids removed."""
-        return self.writer.ask(("purge_guests", created_before), timeout=timeout)
+        return self.writer.ask(PurgeGuests(created_before), timeout=timeout)
 
     def purge_sessions(self, now_ms, timeout=60):
-        return self.writer.ask(("sql", "DELETE FROM sessions WHERE expires<=?", (now_ms,)),
+        return self.writer.ask(Maintenance("DELETE FROM sessions WHERE expires<=?", (now_ms,)),
                                timeout=timeout)
 
     def save_key(self, user, key, expires_ms, timeout=10):
         """Keep a session key for verifying receipts (sessions held
         elsewhere, e.g. Redis; a SQLite session row keeps its key itself)."""
         from .store import INSERT_KEY
-        return self.writer.ask(("sql", INSERT_KEY, (user, key, self.ctx.now(), expires_ms)),
+        return self.writer.ask(Maintenance(INSERT_KEY, (user, key, self.ctx.now(), expires_ms)),
                                timeout=timeout)
 
     # --- what is on ------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from engine import Actor
 from .feeds import Tick
 from ._odds import Volatility
 from ._sources import OK, SourceBoard, source_names
+from ._writes import Maintenance, SaveTicks
 
 __all__ = ["Watchdog", "Health"]
 
@@ -167,7 +168,7 @@ class Watchdog(Actor):
             fn(out)
         writer = self.ctx.writer
         if writer is not None:
-            writer.tell(("ticks", [(out.ts, out.price, board.encode())]))
+            writer.tell(SaveTicks([(out.ts, out.price, board.encode())]))
         self.ctx.sinks.on_tick(out)
 
     def _check(self):
@@ -199,7 +200,7 @@ class Watchdog(Actor):
         self.ctx.status.set("stale_price", stale)
         writer = self.ctx.writer
         if writer is not None:
-            writer.tell(("sql", *record_stale(stale, now)))
+            writer.tell(Maintenance(*record_stale(stale, now)))
         health = Health("stale" if stale else "fresh", now)
         for fn in self.subscribers:
             fn(health)

@@ -1,21 +1,20 @@
 """The Writer: the only SQLite writer, with group commit.
 
 It takes everything queued (up to ``max_batch`` messages), writes one
-transaction, commits in a native thread (the event loop never waits on
-fsync), then answers every tap in the batch. Under light load a tap waits
-one fsync; under heavy load batches grow. Messages:
+transaction, commits on its own native commit thread (the event loop never
+waits on fsync), then answers every tap in the batch. Under light load a
+tap waits one fsync; under heavy load batches grow. Its messages are the
+types of ``actors/_writes.py``.
 
-- ``("bets", [(Bet, reply), ...])`` from Columns; each reply gets an ``Ack``;
-- ``("settle", [Settlement, ...])`` (ask) from the Resolver; the answer is
-  ``[(Settlement, balance), ...]`` for those that applied (idempotent);
-- ``("credit", user, amount)`` (ask), ``("user", name, credit)`` (ask -> id),
-  ``("ticks", [(ts, price), ...])``, ``("session", row)`` (ask),
-  ``("sql", sql, params)`` (ask; maintenance deletes),
-  ``("archive", [(sql, params), ...])`` (ask; the archiver's chunked deletes
-  and ``incremental_vacuum`` steps). They ride in the batch's transaction
-  (``deletes``): a chunk costs the taps beside it a millisecond or two of
-  SQLite work, where a transaction of its own would cost them an fsync.
+The commit thread is a ``NativePool`` of one: handing a batch over is one
+C queue put, and its completion one loop wake-up, where gevent's general
+threadpool paid a result object, a watcher and a condition per call. The
+WAL is checkpointed by a second thread on a connection of its own
+(PASSIVE: it never takes the write lock), so no commit carries a
+checkpoint inside its fsync.
 
+Acks are made here, after the fsync: each tap's reply gets ``set(Ack)``,
+and a gateway's reply formats its frame right then (no future per tap).
 If a commit fails, the stakes reserved in memory are released and every
 tap gets a clear reject (``disk_low`` for a full disk, else ``overloaded``).
 
@@ -25,13 +24,13 @@ that commit, with the balance as it then stands:
 
     >>> import os, tempfile
     >>> from engine import ActorSystem
-    >>> from actors import Config, MarketContext, Writer, open_readonly
+    >>> from actors import Config, Credit, EnsureUser, MarketContext, Writer, open_readonly
     >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "writer.db"))
     >>> ctx = MarketContext(cfg)
     >>> system = ActorSystem()
     >>> writer = system.spawn(Writer, ctx)
-    >>> alice = writer.ask(("user", "alice", 1_000), timeout=5)
-    >>> asks = [writer.ask_async(("credit", alice, 100)) for _ in range(3)]
+    >>> alice = writer.ask(EnsureUser("alice", 1_000), timeout=5)
+    >>> asks = [writer.ask_async(Credit(alice, 100)) for _ in range(3)]
     >>> [a.get(5) for a in asks], ctx.writer_stats.batches
     ([1300, 1300, 1300], 1)
     >>> open_readonly(cfg.db).execute("SELECT balance FROM users WHERE id = ?",
@@ -42,14 +41,62 @@ that commit, with the balance as it then stands:
 import logging
 import time
 
-from engine import Actor, run_blocking
+from engine import Actor, NativePool
 
 from ._model import Ack, payout_for
 from .store import Store, UserExists, is_disk_full
+from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
+                      SaveTicks, Settle, PurgeGuests)
 
 __all__ = ["Writer"]
 
 log = logging.getLogger("tapgrid.writer")
+
+#: at most this often, a PASSIVE checkpoint on the checkpoint thread
+CHECKPOINT_EVERY_S = 0.25
+
+
+class _Batch:
+    """One transaction's worth of messages, sorted by kind."""
+    __slots__ = ("bets", "bet_replies", "settlements", "settle_asks", "credits", "credit_asks",
+                 "ticks", "sessions", "done_asks", "deletes", "singles")
+
+    def __init__(self):
+        self.bets, self.bet_replies = [], []
+        self.settlements, self.settle_asks = [], []
+        self.credits, self.credit_asks = [], []
+        self.ticks, self.sessions, self.deletes = [], [], []
+        self.done_asks = []             # answered True after the commit
+        self.singles = []
+
+    def add(self, msg, reply):
+        kind = type(msg)
+        if kind is PlaceBets:
+            for bet, r in msg.bets:
+                self.bets.append(bet)
+                self.bet_replies.append(r)
+        elif kind is Settle:
+            self.settle_asks.append((len(self.settlements), len(msg.settlements), reply))
+            self.settlements.extend(msg.settlements)
+        elif kind is SaveTicks:
+            self.ticks.extend(msg.ticks)
+        elif kind is Credit:
+            self.credits.append((msg.user, msg.amount))
+            self.credit_asks.append((msg.user, reply))
+        elif kind is SaveSession:
+            self.sessions.append(msg.row)
+            self.done_asks.append(reply)
+        elif kind is ArchiveStep:
+            self.deletes.extend(msg.statements)
+            self.done_asks.append(reply)
+        elif kind is EnsureUser or kind is Maintenance or kind is PurgeGuests:
+            self.singles.append((msg, reply))
+        elif reply is not None:
+            reply.fail(ValueError(f"writer: unknown message {msg!r}"))
+
+    def writes(self):
+        return bool(self.bets or self.settlements or self.credits or self.ticks or self.sessions
+                    or self.deletes)
 
 
 class Writer(Actor):
@@ -60,87 +107,73 @@ class Writer(Actor):
         self.store = store
 
     def on_start(self):
+        self.lane = NativePool(1, name="commit")
+        self.checkpoints = NativePool(1, name="checkpoint")
+        self._ckpt_busy = False
+        self._ckpt_at = time.monotonic()
+        self._ckpt_conn = None
         if self.store is None:
             cfg = self.cfg
-            self.store = run_blocking(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
-                                       not cfg.replica)
+            self.store = self.lane.call(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
+                                        not cfg.replica, cfg.db_cache_mb)
+        if self.store.autocheckpoint:
+            self.store.defer_checkpoints()
 
     def on_stop(self):
         if self.store is not None:
-            run_blocking(self.store.close)
+            self.lane.call(self.store.close)
             self.store = None
+        if self._ckpt_conn is not None and not self._ckpt_busy:
+            self.checkpoints.call(self._ckpt_conn.close)
+            self._ckpt_conn = None
+        self.lane.close()
+        self.checkpoints.close()
 
     def receive_batch(self, batch):
-        bets, bet_replies = [], []
-        settlements, settle_asks = [], []
-        credits, credit_asks = [], []
-        ticks, sessions, session_asks, singles = [], [], [], []
-        deletes, delete_asks = [], []
+        b = _Batch()
         for msg, reply in batch:
-            kind = msg[0]
-            if kind == "bets":
-                for bet, r in msg[1]:
-                    bets.append(bet)
-                    bet_replies.append(r)
-            elif kind == "settle":
-                settle_asks.append((len(settlements), len(msg[1]), reply))
-                settlements.extend(msg[1])
-            elif kind == "ticks":
-                ticks.extend(msg[1])
-            elif kind == "credit":
-                credits.append((msg[1], msg[2]))
-                credit_asks.append((msg[1], reply))
-            elif kind == "session":
-                sessions.append(msg[1])
-                session_asks.append(reply)
-            elif kind == "archive":
-                deletes.extend(msg[1])
-                delete_asks.append(reply)
-            elif kind in ("user", "sql", "purge_guests"):
-                singles.append((msg, reply))
-            elif reply is not None:
-                reply.fail(ValueError(f"writer: unknown message {kind!r}"))
-        for msg, reply in singles:
+            b.add(msg, reply)
+        for msg, reply in b.singles:
             self._single(msg, reply)
-        if not (bets or settlements or credits or ticks or sessions or deletes):
+        if not b.writes():
             return
-        if self.cfg.commit == "per-tap" and len(bets) > 1:
-            self._per_tap(bets, bet_replies)
-            bets, bet_replies = [], []
-            if not (settlements or credits or ticks or sessions or deletes):
+        if self.cfg.commit == "per-tap" and len(b.bets) > 1:
+            self._per_tap(b.bets, b.bet_replies)
+            b.bets, b.bet_replies = [], []
+            if not b.writes():
                 return
         stats = self.ctx.writer_stats
         t = time.perf_counter()
         try:
-            ids, applied = run_blocking(self.store.write_batch, bets, settlements, credits,
-                                        ticks, sessions, deletes, self.ctx.now())
+            ids, applied = self.lane.call(self.store.write_batch, b.bets, b.settlements, b.credits,
+                                          b.ticks, b.sessions, b.deletes, self.ctx.now())
         except Exception as exc:
-            self._failed(exc, bets, bet_replies, settle_asks, credit_asks,
-                         session_asks + delete_asks)
+            self._failed(exc, b.bets, b.bet_replies, b.settle_asks, b.credit_asks, b.done_asks)
             return
-        stats.record(len(bets), time.perf_counter() - t)
+        stats.record(len(b.bets), time.perf_counter() - t)
         if self.ctx.status.holds("disk_full"):
             log.info("writes succeed again: lifting the disk_full suspension")
             self.ctx.status.set("disk_full", False)
-        self._answer(bets, bet_replies, ids)
+        self._answer(b.bets, b.bet_replies, ids)
         ledger = self.ctx.ledger
-        for user, amount in credits:
+        for user, amount in b.credits:
             ledger.credit(user, amount)
-        for user, reply in credit_asks:
+        for user, reply in b.credit_asks:
             if reply is not None:
                 reply.set(ledger.balance(user))
-        for reply in session_asks + delete_asks:
+        for reply in b.done_asks:
             if reply is not None:
                 reply.set(True)
-        if settlements:
-            self._settled(settlements, applied, settle_asks)
+        if b.settlements:
+            self._settled(b.settlements, applied, b.settle_asks)
+        self._maybe_checkpoint()
 
     def _answer(self, bets, replies, ids):
-        ledger = self.ctx.ledger
+        balance = self.ctx.ledger.balance
         self.ctx.writer_stats.pending_taps -= len(bets)
         for bet, reply, bet_id in zip(bets, replies, ids):
             if reply is not None:
-                reply.set(Ack(None, bet_id, bet.mult, ledger.balance(bet.user)))
+                reply.set(Ack(None, bet_id, bet.mult, balance(bet.user)))
 
     def _settled(self, settlements, applied, settle_asks):
         ledger = self.ctx.ledger
@@ -154,20 +187,47 @@ class Writer(Actor):
             if reply is not None:
                 reply.set([d for d in done[start:start + n] if d is not None])
 
+    # --- checkpoints, off the commit path -------------------------------------------------
+
+    def _maybe_checkpoint(self):
+        # Under Litestream (no autocheckpoint) the replicator owns checkpoints.
+        if not self.store.autocheckpoint or self._ckpt_busy or time.monotonic() - self._ckpt_at < CHECKPOINT_EVERY_S:
+            return
+        self._ckpt_busy = True
+        self.checkpoints.submit(self._checkpoint, (), self._checkpointed)
+
+    def _checkpoint(self):
+        # On the checkpoint thread: its own connection, so it runs beside a
+        # commit instead of inside one.
+        if self._ckpt_conn is None:
+            self._ckpt_conn = self.store.checkpoint_connection()
+        return self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    def _checkpointed(self, value, exc):
+        self._ckpt_busy = False
+        self._ckpt_at = time.monotonic()
+        if exc is not None:
+            log.warning("WAL checkpoint failed: %r", exc)
+        if self.store is None and self._ckpt_conn is not None:
+            conn, self._ckpt_conn = self._ckpt_conn, None
+            self.checkpoints.submit(conn.close, (), lambda v, e: None)
+
+    # --- the rest --------------------------------------------------------------------------
+
     def _per_tap(self, bets, replies):
         # The naive baseline: one transaction (one fsync) per bet.
         for bet, reply in zip(bets, replies):
             t = time.perf_counter()
             try:
-                ids, _ = run_blocking(self.store.write_batch, [bet], (), (), (), (), (),
-                                      self.ctx.now())
+                ids, _ = self.lane.call(self.store.write_batch, [bet], (), (), (), (), (),
+                                        self.ctx.now())
             except Exception as exc:
                 self._failed(exc, [bet], [reply], [], [], [])
                 continue
             self.ctx.writer_stats.record(1, time.perf_counter() - t)
             self._answer([bet], [reply], ids)
 
-    def _failed(self, exc, bets, bet_replies, settle_asks, credit_asks, session_asks):
+    def _failed(self, exc, bets, bet_replies, settle_asks, credit_asks, done_asks):
         stats = self.ctx.writer_stats
         stats.failures += 1
         reason = "disk_low" if is_disk_full(exc) else "overloaded"
@@ -188,28 +248,28 @@ class Writer(Actor):
         for _, reply in credit_asks:
             if reply is not None:
                 reply.fail(exc)
-        for reply in session_asks:
+        for reply in done_asks:
             if reply is not None:
                 reply.fail(exc)
 
     def _single(self, msg, reply):
         try:
-            if msg[0] == "user":
-                name, credit, new = msg[1], msg[2], msg[3] if len(msg) > 3 else False
-                uid = run_blocking(self.store.ensure_user, name, credit, self.ctx.now(), new)
+            if type(msg) is EnsureUser:
+                uid = self.lane.call(self.store.ensure_user, msg.name, msg.credit, self.ctx.now(),
+                                     msg.new)
                 if not self.ctx.ledger.known(uid):
-                    self.ctx.ledger.add_user(uid, run_blocking(self.store.user_balance, uid))
+                    self.ctx.ledger.add_user(uid, self.lane.call(self.store.user_balance, uid))
                 result = uid
-            elif msg[0] == "purge_guests":
-                result = run_blocking(self.store.purge_idle_guests, msg[1])
+            elif type(msg) is PurgeGuests:
+                result = self.lane.call(self.store.purge_idle_guests, msg.created_before)
                 self.ctx.ledger.forget(result)
             else:
-                _, sql, params = msg
-                run_blocking(self.store.write_batch, deletes=[(sql, params)], now=self.ctx.now())
+                self.lane.call(self.store.write_batch, (), (), (), (), (),
+                               [(msg.sql, tuple(msg.params))], self.ctx.now())
                 result = True
         except Exception as exc:
             if not isinstance(exc, UserExists):       # an answer, not a failure
-                log.error("writer %s failed: %r", msg[0], exc)
+                log.error("writer %s failed: %r", type(msg).__name__, exc)
             if reply is not None:
                 reply.fail(exc)
             return

@@ -20,6 +20,7 @@ from ._console import interact, start_backdoor, stop_backdoor
 from ._errors import (ActorDeadError, AskTimeout, DeadLetter, Escalation,
                       MailboxFull, Terminated)
 from ._future import Future
+from ._native import NativePool
 from ._stats import ActorStats, DeadLetters, StatsTable
 from ._supervision import (ESCALATE, RESTART, RESUME, STOP, OneForAll, OneForOne,
                            SupervisorStrategy)
@@ -31,5 +32,5 @@ __all__ = [
     "DeadLetter",
     "OneForOne", "OneForAll", "SupervisorStrategy", "RESTART", "RESUME", "STOP", "ESCALATE",
     "ActorStats", "StatsTable", "DeadLetters",
-    "run_blocking", "interact", "start_backdoor", "stop_backdoor",
+    "run_blocking", "NativePool", "interact", "start_backdoor", "stop_backdoor",
 ]

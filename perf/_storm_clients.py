@@ -31,6 +31,7 @@ from web.client import TapgridClient  # noqa: E402
 
 _TICK = '{"type":"tick"'
 _GRID = '{"type":"grid"'
+_GRID2 = '{"type":"grid2"'
 
 
 def _now_ms():
@@ -55,7 +56,7 @@ class _LightWS:
             if raw.startswith(_TICK):
                 owner.crowd.on_tick(raw)
                 continue
-            if raw.startswith(_GRID):
+            if raw.startswith(_GRID) or raw.startswith(_GRID2):
                 owner.crowd.grids += 1
                 continue
             if raw.startswith('{"type":"hello"'):
@@ -76,7 +77,8 @@ class CrowdClient(TapgridClient):
 
     def _open(self):
         try:
-            ws = WSClient.connect(f"{self.ws_url}?token={self.token}", timeout=self.timeout)
+            extra = "&grid=2" if self.crowd.grid == 2 else ""
+            ws = WSClient.connect(f"{self.ws_url}?token={self.token}{extra}", timeout=self.timeout)
         except WSHandshakeError as e:
             self.crowd.refused[str(e.status)] = self.crowd.refused.get(str(e.status), 0) + 1
             raise
@@ -88,8 +90,9 @@ class CrowdClient(TapgridClient):
 
 
 class Crowd:
-    def __init__(self, url, n, users, backoff_base):
+    def __init__(self, url, n, users, backoff_base, grid=1):
         self.url, self.n = url, n
+        self.grid = grid         # 2: the crowd asks for compact grid2 frames
         self.refused = {}
         self.grids = 0
         self.ticks = {}          # tick ts -> receipt wall-clock ms list
@@ -248,9 +251,10 @@ def main():
     ap.add_argument("--users", type=int, default=10)
     ap.add_argument("--backoff-base", type=float, default=5.0)
     ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--grid", type=int, default=1, choices=[1, 2])
     a = ap.parse_args()
     raise_nofile(65536)
-    worker = Crowd(a.url, a.n, a.users, a.backoff_base) if a.role == "crowd" else Steady(a.url, a.rate)
+    worker = Crowd(a.url, a.n, a.users, a.backoff_base, a.grid) if a.role == "crowd" else Steady(a.url, a.rate)
     out = sys.stdout
 
     def say(obj):

@@ -1,17 +1,24 @@
 """Server benchmark: durable taps/s and ack latency under an open-loop load.
 
 It starts ``tapgrid serve`` on a fresh database and drives it from a
-separate driver process (``perf/_driver.py``) at constant arrival rates,
-steps 1,000, 2,000, 3,000 and 5,000 taps/s. Per step: acked taps/s, ack
+separate driver process (``perf/_driver.py``) at constant arrival rates.
+By default it steps the offered rate up by 1,000 taps/s from 1,000 until
+p99 reaches 100 ms or acks fall behind (fewer than 98 % acked, or taps
+unanswered), so the result is the real maximum, not the top of a fixed
+list (``--steps`` gives a fixed list instead). Per step: acked taps/s, ack
 latency p50/p99/p99.9 (from each tap's scheduled send time), rejects by
-reason, the server's CPU per acked tap (from /proc) and its RSS. The same
-run measures, side by side, the naive mode ``--commit per-tap`` (one
-transaction per tap), and both again with a 2 ms artificial commit delay,
-since fsync here (~0.1 ms) is far faster than on typical disks. At the end
-it checks that the database holds every acked bet.
+reason, the server's CPU per acked tap split into the event-loop thread
+and the other threads (from /proc/PID/task/*/stat), the event-loop lag
+p99/max (the server's own 10 ms timer, from /metrics), and RSS. Modes run
+side by side: group commit with the real fsync (~0.1 ms here) and with a
+2 ms emulated one by default; ``per-tap`` (one transaction per tap) on
+request. At the end it checks that the database holds every acked bet.
 
-    .venv/bin/python perf/bench_server.py                  # 30 s steps, ~12 min
+    .venv/bin/python perf/bench_server.py                      # 30 s steps
     .venv/bin/python perf/bench_server.py --seconds 10 --runs 3
+    .venv/bin/python perf/bench_server.py --modes group:0,group:2,per-tap:2 --steps 1000,3000
+    .venv/bin/python perf/bench_server.py --profile 3000       # py-spy during that step
+    .venv/bin/python perf/bench_server.py --root /tmp/old-checkout   # another tree's server
 
 Writes perf/results/server.json and perf/results/server_latency.png; the
 last line printed is the JSON summary.
@@ -34,58 +41,155 @@ sys.path.insert(0, ROOT)
 
 from tests.serverproc import LoadServer  # noqa: E402
 
-class Server(LoadServer):
-    """A fresh database per commit mode, the player limits lifted."""
+_TICK = os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, workdir, commit, delay_ms):
+
+class Server(LoadServer):
+    """A fresh database per commit mode, the player limits lifted; from
+    ``root`` (another checkout) when given, for before/after side by side."""
+
+    def __init__(self, workdir, commit, delay_ms, root=None, env=None):
         db = os.path.join(workdir, f"{commit}-{delay_ms}.db")
-        super().__init__(db, "--seed", "1", "--commit", commit, "--commit-delay-ms", str(delay_ms))
+        super().__init__(db, "--seed", "1", "--commit", commit, "--commit-delay-ms", str(delay_ms),
+                         env=env)
+        if root:
+            self.env["PYTHONPATH"] = root
+            self._root = root
         self.start()
+
+    def start(self, timeout=30, wait_open=True):
+        root = getattr(self, "_root", None)
+        if root is None:
+            return super().start(timeout, wait_open)
+        import tests.serverproc as sp
+        saved, sp.ROOT = sp.ROOT, root
+        try:
+            return super().start(timeout, wait_open)
+        finally:
+            sp.ROOT = saved
+
+    def thread_cpu(self):
+        """(whole process, event-loop thread) CPU seconds so far. The loop
+        is the main thread (tid == pid); "other threads" is the difference,
+        so threads that ended meanwhile still count."""
+        pid = self.proc.pid
+        return self.cpu_seconds(), _stat_cpu(f"/proc/{pid}/task/{pid}/stat")
+
+
+def _stat_cpu(path):
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def scrape(server):
+    try:
+        with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def lag_figures(before, after):
+    """(p99 ms, max ms) of the loop lag between two scrapes (None, None
+    from a server without the histogram)."""
+    def buckets(text):
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("tapgrid_loop_lag_sample_seconds_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                out[float(le)] = float(line.rsplit(" ", 1)[1])
+        return out
+    b0, b1 = buckets(before), buckets(after)
+    if not b1:
+        return None, None
+    bounds = sorted(b1)
+    counts = [b1[b] - b0.get(b, 0) for b in bounds]     # cumulative
+    total = counts[-1]
+    p99 = None
+    if total:
+        prev_b, prev_c = 0.0, 0
+        for b, c in zip(bounds, counts):
+            if c >= 0.99 * total:
+                if b == float("inf"):
+                    p99 = prev_b
+                else:   # linear inside the bucket
+                    p99 = prev_b + (b - prev_b) * (0.99 * total - prev_c) / max(1, c - prev_c)
+                break
+            prev_b, prev_c = b, c
+    mx = None
+    for line in after.splitlines():
+        if line.startswith("tapgrid_loop_lag_max_seconds "):
+            mx = float(line.split()[1]) * 1000
+    return (round(p99 * 1000, 1) if p99 is not None else None), (round(mx, 1) if mx is not None else None)
 
 
 def wait_drained(server, timeout=120):
     """Let the Writer finish the previous step's backlog before the next."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:
-                for line in r.read().decode().splitlines():
-                    if line.startswith("tapgrid_writer_pending_taps "):
-                        if float(line.split()[1]) == 0:
-                            return
-        except OSError:
-            pass
+        for line in scrape(server).splitlines():
+            if line.startswith("tapgrid_writer_pending_taps ") and float(line.split()[1]) == 0:
+                return
         time.sleep(0.5)
 
 
-def run_step(server, rate, seconds, conns):
+def py_spy(pid, seconds, path):
+    exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                             "--format", "raw", "-o", path, "--nonblocking", "--threads"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_step(server, rate, seconds, conns, profile=None):
     wait_drained(server)
     driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "perf", "_driver.py"), "--url",
                                server.url, "--rate", str(rate), "--seconds", str(seconds),
                                "--conns", str(conns)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     cpu0 = cpu1 = None
+    m0 = m1 = ""
+    spy = None
     lines = []
     for line in driver.stdout:           # CPU is counted while taps flow, not during setup
         if line.strip() == "START":
-            cpu0 = server.cpu_seconds()
+            m0 = scrape(server)
+            cpu0 = server.thread_cpu()
+            if profile:
+                spy = py_spy(server.pid, max(1, seconds - 1), profile)
         elif line.strip() == "END":
-            cpu1 = server.cpu_seconds()
+            cpu1 = server.thread_cpu()
+            m1 = scrape(server)
         else:
             lines.append(line)
     driver.wait(60)
+    if spy is not None:
+        spy.wait(60)
     out = subprocess.CompletedProcess(driver.args, driver.returncode, "".join(lines),
                                       driver.stderr.read())
     if out.returncode != 0:
         log = server.log()
         raise RuntimeError("driver failed: " + out.stderr[-1500:] + "\nserver log:\n" + log[-3000:])
-    cpu = cpu1 - cpu0
+    cpu, loop = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     bets = r.pop("bets")
-    r["cpu_us_per_tap"] = round(cpu * 1e6 / r["acked_ok"], 1) if r["acked_ok"] else None
+    n = r["acked_ok"]
+    r["cpu_us_per_tap"] = round(cpu * 1e6 / n, 1) if n else None
+    r["loop_cpu_us_per_tap"] = round(loop * 1e6 / n, 1) if n else None
+    r["other_cpu_us_per_tap"] = round((cpu - loop) * 1e6 / n, 1) if n else None
     r["server_cpu_s"] = round(cpu, 2)
+    r["loop_lag_p99_ms"], r["loop_lag_max_ms"] = lag_figures(m0, m1)
     r["rss_mb"] = round(server.rss_mb(), 1)
     return r, bets
+
+
+def keeps_up(r):
+    """A step the server kept up with: p99 under 100 ms and (almost) every tap acked."""
+    return (r["p99_ms"] is not None and r["p99_ms"] < 100 and not r["no_answer"]
+            and r["ok_per_s"] >= 0.98 * r["offered"])
 
 
 def lost_bets(db, acked):
@@ -98,28 +202,51 @@ def lost_bets(db, acked):
     return len(set(acked) - have)
 
 
-def run_mode(workdir, commit, delay_ms, steps, seconds, conns):
-    server = Server(workdir, commit, delay_ms)
+def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profile=None, env=None):
+    """``steps``: a list of rates, or None to step up by 1,000 until the
+    server no longer keeps up (that step is reported too)."""
+    server = Server(workdir, commit, delay_ms, root, env)
     rows, acked = [], []
+    rate = 1000
     try:
-        for rate in steps:
-            r, bets = run_step(server, rate, seconds, conns)
+        while True:
+            if steps is not None:
+                if len(rows) >= len(steps):
+                    break
+                rate = steps[len(rows)]
+            prof = None
+            if profile and profile[0] == rate:
+                prof = profile[1]
+            r, bets = run_step(server, rate, seconds, conns, prof)
             acked += bets
             rows.append(r)
             print(f"  {commit:8} delay={delay_ms}ms offered={rate:>5} acked/s={r['ok_per_s']:>7.0f} "
                   f"p50={r['p50_ms']:.1f} p99={r['p99_ms']:.1f} p99.9={r['p999_ms']:.1f} ms "
-                  f"cpu/tap={r['cpu_us_per_tap']}µs rss={r['rss_mb']}MB rejects={r['rejects']}",
-                  flush=True)
+                  f"cpu/tap={r['cpu_us_per_tap']}µs (loop {r['loop_cpu_us_per_tap']}, other "
+                  f"{r['other_cpu_us_per_tap']}) lag p99/max={r['loop_lag_p99_ms']}/"
+                  f"{r['loop_lag_max_ms']}ms rss={r['rss_mb']}MB rejects={r['rejects']} "
+                  f"[load {os.getloadavg()[0]:.2f}]", flush=True)
+            if steps is None:
+                if not keeps_up(r) or rate >= 30000:
+                    break
+                rate += 1000
     finally:
         server.stop()
     return rows, lost_bets(server.db, acked)
 
 
 def median_rows(runs):
-    """Per step, the median of each numeric figure over the runs."""
+    """Per offered rate, the median of each numeric figure over the runs
+    that reached it."""
+    by_rate = {}
+    for rows in runs:
+        for r in rows:
+            by_rate.setdefault(r["offered"], []).append(r)
     out = []
-    for step_rows in zip(*runs):
+    for rate in sorted(by_rate):
+        step_rows = by_rate[rate]
         m = dict(step_rows[0])
+        m["runs"] = len(step_rows)
         for k, v in step_rows[0].items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 vals = [r[k] for r in step_rows if r.get(k) is not None]
@@ -128,14 +255,15 @@ def median_rows(runs):
     return out
 
 
-def plot(results, steps, path):
+def plot(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, rows in results.items():
+        xs = [r["offered"] for r in rows]
         for key, style in (("p50_ms", ":"), ("p99_ms", "-"), ("p999_ms", "--")):
-            ax.plot(steps, [r[key] for r in rows], style, marker="o",
+            ax.plot(xs, [r[key] for r in rows], style, marker="o",
                     label=f"{label} {key[:-3].replace('p999', 'p99.9')}")
     ax.axhline(100, color="red", linewidth=0.8)
     ax.set_yscale("log")
@@ -150,38 +278,55 @@ def plot(results, steps, path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", default="1000,2000,3000,5000")
+    ap.add_argument("--steps", default=None,
+                    help="fixed offered rates (default: from 1000 up by 1000 until it no longer keeps up)")
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--conns", type=int, default=50)
-    ap.add_argument("--modes", default="group:0,per-tap:0,group:2,per-tap:2",
-                    help="commit:delay_ms pairs")
+    ap.add_argument("--modes", default="group:0,group:2", help="commit:delay_ms pairs")
+    ap.add_argument("--root", default=None, help="run the server from this checkout instead")
+    ap.add_argument("--profile", type=int, default=None,
+                    help="py-spy the server (all threads) during this step of the first mode")
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
+    ap.add_argument("--out", default=os.path.join(RESULTS, "server.json"))
     a = ap.parse_args()
-    steps = [int(s) for s in a.steps.split(",")]
+    steps = [int(s) for s in a.steps.split(",")] if a.steps else None
     modes = [(m.split(":")[0], float(m.split(":")[1])) for m in a.modes.split(",")]
+    env = dict(kv.split("=", 1) for kv in a.env)
     workdir = tempfile.mkdtemp(prefix="tapgrid-bench-")
+    os.makedirs(RESULTS, exist_ok=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-          f"driver and server on the same box; {a.seconds:.0f} s steps, {a.runs} run(s)", flush=True)
-    results, lost = {}, 0
+          f"driver and server on the same box; {a.seconds:.0f} s steps, {a.runs} run(s); "
+          f"server from {a.root or ROOT}; load {os.getloadavg()}", flush=True)
+    results, lost, profiles = {}, 0, {}
     try:
-        for commit, delay in modes:
+        for mi, (commit, delay) in enumerate(modes):
             label = f"{commit} {delay:g}ms"
             runs = []
-            for _ in range(a.runs):
-                rows, missing = run_mode(workdir, commit, delay, steps, a.seconds, a.conns)
+            for run in range(a.runs):
+                profile = None
+                if a.profile and mi == 0 and run == 0:
+                    path = os.path.splitext(a.out)[0] + f"_profile_{a.profile}.txt"
+                    profile = (a.profile, path)
+                    profiles[label] = path
+                rows, missing = run_mode(workdir, commit, delay, steps, a.seconds, a.conns,
+                                         a.root, profile, env)
                 lost += missing
                 runs.append(rows)
             results[label] = median_rows(runs)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "server.json"), "w") as f:
-        json.dump({"steps": steps, "seconds": a.seconds, "runs": a.runs, "results": results}, f, indent=1)
-    plot(results, steps, os.path.join(RESULTS, "server_latency.png"))
+    with open(a.out, "w") as f:
+        json.dump({"steps": steps, "seconds": a.seconds, "runs": a.runs, "root": a.root,
+                   "results": results}, f, indent=1)
+    plot(results, os.path.splitext(a.out)[0] + "_latency.png")
+    for label, path in profiles.items():
+        if os.path.exists(path):
+            print(f"--- py-spy, {label}, {a.profile}/s: {path}")
+            subprocess.run([sys.executable, os.path.join(ROOT, "perf", "_profile.py"), path, "25"])
 
     def best(label):
-        ok = [r["ok_per_s"] for r in results.get(label, []) if r["p99_ms"] is not None
-              and r["p99_ms"] < 100 and r["ok_per_s"] >= 0.98 * r["offered"]]
+        ok = [r["ok_per_s"] for r in results.get(label, []) if keeps_up(r)]
         return max(ok) if ok else 0
 
     def at(label, rate, key):
@@ -190,9 +335,12 @@ def main():
                 return r[key]
         return None
 
-    top = max(steps)
-    group_top = at("group 2ms", top, "ok_per_s") or at("group 0ms", top, "ok_per_s")
-    naive_top = at("per-tap 2ms", top, "ok_per_s") or at("per-tap 0ms", top, "ok_per_s")
+    def top(label):
+        rows = results.get(label, [])
+        return rows[-1]["ok_per_s"] if rows else None
+
+    group_top = top("group 2ms") or top("group 0ms")
+    naive_top = top("per-tap 2ms") or top("per-tap 0ms")
     summary = {
         "bench": "server",
         "max_taps_per_s_p99_under_100ms": best("group 0ms"),
@@ -203,6 +351,9 @@ def main():
         "group_vs_per_tap": round(group_top / naive_top, 2) if group_top and naive_top else None,
         "per_tap_max_p99_under_100ms_2ms_fsync": best("per-tap 2ms"),
         "lost_acked": lost,
+        "loop_cpu_us_per_tap": at("group 0ms", 3000, "loop_cpu_us_per_tap"),
+        "p999_ms_at_3000": at("group 0ms", 3000, "p999_ms"),
+        "loop_lag_p99_ms_at_3000": at("group 0ms", 3000, "loop_lag_p99_ms"),
     }
     print(json.dumps(summary))
 

@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.serverproc import ROOT, LoadServer, free_port, listen_drops, raise_nofile  # noqa: E402
+from tests.serverproc import ROOT, LoadServer, listen_drops, raise_nofile  # noqa: E402
 
 WORKER = os.path.join(ROOT, "perf", "_storm_clients.py")
 
@@ -179,6 +179,8 @@ def main():
     ap.add_argument("--backoff-base", type=float, default=5.0)
     ap.add_argument("--storm-timeout", type=float, default=60.0)
     ap.add_argument("--server-arg", action="append", default=[])
+    ap.add_argument("--grid", type=int, default=1, choices=[1, 2],
+                    help="2: the crowd asks for compact grid2 frames (a protocol addition)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the server: DIR/fanout.txt, DIR/storm.txt")
     a = ap.parse_args()
     raise_nofile(65536)
@@ -189,7 +191,7 @@ def main():
                         "--backdoor", bd_path, *a.server_arg)
     server.start()
     backdoor = Backdoor(bd_path)
-    out = {"bench": "storm", "clients": a.clients, "procs": a.procs, "drop": a.drop,
+    out = {"bench": "storm", "clients": a.clients, "procs": a.procs, "drop": a.drop, "grid": a.grid,
            "backlog": 4096}     # the server's own listen backlog (web/_server.py)
     workers, steady = [], None
     try:
@@ -198,7 +200,8 @@ def main():
         per = [a.clients // a.procs + (1 if i < a.clients % a.procs else 0) for i in range(a.procs)]
         t0 = time.time()
         workers = [Worker("crowd", "--url", server.url, "--n", str(k), "--users", str(a.users),
-                          "--backoff-base", str(a.backoff_base)) for k in per]
+                          "--backoff-base", str(a.backoff_base), "--grid", str(a.grid))
+                   for k in per]
         setups = [w.read() for w in workers]
         out["setup_s"] = round(time.time() - t0, 1)
         out["connected_at_start"] = sum(s["connected"] for s in setups)

@@ -24,7 +24,7 @@ from engine import ActorSystem, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
                    make_session_store, make_tickets)
-from .gateway import FastHandler, Gateway, Hub
+from .gateway import FastHandler, Gateway, Hub, PlayerFeed
 from .http import HEADERS, build_app, guard
 from ._metrics import Metrics
 
@@ -74,8 +74,10 @@ class Server:
         self.system = ActorSystem()
         self.metrics = Metrics()
         self.hub = Hub(cfg, self.metrics)
+        self.hub.feed = PlayerFeed(cfg, self.hub)
         self.market = start_market(self.system, cfg, sinks=self.hub)
         self.hub.start(self.market)
+        self.hub.feed.start()
         self.sessions = make_session_store(cfg, self.market)
         now = int(time.time() * 1000)
         self.nonces = (RedisNonceStore(cfg.redis, started_ms=now) if cfg.redis
@@ -167,6 +169,7 @@ class Server:
         self.http.close()
         self.gateway.drain(timeout / 2)
         self.hub.stop()
+        self.hub.feed.stop()
         if self._summary is not None:
             self._summary.kill(block=False)
             self._lag.kill(block=False)

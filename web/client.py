@@ -32,7 +32,18 @@ from engine import Future
 
 from .auth import build_message, checksum_address
 
-__all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays"]
+__all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays", "grid_from_grid2"]
+
+
+def grid_from_grid2(msg):
+    """A ``grid2`` frame as the v1 ``grid`` frame it stands for."""
+    out = {k: v for k, v in msg.items() if k != "columns"}
+    out["type"] = "grid"
+    band = msg["band_cents"]
+    out["columns"] = [{"t0": c["t0"], "cells": [{"lo": c["lo"] + i * band, "mult": m}
+                                                 for i, m in enumerate(c["mults"]) if m is not None]}
+                      for c in msg["columns"]]
+    return out
 
 
 class ApiError(Exception):
@@ -77,7 +88,7 @@ class _GeventHTTPConnection(http.client.HTTPConnection):
 
 class TapgridClient:
     def __init__(self, base_url, *, signer=None, timeout=10.0, backoff_base=5.0, backoff_cap=60.0,
-                 origin=None, reconnect=True, use_ticket=False):
+                 origin=None, reconnect=True, use_ticket=False, grid_version=1):
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
         self.host, self.port = parts.hostname, parts.port or 80
@@ -87,6 +98,7 @@ class TapgridClient:
         self.origin = origin
         self.reconnect = reconnect
         self.use_ticket = use_ticket  # /ws?ticket= (from /api/ws-ticket) instead of ?token=
+        self.grid_version = grid_version   # 2: ask for compact grid2 frames
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.token = None
         self.user = None
@@ -99,6 +111,9 @@ class TapgridClient:
         self.errors = []
         self.on_event = None          # optional callable(msg dict)
         self.connected = gevent.event.Event()
+        # Set once a hello and a grid have both arrived: only then can the
+        # client pick a cell (open_cell) and tap.
+        self.ready = gevent.event.Event()
         self.reconnects = 0
         self.clock_offset = 0
         self._pending = {}
@@ -172,11 +187,17 @@ class TapgridClient:
     # --- WebSocket ----------------------------------------------------------------------------
 
     def connect(self, wait=True):
+        """Open the socket; with ``wait``, return only when the client can
+        tap: the hello and a grid have arrived (the grid comes in a frame of
+        its own, so the hello alone is not enough for ``open_cell``)."""
         self._closing = False
         self._open()
         self._reader = gevent.spawn(self._read_loop)
-        if wait and not self.connected.wait(self.timeout):
-            raise TimeoutError("no hello from the server")
+        if wait:
+            if not self.connected.wait(self.timeout):
+                raise TimeoutError("no hello from the server")
+            if not self.ready.wait(self.timeout):
+                raise TimeoutError("no grid from the server")
         return self
 
     def _open(self):
@@ -185,6 +206,8 @@ class TapgridClient:
             query = "ticket=" + self.request("POST", "/api/ws-ticket")["ticket"]
         else:
             query = f"token={self.token}"
+        if self.grid_version == 2:
+            query += "&grid=2"
         self.ws = WSClient.connect(f"{self.ws_url}?{query}", origin=self.origin,
                                    timeout=self.timeout, headers=headers)
 
@@ -202,6 +225,7 @@ class TapgridClient:
                 delays = None
                 self._dispatch(json.loads(raw))
             self.connected.clear()
+            self.ready.clear()
             self._fail_pending("disconnected")
             if self._closing or not self.reconnect:
                 return
@@ -243,11 +267,17 @@ class TapgridClient:
         elif kind == "hello":
             self.user, self.balance = msg["user"], msg["balance"]
             self.clock_offset = msg["server_ts"] - int(time.time() * 1000)
-            self.connected.set()
+            self.connected.set()      # the hub sends this connection's grid next
         elif kind == "tick":
             self.last_tick = (msg["p"], msg["t"])
         elif kind == "grid":
             self.grid = msg
+            if self.connected.is_set():
+                self.ready.set()
+        elif kind == "grid2":
+            self.grid = grid_from_grid2(msg)
+            if self.connected.is_set():
+                self.ready.set()
         elif kind == "market":
             self.market = msg
         elif kind == "result":

@@ -31,6 +31,7 @@ from engine import Actor
 from ._job import archive_steps, new_report
 from ._files import archive_dir_of
 from ..store import Store
+from .._writes import ArchiveStep
 
 __all__ = ["Archiver", "archive_offline"]
 
@@ -166,7 +167,7 @@ class Archiver(Actor):
                 if req[0] == "done":
                     break
                 if req[0] == "write":
-                    result = self.ctx.writer.ask(("archive", req[1]), timeout=60)
+                    result = self.ctx.writer.ask(ArchiveStep(req[1]), timeout=60)
                 elif req[0] == "pause":
                     gevent.sleep(self.pause_s)
                 elif req[0] == "run":

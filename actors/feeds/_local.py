@@ -249,9 +249,10 @@ class ReplayFeed(_LocalFeed):
             self._hold(self._gap_ms / self.speed / 1000)
 
 
-def make_sources(cfg):
+def make_sources(cfg, start_price=None):
     """The configured sources of the price (``cfg.sources``, else the one
-    ``cfg.feed``) as a list of feeds. Several ``sim`` entries share the
+    ``cfg.feed``) as a list of feeds; simulated ones start at
+    ``start_price`` (cents; None: the asset's default). Several ``sim`` entries share the
     walk of ``cfg.seed``; from the second on each adds ``sim_noise_bp`` of
     noise and ``sim_lag_ms`` more lag. ``feed_url`` applies to a single
     exchange source only (each exchange has its own URL)."""
@@ -260,14 +261,15 @@ def make_sources(cfg):
         kind = kinds[0]
         return [make_feed(kind, url=cfg.feed_url if kind in _EXCHANGES else None,
                           file=cfg.feed_file if kind == "replay" else None,
-                          seed=cfg.seed if kind == "sim" else None)]
+                          seed=cfg.seed if kind == "sim" else None,
+                          start_price=start_price if kind == "sim" else None)]
     feeds = []
     sims = 0
     # one walk for all simulated sources, even unseeded: else they drift apart
     seed = cfg.seed if cfg.seed is not None else random.randrange(1 << 32)
     for kind in kinds:
         if kind == "sim":
-            feeds.append(SimFeed(seed=seed, source=sims, noise_bp=cfg.sim_noise_bp,
+            feeds.append(SimFeed(seed=seed, start_price=start_price, source=sims, noise_bp=cfg.sim_noise_bp,
                                  lag_ms=sims * cfg.sim_lag_ms))
             sims += 1
         else:
@@ -278,11 +280,12 @@ def make_sources(cfg):
 _EXCHANGES = ("coinbase", "binance", "kraken")
 
 
-def make_feed(kind, *, url=None, file=None, seed=None):
+def make_feed(kind, *, url=None, file=None, seed=None, start_price=None):
     """Build a feed by name: sim | replay | coinbase | binance | kraken. `file` is
     for replay (default: the shipped sample), `url` for the exchanges;
-    a stray file/url is a ValueError. `seed` drives sim and is ignored by
-    the others, since a run-wide --seed is normal."""
+    a stray file/url is a ValueError. `seed` and `start_price` (cents;
+    None: the sim's default) drive sim and are ignored by the others,
+    since a run-wide --seed is normal."""
     name = kind.strip().lower() if isinstance(kind, str) else kind
     if name not in FEED_KINDS:
         raise ValueError(f"unknown feed kind {kind!r}: expected one of {', '.join(FEED_KINDS)}")
@@ -291,7 +294,7 @@ def make_feed(kind, *, url=None, file=None, seed=None):
     if file is not None and name != "replay":
         raise ValueError(f"file= applies to the replay feed, not {name}")
     if name == "sim":
-        return SimFeed(seed=seed)
+        return SimFeed(seed=seed, start_price=start_price)
     if name == "replay":
         return ReplayFeed(file or SAMPLE_TICKS)
     if name == "coinbase":

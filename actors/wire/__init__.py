@@ -9,10 +9,10 @@ with it, the store rebuilds receipts with it, the Python client signs with it.
 """
 from ._tapsig import (MAX_PAYLOAD_CHARS, SessionSigner, TapError, TapPayload, b64url_decode,
                       b64url_encode, encode_tap_payload, load_session_key, parse_tap_payload,
-                      verify_tap)
+                      verify_raw, verify_tap)
 
 __all__ = [
     "TapError", "TapPayload", "SessionSigner", "b64url_encode", "b64url_decode",
     "encode_tap_payload", "parse_tap_payload", "load_session_key", "verify_tap",
-    "MAX_PAYLOAD_CHARS",
+    "verify_raw", "MAX_PAYLOAD_CHARS",
 ]

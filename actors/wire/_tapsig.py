@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 __all__ = [
     "TapError", "TapPayload", "SessionSigner", "b64url_encode", "b64url_decode",
-    "encode_tap_payload", "parse_tap_payload", "load_session_key", "verify_tap",
+    "encode_tap_payload", "parse_tap_payload", "load_session_key", "verify_tap", "verify_raw",
     "MAX_PAYLOAD_CHARS",
 ]
 
@@ -45,6 +45,13 @@ MAX_PAYLOAD_CHARS = 256
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+# The canonical text itself, as one pattern: what encode_tap_payload gives
+# for non-negative integers (no sign, no leading zero, no fraction) and a
+# nonce of the allowed alphabet. Matching it is parsing and the canonical
+# check in one step, without building a dict.
+_INT = r"(0|[1-9][0-9]{0,15})"
+_CANONICAL = re.compile(r'\{"col":%s,"lo":%s,"stake":%s,"min_mult":%s,"ts":%s,'
+                        r'"nonce":"([A-Za-z0-9_-]{8,64})"\}' % ((_INT,) * 5))
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
@@ -106,6 +113,14 @@ def parse_tap_payload(p: str) -> TapPayload:
     raises ``TapError("bad_request")``."""
     if type(p) is not str or len(p) > MAX_PAYLOAD_CHARS:
         raise TapError("bad_request", "payload not a short string")
+    m = _CANONICAL.fullmatch(p)
+    if m is not None:
+        col, lo, stake, min_mult, ts = int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5])
+        if col <= _MAX_INT and lo <= _MAX_INT and stake <= _MAX_INT and min_mult <= _MAX_INT \
+                and ts <= _MAX_INT:
+            return TapPayload(col, lo, stake, min_mult, ts, m.group(6))
+        raise TapError("bad_request", "fields must be non-negative integers")
+    # Not canonical: parse it anyway, only to say what is wrong with it.
     try:
         obj = json.loads(p)
         col, lo, stake = obj["col"], obj["lo"], obj["stake"]
@@ -152,6 +167,34 @@ def verify_tap(public_key, payload, sig_b64: str) -> bool:
         return True
     except (InvalidSignature, TapError, ValueError, TypeError, AttributeError):
         return False
+
+
+def _der_int(raw):
+    raw = raw.lstrip(b"\0") or b"\0"
+    if raw[0] & 0x80:
+        raw = b"\0" + raw
+    return b"\x02" + bytes((len(raw),)) + raw
+
+
+def verify_raw(public_key, data: bytes, raw64: bytes) -> bool:
+    """``verify_tap`` for a signature already decoded to its 64 bytes and a
+    payload already encoded: the part worth a native thread (OpenSSL's
+    verify releases the GIL; the little DER wrapping here is cheap)."""
+    if len(raw64) != 64:
+        return False
+    r, s = raw64[:32], raw64[32:]
+    # 0 < r, s < n: a big-endian compare of equal-length bytes is numeric.
+    if r >= _ORDER_BYTES or s >= _ORDER_BYTES or not r.strip(b"\0") or not s.strip(b"\0"):
+        return False
+    body = _der_int(r) + _der_int(s)
+    try:
+        public_key.verify(b"\x30" + bytes((len(body),)) + body, data, _ECDSA_SHA256)
+        return True
+    except (InvalidSignature, ValueError, TypeError, AttributeError):
+        return False
+
+
+_ORDER_BYTES = _P256_ORDER.to_bytes(32, "big")
 
 
 class SessionSigner:

@@ -17,6 +17,7 @@ from actors._model import Ack, Tap, payout_for
 from actors._runtime import start_market
 from actors.store._store import Store, open_readonly
 from actors._writer import Writer
+from actors._writes import EnsureUser
 from tests.support import wait_until
 
 PRICE = 9_500_500            # mid-band: the band of 9_500_000 holds the price
@@ -50,7 +51,7 @@ class Rig:
         self.n = 0
 
     def user(self, name, credit):
-        return self.ctx.writer.ask(("user", name, credit))
+        return self.ctx.writer.ask(EnsureUser(name, credit))
 
     def tap(self, user, lo, stake=100, min_mult=101, col=None, ref=None):
         self.n += 1

@@ -21,6 +21,7 @@ from actors._context import MarketContext
 from actors._model import LOST, VOID, WON, Ack, Bet, Settlement, payout_for
 from actors.store._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store, _connect, open_readonly
 from actors._writer import Writer
+from actors._writes import Credit, EnsureUser, PlaceBets, SaveSession, SaveTicks, Settle
 from engine import Future
 from tests.support import wait_until
 
@@ -43,13 +44,13 @@ def bet(user, i, lo=LO, stake=100, mult=250, col=COL):
 
 
 def send_bets(ctx, bets):
-    """What a Column does: reserve each stake, then one ("bets", ...) message."""
+    """What a Column does: reserve each stake, then one PlaceBets message."""
     pairs = []
     for b in bets:
         ctx.ledger.reserve(b.user, b.stake, (b.col, b.lo), payout_for(b.stake, b.mult))
         pairs.append((b, Future()))
     ctx.writer_stats.pending_taps += len(pairs)
-    ctx.writer.tell(("bets", pairs))
+    ctx.writer.tell(PlaceBets(pairs))
     return [f for _, f in pairs]
 
 
@@ -63,14 +64,14 @@ def rows(db_path, sql, params=()):
 
 def test_many_taps_queued_at_once_go_in_one_transaction(system, db_path):
     ctx, _ = start_writer(system, db_path)
-    alice = ctx.writer.ask(("user", "alice", 100_000))
-    bob = ctx.writer.ask(("user", "bob", 100_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 100_000))
+    bob = ctx.writer.ask(EnsureUser("bob", 100_000))
     before = ctx.writer_stats.batches
     # Three Columns hand over their batches, plus ticks, before the Writer runs.
     futs = send_bets(ctx, [bet(alice, i, lo=LO + 1000 * (i % 3)) for i in range(20)])
     futs += send_bets(ctx, [bet(bob, 20 + i) for i in range(25)])
     futs += send_bets(ctx, [bet(alice, 45 + i, stake=300) for i in range(15)])
-    ctx.writer.tell(("ticks", [(5000, LO + 10), (5250, LO + 20)]))
+    ctx.writer.tell(SaveTicks([(5000, LO + 10), (5250, LO + 20)]))
     acks = [f.get(5) for f in futs]
 
     assert all(type(a) is Ack and a.reason is None for a in acks)
@@ -95,7 +96,7 @@ def test_bets_under_load_share_batches(system, db_path):
     # While one commit is in the threadpool, taps pile up and go in the next one.
     store = Store(db_path, commit_delay_ms=100)
     ctx, _ = start_writer(system, db_path, store=store)
-    alice = ctx.writer.ask(("user", "alice", 1_000_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 1_000_000))
     futs = send_bets(ctx, [bet(alice, i) for i in range(10)])
     # The Writer took the first ten and is in its 100 ms commit: the next
     # forty pile up meanwhile and must share one batch.
@@ -110,7 +111,7 @@ def test_bets_under_load_share_batches(system, db_path):
 
 def test_ack_only_after_the_row_is_committed(system, db_path):
     ctx, _ = start_writer(system, db_path)
-    alice = ctx.writer.ask(("user", "alice", 10_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 10_000))
     reader = open_readonly(db_path)
     seen = {}
 
@@ -136,7 +137,7 @@ def test_commit_runs_off_the_event_loop(system, db_path):
     # A slow fsync (the benchmark's commit_delay) must not stall other greenlets.
     store = Store(db_path, commit_delay_ms=300)
     ctx, _ = start_writer(system, db_path, store=store)
-    alice = ctx.writer.ask(("user", "alice", 10_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 10_000))
     beats = []
     ticker = gevent.spawn(lambda: [beats.append(1) or gevent.sleep(0.01) for _ in range(1000)])
     fut = send_bets(ctx, [bet(alice, 1)])[0]
@@ -148,8 +149,8 @@ def test_commit_runs_off_the_event_loop(system, db_path):
 
 def test_commit_failure_releases_stakes_and_rejects_every_tap(system, db_path):
     ctx, store = start_writer(system, db_path)
-    alice = ctx.writer.ask(("user", "alice", 10_000))
-    bob = ctx.writer.ask(("user", "bob", 10_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 10_000))
+    bob = ctx.writer.ask(EnsureUser("bob", 10_000))
     ok = send_bets(ctx, [bet(alice, 0)])[0].get(5)
     assert ok.reason is None
     settle_fut = None
@@ -162,7 +163,7 @@ def test_commit_failure_releases_stakes_and_rejects_every_tap(system, db_path):
         futs = send_bets(ctx, [bet(alice, 1 + i, lo=LO + 1000) for i in range(5)])
         futs += send_bets(ctx, [bet(bob, 6 + i, lo=LO + 1000) for i in range(4)])
         settle_fut = ctx.writer.ask_async(
-            ("settle", [Settlement(ok.bet, alice, COL, LO, 100, 250, WON, 250)]))
+            Settle([Settlement(ok.bet, alice, COL, LO, 100, 250, WON, 250)]))
         acks = [f.get(10) for f in futs]
         with pytest.raises(Exception):
             settle_fut.get(5)
@@ -182,13 +183,13 @@ def test_commit_failure_releases_stakes_and_rejects_every_tap(system, db_path):
     # the lock is gone: the next tap goes through with the next id
     again = send_bets(ctx, [bet(bob, 20)])[0].get(5)
     assert again.reason is None and again.bet == ok.bet + 1
-    assert ctx.writer.ask(("settle", [Settlement(ok.bet, alice, COL, LO, 100, 250, WON, 250)]))
+    assert ctx.writer.ask(Settle([Settlement(ok.bet, alice, COL, LO, 100, 250, WON, 250)]))
     assert audit(db_path) == []
 
 
 def test_full_database_rejects_disk_low_and_suspends_betting(system, db_path):
     ctx, store = start_writer(system, db_path)
-    alice = ctx.writer.ask(("user", "alice", 100_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 100_000))
     assert send_bets(ctx, [bet(alice, 0)])[0].get(5).reason is None
     # SQLite's own size limit gives the real SQLITE_FULL a full disk gives.
     pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
@@ -212,13 +213,14 @@ FSIZE_CHILD = textwrap.dedent("""
     from actors._model import Bet, payout_for
     from actors.store._store import Store
     from actors._writer import Writer
+    from actors._writes import EnsureUser, PlaceBets
 
     db = sys.argv[1]
     system = ActorSystem()
     ctx = MarketContext(Config(db=db))
     store = Store(db)
     ctx.writer = system.spawn(Writer, ctx, store, name="writer")
-    user = ctx.writer.ask(("user", "alice", 10**12))
+    user = ctx.writer.ask(EnsureUser("alice", 10**12))
     size = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
     # The file may grow by 256 KiB and no more: writes past that fail (EFBIG)
     # as on a disk that has filled up.
@@ -233,7 +235,7 @@ FSIZE_CHILD = textwrap.dedent("""
             ctx.ledger.reserve(user, b.stake, (b.col, b.lo), payout_for(b.stake, b.mult))
             pairs.append((b, Future()))
         ctx.writer_stats.pending_taps += len(pairs)
-        ctx.writer.tell(("bets", pairs))
+        ctx.writer.tell(PlaceBets(pairs))
         for b, f in pairs:
             ack = f.get(10)
             if ack.reason is None:
@@ -271,23 +273,23 @@ def test_file_size_limit_in_a_child_rejects_with_disk_low(db_path):
 
 def test_same_settlement_twice_pays_once(system, db_path):
     ctx, _ = start_writer(system, db_path)
-    alice = ctx.writer.ask(("user", "alice", 10_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 10_000))
     a, b, c = (f.get(5) for f in send_bets(ctx, [bet(alice, 0, stake=1000, mult=300),
                                                 bet(alice, 1, stake=500, lo=LO + 1000),
                                                 bet(alice, 2, stake=200, lo=LO + 2000)]))
     win = Settlement(a.bet, alice, COL, LO, 1000, 300, WON, 3000)
     void = Settlement(b.bet, alice, COL, LO + 1000, 500, 250, VOID, 500)
     lose = Settlement(c.bet, alice, COL, LO + 2000, 200, 250, LOST, 0)
-    first = ctx.writer.ask(("settle", [win, void, lose]))
+    first = ctx.writer.ask(Settle([win, void, lose]))
     assert first == [(win, 10_000 - 1700 + 3000), (void, 10_000 - 1700 + 3500),
                      (lose, 10_000 - 1700 + 3500)]
     # again, in a later batch, and twice within one batch: nothing applies
-    assert ctx.writer.ask(("settle", [win, void, lose])) == []
-    f1 = ctx.writer.ask_async(("settle", [win]))
-    f2 = ctx.writer.ask_async(("settle", [win, void]))
+    assert ctx.writer.ask(Settle([win, void, lose])) == []
+    f1 = ctx.writer.ask_async(Settle([win]))
+    f2 = ctx.writer.ask_async(Settle([win, void]))
     assert f1.get(5) == [] and f2.get(5) == []
     # an outcome arriving late with a different verdict changes nothing either
-    assert ctx.writer.ask(("settle", [Settlement(c.bet, alice, COL, LO + 2000, 200, 250, WON,
+    assert ctx.writer.ask(Settle([Settlement(c.bet, alice, COL, LO + 2000, 200, 250, WON,
                                                  500)])) == []
     assert rows(db_path, "SELECT bet, kind, amount FROM ledger WHERE bet IS NOT NULL ORDER BY bet") \
         == [(a.bet, KIND_PAYOUT, 3000), (b.bet, KIND_REFUND, 500)]
@@ -302,11 +304,11 @@ def test_same_settlement_twice_pays_once(system, db_path):
 
 def test_two_settlements_of_one_bet_in_one_batch_pay_once(system, db_path):
     ctx, _ = start_writer(system, db_path)
-    alice = ctx.writer.ask(("user", "alice", 10_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 10_000))
     a = send_bets(ctx, [bet(alice, 0, stake=1000, mult=300)])[0].get(5)
     win = Settlement(a.bet, alice, COL, LO, 1000, 300, WON, 3000)
-    f1 = ctx.writer.ask_async(("settle", [win]))
-    f2 = ctx.writer.ask_async(("settle", [win._replace(outcome=VOID, payout=1000)]))
+    f1 = ctx.writer.ask_async(Settle([win]))
+    f2 = ctx.writer.ask_async(Settle([win._replace(outcome=VOID, payout=1000)]))
     assert f1.get(5) == [(win, 12_000)] and f2.get(5) == []
     assert rows(db_path, "SELECT count(*) FROM ledger WHERE bet=?", (a.bet,))[0][0] == 1
     assert ctx.ledger.balance(alice) == 12_000
@@ -315,13 +317,13 @@ def test_two_settlements_of_one_bet_in_one_batch_pay_once(system, db_path):
 
 def test_users_and_credits(system, db_path):
     ctx, _ = start_writer(system, db_path)
-    alice = ctx.writer.ask(("user", "alice", 5_000))
-    assert ctx.writer.ask(("user", "alice", 5_000)) == alice      # no second welcome credit
-    bob = ctx.writer.ask(("user", "bob", 0))
+    alice = ctx.writer.ask(EnsureUser("alice", 5_000))
+    assert ctx.writer.ask(EnsureUser("alice", 5_000)) == alice      # no second welcome credit
+    bob = ctx.writer.ask(EnsureUser("bob", 0))
     assert bob != alice and ctx.ledger.balance(bob) == 0
-    assert ctx.writer.ask(("credit", alice, 2_500)) == 7_500
-    assert ctx.writer.ask(("credit", bob, 100)) == 100
-    ctx.writer.tell(("credit", bob, 50))            # a tell is written too
+    assert ctx.writer.ask(Credit(alice, 2_500)) == 7_500
+    assert ctx.writer.ask(Credit(bob, 100)) == 100
+    ctx.writer.tell(Credit(bob, 50))            # a tell is written too
     wait_until(lambda: ctx.ledger.balance(bob) == 150, what="told credit")
     assert rows(db_path, "SELECT user, kind, amount FROM ledger ORDER BY id") == [
         (alice, KIND_CREDIT, 5_000), (alice, KIND_CREDIT, 2_500), (bob, KIND_CREDIT, 100),
@@ -331,9 +333,9 @@ def test_users_and_credits(system, db_path):
     other = Store(db_path)
     carol = other.ensure_user("carol", credit=900)
     other.close()
-    assert ctx.writer.ask(("user", "carol", 900)) == carol
+    assert ctx.writer.ask(EnsureUser("carol", 900)) == carol
     assert ctx.ledger.balance(carol) == 900
-    assert ctx.writer.ask(("session", (b"t" * 32, alice, b"k" * 65, 10**13))) is True
+    assert ctx.writer.ask(SaveSession((b"t" * 32, alice, b"k" * 65, 10**13))) is True
     assert rows(db_path, "SELECT user FROM sessions") == [(alice,)]
     with pytest.raises(Exception):
         ctx.writer.ask(("nonsense",))
@@ -342,15 +344,15 @@ def test_users_and_credits(system, db_path):
 
 def _run_script(system, db_path, commit):
     ctx, _ = start_writer(system, db_path, commit=commit)
-    alice = ctx.writer.ask(("user", "alice", 5_000))
-    bob = ctx.writer.ask(("user", "bob", 5_000))
+    alice = ctx.writer.ask(EnsureUser("alice", 5_000))
+    bob = ctx.writer.ask(EnsureUser("bob", 5_000))
     before = ctx.writer_stats.batches
     futs = send_bets(ctx, [bet(alice, i, lo=LO + 1000 * (i % 4), stake=100 + 10 * i)
                            for i in range(12)])
     futs += send_bets(ctx, [bet(bob, 12 + i, stake=200) for i in range(6)])
     acks = [f.get(10) for f in futs]
     batches = ctx.writer_stats.batches - before
-    done = ctx.writer.ask(("settle", [Settlement(acks[0].bet, alice, COL, LO, 100, 250, WON, 250),
+    done = ctx.writer.ask(Settle([Settlement(acks[0].bet, alice, COL, LO, 100, 250, WON, 250),
                                       Settlement(acks[1].bet, alice, COL, LO + 1000, 110, 250,
                                                  LOST, 0)]))
     table = rows(db_path, "SELECT id, user, col, lo, stake, mult, nonce, outcome, payout "

@@ -20,6 +20,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
 SETTLED = ("won", "lost", "void")
 
 
@@ -53,13 +54,17 @@ class PageWatch:
         assert self.errors == [], "the page logged errors:\n" + "\n".join(self.errors)
 
 
-def open_page(browser, url, init_script=None, bindings=None):
+def open_page(browser, url, init_script=None, bindings=None, phone=False):
     """A fresh context (own localStorage, so no saved session) on `url`;
     `init_script` runs before the page's own, `bindings` ({name: fn}) are
-    Python functions the page can call as window[name](...)."""
+    Python functions the page can call as window[name](...). `phone`: a
+    390x844 touch screen instead of the desktop."""
     if isinstance(browser, str):
         pytest.fail(browser)
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    if phone:
+        context = browser.new_context(viewport=PHONE, device_scale_factor=1, has_touch=True, is_mobile=True)
+    else:
+        context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     if init_script:
         context.add_init_script(init_script)
     for name, fn in (bindings or {}).items():
@@ -93,6 +98,14 @@ def wait_connected(page, timeout=15.0):
     wait_js(page, """() => window.tapgrid.state().connected &&
         document.querySelector('[data-testid=conn-status]').dataset.state === 'connected'""",
             timeout=timeout, what="the page to connect")
+    dismiss_explainer(page)
+
+
+def dismiss_explainer(page):
+    """The first-run explainer covers the board until 'Got it'."""
+    ok = page.get_by_test_id("explainer-ok")
+    if ok.is_visible():
+        ok.click()
 
 
 def sign_in_as_guest(page):
@@ -129,6 +142,21 @@ def pick_cell(page, column_index=2):
 def click_cell(page, cell):
     box = page.get_by_test_id("grid-canvas").bounding_box()
     page.mouse.click(box["x"] + cell["x"], box["y"] + cell["y"])
+
+
+def cell_at_price(page, column_index=2, bands=0):
+    """The open cell `bands` bands above (negative: below) the one holding
+    the live price, in the `column_index`-th open column, or None."""
+    return page.evaluate("""([ci, bands]) => {
+        const cells = window.tapgrid.openCells();
+        const cols = [...new Set(cells.map((c) => c.t0))].sort((a, b) => a - b);
+        if (!cols.length) return null;
+        const t0 = cols[Math.min(ci, cols.length - 1)];
+        const p = Number(document.querySelector('[data-testid=price]').textContent.replace(/[$,]/g, ''));
+        const band = 1000;
+        const lo = Math.floor(Math.round(p * 100) / band) * band + bands * band;
+        return cells.find((c) => c.t0 === t0 && c.lo === lo) || null;
+    }""", [column_index, bands])
 
 
 def tap_open_cell(page, column_index=2):
@@ -171,10 +199,13 @@ def tap_until_taken(page, column_index=2, attempts=6):
     Needs record_after_click(page) first."""
     refused = []
     for _ in range(attempts):
+        before = {b["nonce"] for b in state(page)["bets"]}
         cell = tap_open_cell(page, column_index)
         booked = after_click(page)[-1]
-        tap = next((b for b in booked if b["col"] == cell["t0"] and b["lo"] == cell["lo"]
-                    and b["state"] == "pending"), None)
+        fresh = [b for b in booked if b["nonce"] not in before and b["state"] == "pending"]
+        # On a busy machine the board can scroll a column between reading
+        # the cell and the click landing: the tap is then on its neighbour.
+        tap = next((b for b in fresh if b["col"] == cell["t0"] and b["lo"] == cell["lo"]), fresh[-1] if fresh else None)
         assert tap is not None, f"the click on {cell} booked no pending tap: {booked}"
         bet = wait_bet(page, tap["nonce"], ("confirmed", "rejected") + SETTLED)
         if bet["state"] != "rejected":
@@ -187,3 +218,51 @@ def tap_until_taken(page, column_index=2, attempts=6):
 def toasts(page):
     return page.evaluate("""() => [...document.querySelectorAll('[data-testid=toast]')]
         .map((t) => ({reason: t.dataset.reason || null, kind: t.dataset.kind, text: t.textContent}))""")
+
+
+AXE_VERSION = "4.10.2"
+
+
+def axe_source(cache_dir):
+    """axe-core's axe.min.js, fetched from the npm registry with `npm pack`
+    on first use and cached under `cache_dir` (never committed: the tests'
+    artifacts folder is ignored). A machine without npm or the registry
+    fails the test that needs it, loudly."""
+    import shutil
+    import subprocess
+    import tarfile
+    target = os.path.join(cache_dir, f"axe-core-{AXE_VERSION}.min.js")
+    if os.path.exists(target):
+        with open(target) as f:
+            return f.read()
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is missing: the accessibility scan fetches axe-core from the npm registry")
+    os.makedirs(cache_dir, exist_ok=True)
+    out = subprocess.run([npm, "pack", f"axe-core@{AXE_VERSION}", "--silent", "--pack-destination", cache_dir],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        pytest.fail(f"npm pack axe-core@{AXE_VERSION} failed: {out.stderr[-500:]}")
+    tgz = os.path.join(cache_dir, out.stdout.strip().splitlines()[-1])
+    with tarfile.open(tgz) as tar:
+        source = tar.extractfile("package/axe.min.js").read().decode()
+    os.remove(tgz)
+    with open(target + ".tmp", "w") as f:
+        f.write(source)
+    os.replace(target + ".tmp", target)
+    return source
+
+
+def axe_violations(page, source, impacts=("serious", "critical")):
+    """Run axe-core in the page (WCAG 2 A and AA rules); the violations of
+    the given impacts as [(rule id, impact, [target selectors])]."""
+    # A drawer sliding in or a toast fading is half-drawn: colour contrast
+    # read mid-transition is noise. Scan a settled page.
+    page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')",
+                           timeout=8000, polling=50)
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(content=source)
+    result = page.evaluate("""async () => await axe.run(document,
+        {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})""")
+    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:5])
+            for v in result["violations"] if v["impact"] in impacts]

@@ -72,7 +72,7 @@ def test_the_socket_is_private(backdoor):
 
 def test_the_owner_gets_the_live_console(backdoor):
     server, path, top = backdoor
-    banner, out = _console(path, "print('total', market.ctx.ledger.total_balance() >= 0, server.port)")
+    banner, out = _console(path, "print('total', market.ctx.ledger is not None, server.port)")
     assert b"tapgrid shell" in banner
     assert f"total True {server.port}".encode() in out
 

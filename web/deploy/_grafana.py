@@ -48,6 +48,16 @@ PANELS = [
      [("sum by (reason) (rate(tapgrid_connections_limited_total[$__rate_interval]))", "{{reason}}")]),
     ("tapgrid_limit", "Configured per-client limits", "short", [("tapgrid_limit", "{{name}}")]),
     ("tapgrid_loop_lag_seconds", "Event-loop lag", "s", [("tapgrid_loop_lag_seconds", "lag")]),
+    ("tapgrid_loop_lag_sample_seconds", "Event-loop lag, every 10 ms sample", "s",
+     [(_Q.format(q=q, m="tapgrid_loop_lag_sample_seconds"), f"p{int(q * 100)}")
+      for q in (0.5, 0.99)]),
+    # the worst sample since the previous scrape (reset by each scrape)
+    ("tapgrid_loop_lag_max_seconds", "Event-loop lag, worst per scrape", "s",
+     [("tapgrid_loop_lag_max_seconds", "max")]),
+    ("tapgrid_verify_batches", "Signature batches to the verify threads", "ops",
+     [("rate(tapgrid_verify_batches_total[$__rate_interval])", "batches/s")]),
+    ("tapgrid_verify_held_back", "Taps held back to keep a connection's order", "ops",
+     [("rate(tapgrid_verify_held_back_total[$__rate_interval])", "held/s")]),
     ("tapgrid_price_age_seconds", "Price age", "s", [("tapgrid_price_age_seconds", "age")]),
     ("tapgrid_market_open", "Market open", "short", [("tapgrid_market_open", "open")]),
     ("tapgrid_price_source_age_seconds", "Price source age", "s",

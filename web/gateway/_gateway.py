@@ -1,38 +1,20 @@
-"""The WebSocket gateway: admission, then one loop per connection turning
+"""The WebSocket gateway: admission (before a connection exists), then each
+connection handed to the tap pipeline (``_taps.py``), which turns its
 frames into verified taps and acks (SPEC sections 4, 5 and 9).
-
-A tap goes: size cap (in the frame reader) -> JSON -> rate bucket ->
-canonical payload -> ``ts`` within 30 s -> P-256 signature -> nonce unseen
--> ``market.place``. The ack is written when the Writer has committed the
-bet; the reader does not wait for it, so one connection can pipeline taps.
-Malformed frames get an ``error`` (or an ``ack`` with ``bad_request``) and
-the connection stays, unless it keeps doing it (close 1008).
 """
 import logging
 import time
 from urllib.parse import parse_qs
 
-from actors import Tap
-from actors.wire import TapError, b64url_decode, load_session_key, parse_tap_payload, verify_tap
+from actors.wire import load_session_key
 
 from .._addr import LruTable, client_addr
-from .._safejson import loads as json_loads
 from ._conn import Connection, TokenBucket
-from ._hub import frame
-from ._wsfast import encode_text_frame
+from ._taps import TapPipeline
 
 __all__ = ["Gateway"]
 
 log = logging.getLogger("tapgrid.gateway")
-
-_SKEW_MS = 30_000
-
-
-def _reject_frame(nonce, reason):
-    if nonce is None:
-        return encode_text_frame(b'{"type":"ack","nonce":null,"ok":false,"reason":"%s"}' % reason.encode())
-    return encode_text_frame(b'{"type":"ack","nonce":"%s","ok":false,"reason":"%s"}'
-                             % (nonce.encode(), reason.encode()))
 
 
 class Gateway:
@@ -56,6 +38,7 @@ class Gateway:
         self._user_buckets = LruTable()   # uid -> tap bucket, across connections
         self.refused = {}         # reason -> upgrades refused / connections closed
         self.tickets = None       # web._tickets.TicketStore, when the app offers tickets
+        self.pipeline = TapPipeline(cfg, market, hub, nonces, metrics, self.refused)
 
     # --- admission, before the upgrade ------------------------------------------------------
 
@@ -186,22 +169,13 @@ class Gateway:
                           max_buffer=cfg.max_send_buffer)
         conn.sid = session.sid
         conn.expires_ms = session.expires_ms
-        self.hub.add(conn)
+        # ?grid=2: compact grid frames (a protocol addition; v1 by default)
+        query = parse_qs(environ.get("QUERY_STRING", "")) if environ is not None else {}
+        self.hub.add(conn, 2 if query.get("grid", [""])[0] == "2" else 1)
         self._by_sid.setdefault(conn.sid, set()).add(conn)
         try:
             self.hub.welcome(conn, self.market.balance(session.uid))
-            receive = ws.receive
-            while not conn.closed:
-                msg = receive()
-                if msg is None:
-                    break
-                self._on_frame(conn, msg)
-                if conn.strikes > self.cfg.max_strikes:
-                    log.warning("closing %s after %d malformed frames", conn.user, conn.strikes)
-                    self.refused["strikes"] = self.refused.get("strikes", 0) + 1
-                    conn.flush(0.5)
-                    conn.close(1008, b"too many malformed frames")
-                    break
+            self.pipeline.run(conn, ws.receive)
         finally:
             self.hub.remove(conn)
             if conn.cut_off:
@@ -215,95 +189,6 @@ class Gateway:
                 conn.flush(1.0)
                 conn.close(1000)
             conn.closed = True
-
-    def _on_frame(self, conn, msg):
-        if self.metrics is not None:
-            self.metrics.frames_in.inc()
-        if type(msg) is not str:
-            return self._error(conn, "bad_request", "binary frames are not part of the protocol")
-        try:
-            obj = json_loads(msg)        # depth-bounded: no RecursionError
-        except ValueError:
-            return self._error(conn, "bad_request", "not JSON")
-        if type(obj) is not dict:
-            return self._error(conn, "bad_request", "a frame is a JSON object")
-        kind = obj.get("type")
-        if kind == "tap":
-            return self._on_tap(conn, obj)
-        if kind == "ping":
-            conn.send(encode_text_frame(b'{"type":"pong","ts":%d}' % int(time.time() * 1000)))
-            return None
-        return self._error(conn, "bad_request", "unknown type")
-
-    def _error(self, conn, reason, detail):
-        conn.strikes += 1
-        conn.send(frame({"type": "error", "reason": reason, "detail": detail}))
-
-    def _reject(self, conn, nonce, reason, t0=None):
-        conn.send(_reject_frame(nonce, reason))
-        if self.metrics is not None:
-            self.metrics.tap(reason, None if t0 is None else time.perf_counter() - t0)
-
-    def _on_tap(self, conn, obj):
-        t0 = time.perf_counter()
-        payload = obj.get("payload")
-        sig = obj.get("sig")
-        if type(payload) is not str or type(sig) is not str or len(sig) > 200:
-            conn.strikes += 1
-            return self._reject(conn, None, "bad_request")
-        try:
-            p = parse_tap_payload(payload)
-        except TapError:
-            conn.strikes += 1
-            return self._reject(conn, None, "bad_request")
-        if conn.closing:
-            return self._reject(conn, p.nonce, "overloaded")
-        now = int(time.time() * 1000)
-        if now >= conn.expires_ms:
-            # The session ended while the socket stayed open: no more bets
-            # (the sweeper closes the socket within a second).
-            return self._reject(conn, p.nonce, "expired")
-        if not conn.bucket.take(time.monotonic()):
-            return self._reject(conn, p.nonce, "rate_limited")
-        if abs(now - p.ts) > _SKEW_MS:
-            return self._reject(conn, p.nonce, "expired")
-        if not verify_tap(conn.session_key, payload, sig):
-            # A strike: verifying costs CPU, and an honest client never
-            # sends a bad signature.
-            conn.strikes += 1
-            return self._reject(conn, p.nonce, "bad_signature")
-        reason = self.nonces.check_many([(conn.key_id, p.nonce, p.ts)], now)[0]
-        if reason is not None:
-            return self._reject(conn, p.nonce, reason)
-        tap = Tap(conn.uid, p.col, p.lo, p.stake, p.min_mult, p.ts, p.nonce, b64url_decode(sig))
-        fut = self.market.place(tap)
-        conn.inflight += 1
-        nonce = p.nonce.encode()
-        metrics = self.metrics
-
-        def acked(f):
-            conn.inflight -= 1
-            try:
-                ack = f.result()
-            except Exception as exc:       # a crashed Column: the tap was not taken
-                log.error("tap failed inside the market: %r", exc)
-                conn.send_soon(_reject_frame(p.nonce, "overloaded"))
-                if metrics is not None:
-                    metrics.tap("overloaded", time.perf_counter() - t0)
-                return
-            if ack.reason is None:
-                conn.send_soon(encode_text_frame(
-                    b'{"type":"ack","nonce":"%s","ok":true,"bet":%d,"mult":%d,"balance":%d}'
-                    % (nonce, ack.bet, ack.mult, ack.balance)))
-                outcome = "ok"
-            else:
-                conn.send_soon(_reject_frame(p.nonce, ack.reason))
-                outcome = ack.reason
-            if metrics is not None:
-                metrics.tap(outcome, time.perf_counter() - t0)
-
-        fut.add_done_callback(acked)
-        return None
 
     # --- sessions that end ---------------------------------------------------------------------
 
@@ -337,6 +222,8 @@ class Gateway:
             gevent.sleep(period)
             late = (time.perf_counter() - t - period) * 1000
             self.loop_lag_ms = max(late, self.loop_lag_ms * 0.8)
+            if self.metrics is not None:
+                self.metrics.loop_lag(late)
 
     # --- shutdown -------------------------------------------------------------------------------
 

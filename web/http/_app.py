@@ -8,11 +8,13 @@ import json
 
 import bottle
 
+from .._addr import client_addr
 from ._api import add_api_routes
 from ._auth import add_auth_routes
-from ._kit import Kit
+from ._kit import ApiError, Kit, api
 from ._ops import add_ops_routes
 from ._page import add_page_routes
+from ._player_api import add_player_routes
 
 __all__ = ["build_app"]
 
@@ -24,6 +26,9 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
     add_auth_routes(app, kit, market, gateway, sessions, challenges)
     add_api_routes(app, kit, market, hub)
     add_ops_routes(app, cfg, market, metrics)
+    add_player_routes(app, cfg, api, ApiError,
+                      lambda: client_addr(bottle.request.environ, cfg.trusted_proxies),
+                      kit.session, market, hub)
 
     def json_error(err):
         bottle.response.content_type = "application/json"

@@ -6,13 +6,19 @@
 //   // then, for tests and curious players (read-only):
 //   window.tapgrid.state()      // {connected, user, balance, market, bets: [{nonce, bet, state, col, lo, ...}]}
 //   window.tapgrid.openCells()  // [{t0, lo, mult, x, y}]  x, y: CSS px inside the canvas
+//   window.tapgrid.stacks()     // [{col, lo, count, stake, potential, payout, state, label: [top, bottom]}]
+//   window.tapgrid.offscreen()  // {above, below}: the player's bets off the visible prices
 
 import { apiGet, apiPost, Connection, HttpError } from "/static/net.js";
-import { cryptoAvailable, clearSessionKey, signTap, newNonce } from "/static/keys.js";
+import { LivePanel } from "/static/live.js";
+import { cryptoAvailable, clearSessionKey, signTap, newNonce, verifyTap } from "/static/keys.js";
 import { GridView } from "/static/grid.js";
 import { HistoryPanel } from "/static/history.js";
 import { BetBook } from "/static/bets.js";
-import { credits, dollars, reasonText, MINOR_PER_CREDIT } from "/static/format.js";
+import { stackLabel } from "/static/cells.js";
+import { Sounds } from "/static/sound.js";
+import { Summary } from "/static/summary.js";
+import { credits, dollars, reasonText, MINOR_PER_CREDIT, winText, lossText, refundText, payoutOf, multLabel, clockTime, seconds } from "/static/format.js";
 import { byTestId as $, toast, showBalance, showStatus, showMarket, showAccount, renderStakes } from "/static/ui.js";
 import { savedSession, saveSession, forgetSession, signInAsGuest, signInWithWallet, signInNote, isDemoOff } from "/static/session.js";
 
@@ -23,6 +29,8 @@ const PREVIEW_POLL_MS = 2000;
 const PENDING_CHECK_MS = 8000; // an ack normally takes milliseconds; this long means it was lost
 const PENDING_GIVE_UP_MS = 40000; // past the server's 30 s ts window a tap can no longer land
 const HISTORY_SETTLE_MS = 600; // results come in bursts at column end: refresh once after them
+const HISTORY_FILL_MS = 180000; // the chart's past on load: what the board shows and more
+const EXPLAINED_KEY = "tapgrid.explained";
 
 const state = {
   token: null,
@@ -39,6 +47,9 @@ const state = {
 const book = new BetBook();
 let view;
 let history;
+let summary;
+let live;
+const sounds = new Sounds();
 let previewTimer = null;
 let historyTimer = null;
 let lastReconcile = 0;
@@ -50,6 +61,31 @@ function setBalance(minor) {
   const before = state.balance;
   state.balance = minor;
   showBalance(minor, before);
+  showTopUp();
+}
+
+// A guest who can no longer afford the smallest chip may top up (demo only;
+// the server rate-limits it and says why when it refuses).
+function showTopUp() {
+  const low = Number.isFinite(state.balance) && state.balance < STAKE_CHIPS[0] * MINOR_PER_CREDIT * 10;
+  $("topup-btn").hidden = !(state.token && low && String(state.user ?? "").startsWith("guest-"));
+}
+
+async function topUp() {
+  try {
+    const r = await apiPost("/api/topup", {}, state.token);
+    setBalance(r.balance);
+    toast(`Topped up: ${credits(r.credited)} demo credits.`, "info", "topup");
+  } catch (err) {
+    const code = err instanceof HttpError && err.body ? err.body.error : null;
+    const text = {
+      rate_limited: "You topped up a moment ago. Try again in a few minutes.",
+      balance_not_low: "Top-ups are for a balance that ran out.",
+      not_guest: "Top-ups are for demo guests.",
+      not_found: "Demo mode is off on this server.",
+    }[code] || "The top-up did not go through. Try again shortly.";
+    toast(text, "error", code || "topup");
+  }
 }
 
 function setMarket(status, reason) {
@@ -63,6 +99,7 @@ function setStatus(status, retryAt = 0) {
   state.retryAt = retryAt;
   view.setLive(status === "connected" || !state.token);
   showStatus(status, retryAt, Boolean(state.token));
+  $("retry-btn").hidden = !(state.token && (status === "reconnecting" || status === "offline"));
 }
 
 function pickStake(n) {
@@ -142,6 +179,7 @@ function startSession(token, user, balance) {
     onClosedEarly: () => guard(checkSession),
   });
   state.conn.start(); // hello loads the history
+  showExplainerOnce();
 }
 
 // A socket that closes before hello may mean a dead token: ask /api/me.
@@ -167,6 +205,7 @@ async function signOut(note = "", { revoke = true } = {}) {
   await clearSessionKey();
   book.clear();
   history.clear();
+  summary.clear();
   showBalance(null);
   setStatus("idle");
   showSignIn(note);
@@ -184,6 +223,7 @@ function onMessage(msg) {
       // fired while we were away are in history too.
       if (book.pending().length) guard(() => reconcile(true));
       else refreshHistory();
+      guard(fillPriceHistory); // the gap while we were away
       break;
     case "tick":
       view.addTick(msg.p, msg.t);
@@ -198,6 +238,7 @@ function onMessage(msg) {
       const bet = book.ack(msg);
       if (msg.ok) {
         setBalance(msg.balance);
+        if (bet) summary.place(msg.bet, bet);
         scheduleHistoryRefresh();
       } else if (bet) {
         toast(reasonText(msg.reason), "error", msg.reason);
@@ -207,15 +248,18 @@ function onMessage(msg) {
     case "result": {
       const bet = book.result(msg);
       setBalance(msg.balance);
-      if (bet && msg.outcome === "won") {
-        view.celebrate(bet.col, bet.lo, `+${credits(msg.payout)}`);
-        toast(`You won ${credits(msg.payout)} credits!`, "win");
+      if (bet) {
+        summary.settle(msg, bet);
+        announceResult(bet, msg);
       }
       scheduleHistoryRefresh();
       break;
     }
     case "market":
       setMarket(msg.status, msg.reason);
+      break;
+    case "feed":
+      live.show(msg);
       break;
     case "error":
       toast(reasonText(msg.reason), "error", msg.reason);
@@ -225,10 +269,103 @@ function onMessage(msg) {
   }
 }
 
+// Every result is seen and heard, not only wins: a toast, a sound, and
+// the same words in the screen reader's live region.
+function announceResult(bet, msg) {
+  const where = `${dollars(bet.lo)} at ${clockTime(bet.col)}`;
+  let text;
+  if (msg.outcome === "won") {
+    text = `You ${winText(msg.payout, bet.stake)} on ${where}`;
+    view.celebrate(bet.col, bet.lo, winText(msg.payout, bet.stake));
+    toast(`${text}!`, "win", "won");
+    sounds.play("win");
+  } else if (msg.outcome === "lost") {
+    text = `You ${lossText(bet.stake)} on ${where}`;
+    toast(text, "loss", "lost");
+    sounds.play("loss");
+  } else {
+    text = `Bet ${refundText(msg.payout ?? bet.stake)} on ${where}: the window could not be settled`;
+    toast(text, "info", "void");
+    sounds.play("refund");
+  }
+  announce(text);
+}
+
+function announce(text) {
+  const node = $("announcer");
+  node.textContent = "";
+  // A fresh text node each time, so the same words twice are read twice.
+  setTimeout(() => { node.textContent = text; }, 30);
+}
+
+// ---------- the price record: the chart's past filled on load ----------
+
+async function fillPriceHistory() {
+  const to = Date.now() + 1000;
+  const data = await apiGet(`/api/ticks?asset=BTC-USD&from=${to - HISTORY_FILL_MS}&to=${to}`);
+  if (data && Array.isArray(data.ticks)) view.addTicks(data.ticks);
+  showPrice();
+}
+
+// ---------- what a tap would pay, on hover or press ----------
+
+function showPreview(cell, point) {
+  const node = $("payout-preview");
+  if (!cell || !state.token) {
+    node.hidden = true;
+    return;
+  }
+  const stake = state.stakeChip * MINOR_PER_CREDIT;
+  node.textContent = `${credits(stake)} → ${credits(payoutOf(stake, cell.mult))} if touched`;
+  node.dataset.payout = String(payoutOf(stake, cell.mult));
+  node.hidden = false;
+  const board = node.parentElement.getBoundingClientRect();
+  const x = Math.min(Math.max(8, point.x + 14), board.width - node.offsetWidth - 8);
+  const y = Math.max(8, point.y - node.offsetHeight - 14);
+  node.style.left = `${x}px`;
+  node.style.top = `${y}px`;
+}
+
+function describeFocus(cell) {
+  if (!cell) return;
+  const stake = state.stakeChip * MINOR_PER_CREDIT;
+  $("cell-focus").textContent = `Window ${clockTime(cell.t0)}, ${dollars(cell.lo)} to ${dollars(cell.lo + view.grid.band_cents)}, `
+    + `${multLabel(cell.mult)}: a ${credits(stake)} stake pays ${credits(payoutOf(stake, cell.mult))}. Enter to bet.`;
+}
+
+function showExplainerOnce() {
+  let seen = false;
+  try { seen = localStorage.getItem(EXPLAINED_KEY) === "1"; } catch (_) { seen = false; }
+  $("explainer").hidden = seen;
+}
+
+function closeExplainer() {
+  $("explainer").hidden = true;
+  try { localStorage.setItem(EXPLAINED_KEY, "1"); } catch (_) { /* private mode */ }
+  $("grid-canvas").focus();
+}
+
+function setMuted(muted) {
+  sounds.setMuted(muted);
+  const b = $("mute-btn");
+  b.setAttribute("aria-pressed", String(muted));
+  b.textContent = muted ? "Sound off" : "Sound on";
+}
+
+function toggleHistory(open) {
+  const drawer = $("history-drawer");
+  const want = open ?? !drawer.classList.contains("open");
+  drawer.classList.toggle("open", want);
+  $("history-toggle").setAttribute("aria-expanded", String(want));
+}
+
 // ---------- taps ----------
 
 async function tap(cell) {
   if (!state.token || !state.key) return;
+  if (cell.locked) {
+    return toast(`This column is locked: betting closes ${seconds(view.grid.lock_ms)} before its window starts. Tap a column further right.`, "error", "column_locked");
+  }
   if (!state.conn || !state.conn.connected) return toast("Not connected. Your tap was not sent.", "error", "offline");
   if (state.market !== "open") return toast(reasonText("market_suspended"), "error", "market_suspended");
   if (!cell.open) return toast(reasonText("column_closed"), "error", "column_closed");
@@ -248,7 +385,9 @@ async function tap(cell) {
   if (!state.conn || !state.conn.send({ type: "tap", payload, sig })) {
     book.reject(nonce, "offline");
     toast("Not connected. Your tap was not sent.", "error", "offline");
+    return;
   }
+  sounds.play("tap");
 }
 
 // Lost acks (a reconnect, a dropped frame) are recovered from history,
@@ -307,6 +446,17 @@ function exposeDebug() {
       bets: book.snapshot(),
     }),
     openCells: () => view.openCells(),
+    stacks: () => book.stacks().map((st) => ({ col: st.col, lo: st.lo, count: st.count, stake: st.stake, potential: st.potential,
+      payout: st.payout, state: st.state, label: stackLabel(st) })),
+    offscreen: () => view.offscreen(),
+    centreOf: (t0, lo) => view.centreOf(t0, lo),
+    layout: () => view.layout,
+    view: () => ({ panned: view.panned, panCents: view.panCents, zoom: view.zoom, ticks: view.ticks.length,
+      firstTick: view.ticks.length ? view.ticks[0].t : null, lockedColumns: [...view.locked.keys()], narrow: view.size.w < 600 }),
+    conn: () => (state.conn ? { attempt: state.conn.attempt, status: state.conn.status, retryAt: state.conn.retryAt } : null),
+    sounds: () => sounds.log.map((x) => ({ ...x })),
+    summary: () => summary.totals(),
+    verify: (payload, sig) => (state.key ? verifyTap(state.key.publicKey, payload, sig) : Promise.resolve(false)),
   });
   Object.defineProperty(window, "tapgrid", { value: api, writable: false, configurable: false });
 }
@@ -320,9 +470,21 @@ async function boot() {
   view = new GridView($("grid-canvas"), {
     now: () => (state.conn ? state.conn.serverNow() : Date.now()),
     bets: () => book.list,
+    stacks: () => book.stacks(),
     onTap: (cell) => guard(() => tap(cell)),
+    onHover: (cell, point) => showPreview(cell, point),
+    onFocusCell: (cell) => describeFocus(cell),
+    onViewChange: (panned) => { $("recenter-btn").hidden = !panned; },
   });
-  history = new HistoryPanel($("history"), { token: () => state.token, bandCents: () => view.grid.band_cents });
+  summary = new Summary($("summary"));
+  live = new LivePanel($("live"));
+  history = new HistoryPanel($("history"), {
+    token: () => state.token,
+    bandCents: () => view.grid.band_cents,
+    columnMs: () => view.grid.column_ms,
+    sessionKey: () => state.key,
+    onBets: (rows) => summary.addRows(rows),
+  });
   exposeDebug();
   view.start();
   setStatus("idle");
@@ -338,6 +500,15 @@ async function boot() {
   $("wallet-btn").addEventListener("click", () => guard(() => signIn("wallet")));
   $("signout-btn").addEventListener("click", () => guard(() => signOut()));
   $("history-refresh").addEventListener("click", () => guard(refreshHistory));
+  $("retry-btn").addEventListener("click", () => { if (state.conn) state.conn.retryNow(); });
+  $("recenter-btn").addEventListener("click", () => view.recenter());
+  $("mute-btn").addEventListener("click", () => setMuted(!sounds.muted));
+  $("history-toggle").addEventListener("click", () => toggleHistory());
+  $("explainer-ok").addEventListener("click", closeExplainer);
+  $("topup-btn").addEventListener("click", () => guard(topUp));
+  apiGet("/api/feed").then((f) => live.show(f)).catch(() => { /* the frames will come */ });
+  setMuted(sounds.muted);
+  guard(fillPriceHistory);
 
   if (!cryptoAvailable()) {
     setBusy(true);

@@ -8,6 +8,8 @@
 //   book.ack({nonce: "n1", ok: true, bet: 7, mult: 240, balance: 99500});
 //   book.result({bet: 7, outcome: "won", payout: 1200, balance: 100700}).state  // "won"
 
+import { payoutOf } from "/static/format.js";
+
 const KEEP_SETTLED_MS = 180000; // settled bets stay drawn until well off the board
 const MAX_BETS = 400;
 
@@ -129,6 +131,39 @@ export class BetBook {
     this.byNonce.clear();
     this.byBet.clear();
     this.early.clear();
+  }
+
+  // Taps on one cell stack: one entry per cell with the total stake, the
+  // count, what it pays if touched (potential) and, once settled, what it
+  // paid. Rejected taps are not part of a stack. Drawn by cells.js.
+  stacks() {
+    const by = new Map();
+    for (const b of this.list) {
+      if (b.state === "rejected") continue;
+      const key = `${b.col}:${b.lo}`;
+      let s = by.get(key);
+      if (!s) {
+        s = { col: b.col, lo: b.lo, count: 0, stake: 0, potential: 0, payout: 0, states: new Set(), changedAt: -1e9, mult: b.mult, bets: [] };
+        by.set(key, s);
+      }
+      s.count += 1;
+      s.stake += b.stake;
+      s.potential += payoutOf(b.stake, b.mult);
+      s.payout += b.payout || 0;
+      s.states.add(b.state);
+      s.changedAt = Math.max(s.changedAt, b.changedAt || 0);
+      s.bets.push(b);
+      if (b.mult !== s.mult) s.mult = null; // mixed multipliers: show the potential instead
+    }
+    const out = [];
+    for (const s of by.values()) {
+      const st = s.states;
+      s.state = st.has("pending") ? "pending" : st.has("confirmed") ? "confirmed"
+        : st.has("won") ? "won" : st.has("void") ? "void" : "lost";
+      delete s.states;
+      out.push(s);
+    }
+    return out;
   }
 
   snapshot() {

@@ -1,14 +1,15 @@
 // How a bet looks on the board at each step of its life:
-// pending (pulsing outline) -> confirmed (filled, stake and multiplier) ->
-// won (green, +payout, a short burst) | lost (fades out) | void (grey,
-// "refunded"); a rejected tap flashes red and disappears.
+// pending (pulsing outline) -> confirmed (filled, total stake and what it
+// pays if touched) -> won (green, "won 15.60 (+5.60)", a short burst) |
+// lost (red, fades to a faint mark) | void (grey, "refunded"); a rejected
+// tap flashes red and disappears. Several taps on one cell draw as one stack.
 //
-//   import { drawBet, drawCelebrations } from "/static/cells.js";
-//   drawBet(ctx, geo, grid, {state: "confirmed", col, lo, stake: 500, mult: 235,
-//                            changedAt: performance.now()}, performance.now());
+//   import { drawStack, drawCelebrations } from "/static/cells.js";
+//   drawStack(ctx, geo, grid, {state: "confirmed", col, lo, count: 2, stake: 1000,
+//                              potential: 2350, payout: 0, changedAt: performance.now()}, performance.now());
 //   celebrations = drawCelebrations(ctx, geo, grid, celebrations, performance.now());
 
-import { credits, multLabel } from "/static/format.js";
+import { credits } from "/static/format.js";
 
 const FONT = "ui-sans-serif, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const LOST_FADE_MS = 1500;
@@ -71,20 +72,36 @@ function box(ctx, r, fill, stroke, lineWidth = 1.5) {
   if (stroke) { ctx.lineWidth = lineWidth; ctx.strokeStyle = stroke; ctx.stroke(); ctx.lineWidth = 1; }
 }
 
-export function drawBet(ctx, geo, grid, bet, ts) {
-  const r = cellRect(geo, grid, bet.col, bet.lo);
+// The two lines a cell shows for its stack of bets (also what the page's
+// test hooks report, so a test reads what the player reads).
+export function stackLabel(stack) {
+  const n = stack.count > 1 ? ` ×${stack.count}` : "";
+  switch (stack.state) {
+    case "pending": return [`${short(stack.stake)}${n}`, "…"];
+    case "confirmed": return [`${short(stack.stake)}${n}`, `→ ${short(stack.potential)}`];
+    case "won": return [`won ${short(stack.payout)}`, `(${credits(stack.payout - stack.stake, { sign: true })})`];
+    case "lost": return [`lost ${short(stack.stake)}`, n ? n.trim() : null];
+    case "void": return ["refunded", short(stack.stake)];
+    default: return [short(stack.stake), null];
+  }
+}
+
+// One cell's stack of bets (see BetBook.stacks).
+export function drawStack(ctx, geo, grid, stack, ts) {
+  const r = cellRect(geo, grid, stack.col, stack.lo);
   if (!visible(geo, r)) return;
-  const age = ts - (bet.changedAt || 0);
-  switch (bet.state) {
+  const age = ts - (stack.changedAt || 0);
+  const [top, bottom] = stackLabel(stack);
+  switch (stack.state) {
     case "pending": {
       const pulse = 0.5 + 0.5 * Math.sin(ts / 160);
       box(ctx, r, `rgba(255, 209, 102, ${0.08 + 0.1 * pulse})`, `rgba(255, 209, 102, ${0.45 + 0.55 * pulse})`, 2);
-      labels(ctx, r, short(bet.stake), "…", "rgba(255, 226, 160, 0.95)");
+      labels(ctx, r, top, bottom, "rgba(255, 226, 160, 0.95)");
       break;
     }
     case "confirmed":
-      box(ctx, r, "rgb(255, 176, 32)", "rgb(255, 214, 130)");
-      labels(ctx, r, short(bet.stake), multLabel(bet.mult), "#1c1404");
+      box(ctx, r, "rgb(255, 176, 32)", "rgb(255, 214, 130)", stack.count > 1 ? 3 : 1.5);
+      labels(ctx, r, top, bottom, "#1c1404");
       break;
     case "won": {
       const glow = Math.max(0, 1 - age / CELEBRATE_MS);
@@ -93,29 +110,32 @@ export function drawBet(ctx, geo, grid, bet, ts) {
       ctx.shadowBlur = 6 + 18 * glow;
       box(ctx, r, "rgb(34, 197, 94)", "rgb(134, 239, 172)");
       ctx.restore();
-      labels(ctx, r, `+${short(bet.payout || 0)}`, multLabel(bet.mult), "#04170b");
+      labels(ctx, r, top, bottom, "#04170b");
       break;
     }
     case "lost": {
-      const a = 1 - age / LOST_FADE_MS;
-      if (a <= 0) return;
-      box(ctx, r, `rgba(239, 68, 68, ${0.55 * a})`, `rgba(248, 113, 113, ${0.8 * a})`);
-      labels(ctx, r, short(bet.stake), null, `rgba(255, 230, 230, ${a})`);
+      // Fades, but not to nothing: a loss stays readable as a faint mark.
+      const a = Math.max(0.35, 1 - age / LOST_FADE_MS);
+      box(ctx, r, `rgba(239, 68, 68, ${0.45 * a})`, `rgba(248, 113, 113, ${0.8 * a})`);
+      labels(ctx, r, top, bottom, `rgba(255, 230, 230, ${a})`);
       break;
     }
     case "void":
       box(ctx, r, "rgb(71, 85, 105)", "rgb(148, 163, 184)");
-      labels(ctx, r, "refunded", r.h >= 30 ? short(bet.stake) : null, "rgba(241, 245, 249, 0.9)");
+      labels(ctx, r, top, r.h >= 30 ? bottom : null, "rgba(241, 245, 249, 0.9)");
       break;
-    case "rejected": {
-      const a = 1 - age / REJECT_FLASH_MS;
-      if (a <= 0) return;
-      box(ctx, r, `rgba(239, 68, 68, ${0.2 * a})`, `rgba(248, 113, 113, ${a})`, 2);
-      break;
-    }
     default:
       break;
   }
+}
+
+// A tap the server refused flashes red where it was made.
+export function drawRejected(ctx, geo, grid, bet, ts) {
+  const r = cellRect(geo, grid, bet.col, bet.lo);
+  if (!visible(geo, r)) return;
+  const a = 1 - (ts - (bet.changedAt || 0)) / REJECT_FLASH_MS;
+  if (a <= 0) return;
+  box(ctx, r, `rgba(239, 68, 68, ${0.2 * a})`, `rgba(248, 113, 113, ${a})`, 2);
 }
 
 // A ring and a rising "+payout" over a winning cell; returns the ones still alive.
@@ -150,7 +170,9 @@ export function drawCelebrations(ctx, geo, grid, list, ts) {
     ctx.textBaseline = "middle";
     ctx.shadowColor = "rgba(0, 0, 0, 0.6)";
     ctx.shadowBlur = 6;
-    ctx.fillText(c.text, cx, cy - 18 - 40 * ease);
+    // Kept inside the board: near the left edge (a phone) it would be cut.
+    const half = ctx.measureText(c.text).width / 2 + 6;
+    ctx.fillText(c.text, Math.min(Math.max(cx, half), geo.w - half), cy - 18 - 40 * ease);
     ctx.restore();
   }
   return alive;

@@ -21,15 +21,17 @@ export function drawEmpty(ctx, geo) {
   ctx.fillText("Waiting for the price feed…", geo.w / 2, geo.h / 2);
 }
 
-export function drawBands(ctx, geo, grid) {
+function bandStep(geo, grid) {
   const band = grid.band_cents;
   const bandPx = geo.yOf(0) - geo.yOf(band);
-  const every = Math.max(1, Math.ceil(26 / Math.max(1, bandPx)));
+  return Math.max(1, Math.ceil(26 / Math.max(1, bandPx)));
+}
+
+export function drawBands(ctx, geo, grid) {
+  const band = grid.band_cents;
+  const every = bandStep(geo, grid);
   const top = Math.ceil(geo.pOf(geo.plotTop) / band) * band;
   const bottom = Math.floor(geo.pOf(geo.plotBottom) / band) * band;
-  ctx.font = `500 11px ${MONO}`;
-  ctx.textAlign = "left";
-  ctx.textBaseline = "middle";
   for (let p = bottom; p <= top; p += band) {
     const y = Math.round(geo.yOf(p)) + 0.5;
     const labelled = Math.round(p / band) % every === 0;
@@ -38,10 +40,32 @@ export function drawBands(ctx, geo, grid) {
     ctx.moveTo(0, y);
     ctx.lineTo(geo.w, y);
     ctx.stroke();
-    if (labelled && y > geo.plotTop + 6 && y < geo.plotBottom - 6) {
-      ctx.fillStyle = "rgba(148, 163, 184, 0.75)";
-      ctx.fillText(dollars(p), 8, y - 7);
-    }
+  }
+}
+
+// The dollar labels go on top of everything drawn in the plot (a settled
+// cell sliding into the past must not cover them), each on its own backing.
+export function drawBandLabels(ctx, geo, grid, layout) {
+  const band = grid.band_cents;
+  const every = bandStep(geo, grid);
+  const top = Math.ceil(geo.pOf(geo.plotTop) / band) * band;
+  const bottom = Math.floor(geo.pOf(geo.plotBottom) / band) * band;
+  ctx.font = `500 11px ${MONO}`;
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  for (let p = bottom; p <= top; p += band) {
+    if (Math.round(p / band) % every !== 0) continue;
+    const y = Math.round(geo.yOf(p)) + 0.5;
+    if (y <= geo.plotTop + 6 || y >= geo.plotBottom - 6) continue;
+    const text = dollars(p);
+    const w = ctx.measureText(text).width;
+    ctx.fillStyle = "rgba(10, 14, 22, 0.72)";
+    ctx.beginPath();
+    ctx.roundRect(4, y - 14, w + 8, 14, 4);
+    ctx.fill();
+    ctx.fillStyle = "rgba(148, 163, 184, 0.85)";
+    ctx.fillText(text, 8, y - 7);
+    if (layout) layout.bands.push({ text, x: 4, y: y - 14, w: w + 8, h: 14 });
   }
 }
 
@@ -146,22 +170,32 @@ export function drawPrice(ctx, geo, ticks) {
   ctx.fillText(label, lx + tw / 2, ly + 0.5);
 }
 
-export function drawTimeAxis(ctx, geo, grid) {
+// Clock labels every few columns; none may touch the "NOW" label (each is
+// measured, with a gap), so they never collide whatever the width.
+export function drawTimeAxis(ctx, geo, grid, layout) {
   const colPx = grid.column_ms * geo.pxPerMs;
-  const every = Math.max(1, Math.ceil(64 / colPx));
-  ctx.font = `500 11px ${MONO}`;
+  const y = geo.h - AXIS_BOTTOM / 2;
   ctx.textBaseline = "middle";
   ctx.textAlign = "center";
-  const y = geo.h - AXIS_BOTTOM / 2;
+  ctx.font = `700 11px ${FONT}`;
+  const nowW = ctx.measureText("NOW").width;
+  const nowRect = { x: geo.nowX - nowW / 2, w: nowW };
+  ctx.font = `500 11px ${MONO}`;
+  const labelW = ctx.measureText("00:00:00").width;
+  const every = Math.max(1, Math.ceil((labelW + 12) / colPx));
   const step = grid.column_ms * every;
   const first = Math.ceil(geo.tOf(0) / step) * step;
-  for (let t = first; geo.xOf(t) < geo.w - 20; t += step) {
+  const GAP = 8;
+  for (let t = first; geo.xOf(t) < geo.w - labelW / 2 - 2; t += step) {
     const x = geo.xOf(t);
-    if (x < 24 || Math.abs(x - geo.nowX) < 36) continue;
+    if (x - labelW / 2 < 2) continue;
+    if (x + labelW / 2 + GAP > nowRect.x && x - labelW / 2 - GAP < nowRect.x + nowRect.w) continue;
     ctx.fillStyle = t > geo.now ? "rgba(148, 163, 184, 0.7)" : "rgba(148, 163, 184, 0.4)";
     ctx.fillText(clockTime(t), x, y);
+    if (layout) layout.time.push({ x: x - labelW / 2, w: labelW });
   }
   ctx.fillStyle = "#f7b733";
   ctx.font = `700 11px ${FONT}`;
   ctx.fillText("NOW", geo.nowX, y);
+  if (layout) layout.now = nowRect;
 }

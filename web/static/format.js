@@ -94,3 +94,38 @@ export function b64url(bytes) {
 export function utf8(text) {
   return new TextEncoder().encode(text);
 }
+
+// What a bet pays if its cell is touched: stake x multiplier, rounded down
+// to a whole minor unit, as the server's payout_for does.
+export function payoutOf(stake, mult) {
+  return Math.floor((stake * mult) / 100);
+}
+
+// One wording for a win everywhere (cell, toast, history, summary): the
+// payout, and in brackets what the player is up by. "won 15.60 (+5.60)".
+export function winText(payout, stake) {
+  return `won ${credits(payout)} (${credits(payout - stake, { sign: true })})`;
+}
+
+export function lossText(stake) {
+  return `lost ${credits(stake)}`;
+}
+
+export function refundText(stake) {
+  return `refunded ${credits(stake)}`;
+}
+
+// "12.34 s" style lengths for the lock explanation.
+export function seconds(ms) {
+  const s = ms / 1000;
+  return Number.isInteger(s) ? `${s} s` : `${s.toFixed(1)} s`;
+}
+
+// base64url (with or without padding) to bytes, for checking receipts.
+export function fromB64url(text) {
+  const s = String(text).replace(/-/g, "+").replace(/_/g, "/");
+  const bin = atob(s + "===".slice((s.length + 3) % 4));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i += 1) out[i] = bin.charCodeAt(i);
+  return out;
+}

@@ -12,11 +12,19 @@
 //   view.openCells();              // [{t0, lo, mult, x, y}] tappable right now
 
 import { multLabel } from "/static/format.js";
-import { drawBet, drawCelebrations, fitText } from "/static/cells.js";
-import { AXIS_BOTTOM, drawBands, drawColumns, drawEmpty, drawNowLine, drawPrice, drawTimeAxis } from "/static/chart.js";
+import { drawStack, drawRejected, drawCelebrations, fitText } from "/static/cells.js";
+import { AXIS_BOTTOM, drawBands, drawBandLabels, drawColumns, drawEmpty, drawNowLine, drawPrice, drawTimeAxis } from "/static/chart.js";
+import { drawLocked, drawMarkers, drawFocus, offscreenStacks } from "/static/board.js";
+import { GridInput } from "/static/gridinput.js";
 
 const NOW_FRACTION = 0.35;
 const MIN_COL_PX = 58; // narrower cells are too small for a thumb and a "24.06x" label
+// A phone is narrow: "now" moves left and columns get thinner, so five or
+// more open columns (25 s+) fit instead of two.
+const NARROW_PX = 600;
+const NARROW_NOW_FRACTION = 0.16;
+const NARROW_MIN_COL_PX = 44;
+
 const TARGET_CELL_PX = 48;
 const PLOT_TOP = 12;
 const TICK_KEEP_MS = 180000;
@@ -32,12 +40,24 @@ function multColour(mult, alpha) {
 }
 
 export class GridView {
-  constructor(canvas, { now, bets, onTap }) {
+  constructor(canvas, { now, bets, stacks, onTap, onHover, onFocusCell, onViewChange }) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.now = now;
     this.bets = bets || (() => []);
+    this.stacks = stacks || (() => []);
     this.onTap = onTap || (() => {});
+    this.onHover = onHover || (() => {});
+    this.onFocusCell = onFocusCell || (() => {});
+    this.onViewChange = onViewChange || (() => {});
+    this.locked = new Map(); // t0 -> Map(lo -> mult): columns that left the grid on locking
+    this.panCents = 0; // the player's vertical pan from the auto-scaled view
+    this.zoom = 1; // and zoom (span multiplier)
+    this.drag = null;
+    this.suppressClick = false;
+    this.focus = null; // {t0, lo}: the keyboard's cell
+    this.markers = [];
+    this.layout = { layers: [], time: [], now: null, bands: [] };
     this.grid = { ...DEFAULT_GRID };
     this.cells = new Map(); // t0 -> Map(lo -> mult)
     this.ticks = [];
@@ -51,13 +71,27 @@ export class GridView {
     this.size = { w: 0, h: 0, dpr: 0 };
     this.running = false;
     canvas.addEventListener("click", (ev) => this.click(ev));
-    canvas.addEventListener("pointermove", (ev) => { this.hover = this.localPoint(ev); });
-    canvas.addEventListener("pointerleave", () => { this.hover = null; });
+    canvas.addEventListener("pointerdown", (ev) => this.pointerDown(ev));
+    canvas.addEventListener("pointermove", (ev) => this.pointerMove(ev));
+    canvas.addEventListener("pointerup", () => { this.drag = null; });
+    canvas.addEventListener("pointercancel", () => { this.drag = null; });
+    canvas.addEventListener("pointerleave", () => { this.hover = null; this.onHover(null); });
+    canvas.addEventListener("wheel", (ev) => this.wheel(ev), { passive: false });
+    canvas.addEventListener("keydown", (ev) => this.key(ev));
+    canvas.addEventListener("blur", () => this.onFocusCell(null));
   }
 
   setGrid(grid) {
     if (!grid || !Array.isArray(grid.columns)) return;
     this.grid = { ...DEFAULT_GRID, ...grid };
+    // A column leaves the grid when it locks; keep drawing it (dimmed,
+    // marked locked) until its window is over, so the lock strip is no gap.
+    const now = this.now();
+    const live = new Set(grid.columns.map((c) => c.t0));
+    for (const [t0, row] of this.cells) if (!live.has(t0)) this.locked.set(t0, row);
+    for (const t0 of [...this.locked.keys()]) {
+      if (live.has(t0) || t0 + this.grid.column_ms < now - this.grid.column_ms) this.locked.delete(t0);
+    }
     const cells = new Map();
     for (const col of grid.columns) {
       const row = new Map();
@@ -95,6 +129,17 @@ export class GridView {
     let drop = 0;
     while (drop < ticks.length - 1 && ticks[drop].t < cut) drop += 1;
     if (drop) ticks.splice(0, drop);
+  }
+
+  // The stored price record ([[ts, price], ...], oldest first) merged in
+  // under the live ticks: the chart's past is full from the first frame.
+  addTicks(rows) {
+    if (!Array.isArray(rows) || !rows.length) return;
+    const byT = new Map(this.ticks.map((tk) => [tk.t, tk]));
+    for (const [t, p] of rows) if (Number.isFinite(t) && Number.isFinite(p) && !byT.has(t)) byT.set(t, { p, t });
+    const merged = [...byT.values()].sort((a, b) => a.t - b.t);
+    const cut = merged[merged.length - 1].t - TICK_KEEP_MS;
+    this.ticks = merged.filter((tk) => tk.t >= cut);
   }
 
   get price() {
@@ -138,8 +183,10 @@ export class GridView {
   geometry(now) {
     const { w, h } = this.size;
     const g = this.grid;
-    const nowX = Math.round(w * NOW_FRACTION);
-    const pxPerMs = Math.max((w - nowX) / (g.horizon_ms + g.column_ms), MIN_COL_PX / g.column_ms);
+    const narrow = w < NARROW_PX;
+    const nowX = Math.round(w * (narrow ? NARROW_NOW_FRACTION : NOW_FRACTION));
+    const minCol = narrow ? NARROW_MIN_COL_PX : MIN_COL_PX;
+    const pxPerMs = Math.max((w - nowX) / (g.horizon_ms + g.column_ms), minCol / g.column_ms);
     const plotTop = PLOT_TOP;
     const plotBottom = h - AXIS_BOTTOM;
     const cy = this.cy ?? this.price ?? 0;
@@ -147,7 +194,7 @@ export class GridView {
     const scale = (plotBottom - plotTop) / span;
     const mid = (plotTop + plotBottom) / 2;
     return {
-      w, h, now, nowX, pxPerMs, plotTop, plotBottom,
+      w, h, now, nowX, pxPerMs, plotTop, plotBottom, narrow,
       xOf: (t) => nowX + (t - now) * pxPerMs,
       tOf: (x) => now + (x - nowX) / pxPerMs,
       yOf: (p) => mid - (p - cy) * scale,
@@ -171,11 +218,12 @@ export class GridView {
       if (tk.p < lo) lo = tk.p;
       if (tk.p > hi) hi = tk.p;
     }
-    const targetSpan = Math.max(bands * g.band_cents, (hi - lo) * 1.5);
+    const targetSpan = Math.max(bands * g.band_cents, (hi - lo) * 1.5) * this.zoom;
     const half = targetSpan / 2;
     let targetCy = (lo + hi) / 2;
-    // Keep the live price inside the middle 60% so cells either side show.
-    targetCy = Math.min(Math.max(targetCy, price - half * 0.6), price + half * 0.6);
+    // Keep the live price inside the middle 60% so cells either side show;
+    // the player's pan then moves the view off it on purpose.
+    targetCy = Math.min(Math.max(targetCy, price - half * 0.6), price + half * 0.6) + this.panCents;
     if (this.cy === null || this.span === null) {
       this.cy = targetCy;
       this.span = targetSpan;
@@ -184,6 +232,10 @@ export class GridView {
     const k = 1 - Math.exp(-Math.min(dtMs, 1000) / SCALE_SMOOTH_MS);
     this.cy += (targetCy - this.cy) * k;
     this.span += (targetSpan - this.span) * k;
+  }
+
+  get panned() {
+    return this.panCents !== 0 || this.zoom !== 1;
   }
 
   isOpen(t0, now) {
@@ -197,21 +249,29 @@ export class GridView {
     return { x: ev.clientX - rect.left, y: ev.clientY - rect.top };
   }
 
+  isLocked(t0, now) {
+    return now >= t0 - this.grid.lock_ms;
+  }
+
+  // A cell, or {locked: true} for a tap in the lock strip (the columns
+  // between now and the first open one), or null off the grid.
   cellAt(x, y) {
     const geo = this.geometry(this.now());
     if (y < geo.plotTop || y > geo.plotBottom || x < geo.nowX) return null;
     const g = this.grid;
     const t0 = Math.floor(geo.tOf(x) / g.column_ms) * g.column_ms;
     const lo = Math.floor(geo.pOf(y) / g.band_cents) * g.band_cents;
-    const row = this.cells.get(t0);
-    if (!row || !row.has(lo)) return null;
-    return { t0, lo, mult: row.get(lo), open: this.isOpen(t0, geo.now) };
+    const locked = this.isLocked(t0, geo.now);
+    const row = this.cells.get(t0) || this.locked.get(t0);
+    if (!row || !row.has(lo)) return locked ? { t0, lo, mult: null, open: false, locked } : null;
+    return { t0, lo, mult: row.get(lo), open: this.isOpen(t0, geo.now), locked };
   }
 
-  click(ev) {
-    const { x, y } = this.localPoint(ev);
-    const cell = this.cellAt(x, y);
-    if (cell) this.onTap(cell);
+  // Where a cell's centre is drawn right now (CSS px inside the canvas).
+  centreOf(t0, lo) {
+    const geo = this.geometry(this.now());
+    const g = this.grid;
+    return { x: Math.round((geo.xOf(t0) + geo.xOf(t0 + g.column_ms)) / 2), y: Math.round((geo.yOf(lo) + geo.yOf(lo + g.band_cents)) / 2) };
   }
 
   openCells() {
@@ -248,28 +308,40 @@ export class GridView {
       drawEmpty(ctx, geo);
       return;
     }
+    const layout = { layers: [], time: [], now: null, bands: [] };
+    const stacks = this.stacks();
     drawBands(ctx, geo, this.grid);
     ctx.save();
     ctx.beginPath();
     ctx.rect(0, geo.plotTop, w, geo.plotBottom - geo.plotTop);
     ctx.clip(); // cells never spill into the time axis
     drawColumns(ctx, geo, this.grid);
-    this.drawCells(geo);
-    for (const bet of this.bets()) drawBet(ctx, geo, this.grid, bet, ts);
+    layout.locked = drawLocked(ctx, geo, this.grid, this.locked, this.cells);
+    layout.nowX = geo.nowX;
+    this.drawCells(geo, stacks);
+    layout.layers.push("cells");
+    for (const bet of this.bets()) if (bet.state === "rejected") drawRejected(ctx, geo, this.grid, bet, ts);
+    for (const st of stacks) drawStack(ctx, geo, this.grid, st, ts);
+    layout.layers.push("bets");
+    if (this.focus && document.activeElement === this.canvas) drawFocus(ctx, geo, this.grid, this.focus);
     ctx.restore();
     drawNowLine(ctx, geo, this.grid);
     drawPrice(ctx, geo, this.ticks);
-    drawTimeAxis(ctx, geo, this.grid);
+    drawBandLabels(ctx, geo, this.grid, layout);
+    layout.layers.push("price-labels");
+    drawTimeAxis(ctx, geo, this.grid, layout);
+    this.markers = drawMarkers(ctx, geo, offscreenStacks(geo, this.grid, stacks, ts));
+    layout.markers = this.markers.map(({ x, y, w, h, side, count }) => ({ x, y, w, h, side, count }));
     this.celebrations = drawCelebrations(ctx, geo, this.grid, this.celebrations, ts);
+    this.layout = layout;
   }
 
-  drawCells(geo) {
+  drawCells(geo, stacks) {
     const ctx = this.ctx;
     const g = this.grid;
     const hovered = this.hover ? this.cellAt(this.hover.x, this.hover.y) : null;
-    this.canvas.style.cursor = hovered && hovered.open ? "pointer" : "default";
-    const betCells = new Set();
-    for (const b of this.bets()) if (b.state !== "rejected" && b.state !== "lost") betCells.add(`${b.col}:${b.lo}`);
+    this.canvas.style.cursor = hovered && hovered.open ? "pointer" : hovered && hovered.locked ? "not-allowed" : "default";
+    const betCells = new Set(stacks.map((st) => `${st.col}:${st.lo}`));
     for (const [t0, row] of this.cells) {
       const x0 = geo.xOf(t0);
       const x1 = geo.xOf(t0 + g.column_ms);
@@ -300,3 +372,6 @@ export class GridView {
     }
   }
 }
+
+// Input handling lives in gridinput.js.
+Object.assign(GridView.prototype, GridInput);

@@ -1,6 +1,8 @@
 // The bet history panel: newest first from GET /api/history, "Load more"
-// follows the `next` cursor, and each row opens its signed receipt (payload
-// and signature) so a player can check it independently.
+// follows the `next` cursor. Each row says when the tap was placed and which
+// window it was for, and opens its signed receipt in words with a Verify
+// button that checks the signature here, in the browser (WebCrypto), against
+// this session's public key. Taps stacked on one cell are marked as such.
 //
 //   import { HistoryPanel } from "/static/history.js";
 //   const panel = new HistoryPanel(document.querySelector("[data-testid=history]"),
@@ -9,7 +11,8 @@
 //   await panel.loadMore();  // next page, if any
 
 import { apiGet } from "/static/net.js";
-import { credits, dollars, multLabel, clockTime } from "/static/format.js";
+import { verifyTap } from "/static/keys.js";
+import { credits, dollars, multLabel, clockTime, winText, lossText, refundText } from "/static/format.js";
 
 const PAGE = 20;
 const OUTCOME_TEXT = { open: "Open", won: "Won", lost: "Lost", void: "Refunded" };
@@ -22,10 +25,12 @@ function el(tag, className, text) {
 }
 
 export class HistoryPanel {
-  constructor(root, { token, bandCents = () => 1000, onBets = () => {} }) {
+  constructor(root, { token, bandCents = () => 1000, columnMs = () => 5000, sessionKey = () => null, onBets = () => {} }) {
     this.root = root;
     this.token = token;
     this.bandCents = bandCents;
+    this.columnMs = columnMs;
+    this.sessionKey = sessionKey;
     this.onBets = onBets;
     this.next = null;
     this.generation = 0;
@@ -84,8 +89,22 @@ export class HistoryPanel {
   }
 
   render(bets, append) {
-    if (!append) this.list.replaceChildren();
+    if (!append) {
+      this.list.replaceChildren();
+      this.rows = [];
+    }
+    this.rows = (this.rows || []).concat(bets);
+    const perCell = new Map();
+    for (const b of this.rows) perCell.set(`${b.col}:${b.lo}`, (perCell.get(`${b.col}:${b.lo}`) || 0) + 1);
     for (const bet of bets) this.list.append(this.row(bet));
+    // Stack marks: several taps on one cell say so on every one of them.
+    for (const li of this.list.children) {
+      const n = perCell.get(li.dataset.cell) || 1;
+      const mark = li.querySelector(".h-stack");
+      mark.hidden = n < 2;
+      mark.textContent = n < 2 ? "" : `1 of ${n} taps on this cell`;
+      li.dataset.stack = String(n);
+    }
     this.empty.hidden = this.list.children.length > 0;
     this.more.hidden = !this.next;
   }
@@ -95,27 +114,74 @@ export class HistoryPanel {
     li.dataset.testid = "history-row";
     li.dataset.bet = String(bet.bet);
     li.dataset.outcome = String(bet.outcome);
+    li.dataset.cell = `${bet.col}:${bet.lo}`;
     const details = el("details");
     const summary = el("summary");
-    const when = el("span", "h-when", clockTime(bet.placed_at ?? bet.col));
     const band = this.bandCents();
-    const cell = el("span", "h-cell", `${clockTime(bet.col)} · ${dollars(bet.lo)}–${dollars(bet.lo + band)}`);
+    const colMs = this.columnMs();
+    const when = el("span", "h-when", `placed ${clockTime(bet.placed_at ?? bet.col)}`);
+    const cell = el("span", "h-cell", `window ${clockTime(bet.col)}–${clockTime(bet.col + colMs)} · ${dollars(bet.lo)}–${dollars(bet.lo + band)}`);
     const stake = el("span", "h-stake", `${credits(bet.stake)} @ ${multLabel(bet.mult)}`);
     const badge = el("span", `h-outcome badge-${bet.outcome}`, OUTCOME_TEXT[bet.outcome] || String(bet.outcome));
-    let result = "";
-    // Net for the player, so a win and a loss read on the same scale
-    // (a 10.00 stake paid 18.40 shows +8.40; the receipt has the gross payout).
-    if (bet.outcome === "won") result = credits(bet.payout - bet.stake, { sign: true });
-    else if (bet.outcome === "lost") result = credits(-bet.stake);
-    else if (bet.outcome === "void") result = `refunded ${credits(bet.payout ?? bet.stake)}`;
-    const payout = el("span", "h-payout", result);
-    summary.append(when, cell, stake, badge, payout);
-    const receipt = el("div", "receipt");
-    receipt.append(el("div", "receipt-title", `Signed receipt · bet #${bet.bet}`));
-    receipt.append(el("code", "receipt-payload", String(bet.payload ?? "")));
-    receipt.append(el("code", "receipt-sig", `sig ${String(bet.sig ?? "")}`));
-    details.append(summary, receipt);
+    const payout = el("span", "h-payout", resultText(bet));
+    payout.dataset.testid = "history-result";
+    const stackMark = el("span", "h-stack");
+    stackMark.hidden = true;
+    summary.append(when, badge, cell, stake, payout, stackMark);
+    details.append(summary, this.receipt(bet));
     li.append(details);
     return li;
   }
+
+  receipt(bet) {
+    const band = this.bandCents();
+    const box = el("div", "receipt");
+    box.append(el("div", "receipt-title", `Signed receipt · bet #${bet.bet}`));
+    let p = null;
+    try { p = JSON.parse(bet.payload); } catch (_) { p = null; }
+    const words = p
+      ? `You staked ${credits(p.stake)} credits that the BTC price touches ${dollars(p.lo)}–${dollars(p.lo + band)} `
+        + `between ${clockTime(p.col)} and ${clockTime(p.col + this.columnMs())}, at no less than ${multLabel(p.min_mult)} `
+        + `(you got ${multLabel(bet.mult)}). Signed on your device at ${clockTime(p.ts)}, tap id ${p.nonce}.`
+      : "This receipt's payload could not be read.";
+    box.append(el("p", "receipt-words", words));
+    const key = this.sessionKey();
+    box.append(el("div", "receipt-key", key ? `Session public key: ${key.k}` : "Session public key: not on this device"));
+    const raw = el("details", "receipt-raw");
+    raw.append(el("summary", null, "Signed bytes and signature"));
+    raw.append(el("code", "receipt-payload", String(bet.payload ?? "")));
+    raw.append(el("code", "receipt-sig", `sig ${String(bet.sig ?? "")}`));
+    box.append(raw);
+    const verify = el("button", "ghost small", "Verify signature");
+    verify.type = "button";
+    verify.dataset.testid = "verify-btn";
+    const verdict = el("span", "receipt-verdict");
+    verdict.dataset.testid = "verify-result";
+    verdict.setAttribute("role", "status");
+    verify.addEventListener("click", async () => {
+      const k = this.sessionKey();
+      if (!k) {
+        verdict.dataset.ok = "unknown";
+        verdict.textContent = "No session key on this device to check against.";
+        return;
+      }
+      const ok = await verifyTap(k.publicKey || k.k, String(bet.payload ?? ""), String(bet.sig ?? ""));
+      verdict.dataset.ok = String(ok);
+      verdict.textContent = ok
+        ? "✓ Valid: this exact bet was signed by this browser's session key."
+        : "✗ Not signed by this session's key (another session, or altered).";
+    });
+    const row = el("div", "receipt-verify");
+    row.append(verify, verdict);
+    box.append(row);
+    return box;
+  }
+}
+
+// The same words the cell and the toasts use (format.js).
+export function resultText(bet) {
+  if (bet.outcome === "won") return winText(bet.payout, bet.stake);
+  if (bet.outcome === "lost") return lossText(bet.stake);
+  if (bet.outcome === "void") return refundText(bet.payout ?? bet.stake);
+  return `pays ${credits(Math.floor((bet.stake * bet.mult) / 100))} if touched`;
 }

@@ -9,7 +9,7 @@
 //   const sig = await signTap(key, '{"col":1,...}');  // 86-char base64url r||s
 //   (await loadSessionKey()).k === key.k   // true after a reload too
 
-import { b64url, utf8 } from "/static/format.js";
+import { b64url, fromB64url, utf8 } from "/static/format.js";
 
 const DB_NAME = "tapgrid";
 const STORE = "keys";
@@ -97,4 +97,18 @@ export async function signTap(key, payload) {
 // 12 random bytes encode to exactly 16 base64url characters.
 export function newNonce() {
   return b64url(crypto.getRandomValues(new Uint8Array(12)));
+}
+
+// Checks a receipt: the signature (raw r||s, base64url) over the payload's
+// UTF-8 bytes, against a public key (a CryptoKey, or the 87-char base64url
+// raw point). False for a bad or foreign signature, never a throw.
+export async function verifyTap(publicKey, payload, sigB64) {
+  try {
+    const key = typeof publicKey === "string"
+      ? await crypto.subtle.importKey("raw", fromB64url(publicKey), { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"])
+      : publicKey;
+    return await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, fromB64url(sigB64), utf8(payload));
+  } catch (_) {
+    return false;
+  }
 }

@@ -1,6 +1,9 @@
 // HTTP helpers and the WebSocket connection (SPEC §9): reconnects with
-// exponential backoff and full jitter, keeps a server clock offset, and
-// notices a silently dead socket.
+// exponential backoff and full jitter (0-5 s first window, reset once a
+// connection has lived a while), keeps a server clock offset, and notices a
+// silently dead socket. While it waits out a long backoff it probes
+// /healthz at first-window intervals, so a server that is back is found
+// within 5 s, not at the end of a 60 s wait; retryNow() skips the wait.
 //
 //   import { Connection, apiGet } from "/static/net.js";
 //   const me = await apiGet("/api/me", token);          // throws HttpError
@@ -43,7 +46,8 @@ export const apiPost = (path, body, token) => request("POST", path, token, body)
 
 export const BACKOFF_BASE_MS = 5000;
 export const BACKOFF_CAP_MS = 60000;
-const HEALTHY_AFTER_MS = 30000; // a connection this old counts as good: backoff restarts
+const HEALTHY_AFTER_MS = 15000; // a connection this old counts as good: backoff restarts
+const PROBE_PATH = "/healthz"; // answered from memory; any HTTP answer means the server is up
 const PING_EVERY_MS = 10000;
 const SILENCE_LIMIT_MS = 30000; // ticks flow constantly, so this much quiet means a dead link
 const OFFSET_SAMPLES = 8;
@@ -177,6 +181,14 @@ export class Connection {
     this.attempt = Math.min(this.attempt + 1, 16);
   }
 
+  // The player's "retry now": no waiting, and the backoff starts over.
+  retryNow() {
+    if (this.stopped || this.connected) return;
+    this.clearTimers();
+    this.attempt = 0;
+    this.open();
+  }
+
   scheduleRetry(delay) {
     clearTimeout(this.timers.retry);
     this.retryAt = Date.now() + delay;
@@ -184,8 +196,35 @@ export class Connection {
       delete this.timers.retry;
       if (!this.stopped) this.open();
     }, delay);
+    this.scheduleProbe();
     if (navigator.onLine === false) this.setStatus("offline", { retryAt: this.retryAt });
     else this.setStatus("reconnecting", { retryAt: this.retryAt });
+  }
+
+  // A cheap GET, jittered over the first backoff window: when the server
+  // answers at all, reconnect at once instead of sleeping out the backoff.
+  scheduleProbe() {
+    clearTimeout(this.timers.probe);
+    const delay = backoffDelay(0);
+    if (Date.now() + delay >= this.retryAt) return; // the retry comes first anyway
+    this.timers.probe = setTimeout(async () => {
+      delete this.timers.probe;
+      let up = false;
+      try {
+        const res = await fetch(PROBE_PATH, { cache: "no-store" });
+        up = res.status > 0;
+      } catch (_) {
+        up = false; // still down
+      }
+      if (this.stopped || this.ws || !this.timers.retry) return;
+      if (up) {
+        clearTimeout(this.timers.retry);
+        delete this.timers.retry;
+        this.open();
+      } else {
+        this.scheduleProbe();
+      }
+    }, delay);
   }
 
   receive(text) {

@@ -1,0 +1,129 @@
+"""HTTP routes the player's page added on top of v1 (every v1 client can
+ignore them): the stored price record (SPEC section 9, v1.1 ``/api/ticks``)
+so the chart is full on load, a demo top-up for a guest who ran out, and
+the current wins feed and leaderboard (later ones come as ``feed`` frames).
+
+    GET /api/ticks?asset=BTC-USD&from=MS&to=MS
+      -> {"ticks": [[ts, price_cents], ...], "next": C | null}
+    POST /api/topup   (Bearer token; demo mode, guests only)
+      -> {"balance": B, "credited": N}
+         404 not_found (no demo mode), 403 not_guest, 409 balance_not_low,
+         429 rate_limited (one per guest per topup_every_ms; per address too)
+    GET /api/feed -> {"day", "wins": [...], "leaders": [...]}   (see _feed.py)
+
+At most ``TICKS_MAX`` ticks a call, oldest first; ``next`` is the ``from``
+of the following page (null when the range is done). The query runs in a
+native thread (``run_blocking``) on a read-only connection, never on the
+event loop.
+"""
+import time
+
+import bottle
+
+from actors import open_readonly
+from engine import run_blocking
+
+from ..gateway import TokenBucket
+
+__all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX", "ASSETS"]
+
+TICKS_MAX = 10_000
+DEFAULT_SPAN_MS = 180_000
+ASSETS = ("BTC-USD",)          # the multi-market issue adds more
+
+
+class AddressLimiter:
+    """A token bucket per client address."""
+
+    def __init__(self, rate, burst, max_keys=100_000):
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self.buckets = {}
+
+    def allow(self, key):
+        now = time.monotonic()
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self.max_keys:
+                self.buckets.clear()
+            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst, now)
+        return bucket.take(now)
+
+
+def _read_ticks(db, start, end, limit):
+    conn = open_readonly(db)
+    try:
+        return conn.execute("SELECT ts, price FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
+                            (start, end, limit + 1)).fetchall()
+    finally:
+        conn.close()
+
+
+def _int_param(q, name, default):
+    raw = q.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
+    """Mount the routes on `app`; `api` is build_app's JSON wrapper,
+    `address()` the caller's address (for the rate limits), `session()`
+    the caller's session (or ApiError 401)."""
+    ticks_limit = AddressLimiter(rate=5, burst=20)
+    topup_limit = AddressLimiter(rate=0.1, burst=5)
+    topped = {}                     # uid -> monotonic time of the last top-up
+
+    @app.post("/api/topup")
+    @api
+    def topup():
+        if not cfg.demo:
+            raise ApiError(404, "not_found", "top-ups exist in demo mode only")
+        s = session()
+        if not str(s.user).startswith("guest-"):
+            raise ApiError(403, "not_guest", "only demo guests can top up")
+        balance = market.balance(s.uid)
+        if balance >= cfg.topup_below:
+            raise ApiError(409, "balance_not_low",
+                           f"top-ups are for a balance under {cfg.topup_below} minor units")
+        now = time.monotonic()
+        last = topped.get(s.uid)
+        if (last is not None and (now - last) * 1000 < cfg.topup_every_ms) or not topup_limit.allow(address()):
+            wait = cfg.topup_every_ms / 1000 - (now - last) if last is not None else 10
+            bottle.response.set_header("Retry-After", str(max(1, int(wait))))
+            raise ApiError(429, "rate_limited", "one top-up per guest every few minutes")
+        if len(topped) > 100_000:
+            topped.clear()
+        topped[s.uid] = now
+        amount = cfg.guest_credit - balance
+        market.credit(s.uid, amount)
+        return {"balance": market.balance(s.uid), "credited": amount}
+
+    @app.get("/api/feed")
+    @api
+    def feed():
+        f = getattr(hub, "feed", None)
+        return f.snapshot() if f is not None else {"day": None, "wins": [], "leaders": []}
+
+    @app.get("/api/ticks")
+    @api
+    def get_ticks():
+        q = bottle.request.query
+        asset = q.get("asset") or ASSETS[0]
+        if asset not in ASSETS:
+            raise ApiError(400, "bad_request", f"unknown asset {asset!r}")
+        now = int(time.time() * 1000)
+        end = _int_param(q, "to", now + 1)
+        start = _int_param(q, "from", None if end is None else end - DEFAULT_SPAN_MS)
+        if start is None or end is None:
+            raise ApiError(400, "bad_request", "from and to are integer Unix milliseconds")
+        if start > end:
+            raise ApiError(400, "bad_request", "from is after to")
+        if not ticks_limit.allow(address()):
+            bottle.response.set_header("Retry-After", "1")
+            raise ApiError(429, "rate_limited", "too many price-record requests; slow down")
+        rows = run_blocking(_read_ticks, cfg.db, start, end, TICKS_MAX)
+        nxt = rows[TICKS_MAX][0] if len(rows) > TICKS_MAX else None
+        return {"ticks": [[ts, price] for ts, price in rows[:TICKS_MAX]], "next": nxt}
