@@ -31,13 +31,14 @@ import lzma
 import os
 import shutil
 import threading
+import urllib.parse
 
 import pysqlite3.dbapi2 as sqlite3
 
 from ..store import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
                        nonce_text, pack_nonce)
 
-__all__ = ["archive_dir_of", "create_file", "INSERT_LOGICAL", "to_stored", "Checksum",
+__all__ = ["archive_dir_of", "create_file", "uri_of", "attach_hot", "STORED_COLUMNS", "HOT_COLUMNS", "INSERT_LOGICAL", "to_stored", "Checksum",
            "compress", "compress_steps", "open_file", "local_path", "LOGICAL_COLUMNS", "fsync_dir", "fsync_path",
            "CACHE_FILES", "COPIED", "DELETED", "COMPRESSED", "SHIPPED", "REMOVED",
            "STATE_NAMES"]
@@ -53,6 +54,12 @@ STATE_NAMES = {COPIED: "copied", DELETED: "deleted", COMPRESSED: "compressed",
 FILE_SCHEMA = BET_ROWS + """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """ + BETS_VIEW
+
+#: ``bet_rows`` as stored, in the hot DB and in the files alike; copied in C,
+#: the nonce packed on the way (``attach_hot``)
+STORED_COLUMNS = ("id, user, col, lo, stake, mult, outcome, mm_off, ts_off, placed_off,"
+                  " settled_off, pay_adj, nonce, sig")
+HOT_COLUMNS = STORED_COLUMNS.replace("nonce", "stored_nonce(nonce)")
 
 INSERT_LOGICAL = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, outcome, mm_off, ts_off,"
                   " placed_off, settled_off, pay_adj, nonce, sig)"
@@ -94,11 +101,31 @@ class Checksum:
         return self.h.hexdigest()
 
 
+def uri_of(path, mode=None):
+    """``path`` as an SQLite URI (``ATTACH`` takes one when the connection was opened by URI)."""
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path))
+    return uri + (f"?mode={mode}" if mode else "")
+
+
+def _stored_nonce(value):
+    return pack_nonce(nonce_text(value))
+
+
+def attach_hot(conn, db_path):
+    """Attach the hot DB read-only as ``hot``, with ``stored_nonce(x)`` (a
+    nonce as the files store it, packed when it can be) for the SQL that
+    copies and compares rows between the two."""
+    conn.create_function("stored_nonce", 1, _stored_nonce, deterministic=True)
+    conn.execute("ATTACH DATABASE ? AS hot", (uri_of(db_path, "ro"),))
+
+
 def create_file(path):
-    """A new, empty archive file, tuned for a one-shot bulk load."""
+    """A new, empty archive file, tuned for a one-shot bulk load (opened by
+    URI, so the hot DB can be attached read-only and copied from in C)."""
     if os.path.exists(path):
         os.remove(path)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(uri_of(path), uri=True, isolation_level=None,
+                           check_same_thread=False)
     conn.execute("PRAGMA page_size=4096")
     conn.execute("PRAGMA journal_mode=OFF")     # a crash discards the file anyway
     conn.execute("PRAGMA synchronous=OFF")      # fsynced once, when finished

@@ -31,17 +31,18 @@ and offline (``_runner``: the Archiver actor and ``archive_offline``).
     'write'
 """
 import datetime
-import json
 import logging
 import os
 import shlex
+import threading
 import time
 
-from ._files import (COMPRESSED, COPIED, DELETED, INSERT_LOGICAL, LOGICAL_COLUMNS,
-                             REMOVED, SHIPPED, STATE_NAMES, Checksum,
-                             compress_steps, create_file, fsync_dir, fsync_path, to_stored)
-from .._model import VOID, WON
-from ..store import KIND_PAYOUT, KIND_REFUND, nonce_text, open_readonly
+from ._files import (COMPRESSED, COPIED, DELETED, REMOVED, SHIPPED,
+                     STATE_NAMES, STORED_COLUMNS, HOT_COLUMNS, attach_hot, compress_steps,
+                     create_file,
+                     fsync_dir, fsync_path, uri_of)
+from ._verify import DIFFERS, ArchiveError, explain, verify
+from ..store import KIND_PAYOUT, KIND_REFUND, open_readonly
 from ..store import copy_record_steps, prune_record_steps
 
 __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED", "DELETED",
@@ -52,10 +53,13 @@ log = logging.getLogger("tapgrid.archive")
 DAY_MS = 86_400_000
 # Step sizes: each bounds how long taps can wait on the archiver, through
 # the GIL (a copy step's Python work) or behind a Writer transaction.
-SCAN_ROWS = 250             # rows copied per step (~1-2 ms of Python)
-CHUNK = 64                  # bets deleted per Writer transaction
-VACUUM_PAGES = 32           # pages reclaimed per incremental_vacuum step
-SYNC_STEPS = 4              # copy steps between fsyncs of the file being built
+COPY_ROWS = 20_000          # hot ids scanned per copy step (INSERT ... SELECT, in C)
+SCAN_ROWS = 2_000           # rows checksummed per step (Python, holding the GIL: ~3 ms)
+CHUNK = 1_000               # bets in the first delete transaction; then sized by time:
+CHUNK_MS = 12.0             # the Writer round trip aimed at (the batch's fsync dominates)
+CHUNK_MIN, CHUNK_MAX = 200, 4_000
+VACUUM_PAGES = 64           # pages reclaimed per incremental_vacuum step
+SYNC_STEPS = 2              # copy steps between fsyncs of the file being built
 XZ_PRESET = 6               # lzma: ~5% smaller than preset 0, ~5x the CPU (in a niced thread)
 STOP_SLACK_MS = 3_600_000   # scan this far past the part's end (ids are only roughly time-ordered)
 
@@ -82,10 +86,6 @@ _DELETE_CHUNK = [
 _VACUUM = (f"PRAGMA incremental_vacuum({VACUUM_PAGES})", ())
 
 
-class ArchiveError(RuntimeError):
-    """The archiver refuses to go on (nothing was deleted that is not archived)."""
-
-
 def new_report():
     return {"files": [], "bets": 0, "shipped": 0, "removed": 0, "errors": [], "seconds": 0.0,
             "phase_s": {"copy": 0.0, "delete": 0.0, "compress": 0.0}}
@@ -101,10 +101,6 @@ def _timed(report, phase, gen):
         ph[phase] = round(ph.get(phase, 0.0) + time.monotonic() - t, 3)
 
 
-def _canon(row):
-    return row[:8] + (nonce_text(row[8]), bytes(row[9])) + tuple(row[10:])
-
-
 def _set_state(fid, state, **cols):
     sets = "".join(f", {k} = ?" for k in cols)
     return [(f"UPDATE archive_files SET state = ?{sets} WHERE id = ?",
@@ -116,24 +112,75 @@ def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_ship
     """The job, as a generator of requests (see the module docstring)."""
     report = new_report() if report is None else report
     ro = open_readonly(db_path)
+    bg = _Compressor(report)
     try:
         yield ("write", [("INSERT INTO meta VALUES ('archive_dir', ?) ON CONFLICT(key)"
                           " DO UPDATE SET value = excluded.value", (adir,))])
         _cleanup(ro, adir)
-        opts = (archive_cmd, delete_shipped, report)
+        opts = (archive_cmd, delete_shipped, report, bg)
         for fid, name, state in ro.execute("SELECT id, name, state FROM archive_files"
                                            " WHERE state < ? ORDER BY id", (REMOVED,)).fetchall():
-            yield from _advance(ro, adir, fid, name, state, *opts)
+            yield from _advance(ro, db_path, adir, fid, name, state, *opts)
         while True:
-            part = yield from _timed(report, "copy", _copy(ro, adir, now_ms, hot_days, report))
+            part = yield from _timed(report, "copy", _copy(ro, db_path, adir, now_ms, hot_days,
+                                                           report))
             if part is None:
                 break
-            yield from _advance(ro, adir, *part, *opts)
+            yield from _advance(ro, db_path, adir, *part, *opts)
+        yield from bg.finish()
         # the price record: archived with each part above, pruned once no hot bet needs it
         report["ticks_pruned"] = yield from prune_record_steps(ro, now_ms, hot_days)
     finally:
+        bg.wait()           # a stopped job leaves no thread writing behind it
         ro.close()
     return report
+
+
+class _Compressor:
+    """Compresses one part in a thread of its own while the job copies and
+    deletes the next (lzma releases the GIL); its state is recorded, and the
+    part shipped, when the job next calls ``finish``."""
+
+    def __init__(self, report):
+        self.report = report
+        self.pending = None         # (thread, errors, fid, name, plain, xz, tail opts)
+
+    def start(self, fid, name, plain, xz, tail):
+        errors = []
+
+        def run():
+            t = time.monotonic()
+            try:
+                for _ in compress_steps(plain, xz, XZ_PRESET):
+                    pass
+            except BaseException as exc:     # re-raised in the job by finish()
+                errors.append(exc)
+            finally:
+                ph = self.report.setdefault("phase_s", {})
+                ph["compress"] = round(ph.get("compress", 0.0) + time.monotonic() - t, 3)
+        th = threading.Thread(target=run, name=f"archive-xz-{fid}", daemon=True)
+        th.start()
+        self.pending = (th, errors, fid, name, plain, xz, tail)
+
+    def wait(self):
+        if self.pending is not None:
+            self.pending[0].join()
+
+    def finish(self):
+        """Wait for the part being compressed, record it, ship it."""
+        if self.pending is None:
+            return
+        th, errors, fid, name, plain, xz, tail = self.pending
+        while th.is_alive():
+            th.join(0.05)
+            yield ("pause",)
+        self.pending = None
+        if errors:
+            raise errors[0]
+        yield ("write", _set_state(fid, COMPRESSED, bytes=os.path.getsize(xz)))
+        os.remove(plain)
+        fsync_dir(plain)
+        yield from _ship(fid, name, COMPRESSED, xz, *tail)
 
 
 def _cleanup(ro, adir):
@@ -153,21 +200,23 @@ def _cleanup(ro, adir):
             os.remove(path)
 
 
-def _advance(ro, adir, fid, name, state, archive_cmd, delete_shipped, report):
+def _advance(ro, db_path, adir, fid, name, state, archive_cmd, delete_shipped, report, bg):
     plain = os.path.join(adir, name)
     xz = plain + ".xz"
     if state == COPIED:
-        yield from _timed(report, "delete", _delete(ro, plain, fid, name, report))
+        yield from _timed(report, "delete", _delete(ro, db_path, plain, fid, name, report))
         yield ("write", _set_state(fid, DELETED))
         state = DELETED
     if state == DELETED:
         if not os.path.exists(plain):
             raise ArchiveError(f"{name}: the file is missing (state deleted)")
-        yield from _timed(report, "compress", compress_steps(plain, xz, XZ_PRESET))
-        yield ("write", _set_state(fid, COMPRESSED, bytes=os.path.getsize(xz)))
-        os.remove(plain)
-        fsync_dir(plain)
-        state = COMPRESSED
+        yield from bg.finish()          # one part compressing at a time
+        bg.start(fid, name, plain, xz, (archive_cmd, delete_shipped, report))
+        return
+    yield from _ship(fid, name, state, xz, archive_cmd, delete_shipped, report)
+
+
+def _ship(fid, name, state, xz, archive_cmd, delete_shipped, report):
     if state == COMPRESSED and archive_cmd:
         if not os.path.exists(xz):
             raise ArchiveError(f"{name}.xz is missing (state compressed)")
@@ -189,9 +238,11 @@ def _advance(ro, adir, fid, name, state, archive_cmd, delete_shipped, report):
         report["removed"] += 1
 
 
-def _copy(ro, adir, now_ms, hot_days, report):
+def _copy(ro, db_path, adir, now_ms, hot_days, report):
     """Write the next eligible part to a new file and verify it; (id, name,
-    COPIED) once recorded, None when nothing is old enough."""
+    COPIED) once recorded, None when nothing is old enough. The rows go
+    hot DB -> file by ``INSERT ... SELECT`` over an attached read-only hot
+    DB: SQLite does the work in C, with the GIL released."""
     first = ro.execute("SELECT id, col FROM bet_rows WHERE outcome != 0 ORDER BY id LIMIT 1"
                        ).fetchone()
     if first is None:
@@ -205,31 +256,26 @@ def _copy(ro, adir, now_ms, hot_days, report):
     path = os.path.join(adir, name)
     building = path + ".building"
     conn = create_file(building)
-    ck = Checksum()
-    sums = {"stakes": 0, "payouts": 0, "refunds": 0}
-    first_id = last_id = None
     after = first[0] - 1
     steps = 0
     try:
+        conn.execute("COMMIT")
+        attach_hot(conn, db_path)
+        conn.execute("BEGIN")
         while True:
-            rows = ro.execute(f"SELECT {LOGICAL_COLUMNS} FROM bets WHERE id > ? ORDER BY id"
-                              " LIMIT ?", (after, SCAN_ROWS)).fetchall()
-            if not rows:
+            # one step: the next COPY_ROWS hot ids, whatever their day; the
+            # settled ones of this part are copied (the hot snapshot is the
+            # transaction's, the same for both statements)
+            hi, low_col = conn.execute(
+                "SELECT max(id), min(col) FROM (SELECT id, col FROM hot.bet_rows WHERE id > ?"
+                " ORDER BY id LIMIT ?)", (after, COPY_ROWS)).fetchone()
+            if hi is None:
                 break
-            after = rows[-1][0]
-            keep = [r for r in rows if r[11] != 0 and r[2] < end]
-            if keep:
-                conn.executemany(INSERT_LOGICAL, [to_stored(r) for r in keep])
-                for r in keep:
-                    ck.add(r)
-                    sums["stakes"] += r[4]
-                    if r[11] == WON:
-                        sums["payouts"] += r[12]
-                    elif r[11] == VOID:
-                        sums["refunds"] += r[12]
-                first_id = keep[0][0] if first_id is None else first_id
-                last_id = keep[-1][0]
-            if min(r[2] for r in rows) >= end + STOP_SLACK_MS:
+            conn.execute(f"INSERT INTO main.bet_rows({STORED_COLUMNS}) SELECT {HOT_COLUMNS}"
+                         " FROM hot.bet_rows WHERE id > ? AND id <= ? AND outcome != 0"
+                         " AND col < ?", (after, hi, end))
+            after = hi
+            if low_col >= end + STOP_SLACK_MS:
                 break
             steps += 1
             if steps % SYNC_STEPS == 0:
@@ -239,6 +285,11 @@ def _copy(ro, adir, now_ms, hot_days, report):
                 fsync_path(building)
                 conn.execute("BEGIN")
             yield ("pause",)
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE hot")
+        conn.execute("BEGIN")
+        first_id, last_id, n = conn.execute(
+            "SELECT min(id), max(id), count(*) FROM bet_rows").fetchone()
 
         def sync():
             conn.execute("COMMIT")
@@ -249,11 +300,7 @@ def _copy(ro, adir, now_ms, hot_days, report):
             lo_col = conn.execute("SELECT min(col) FROM bet_rows").fetchone()[0]
             report["ticks_archived"] = report.get("ticks_archived", 0) + (
                 yield from copy_record_steps(ro, conn, lo_col, end, sync))
-        # No bets_user index in the file (format 2): ~3 bytes a bet after lzma;
-        # it is built when the file is unpacked for reading (_archive_files).
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-            ("name", name), ("n", ck.n), ("checksum", ck.hexdigest()), ("first_id", first_id),
-            ("last_id", last_id), ("format", 2)])
+        conn.execute("INSERT INTO meta VALUES ('format', 2)")
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -261,12 +308,14 @@ def _copy(ro, adir, now_ms, hot_days, report):
     os.replace(building, path)
     fsync_dir(path)
     yield ("pause",)
-    _verify(path, ck)
+    # read back: sound pages, every row identical to the hot DB's, then the
+    # checksum and totals (from the file, so they are what the file holds)
+    ck, sums = yield from verify(path, db_path, n, SCAN_ROWS)
     yield ("write", [
         ("INSERT INTO archive_files(id, name, state, n, first_id, last_id, checksum, stakes,"
          " payouts, refunds, bytes, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-         (fid, name, COPIED, ck.n, first_id, last_id, ck.hexdigest(), sums["stakes"],
-          sums["payouts"], sums["refunds"], os.path.getsize(path), now_ms)),
+         (fid, name, COPIED, ck.n, first_id, last_id, ck.hexdigest(), sums[0],
+          sums[1], sums[2], os.path.getsize(path), now_ms)),
         # ids must never be reused, even when every bet has left the hot DB
         ("INSERT INTO meta VALUES ('max_bet_id', ?) ON CONFLICT(key)"
          " DO UPDATE SET value = max(value, excluded.value)", (last_id,))])
@@ -275,52 +324,41 @@ def _copy(ro, adir, now_ms, hot_days, report):
     return fid, name, COPIED
 
 
-def _verify(path, expected):
-    """Read the finished file back: same count, same checksum, sound pages."""
-    import pysqlite3.dbapi2 as sqlite3
-    conn = sqlite3.connect("file:" + path + "?mode=ro", uri=True)
-    try:
-        if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-            raise ArchiveError(f"{path}: quick_check failed")
-        got = Checksum()
-        for r in conn.execute(f"SELECT {LOGICAL_COLUMNS} FROM bets ORDER BY id"):
-            got.add(r)
-    finally:
-        conn.close()
-    if (got.n, got.hexdigest()) != (expected.n, expected.hexdigest()):
-        os.remove(path)
-        raise ArchiveError(f"{path}: read back {got.n} rows/{got.hexdigest()},"
-                           f" wrote {expected.n}/{expected.hexdigest()}")
-
-
-def _delete(ro, plain, fid, name, report):
+def _delete(ro, db_path, plain, fid, name, report):
     """Remove the file's bets from the hot DB, chunk by chunk, each chunk
-    compared row by row with the file first."""
+    compared column by column with the file first (in C; a difference is
+    looked at row by row and stops the job)."""
     import pysqlite3.dbapi2 as sqlite3
     if not os.path.exists(plain):
         raise ArchiveError(f"{name}: the file is missing (state copied)")
-    fconn = sqlite3.connect("file:" + plain + "?mode=ro", uri=True, check_same_thread=False)
+    fconn = sqlite3.connect(uri_of(plain, "ro"), uri=True, isolation_level=None,
+                            check_same_thread=False)
+    attach_hot(fconn, db_path)
     after = 0
+    chunk = CHUNK
     try:
         while True:
-            arows = fconn.execute(f"SELECT {LOGICAL_COLUMNS} FROM bets WHERE id > ? ORDER BY id"
-                                  " LIMIT ?", (after, CHUNK)).fetchall()
-            if not arows:
+            hi = fconn.execute("SELECT max(id) FROM (SELECT id FROM main.bet_rows WHERE id > ?"
+                               " ORDER BY id LIMIT ?)", (after, chunk)).fetchone()[0]
+            if hi is None:
                 break
-            after = arows[-1][0]
-            ids = json.dumps([r[0] for r in arows])
-            hot = {r[0]: r for r in ro.execute(
-                f"SELECT {LOGICAL_COLUMNS} FROM bets WHERE id IN {_IDS}", (ids,))}
-            if not hot:
+            ids, k, bad = fconn.execute(
+                f"SELECT json_group_array(h.id), count(*), sum(CASE WHEN {DIFFERS} THEN 1"
+                " ELSE 0 END) FROM main.bet_rows f JOIN hot.bet_rows h ON h.id = f.id"
+                " WHERE f.id > ? AND f.id <= ?", (after, hi)).fetchone()
+            lo, after = after, hi
+            if not k:
                 continue            # already deleted by an earlier (interrupted) run
-            for r in arows:
-                h = hot.get(r[0])
-                if h is not None and _canon(h) != _canon(r):
-                    raise ArchiveError(f"bet {r[0]} differs between the hot DB and {name}")
-            present = json.dumps(sorted(hot))
-            yield ("write", [(sql, (fid, present) if sql.startswith("INSERT") else (present,))
+            if bad:
+                explain(fconn, name, lo, hi)
+            t = time.perf_counter()
+            yield ("write", [(sql, (fid, ids) if sql.startswith("INSERT") else (ids,))
                              for sql in _DELETE_CHUNK] + [_VACUUM])
-            report["bets"] += len(hot)
+            report["bets"] += k
+            # chunks sized by time: the round trip (mostly the batch's fsync,
+            # which the taps beside it wait on anyway) steers toward CHUNK_MS
+            took = (time.perf_counter() - t) * 1000
+            chunk = max(CHUNK_MIN, min(CHUNK_MAX, int(chunk * CHUNK_MS / max(took, 0.5))))
             yield ("pause",)
     finally:
         fconn.close()

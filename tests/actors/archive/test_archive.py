@@ -24,6 +24,7 @@ from actors._config import Config
 from actors.feeds._local import SimFeed
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for
 from actors.store._offline import history_offline
+from actors.store._betrows import nonce_text
 from actors.store._receipt import history, next_cursor
 from actors._runtime import start_market
 from actors.store._store import Store, open_readonly
@@ -132,6 +133,32 @@ def test_hot_rows_are_compact_and_read_back_whole(db_path):
         assert conn.execute("SELECT count(*) FROM bet_rows WHERE pay_adj != 0").fetchone() == (0,)
     finally:
         conn.close()
+    assert audit(db_path) == []
+
+
+def test_archive_files_pack_nonces_that_base64url_spells_back(db_path):
+    """The copy runs in SQL (INSERT ... SELECT): the nonce is still packed
+    on the way (12 bytes for 16 characters), the 11-character ones stay text,
+    and every one reads back as the text that was signed."""
+    bets, _ = make_db(db_path, days=9, per_day=400)
+    report = archive_offline(Config(db=db_path), now_ms=NOW)
+    assert report["errors"] == [] and report["bets"] > 0
+    adir = archive_dir_of(None, db_path)
+    kinds = set()
+    for name in archive_ids(db_path, adir):
+        conn = open_file(adir, name)
+        try:
+            for bid, stored, nonce in conn.execute("SELECT f.id, f.nonce, b.nonce FROM bet_rows f"
+                                                   " JOIN bets b ON b.id = f.id"):
+                assert nonce_text(nonce) == bets[bid].nonce
+                if len(bets[bid].nonce) == 16:
+                    assert isinstance(stored, bytes) and len(stored) == 12
+                else:
+                    assert isinstance(stored, str)
+                kinds.add(type(stored))
+        finally:
+            conn.close()
+    assert kinds == {bytes, str}
     assert audit(db_path) == []
 
 
