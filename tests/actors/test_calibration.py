@@ -33,9 +33,11 @@ def play(events, sigma_scale=1.0, seed=20261202, branches=32):
     feed = SimFeed(seed=seed, interval_ms=TICK_MS)
     step_mu, step_sd = feed._mu, feed._sigma     # the sim's own step law
     col, band, lock, horizon = cfg.column_ms, cfg.band_cents, cfg.lock_ms, cfg.horizon_ms
-    start = 1_750_000_000_000 + rng.randrange(TICK_MS)   # ticks out of phase with columns
+    start = 1_750_000_000_000
     first = start + 300_000 + horizon        # 5 minutes for sigma to settle
-    t0s = [first + i * col for i in range(events)]
+    # Each window at its own phase against the ticks (a whole number of
+    # ticks per column would otherwise give every window the same one).
+    t0s = [first + i * col + rng.randrange(TICK_MS) for i in range(events)]
     ticks = [(ts, feed.next_price()) for ts in range(start, t0s[-1] + col, TICK_MS)]
     times = [t for t, _ in ticks]
     # One pricing per window, at a roll (100 ms) between the horizon and the lock.
@@ -94,6 +96,8 @@ def rtp(per_window, buckets=None):
         return float("nan"), float("nan"), 0
     r = sum(p for _, p in clusters) / stake
     g = len(clusters)
+    if g < 2:
+        return r, float("nan"), stake // STAKE
     se = math.sqrt(g / (g - 1) * sum((p - r * s) ** 2 for s, p in clusters)) / stake
     return r, se, stake // STAKE
 
