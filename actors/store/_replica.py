@@ -128,8 +128,10 @@ class Replicator:
             gevent.sleep(delay)
             delay = min(delay * 2, self._backoff[1])
             if not self._stopping:
-                self.restarts += 1
+                # Count only once the new child is ours: Popen yields while
+                # it forks, and /metrics must not read restarts=N, up=0 then.
                 self._spawn()
+                self.restarts += 1
 
     def stop(self, timeout=10.0):
         """SIGTERM: Litestream syncs what it has, then exits."""
