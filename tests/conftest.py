@@ -140,3 +140,17 @@ def ws_client(live_server):
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium through Playwright, one per test module (the
+    browser tests share it; tests/web/browser.py says how it is launched)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.web.browser import launch
+    with sync_playwright() as pw:
+        b = launch(pw)
+        yield b
+        if not isinstance(b, str):
+            b.close()

@@ -14,10 +14,9 @@ import urllib.request
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from playwright.sync_api import sync_playwright
 
 from tests.support import ROOT, ServerProcess
-from tests.web.browser import (SETTLED, balance_shown, credits_text, launch, open_page,
+from tests.web.browser import (SETTLED, balance_shown, credits_text, open_page,
                                record_after_click, sign_in_as_guest, state, tap_until_taken,
                                toasts, wait_bet, wait_connected, wait_js)
 
@@ -26,15 +25,6 @@ from tests.web.browser import (SETTLED, balance_shown, credits_text, launch, ope
 FAST = {"TAPGRID_COLUMN_MS": "2000", "TAPGRID_LOCK_MS": "1000", "TAPGRID_HORIZON_MS": "20000"}
 GUEST_CREDIT = 100_000
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch(pw)
-        yield b
-        if not isinstance(b, str):
-            b.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,15 @@ render inside another site's frame (clickjacking), it still works under its
 own Content-Security-Policy, and Sign out revokes the session on the server.
 
 Needs /usr/bin/chromium (Debian's; CI installs it)."""
-import json
 import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from tests.support import ServerProcess
-from tests.web.browser import launch, open_page, sign_in_as_guest, state, wait_js
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch(pw)
-        yield b
-        if not isinstance(b, str):
-            b.close()
+from tests.web.browser import open_page, sign_in_as_guest, wait_js
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from tests.web.browser import (SETTLED, cell_at_price, click_cell, launch, open_page,
+from tests.web.browser import (SETTLED, cell_at_price, click_cell, open_page,
                                record_after_click, sign_in_as_guest, state, wait_bet,
                                wait_connected, wait_js)
 
@@ -41,15 +40,6 @@ def flat_feed(path, seconds=600, gap_ms=250):
     with open(path, "w") as f:
         f.write("\n".join(rows) + "\n")
     return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch(pw)
-        yield b
-        if not isinstance(b, str):
-            b.close()
 
 
 @pytest.fixture(scope="module")
