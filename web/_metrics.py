@@ -175,8 +175,9 @@ class _ScrapeCollector:
     def collect(self):
         m = self.m
         system, market, hub, db_path, _ = m._sources
-        ctx = market.ctx
-        m.drain_writer(ctx.writer_stats)
+        ctx = getattr(market, "ctx", None)     # None in a gateway: the market is elsewhere
+        if ctx is not None:
+            m.drain_writer(ctx.writer_stats)
         taps = CounterMetricFamily("tapgrid_taps", "Taps by outcome (ok or reject reason)",
                                    labels=["outcome"])
         for outcome, n in sorted(m.tap_counts.items()):
@@ -249,14 +250,19 @@ class _ScrapeCollector:
                          "max_connections", "max_body"):
                 limits.add_metric([name], float(getattr(cfg, name)))
             yield limits
-        yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
-                                value=ctx.writer_stats.pending_taps)
-        grid = ctx.grid
+        if ctx is not None:
+            yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
+                                    value=ctx.writer_stats.pending_taps)
+        else:
+            yield GaugeMetricFamily("tapgrid_bus_pending_taps", "Taps sent to the market, not"
+                                    " yet answered", value=market.pending_taps())
+        grid = market.grid
         age = (time.time() * 1000 - grid.price_ts) / 1000 if grid.price_ts else -1
         yield GaugeMetricFamily("tapgrid_price_age_seconds", "Age of the last priced tick", value=age)
         yield GaugeMetricFamily("tapgrid_market_open", "1 when betting is open",
-                                value=1 if ctx.status.is_open else 0)
-        yield from _source_metrics(ctx.price_boards, time.monotonic() * 1000)
+                                value=1 if market.status.is_open else 0)
+        if ctx is not None:
+            yield from _source_metrics(ctx.price_boards, time.monotonic() * 1000)
         try:
             free = disk_free(db_path)
         except OSError:
