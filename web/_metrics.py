@@ -147,6 +147,22 @@ def _source_metrics(boards, now_ms):
     yield from (age, dev, fresh, n_fresh, quorum, state)
 
 
+def _bus_metrics(market):
+    """A gateway's side of the bus (actors.bus.RemoteMarket)."""
+    st = market.stats()
+    yield GaugeMetricFamily("tapgrid_bus_pending_taps", "Taps sent to the market, not yet"
+                            " answered", value=st["pending"])
+    for key, doc in (("sent", "Taps sent to the market"),
+                     ("acked", "Answers from the market to this gateway's taps"),
+                     ("gave_up", "Taps answered overloaded: no answer from the market in time"),
+                     ("late_acks", "Ok acks that came after their tap was answered overloaded"),
+                     ("relayed", "Broadcasts (ticks, grids, status) relayed from the market"),
+                     ("resubscribes", "Times the broadcast feed was cut off and resubscribed")):
+        yield CounterMetricFamily("tapgrid_bus_" + key, doc, value=st[key])
+    yield GaugeMetricFamily("tapgrid_bus_market_away", "1 while the market's heartbeat is missing",
+                            value=1 if market.status.away else 0)
+
+
 def _settled_families(settled):
     fams = (CounterMetricFamily("tapgrid_settled_bets", "Won and lost bets by multiplier bucket",
                                 labels=["bucket"]),
@@ -254,8 +270,7 @@ class _ScrapeCollector:
             yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
                                     value=ctx.writer_stats.pending_taps)
         else:
-            yield GaugeMetricFamily("tapgrid_bus_pending_taps", "Taps sent to the market, not"
-                                    " yet answered", value=market.pending_taps())
+            yield from _bus_metrics(market)
         grid = market.grid
         age = (time.time() * 1000 - grid.price_ts) / 1000 if grid.price_ts else -1
         yield GaugeMetricFamily("tapgrid_price_age_seconds", "Age of the last priced tick", value=age)

@@ -33,13 +33,14 @@ from .._status import Grid
 from ..store import UserExists
 from ._calls import decode_value, encode_value
 from ._codec import Keys, decode_acks, encode_taps
-from ._redis import BLOCK_MS, Backoff, RedisError, connect
+from ._redis import Backoff, RedisError, connect
 from ._watch import RemoteStatus, Watcher
 
 __all__ = ["RemoteMarket", "RemoteError"]
 
 log = logging.getLogger("tapgrid.bus")
 GRACE_MS = 1000       # after the deadline: room for a commit the market started in time
+INBOX_BLOCK_MS = 200  # how often an idle gateway looks for taps to give up
 
 
 class RemoteError(RuntimeError):
@@ -72,8 +73,7 @@ class RemoteMarket:
 
     def start(self):
         spawn = gevent.spawn
-        self._greenlets = [spawn(self._send_loop), spawn(self._inbox_loop),
-                           spawn(self._expiry_loop)] + self.watcher.start()
+        self._greenlets = [spawn(self._send_loop), spawn(self._inbox_loop)] + self.watcher.start()
         return self
 
     def stop(self):
@@ -122,6 +122,10 @@ class RemoteMarket:
                     backoff.fail("tap sender", exc)      # retried until given up
 
     def _inbox_loop(self):
+        """Acks and replies in; then the taps past their time given up, but
+        only once the inbox is drained: a gateway that stalled (a pause, a
+        starved CPU) reads the acks waiting for it before it calls any tap
+        overloaded, so it never says overloaded of a tap the market took."""
         backoff = Backoff()
         last = None
         while True:
@@ -129,14 +133,19 @@ class RemoteMarket:
                 if last is None:
                     top = self.r.xrevrange(self.inbox, count=1)
                     last = top[0][0] if top else b"0-0"
-                got = self.r.xread({self.inbox: last}, count=100, block=BLOCK_MS)
-                backoff.ok()
-                for _, entries in got or ():
+                full = True
+                while full:
+                    got = self.r.xread({self.inbox: last}, count=500, block=INBOX_BLOCK_MS)
+                    entries = got[0][1] if got else []
+                    full = len(entries) == 500
                     for eid, fields in entries:
                         last = eid
                         self._inbox(fields)
+                backoff.ok()
             except RedisError as exc:
                 backoff.fail("inbox", exc)
+            finally:
+                self._give_up()
 
     def _inbox(self, fields):
         kind = fields.get(b"k")
@@ -158,18 +167,16 @@ class RemoteMarket:
             if waiter is not None:
                 waiter.set(fields)
 
-    def _expiry_loop(self):
+    def _give_up(self):
         q, pending = self._expiry, self._pending
-        while True:
-            gevent.sleep(0.05)
-            now = time.monotonic()
-            while q and q[0][0] <= now:
-                _, rid = q.popleft()
-                reply = pending.pop(rid, None)
-                if reply is not None:
-                    self.gave_up += 1
-                    self.count("overloaded")
-                    reply.set(Ack("overloaded"))
+        now = time.monotonic()
+        while q and q[0][0] <= now:
+            _, rid = q.popleft()
+            reply = pending.pop(rid, None)
+            if reply is not None:
+                self.gave_up += 1
+                self.count("overloaded")
+                reply.set(Ack("overloaded"))
 
     def pending_taps(self):
         return len(self._pending)
@@ -249,4 +256,5 @@ class RemoteMarket:
         return {"gateway": self.gateway_id, "sent": self.sent, "acked": self.acked,
                 "gave_up": self.gave_up, "late_acks": self.late, "pending": len(self._pending),
                 "relayed": self.watcher.relayed, "results": self.watcher.results,
+                "resubscribes": self.watcher.resubscribes,
                 "market": self.status.as_dict(), "rejects": dict(self.counters)}

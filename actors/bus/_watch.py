@@ -86,6 +86,7 @@ class Watcher:
         self.r = remote.r
         self.relayed = 0
         self.results = 0
+        self.resubscribes = 0
 
     def start(self):
         return [gevent.spawn(self.broadcasts), gevent.spawn(self.settlements),
@@ -107,7 +108,11 @@ class Watcher:
 
     def broadcasts(self):
         backoff = Backoff()
+        first = True
         while True:
+            if not first:
+                self.resubscribes += 1
+            first = False
             ps = self.r.pubsub(ignore_subscribe_messages=True)
             try:
                 ps.subscribe(self.keys.broadcast)
