@@ -1,4 +1,4 @@
-"""The ``tapgrid`` command: serve, shell, audit, verify, archive, credit, history,
+"""The ``tapgrid`` command: serve, market, gateway, shell, audit, verify, archive, credit, history,
 backup, restore, config.
 
     tapgrid serve --port 8080          # the game, with embedded defaults
@@ -82,6 +82,10 @@ def build_parser():
     p.add_argument("--gateways", type=int, metavar="N",
                    help="run the market and N gateway processes sharing the port, over Redis "
                         "(a private redis-server without --redis); default: one process")
+    _add_config_flags(sub.add_parser("market", help="the market alone: serves gateways over"
+                                                    " --redis, the only database writer"))
+    _add_config_flags(sub.add_parser("gateway", help="HTTP and WebSocket in front of a market"
+                                                     " reached over --redis"))
     _add_config_flags(sub.add_parser("shell", help="a REPL with a live actor system"))
     p = sub.add_parser("audit", help="check the ledger invariants")
     _add_config_flags(p, with_server=False)
@@ -128,7 +132,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv        # serve --gateways hands its own flags on to the roles
-    if args.command in ("serve", "shell"):
+    if args.command in ("serve", "shell", "market", "gateway"):
         # Before anything else imports socket/threading/ssl.
         from gevent import monkey
         monkey.patch_all()

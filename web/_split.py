@@ -1,0 +1,96 @@
+"""``tapgrid market`` and ``tapgrid gateway``: the two roles of the split
+(SPEC section 1), talking over Redis (``actors.bus``).
+
+- the market runs what ``start_market`` runs (Columns, ledger, Writer,
+  Resolver, Watchdog, Archiver, DiskGuard) plus the bus service: it is the
+  only process that writes the database;
+- a gateway is ``Server`` on a ``RemoteMarket``: HTTP, WebSocket, sessions,
+  SIWE and nonces in Redis, signatures, rate limits, the fan-out. It holds
+  no money and opens no database.
+
+SIGTERM stops the market in order: no new taps, the taps read answered,
+the actors stopped (the Writer last), the last acks flushed, then Redis.
+"""
+import logging
+import signal
+import sys
+import time
+
+import gevent
+from gevent.event import Event
+
+__all__ = ["run_market", "run_gateway"]
+
+log = logging.getLogger("tapgrid")
+
+
+def _need_redis(cfg, role):
+    if not cfg.redis:
+        print(f"tapgrid {role}: --redis URL is required (e.g. redis://127.0.0.1:6379/0)",
+              file=sys.stderr)
+        return False
+    return True
+
+
+def _wait_for_signal():
+    done = Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(sig, done.set)
+    done.wait()
+
+
+def run_market(cfg):
+    from actors import Replicator, start_market
+    from actors.bus import MarketBus
+    from engine import ActorSystem, notify_ready
+
+    from ._server import _redacted, setup_logging
+    from .gateway import Encoders
+    if not _need_redis(cfg, "market"):
+        return 2
+    setup_logging()
+    system = ActorSystem()
+    bus = MarketBus(cfg, Encoders(cfg))
+    handle = start_market(system, cfg, sinks=bus.publisher)
+    bus.start(handle)
+    replica = Replicator(cfg).start() if cfg.replica else None
+    purger = gevent.spawn(_purge_guests, cfg, handle)
+    log.info("market on %s (db=%s, feed=%s, pid in %s)", _redacted(cfg.redis), cfg.db,
+             ",".join(cfg.sources) or cfg.feed, bus.keys.alive)
+    notify_ready()          # serve --gateways starts the gateways now (systemd: Type=notify)
+    _wait_for_signal()
+    log.info("market stopping: no new taps")
+    purger.kill(block=False)
+    bus.stop_reading()
+    bus.drain(cfg.drain_s / 2)
+    system.stop(timeout=cfg.drain_s / 2)
+    bus.drain(2.0)          # the acks of the Writer's last commit
+    if replica is not None:
+        replica.stop()
+    bus.close()
+    log.info("market stopped")
+    return 0
+
+
+def _purge_guests(cfg, handle):
+    """Idle guests that never bet, as ``tapgrid serve`` does (the market owns them)."""
+    every = cfg.session_purge_s
+    if every <= 0 or not cfg.demo:
+        return
+    while True:
+        gevent.sleep(every)
+        cutoff = int(time.time() * 1000) - max(cfg.guest_idle_ms, cfg.session_ttl_ms)
+        try:
+            gone = handle.purge_guests(cutoff)
+            if gone:
+                log.info("purged %d idle guests that never bet", len(gone))
+        except Exception as exc:
+            log.warning("guest purge failed: %r", exc)
+
+
+def run_gateway(cfg):
+    from . import _server
+    if not _need_redis(cfg, "gateway"):
+        return 2
+    return _server.serve(cfg, remote=True)
+
