@@ -76,10 +76,11 @@ def notify_ready(status="READY=1"):
 
 class Child:
     """One supervised command. ``env`` replaces the environment when given;
-    ``stdout``/``stderr`` are file objects or descriptors (default: ours)."""
+    ``stdout``/``stderr`` are file objects or descriptors (default: ours);
+    ``own_group`` puts it in a process group of its own."""
 
     def __init__(self, name, argv, *, env=None, cwd=None, stdout=None, stderr=None,
-                 backoff=(0.5, 30.0), stable_s=10.0, notify_dir=None, preexec=None):
+                 backoff=(0.5, 30.0), stable_s=10.0, notify_dir=None, own_group=False):
         self.name = name
         self.argv = list(argv)
         self.env = env
@@ -87,7 +88,7 @@ class Child:
         self.stdout, self.stderr = stdout, stderr
         self.backoff = backoff
         self.stable_s = stable_s
-        self.preexec = preexec
+        self.own_group = own_group
         self.proc = None
         self.restarts = 0
         self.ready = Event()
@@ -118,12 +119,14 @@ class Child:
         env = dict(os.environ if self.env is None else self.env)
         if self._notify_path:
             env["NOTIFY_SOCKET"] = self._notify_path
-        parent, extra = os.getpid(), self.preexec
+        parent, own_group = os.getpid(), self.own_group
 
         def preexec():
             die_with_parent(parent)
-            if extra is not None:
-                extra()
+            if own_group:
+                # A terminal's Ctrl-C (or a signal to our group) reaches only
+                # the supervisor, which stops its children in order.
+                os.setpgid(0, 0)
 
         self.ready.clear()
         self.proc = gevent.subprocess.Popen(

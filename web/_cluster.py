@@ -73,10 +73,6 @@ def role_argv(role, serve_args, redis_url):
     return [sys.executable, "-m", "web.cli", role, *args, "--redis", redis_url]
 
 
-def _own_group():
-    os.setpgid(0, 0)
-
-
 class Cluster:
     def __init__(self, cfg, serve_args):
         self.cfg = cfg
@@ -87,8 +83,10 @@ class Cluster:
 
     def _child(self, name, role, env_extra=None):
         env = dict(os.environ, **(env_extra or {}))
+        if self.redis is not None and not self.cfg.session_secret:
+            env["TAPGRID_SESSION_SECRET"] = self.redis.session_secret()
         return Child(name, role_argv(role, self.serve_args, self.url), env=env,
-                     notify_dir=self.notify_dir, preexec=_own_group,
+                     notify_dir=self.notify_dir, own_group=True,
                      stdout=sys.stderr, stderr=sys.stderr)
 
     def start(self, ready_timeout=60.0):

@@ -79,7 +79,7 @@ class PrivateRedis:
             self._lock.close()
             raise OSError(f"another tapgrid serve owns the private Redis in {self.dir}") from None
         self.child = Child("redis", self.argv(), stdout=sys.stderr, stderr=sys.stderr,
-                           cwd=self.dir, backoff=(0.2, 5.0))
+                           cwd=self.dir, backoff=(0.2, 5.0), own_group=True)
 
     @property
     def url(self):
@@ -92,6 +92,22 @@ class PrivateRedis:
                 "--dir", self.dir,
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                 "--daemonize", "no", "--loglevel", "warning"]
+
+    def session_secret(self):
+        """A key for signing session records, kept (0600) beside Redis's
+        data, so that a write to Redis cannot mint a session and sessions
+        outlive a restart."""
+        path = os.path.join(self.dir, "session_secret")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            with open(path) as f:
+                return f.read().strip()
+        import secrets
+        key = secrets.token_hex(32)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        return key
 
     def _ping(self):
         import redis
