@@ -24,7 +24,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 __all__ = ["ServerProcess", "LoadServer", "LOAD_ENV", "raise_nofile", "free_port", "listen_drops",
-           "MarketProcess", "GatewayProcess", "ClusterProcess", "children", "proc_cpu_seconds"]
+           "MarketProcess", "GatewayProcess", "ClusterProcess", "children", "exited",
+           "proc_cpu_seconds"]
 
 
 def listen_drops():
@@ -227,6 +228,15 @@ def children(pid):
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
+
+
+def exited(pid):
+    """Whether a process has exited (reaped, or a zombie its parent has not waited for)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def proc_cpu_seconds(pid):

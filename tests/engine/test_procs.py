@@ -11,18 +11,10 @@ import time
 import pytest
 
 from engine import Child, ChildFailed
+from tests.serverproc import exited
 from tests.support import ROOT, wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
-
-
-def _gone(pid):
-    """Exited (reaped, or a zombie waiting for its parent)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def test_a_killed_child_is_restarted_with_growing_backoff():
@@ -106,10 +98,10 @@ def test_children_die_with_a_parent_killed_with_sigkill(tmp_path):
         gevent.sleep(60)""" % ROOT)], stdout=subprocess.PIPE, text=True)
     try:
         child = int(parent.stdout.readline())
-        assert not _gone(child)
+        assert not exited(child)
         parent.kill()
         parent.wait()
-        wait_until(lambda: _gone(child), 10, interval=0.05, what="child gone with its parent")
+        wait_until(lambda: exited(child), 10, interval=0.05, what="child gone with its parent")
     finally:
         parent.kill()
         parent.wait()

@@ -21,18 +21,10 @@ import sys
 import pytest
 
 from actors.store import audit
-from tests.serverproc import ROOT, ClusterProcess, children
+from tests.serverproc import ROOT, ClusterProcess, children, exited
 from tests.support import ServerProcess, wait_until
 from tests.web.splitrig import ENV, Rig
 from web.client import TapgridClient
-
-
-def _gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 class ClusterRig(Rig):
@@ -55,7 +47,7 @@ class ClusterRig(Rig):
         pids = list(self.server.roles().values()) if self.server.alive() else []
         self.server.kill()
         for pid in pids:
-            wait_until(lambda: _gone(pid), 20, interval=0.05, what=f"child {pid} gone")
+            wait_until(lambda: exited(pid), 20, interval=0.05, what=f"child {pid} gone")
 
 
 @pytest.fixture
@@ -157,7 +149,7 @@ def test_sigterm_stops_gateways_then_market_then_redis_with_every_ack_durable(cl
     assert r.server.proc.wait(60) == 0, r.server.log()[-3000:]
     r.stop_tapping()
     for pid in roles.values():
-        assert _gone(pid)
+        assert exited(pid)
     acked = r.check_nothing_acked_was_lost()
     assert acked >= 200
     assert audit(r.db) == []
@@ -182,7 +174,7 @@ def test_children_die_with_a_supervisor_killed_with_sigkill(tmp_path):
     assert len(roles) == 4
     s.kill()
     for name, pid in roles.items():
-        wait_until(lambda: _gone(pid), 30, interval=0.05, what=f"{name} gone with the supervisor")
+        wait_until(lambda: exited(pid), 30, interval=0.05, what=f"{name} gone with the supervisor")
     again = ClusterProcess(db, "--seed", "1", gateways=1, env=ENV, port=s.port).start()
     try:
         assert sorted(again.roles()) == ["gateway-0", "market", "redis"]
