@@ -24,7 +24,7 @@ from engine import ActorSystem, notify_ready, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
                    make_session_store, make_tickets)
-from .gateway import FastHandler, Gateway, Hub, PlayerFeed, RelayHub
+from .gateway import FastHandler, Gateway, Fanout, PlayerFeed, RelayHub
 from .http import HEADERS, build_app, guard
 from ._listen import listen_socket
 from ._metrics import Metrics
@@ -93,7 +93,7 @@ class Server:
             self.hub.start(self.market)
             self.market.start()
         else:
-            self.hub = Hub(cfg, self.metrics)
+            self.hub = Fanout(cfg, self.metrics)
             self.hub.feed = PlayerFeed(cfg, self.hub)
             self.market = start_market(self.system, cfg, sinks=self.hub)
             self.hub.start(self.market)
