@@ -83,8 +83,8 @@ def test_two_gateways_serve_a_player_on_one_port(cluster, tmp_path):
     me = c.me()
     c.connect()
     assert c.wait_for(lambda: c.grid is not None, 10)
-    col, lo, mult = c.open_cell()
-    ack = c.tap(col, lo, stake=500, min_mult=mult)
+    col, lo, _ = c.open_cell()
+    ack = c.tap(col, lo, stake=500, min_mult=101)     # any odds: the grid moves meanwhile
     assert ack["ok"], ack
     assert ack["balance"] == me["balance"] - 500
     assert c.me()["balance"] == me["balance"] - 500
