@@ -59,7 +59,10 @@ class _LightWS:
                 continue
             if raw.startswith(_GRID) or raw.startswith(_GRID2):
                 owner.crowd.grids += 1
-                continue
+                if owner.ready.is_set():
+                    continue
+                # the first grid of a connection goes through: connect()
+                # returns only once the client has one (it can tap)
             if raw.startswith('{"type":"hello"'):
                 owner.back_at = time.time()
             return raw
