@@ -54,8 +54,11 @@ class Publisher(Sinks):
         self._wake.set()
 
     def on_result(self, user, s, balance):
-        self._results.append([user, s.bet, s.col, s.lo, s.stake, s.mult, s.outcome, s.payout,
-                              balance])
+        row = [user, s.bet, s.col, s.lo, s.stake, s.mult, s.outcome, s.payout, balance]
+        market_id = getattr(s, "market_id", None)
+        if market_id is not None:
+            row.append(market_id)        # carried untouched (several markets)
+        self._results.append(row)
         self._wake.set()
 
     # --- the one greenlet that talks to Redis ---------------------------------------------------

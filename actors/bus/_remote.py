@@ -63,6 +63,8 @@ class RemoteMarket:
         self.counters = {}
         self._rids = itertools.count(secrets.randbits(40))
         self._pending = {}                 # rid -> reply
+        self._users = {}                   # rid -> uid (for the balance it leaves)
+        self.balances = {}                 # uid -> last balance the market told us
         self._expiry = deque()             # (give up at, rid), in order
         self._out = []
         self._out_wake = Event()
@@ -92,6 +94,7 @@ class RemoteMarket:
     def place_order(self, tap, reply):
         rid = next(self._rids)
         self._pending[rid] = reply
+        self._users[rid] = tap.user
         now = time.monotonic()
         self._expiry.append((now + (self.cfg.bus_tap_wait_ms + GRACE_MS) / 1000, rid))
         self._out.append((rid, tap, getattr(tap, "market_id", None), now))
@@ -151,8 +154,12 @@ class RemoteMarket:
         kind = fields.get(b"k")
         if kind == b"a":
             pending = self._pending
+            users, balances = self._users, self.balances
             for rid, reason, bet, mult, balance in decode_acks(fields[b"d"]):
                 reply = pending.pop(rid, None)
+                user = users.pop(rid, None)
+                if reason is None and user is not None:
+                    self.remember(user, balance)
                 if reply is None:
                     if reason is None:
                         # Committed after we gave up (a commit slower than
@@ -173,6 +180,7 @@ class RemoteMarket:
         while q and q[0][0] <= now:
             _, rid = q.popleft()
             reply = pending.pop(rid, None)
+            self._users.pop(rid, None)
             if reply is not None:
                 self.gave_up += 1
                 self.count("overloaded")
@@ -213,7 +221,22 @@ class RemoteMarket:
         return self.call("credit", user, amount)
 
     def balance(self, user):
-        return self.call("balance", user)
+        """The market's word; while it is away, the last balance it told us
+        (a reconnecting player still gets its hello), else ``AskTimeout``."""
+        try:
+            value = self.call("balance", user,
+                              timeout=0.5 if self.status.away and user in self.balances else None)
+        except AskTimeout:
+            if user in self.balances:
+                return self.balances[user]
+            raise
+        self.remember(user, value)
+        return value
+
+    def remember(self, user, balance):
+        if len(self.balances) > 200_000:
+            self.balances.clear()
+        self.balances[user] = balance
 
     def save_session(self, row, timeout=10):
         return self.call("save_session", list(row))
