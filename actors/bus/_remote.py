@@ -65,7 +65,9 @@ class RemoteMarket:
         self._pending = {}                 # rid -> reply
         self._users = {}                   # rid -> uid (for the balance it leaves)
         self.balances = {}                 # uid -> last balance the market told us
-        self._expiry = deque()             # (give up at, rid), in order
+        self._expiry = deque()             # (give up at, rid, placed at), in order
+        self._held = deque()               # the same, held while the market restarts
+        self.redis_ok = True
         self._out = []
         self._out_wake = Event()
         self._calls = {}
@@ -96,7 +98,7 @@ class RemoteMarket:
         self._pending[rid] = reply
         self._users[rid] = tap.user
         now = time.monotonic()
-        self._expiry.append((now + (self.cfg.bus_tap_wait_ms + GRACE_MS) / 1000, rid))
+        self._expiry.append((now + (self.cfg.bus_tap_wait_ms + GRACE_MS) / 1000, rid, now))
         self._out.append((rid, tap, getattr(tap, "market_id", None), now))
         self._out_wake.set()
 
@@ -175,16 +177,34 @@ class RemoteMarket:
                 waiter.set(fields)
 
     def _give_up(self):
-        q, pending = self._expiry, self._pending
+        """Answer ``overloaded`` the taps past their time. One kind waits
+        longer: a tap sent while the market was still beating, when the
+        market is now away and Redis is not. The market may have committed
+        it just before it died; the restarted market answers it with its
+        bet (or refuses it, past its deadline), so it waits for that, up
+        to ``bus_restart_wait_ms``, instead of being called overloaded
+        while it stands."""
+        q, held, pending = self._expiry, self._held, self._pending
         now = time.monotonic()
+        hold = self.status.away and self.redis_ok
+        restart = self.cfg.bus_restart_wait_ms / 1000
         while q and q[0][0] <= now:
-            _, rid = q.popleft()
-            reply = pending.pop(rid, None)
-            self._users.pop(rid, None)
-            if reply is not None:
-                self.gave_up += 1
-                self.count("overloaded")
-                reply.set(Ack("overloaded"))
+            entry = q.popleft()
+            if hold and entry[2] <= self.seen and entry[1] in pending:
+                held.append((entry[0] + restart, entry[1], entry[2]))
+                continue
+            self._answer_overloaded(entry[1])
+        # Released at their bound only: once the market is back it answers them itself.
+        while held and held[0][0] <= now:
+            self._answer_overloaded(held.popleft()[1])
+
+    def _answer_overloaded(self, rid):
+        reply = self._pending.pop(rid, None)
+        self._users.pop(rid, None)
+        if reply is not None:
+            self.gave_up += 1
+            self.count("overloaded")
+            reply.set(Ack("overloaded"))
 
     def pending_taps(self):
         return len(self._pending)

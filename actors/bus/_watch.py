@@ -180,8 +180,10 @@ class Watcher:
             try:
                 alive = self.r.exists(self.keys.alive)
                 remote.r.pexpire(remote.inbox, remote.cfg.bus_inbox_ttl_ms)
+                remote.redis_ok = True
             except RedisError:
                 alive = False
+                remote.redis_ok = False
             if alive:
                 remote.seen = time.monotonic()
             remote.status.set_away(not alive)
