@@ -24,7 +24,7 @@ from engine import ActorSystem, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
                    make_session_store, make_tickets)
-from .gateway import FastHandler, Gateway, Hub, PlayerFeed, RelayHub
+from .gateway import FastHandler, Fanout, Gateway, PlayerFeed, RelayFanout
 from .http import HEADERS, build_app, guard
 from ._metrics import Metrics
 
@@ -84,7 +84,7 @@ class Server:
         self.metrics = Metrics()
         if remote:
             from actors.bus import RemoteMarket
-            self.hub = RelayHub(cfg, self.metrics)
+            self.hub = RelayFanout(cfg, self.metrics)
             self.market = RemoteMarket(cfg)
             self.market.sinks = self.hub
             # Every gateway names players alike in the wins feed: one key, in Redis.
@@ -92,7 +92,7 @@ class Server:
             self.hub.start(self.market)
             self.market.start()
         else:
-            self.hub = Hub(cfg, self.metrics)
+            self.hub = Fanout(cfg, self.metrics)
             self.hub.feed = PlayerFeed(cfg, self.hub)
             self.market = start_market(self.system, cfg, sinks=self.hub)
             self.hub.start(self.market)

@@ -55,7 +55,7 @@ class RemoteMarket:
         self.gateway_id = (gateway_id or cfg.gateway_id
                            or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
         self.inbox = self.keys.inbox(self.gateway_id)
-        self.sinks = None                  # the RelayHub: relay() and on_result()
+        self.sinks = None                  # the RelayFanout: relay() and on_result()
         self.grid = Grid()
         self.status = RemoteStatus()
         self.last_tick = None

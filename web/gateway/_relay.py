@@ -1,9 +1,9 @@
-"""The Hub of a gateway process: it relays what the market published (the
+"""The Fanout of a gateway process: it relays what the market published (the
 tick, grid and market frames the market encoded once) to this gateway's
 connections, as the same bytes, at most ``fanout_hz`` a second like the
-embedded Hub; results come from the market's results stream.
+embedded Fanout; results come from the market's results stream.
 
-    hub = RelayHub(cfg, metrics)
+    hub = RelayFanout(cfg, metrics)
     market = RemoteMarket(cfg); market.sinks = hub
     hub.start(market); market.start()
 
@@ -15,10 +15,10 @@ import time
 
 import gevent
 
-from ._hub import Hub, frame, grid2_json, grid_json
+from ._hub import Fanout, frame, grid2_json, grid_json
 from ._wsfast import encode_text_frame
 
-__all__ = ["RelayHub", "Encoders"]
+__all__ = ["RelayFanout", "Encoders"]
 
 
 class Encoders:
@@ -54,7 +54,7 @@ class _Grid:
         self.version, self.body, self.frame, self.frame2 = version, body, f1, f2
 
 
-class RelayHub(Hub):
+class RelayFanout(Fanout):
     def __init__(self, cfg, metrics=None):
         super().__init__(cfg, metrics)
         self._market_frame = None

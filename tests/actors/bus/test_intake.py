@@ -104,7 +104,7 @@ def bus(tmp_path):
     red.kill()
 
 
-def open_cell(client):
+def open_cell(client, ahead_ms=4500):
     def cell():
         state = client.hget(K.state, "g")
         if state is None:
@@ -113,7 +113,7 @@ def open_cell(client):
         grid = grid_from_body(parts[0], head["v"])
         now = int(time.time() * 1000)
         for col in sorted(grid.columns):
-            if col - 3000 - 1500 > now:
+            if col - ahead_ms > now:
                 lo = grid.price // 1000 * 1000 + 1000
                 if lo in grid.columns[col]:
                     return col, lo, grid.columns[col][lo]
@@ -143,7 +143,7 @@ def test_a_tap_delivered_twice_makes_one_bet_and_both_answers_name_it(bus, tmp_p
     red, market, client = bus
     gw = FakeGateway(client, "gwA")
     uid = gw.call("create_user", "alice", 1_000_000, False)
-    cell = open_cell(client)
+    cell = open_cell(client, ahead_ms=30_000)     # still open after two restarts
     taps = [gw.tap(uid, cell) for _ in range(3)]
     eid, rids = gw.send(taps, deadline_ms=60_000)
     first = gw.acks(rids)
@@ -156,6 +156,7 @@ def test_a_tap_delivered_twice_makes_one_bet_and_both_answers_name_it(bus, tmp_p
     client.xgroup_setid(K.taps, K.group, "0")
     client.xreadgroup(K.group, "market", {K.taps: ">"}, count=10)
     assert client.xpending(K.taps, K.group)["pending"] == 1
+    client.delete(K.state)          # so that wait_open hears the new market
     market.start()
     again = gw.acks(rids)
     assert [a[2] for a in again.values()] == [a[2] for a in first.values()]   # the same bets
