@@ -78,8 +78,11 @@ def build_parser():
     ap = argparse.ArgumentParser(prog="tapgrid", description="BTC tap-trading server")
     sub = ap.add_subparsers(dest="command", required=True)
     _add_config_flags(sub.add_parser("serve", help="run the server"))
-    _add_config_flags(sub.add_parser("market", help="the market alone: serves gateways over"
-                                                    " --redis, the only database writer"))
+    p = sub.add_parser("market", help="the market alone: serves gateways over --redis, the"
+                                      " only database writer")
+    _add_config_flags(p)
+    p.add_argument("--market-port", type=int,
+                   help="serve the market's /healthz and /metrics on this port (default: none)")
     _add_config_flags(sub.add_parser("gateway", help="HTTP and WebSocket in front of a market"
                                                      " reached over --redis"))
     _add_config_flags(sub.add_parser("shell", help="a REPL with a live actor system"))

@@ -19,6 +19,7 @@ import gevent
 from gevent.event import Event
 
 from .._context import Sinks
+from .._model import OUTCOME_NAMES
 from ._codec import dumps, encode_blob
 from ._redis import Backoff, RedisError
 
@@ -37,6 +38,7 @@ class Publisher(Sinks):
         self._results = []
         self._wake = Event()
         self.published = 0
+        self.metrics = None            # the market's /metrics (settled bets by bucket), if any
 
     # --- Sinks: called by the market's actors; never block --------------------------------
 
@@ -59,6 +61,8 @@ class Publisher(Sinks):
         if market_id is not None:
             row.append(market_id)        # carried untouched (several markets)
         self._results.append(row)
+        if self.metrics is not None:
+            self.metrics.result(OUTCOME_NAMES[s.outcome], s)
         self._wake.set()
 
     # --- the one greenlet that talks to Redis ---------------------------------------------------

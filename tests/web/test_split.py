@@ -210,3 +210,23 @@ def test_a_gateway_holds_no_database_and_needs_redis(tmp_path, rig):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--redis" in out.stderr
     assert json.loads(urllib.request.urlopen(gw.url + "/healthz").read())["status"] == "ok"
+
+
+def test_the_market_serves_its_own_health_and_metrics(tmp_path):
+    from tests.serverproc import free_port
+    port = free_port()
+    r = Rig(tmp_path, gateways=1, env={"TAPGRID_MARKET_PORT": str(port)})
+    try:
+        r.start()
+        r.players(1)
+        c = r.players_[0].c
+        col, lo, mult = c.open_cell()
+        assert c.tap(col, lo, 500, mult)["ok"]
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: json.loads(urllib.request.urlopen(url + "/healthz").read())["status"]
+                   == "ok", timeout=10, what="the market's /healthz")
+        text = urllib.request.urlopen(url + "/metrics").read().decode()
+        assert "tapgrid_writer_batch_size_count" in text and "tapgrid_market_open 1.0" in text
+        assert 'tapgrid_mailbox_depth{actor="writer"}' in text
+    finally:
+        r.close()
