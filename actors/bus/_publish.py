@@ -92,6 +92,12 @@ class Publisher(Sinks):
             for kind, blob in blobs:
                 pipe.hset(keys.state, kind, blob)
                 pipe.publish(keys.broadcast, blob)
+            if blobs and not self._status_dirty:
+                # The status is published when it changes; kept fresh in the
+                # state hash all along, so a gateway that (re)subscribes after
+                # Redis came back empty still finds it.
+                pipe.hset(keys.state, b"m", encode_blob(b"m", status.as_dict(),
+                                                        enc.market(status)))
             if results:
                 pipe.xadd(keys.results, {b"d": dumps(results)}, maxlen=self.cfg.bus_stream_max,
                           approximate=True)

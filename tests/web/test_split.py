@@ -22,7 +22,7 @@ import urllib.request
 import pytest
 
 from actors.store import audit
-from tests.serverproc import ROOT
+from tests.serverproc import ROOT, GatewayProcess
 from tests.support import wait_until
 from tests.web.splitrig import Rig
 
@@ -138,6 +138,10 @@ def test_redis_restarted_everyone_reconnects_and_no_replay_is_taken(rig):
     assert all(a["ok"] or a.get("reason") in GAP_REASONS | {"expired"} for a in down), down
     r.check_nothing_acked_was_lost()
     before = len(r.stored())
+    # A gateway started after Redis came back empty finds the market's state
+    # (its start waits for /healthz: the market open, as this gateway hears it).
+    late = GatewayProcess(str(r.tmp / "late-gateway.db"), "--redis", r.redis.url, env=r.env)
+    r.gateways.append(late.start())
 
     # Every acked frame again, after one more restart: none is taken.
     r.redis.kill()

@@ -72,6 +72,8 @@ class RelayFanout(Fanout):
         elif kind == b"g":
             self._grid = _Grid(head["v"], *parts[:3])
         elif kind == b"m":
+            if parts[0] == self._market_frame:
+                return                  # the same status again (a resubscribe)
             self._market_frame = parts[0]
             if not self.market.status.away:
                 for conn in list(self.conns):
