@@ -228,7 +228,7 @@ class _ScrapeCollector:
         yield GaugeMetricFamily("tapgrid_dead_letters", "Undeliverable messages",
                                 value=system.dead_letters.count)
         yield GaugeMetricFamily("tapgrid_connections", "Open WebSocket connections",
-                                value=len(hub.conns))
+                                value=len(getattr(hub, "conns", ())))
         gateway = getattr(hub, "gateway", None)
         if gateway is not None:
             yield GaugeMetricFamily("tapgrid_loop_lag_seconds", "How late the event loop runs",

@@ -24,7 +24,7 @@ from engine import ActorSystem, notify_ready, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
                    make_session_store, make_tickets)
-from .gateway import FastHandler, Gateway, Fanout, PlayerFeed, RelayHub
+from .gateway import FastHandler, Fanout, Gateway, PlayerFeed, RelayFanout
 from .http import HEADERS, build_app, guard
 from ._listen import listen_socket
 from ._metrics import Metrics
@@ -85,7 +85,7 @@ class Server:
         self.metrics = Metrics()
         if remote:
             from actors.bus import RemoteMarket
-            self.hub = RelayHub(cfg, self.metrics)
+            self.hub = RelayFanout(cfg, self.metrics)
             self.market = RemoteMarket(cfg)
             self.market.sinks = self.hub
             # Every gateway names players alike in the wins feed: one key, in Redis.

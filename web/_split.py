@@ -54,6 +54,7 @@ def run_market(cfg):
     handle = start_market(system, cfg, sinks=bus.publisher)
     bus.start(handle)
     replica = Replicator(cfg).start() if cfg.replica else None
+    ops = _ops_server(cfg, system, handle, bus) if cfg.market_port is not None else None
     purger = gevent.spawn(_purge_guests, cfg, handle)
     log.info("market on %s (db=%s, feed=%s, pid in %s)", _redacted(cfg.redis), cfg.db,
              ",".join(cfg.sources) or cfg.feed, bus.keys.alive)
@@ -61,6 +62,8 @@ def run_market(cfg):
     _wait_for_signal()
     log.info("market stopping: no new taps")
     purger.kill(block=False)
+    if ops is not None:
+        ops.close()
     bus.stop_reading()
     bus.drain(cfg.drain_s / 2)
     system.stop(timeout=cfg.drain_s / 2)
@@ -70,6 +73,27 @@ def run_market(cfg):
     bus.close()
     log.info("market stopped")
     return 0
+
+
+def _ops_server(cfg, system, handle, bus):
+    """The market's own ``/healthz`` and ``/metrics`` (``--market-port``):
+    writer batches and commits, actors, price sources, settled bets by
+    multiplier bucket, disk. Gateways have theirs; this one has no players."""
+    import bottle
+    from gevent.pywsgi import WSGIServer
+
+    from ._metrics import Metrics
+    from .http import add_ops_routes, guard
+    metrics = Metrics()
+    bus.publisher.metrics = metrics
+    metrics.attach(system, handle, bus.publisher, cfg.db, cfg.min_free_disk)
+    app = bottle.Bottle()
+    add_ops_routes(app, cfg, handle, metrics)
+    server = WSGIServer((cfg.host, cfg.market_port), guard(app, cfg), log=None,
+                        error_log=logging.getLogger("tapgrid.http"))
+    server.start()
+    log.info("market /healthz and /metrics on http://%s:%d", cfg.host, server.server_port)
+    return server
 
 
 def _purge_guests(cfg, handle):

@@ -82,8 +82,11 @@ def build_parser():
     p.add_argument("--gateways", type=int, metavar="N",
                    help="run the market and N gateway processes sharing the port, over Redis "
                         "(a private redis-server without --redis); default: one process")
-    _add_config_flags(sub.add_parser("market", help="the market alone: serves gateways over"
-                                                    " --redis, the only database writer"))
+    p = sub.add_parser("market", help="the market alone: serves gateways over --redis, the"
+                                      " only database writer")
+    _add_config_flags(p)
+    p.add_argument("--market-port", type=int,
+                   help="serve the market's /healthz and /metrics on this port (default: none)")
     _add_config_flags(sub.add_parser("gateway", help="HTTP and WebSocket in front of a market"
                                                      " reached over --redis"))
     _add_config_flags(sub.add_parser("shell", help="a REPL with a live actor system"))

@@ -50,9 +50,6 @@ class _Reply:
             intake, gw, rid, entry, tap, again)
 
     def set(self, ack):
-        if ack.reason == "replay" and self.again:
-            gevent.spawn(self.intake.answer_committed, self)
-            return
         self.intake.answer(self, ack)
 
     def fail(self, exc):
@@ -140,29 +137,53 @@ class TapIntake:
         st["taps"] += len(taps)
         if again:
             st["redelivered"] += len(taps)
+        replies = [(_Reply(self, gw, rid, entry, tap, again), market_id)
+                   for rid, tap, market_id in taps]
+        self.inflight += len(replies)
+        if again:
+            # Read before the market stopped: committed or not? The record
+            # says (before any status check: a starting market is suspended).
+            gevent.spawn(self._judge_again, replies, deadline)
+        else:
+            self._judge(replies, deadline)
+
+    def _judge_again(self, replies, deadline):
+        try:
+            found = run_blocking(_find_bets, self.handle.cfg.db,
+                                 [(r.tap.user, r.tap.nonce) for r, _ in replies])
+        except Exception as exc:
+            log.error("looking up redelivered taps failed: %r", exc)
+            found = {}
+        rest = []
+        for reply, market_id in replies:
+            hit = found.get((reply.tap.user, reply.tap.nonce))
+            if hit is None:
+                rest.append((reply, market_id))
+            else:
+                self.stats["committed_before"] += 1
+                self.answer(reply, Ack(None, hit[0], hit[1], self.ctx.ledger.balance(reply.tap.user)))
+        self._judge(rest, deadline)
+
+    def _judge(self, replies, deadline):
+        st = self.stats
         now = self.ctx.now()
         skew = self.ctx.taken.max_skew_ms
         place = self.handle.place_order
-        for rid, tap, market_id in taps:
-            self.inflight += 1
-            reply = _Reply(self, gw, rid, entry, tap, again)
-            if now > deadline and not again:
+        for reply, market_id in replies:
+            tap = reply.tap
+            if now > deadline:
+                # Its gateway has answered overloaded: placing it now would
+                # make a bet its player was told failed.
                 st["late"] += 1
                 self.ctx.count("overloaded")
-                reply.set(Ack("overloaded"))
+                self.answer(reply, Ack("overloaded"))
             elif abs(now - tap.ts) > skew:
                 st["expired"] += 1
                 self.ctx.count("expired")
-                reply.set(Ack("expired"))
-            elif again and now > deadline:
-                # Read before the market died; committed or not? The record
-                # knows: a committed one is answered with its bet, the rest
-                # is refused like any tap whose gateway gave up.
-                gevent.spawn(self.answer_committed, reply, Ack("overloaded"))
+                self.answer(reply, Ack("expired"))
             else:
                 if market_id is not None and _HAS_MARKET_ID:
-                    tap = tap._replace(market_id=market_id)
-                    reply.tap = tap
+                    tap = reply.tap = tap._replace(market_id=market_id)
                 place(tap, reply)
 
     # --- answering --------------------------------------------------------------------
@@ -181,21 +202,6 @@ class TapIntake:
     def _finished(self, eid):
         self.to_xack.append(eid)
         self.wake.set()
-
-    def answer_committed(self, reply, otherwise=Ack("replay")):
-        """A redelivered tap the record has seen: answer with its bet."""
-        tap = reply.tap
-        try:
-            found = run_blocking(_find_bet, self.handle.cfg.db, tap.user, tap.nonce)
-        except Exception as exc:
-            log.error("looking up a redelivered tap failed: %r", exc)
-            found = None
-        if found is None:
-            self.answer(reply, otherwise)
-            return
-        self.stats["committed_before"] += 1
-        bet, mult = found
-        self.answer(reply, Ack(None, bet, mult, self.ctx.ledger.balance(tap.user)))
 
     def flush_loop(self):
         """Acks out, then the XACKs of the entries they finish: one pipeline."""
@@ -233,16 +239,22 @@ class TapIntake:
         return self.inflight == 0 and not self.out and not self.to_xack
 
 
-def _find_bet(db, user, nonce):
-    """(bet id, mult) of ``user``'s recent bet with ``nonce``, or None."""
+def _find_bets(db, keys):
+    """{(user, nonce): (bet id, mult)} of those among ``keys`` (user, nonce)
+    that are recent bets (a user's last 2,000: redeliveries are seconds old)."""
+    want = {}
+    for user, nonce in keys:
+        want.setdefault(user, set()).add(nonce)
+    found = {}
     conn = open_readonly(db)
     try:
-        for bet, mult, stored in conn.execute(
-                "SELECT id, mult, nonce FROM bet_rows WHERE user=? ORDER BY id DESC LIMIT 2000",
-                (user,)):
-            if nonce_text(stored) == nonce:
-                return bet, mult
-        return None
+        for user, nonces in want.items():
+            for bet, mult, stored in conn.execute(
+                    "SELECT id, mult, nonce FROM bet_rows WHERE user=? ORDER BY id DESC LIMIT 2000",
+                    (user,)):
+                n = nonce_text(stored)
+                if n in nonces:
+                    found[(user, n)] = (bet, mult)
+        return found
     finally:
         conn.close()
-

@@ -19,6 +19,7 @@ import gevent
 from gevent.event import Event
 
 from .._context import Sinks
+from .._model import OUTCOME_NAMES
 from ._codec import dumps, encode_blob
 from ._redis import Backoff, RedisError
 
@@ -37,6 +38,7 @@ class Publisher(Sinks):
         self._results = []
         self._wake = Event()
         self.published = 0
+        self.metrics = None            # the market's /metrics (settled bets by bucket), if any
 
     # --- Sinks: called by the market's actors; never block --------------------------------
 
@@ -54,8 +56,13 @@ class Publisher(Sinks):
         self._wake.set()
 
     def on_result(self, user, s, balance):
-        self._results.append([user, s.bet, s.col, s.lo, s.stake, s.mult, s.outcome, s.payout,
-                              balance])
+        row = [user, s.bet, s.col, s.lo, s.stake, s.mult, s.outcome, s.payout, balance]
+        market_id = getattr(s, "market_id", None)
+        if market_id is not None:
+            row.append(market_id)        # carried untouched (several markets)
+        self._results.append(row)
+        if self.metrics is not None:
+            self.metrics.result(OUTCOME_NAMES[s.outcome], s)
         self._wake.set()
 
     # --- the one greenlet that talks to Redis ---------------------------------------------------
@@ -85,6 +92,12 @@ class Publisher(Sinks):
             for kind, blob in blobs:
                 pipe.hset(keys.state, kind, blob)
                 pipe.publish(keys.broadcast, blob)
+            if blobs and not self._status_dirty:
+                # The status is published when it changes; kept fresh in the
+                # state hash all along, so a gateway that (re)subscribes after
+                # Redis came back empty still finds it.
+                pipe.hset(keys.state, b"m", encode_blob(b"m", status.as_dict(),
+                                                        enc.market(status)))
             if results:
                 pipe.xadd(keys.results, {b"d": dumps(results)}, maxlen=self.cfg.bus_stream_max,
                           approximate=True)

@@ -55,7 +55,7 @@ class RemoteMarket:
         self.gateway_id = (gateway_id or cfg.gateway_id
                            or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
         self.inbox = self.keys.inbox(self.gateway_id)
-        self.sinks = None                  # the RelayHub: relay() and on_result()
+        self.sinks = None                  # the RelayFanout: relay() and on_result()
         self.grid = Grid()
         self.status = RemoteStatus()
         self.last_tick = None
@@ -63,7 +63,11 @@ class RemoteMarket:
         self.counters = {}
         self._rids = itertools.count(secrets.randbits(40))
         self._pending = {}                 # rid -> reply
-        self._expiry = deque()             # (give up at, rid), in order
+        self._users = {}                   # rid -> uid (for the balance it leaves)
+        self.balances = {}                 # uid -> last balance the market told us
+        self._expiry = deque()             # (give up at, rid, placed at), in order
+        self._held = deque()               # the same, held while the market restarts
+        self.redis_ok = True
         self._out = []
         self._out_wake = Event()
         self._calls = {}
@@ -92,8 +96,9 @@ class RemoteMarket:
     def place_order(self, tap, reply):
         rid = next(self._rids)
         self._pending[rid] = reply
+        self._users[rid] = tap.user
         now = time.monotonic()
-        self._expiry.append((now + (self.cfg.bus_tap_wait_ms + GRACE_MS) / 1000, rid))
+        self._expiry.append((now + (self.cfg.bus_tap_wait_ms + GRACE_MS) / 1000, rid, now))
         self._out.append((rid, tap, getattr(tap, "market_id", None), now))
         self._out_wake.set()
 
@@ -151,8 +156,12 @@ class RemoteMarket:
         kind = fields.get(b"k")
         if kind == b"a":
             pending = self._pending
+            users, balances = self._users, self.balances
             for rid, reason, bet, mult, balance in decode_acks(fields[b"d"]):
                 reply = pending.pop(rid, None)
+                user = users.pop(rid, None)
+                if reason is None and user is not None:
+                    self.remember(user, balance)
                 if reply is None:
                     if reason is None:
                         # Committed after we gave up (a commit slower than
@@ -168,15 +177,34 @@ class RemoteMarket:
                 waiter.set(fields)
 
     def _give_up(self):
-        q, pending = self._expiry, self._pending
+        """Answer ``overloaded`` the taps past their time. One kind waits
+        longer: a tap sent while the market was still beating, when the
+        market is now away and Redis is not. The market may have committed
+        it just before it died; the restarted market answers it with its
+        bet (or refuses it, past its deadline), so it waits for that, up
+        to ``bus_restart_wait_ms``, instead of being called overloaded
+        while it stands."""
+        q, held, pending = self._expiry, self._held, self._pending
         now = time.monotonic()
+        hold = self.status.away and self.redis_ok
+        restart = self.cfg.bus_restart_wait_ms / 1000
         while q and q[0][0] <= now:
-            _, rid = q.popleft()
-            reply = pending.pop(rid, None)
-            if reply is not None:
-                self.gave_up += 1
-                self.count("overloaded")
-                reply.set(Ack("overloaded"))
+            entry = q.popleft()
+            if hold and entry[2] <= self.seen and entry[1] in pending:
+                held.append((entry[0] + restart, entry[1], entry[2]))
+                continue
+            self._answer_overloaded(entry[1])
+        # Released at their bound only: once the market is back it answers them itself.
+        while held and held[0][0] <= now:
+            self._answer_overloaded(held.popleft()[1])
+
+    def _answer_overloaded(self, rid):
+        reply = self._pending.pop(rid, None)
+        self._users.pop(rid, None)
+        if reply is not None:
+            self.gave_up += 1
+            self.count("overloaded")
+            reply.set(Ack("overloaded"))
 
     def pending_taps(self):
         return len(self._pending)
@@ -213,7 +241,22 @@ class RemoteMarket:
         return self.call("credit", user, amount)
 
     def balance(self, user):
-        return self.call("balance", user)
+        """The market's word; while it is away, the last balance it told us
+        (a reconnecting player still gets its hello), else ``AskTimeout``."""
+        try:
+            value = self.call("balance", user,
+                              timeout=0.5 if self.status.away and user in self.balances else None)
+        except AskTimeout:
+            if user in self.balances:
+                return self.balances[user]
+            raise
+        self.remember(user, value)
+        return value
+
+    def remember(self, user, balance):
+        if len(self.balances) > 200_000:
+            self.balances.clear()
+        self.balances[user] = balance
 
     def save_session(self, row, timeout=10):
         return self.call("save_session", list(row))

@@ -27,6 +27,7 @@ from ._redis import BLOCK_MS, Backoff, RedisError
 __all__ = ["RemoteStatus", "Watcher", "grid_from_body"]
 
 log = logging.getLogger("tapgrid.bus")
+_HAS_MARKET_ID = "market_id" in Settlement._fields
 _REJECT = {"stale_price": "market_suspended", "disk_low": "disk_low", "overloaded": "overloaded"}
 
 
@@ -160,11 +161,16 @@ class Watcher:
             rows = loads(fields[b"d"])
         except (KeyError, ValueError):
             return
-        for user, bet, col, lo, stake, mult, outcome, payout, balance in rows:
+        remember = self.remote.remember
+        for row in rows:
+            user, bet, col, lo, stake, mult, outcome, payout, balance = row[:9]
+            s = Settlement(bet, user, col, lo, stake, mult, outcome, payout)
+            if len(row) > 9 and _HAS_MARKET_ID:
+                s = s._replace(market_id=row[9])
             self.results += 1
+            remember(user, balance)
             if sinks is not None:
-                sinks.on_result(user, Settlement(bet, user, col, lo, stake, mult, outcome, payout),
-                                balance)
+                sinks.on_result(user, s, balance)
 
     def heartbeat(self):
         """Away after ``bus_heartbeat_ms * 3`` without the market's key."""
@@ -174,8 +180,10 @@ class Watcher:
             try:
                 alive = self.r.exists(self.keys.alive)
                 remote.r.pexpire(remote.inbox, remote.cfg.bus_inbox_ttl_ms)
+                remote.redis_ok = True
             except RedisError:
                 alive = False
+                remote.redis_ok = False
             if alive:
                 remote.seen = time.monotonic()
             remote.status.set_away(not alive)

@@ -3,7 +3,7 @@ tick, grid and market frames the market encoded once) to this gateway's
 connections, as the same bytes, at most ``fanout_hz`` a second like the
 embedded Fanout; results come from the market's results stream.
 
-    hub = RelayHub(cfg, metrics)
+    hub = RelayFanout(cfg, metrics)
     market = RemoteMarket(cfg); market.sinks = hub
     hub.start(market); market.start()
 
@@ -18,7 +18,7 @@ import gevent
 from ._hub import Fanout, frame, grid2_json, grid_json
 from ._wsfast import encode_text_frame
 
-__all__ = ["RelayHub", "Encoders"]
+__all__ = ["RelayFanout", "Encoders"]
 
 
 class Encoders:
@@ -54,7 +54,7 @@ class _Grid:
         self.version, self.body, self.frame, self.frame2 = version, body, f1, f2
 
 
-class RelayHub(Fanout):
+class RelayFanout(Fanout):
     def __init__(self, cfg, metrics=None):
         super().__init__(cfg, metrics)
         self._market_frame = None
@@ -72,6 +72,8 @@ class RelayHub(Fanout):
         elif kind == b"g":
             self._grid = _Grid(head["v"], *parts[:3])
         elif kind == b"m":
+            if parts[0] == self._market_frame:
+                return                  # the same status again (a resubscribe)
             self._market_frame = parts[0]
             if not self.market.status.away:
                 for conn in list(self.conns):
