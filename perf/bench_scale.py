@@ -141,6 +141,42 @@ def storm(kind, workdir, run, a):
         server.stop(60)
 
 
+def cpu_slopes(kind, workdir, run, a):
+    """Per process, CPU at two offered rates on one fresh server: the
+    marginal µs per tap (the slope, what one more tap costs: the capacity
+    model's figure) and the fixed cost (% of a core spent whatever the rate:
+    pricing, ticks, heartbeats, polls), whether or not p99 kept under 100 ms."""
+    server = start(kind, workdir, f"cpu{run}")
+    rows = []
+    try:
+        for rate in a.cpu_rates:
+            r, _ = bench_server.run_step(server, rate, a.seconds, a.conns)
+            rows.append(r)
+            print(f"  cpu {kind:6} run {run} offered={rate:>5} acked/s={r['ok_per_s']:>7.0f} "
+                  f"p99={r['p99_ms']} ms {r.get('cpu_us_per_tap_by_role') or r['cpu_us_per_tap']} "
+                  f"[load {os.getloadavg()[0]:.2f}]", flush=True)
+    finally:
+        server.stop(60)
+    (lo, hi) = rows[0], rows[-1]
+
+    def per_s(row, key):      # CPU seconds per second at that step
+        us = row["cpu_us_per_tap"] if key == "all" else row["cpu_us_per_tap_by_role"].get(key)
+        return None if us is None else us * row["ok_per_s"] / 1e6
+    keys = ["all"] + sorted((lo.get("cpu_us_per_tap_by_role") or {}).keys())
+    out = {"rates": [lo["ok_per_s"], hi["ok_per_s"]], "p99_ms": [lo["p99_ms"], hi["p99_ms"]]}
+    for k in keys:
+        c0, c1 = per_s(lo, k), per_s(hi, k)
+        if c0 is None or c1 is None or hi["ok_per_s"] <= lo["ok_per_s"]:
+            continue
+        slope = (c1 - c0) / (hi["ok_per_s"] - lo["ok_per_s"])
+        out[k] = {"marginal_us_per_tap": round(slope * 1e6, 1),
+                  "fixed_pct_core": round(100 * (c0 - slope * lo["ok_per_s"]), 1),
+                  "us_per_tap_at": [round(c0 * 1e6 / lo["ok_per_s"], 1),
+                                    round(c1 * 1e6 / hi["ok_per_s"], 1)]}
+    print(f"  cpu {kind} run {run}: {json.dumps(out)}", flush=True)
+    return out
+
+
 def role_figures(row):
     """µs of CPU per acked tap: the market, the gateways together (the cost
     of one tap in the gateway tier), each gateway, Redis."""
@@ -164,24 +200,31 @@ def main():
     ap.add_argument("--step", type=int, default=1000)
     ap.add_argument("--limit", type=int, default=30000)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--cpu-rates", default="500,2000",
+                    help="two offered rates for the marginal CPU per tap per process")
+    ap.add_argument("--cpu-runs", type=int, default=1)
     ap.add_argument("--storm-runs", type=int, default=1)
     ap.add_argument("--clients", type=int, default=10000)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--fanout-s", type=float, default=15)
     ap.add_argument("--out", default=os.path.join(RESULTS, "scale.json"))
     a = ap.parse_args()
+    a.cpu_rates = [int(x) for x in a.cpu_rates.split(",")]
     raise_nofile(65536)
     os.makedirs(RESULTS, exist_ok=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}; drivers and servers on the same box; load "
           f"{os.getloadavg()}", flush=True)
     workdir = tempfile.mkdtemp(prefix="tapgrid-scale-")
-    res = {"single": {"taps": [], "storm": []}, "split": {"taps": [], "storm": []},
+    res = {"single": {"taps": [], "storm": [], "cpu": []}, "split": {"taps": [], "storm": [], "cpu": []},
            "loadavg_start": os.getloadavg()}
     try:
         for run in range(a.runs):
             for kind in ("single", "split"):
                 res[kind]["taps"].append(max_taps(kind, workdir, run, a))
+        for run in range(a.cpu_runs):
+            for kind in ("single", "split"):
+                res[kind]["cpu"].append(cpu_slopes(kind, workdir, run, a))
         for run in range(a.storm_runs):
             for kind in ("single", "split"):
                 out = storm(kind, workdir, run, a)
@@ -202,12 +245,28 @@ def main():
         return med([(s[sub] if sub else s).get(key) for s in res[kind]["storm"]
                     if (s.get(sub) if sub else s) is not None])
 
+    def marginal(kind, role):
+        return med([c.get(role, {}).get("marginal_us_per_tap") for c in res[kind]["cpu"]])
+
+    def top_rate(role, kind="split"):
+        """µs per acked tap at the top rate, per run; "gateway": all gateways
+        together (the gateway tier's cost of one tap)."""
+        per_run = []
+        for c in res[kind]["cpu"]:
+            vals = [v["us_per_tap_at"][1] for k, v in c.items()
+                    if isinstance(v, dict) and k.startswith(role)]
+            per_run.append(round(sum(vals), 1) if vals else None)
+        return med(per_run)
+
     summary = {
         "bench": "scale",
         "single_max_taps_per_s": med([t["best"] for t in res["single"]["taps"]]),
         "split_max_taps_per_s": med([t["best"] for t in res["split"]["taps"]]),
-        "market_cpu_us_per_tap": med([r["market"] for r in split_roles]),
-        "gateway_cpu_us_per_tap": med([r["gateways"] for r in split_roles]),
+        # all-in (fixed costs included) at the CPU phase's top rate when it ran
+        "market_cpu_us_per_tap": top_rate("market") if a.cpu_runs
+        else med([r["market"] for r in split_roles]),
+        "gateway_cpu_us_per_tap": top_rate("gateway") if a.cpu_runs
+        else med([r["gateways"] for r in split_roles]),
         "storm_steady_p99_ms_single": storm_med("single", "steady_p99_ms"),
         "storm_steady_p99_ms_split": storm_med("split", "steady_p99_ms"),
         "fanout_lag_p99_ms_split": storm_med("split", "lag_p99_ms", "fanout"),
@@ -215,6 +274,13 @@ def main():
     }
     res["extra"] = {
         "redis_cpu_us_per_tap": med([r["redis"] for r in split_roles]),
+        "at_max_step_split": split_roles,
+        "us_per_tap_at_top_cpu_rate": {k: {role: top_rate(role, k) for role in
+                                           ("all", "market", "redis", "gateway-0", "gateway-1")}
+                                       for k in ("single", "split")},
+        "marginal_us_per_tap": {k: {role: marginal(k, role) for role in
+                                    ("all", "market", "redis", "gateway-0", "gateway-1")}
+                                for k in ("single", "split")},
         "audit_ok": all(t["audit_ok"] for k in ("single", "split") for t in res[k]["taps"]),
         **{f"{k}_{key}": storm_med(k, key) for k in ("single", "split")
            for key in ("all_back_s", "ticks_per_s", "fanout_lag_p99_ms")},
