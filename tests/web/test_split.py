@@ -204,7 +204,7 @@ def test_a_gateway_holds_no_database_and_needs_redis(tmp_path, rig):
     r.players(1)
     c = r.players_[0].c
     col, lo, mult = c.open_cell()
-    assert c.tap(col, lo, 500, mult)["ok"]
+    assert c.tap(col, lo, 500)["ok"]
     assert c.me()["balance"] == c.balance
     assert c.history()["bets"][0]["stake"] == 500
     ticks = c.request("GET", "/api/ticks", auth=False)
@@ -225,7 +225,7 @@ def test_the_market_serves_its_own_health_and_metrics(tmp_path):
         r.players(1)
         c = r.players_[0].c
         col, lo, mult = c.open_cell()
-        assert c.tap(col, lo, 500, mult)["ok"]
+        assert c.tap(col, lo, 500)["ok"]
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: json.loads(urllib.request.urlopen(url + "/healthz").read())["status"]
                    == "ok", timeout=10, what="the market's /healthz")

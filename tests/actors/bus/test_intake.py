@@ -25,7 +25,7 @@ from tests.support import wait_until
 from tests.web.auth.test_replay_redis import RedisProcess
 
 K = Keys()
-ENV = {"TAPGRID_TICK_INTERVAL_MS": "250", "TAPGRID_BUS_STREAM_MAX": "100",
+ENV = {"TAPGRID_BUS_STREAM_MAX": "100",
        "TAPGRID_MAX_OPEN_BETS": "100000", "TAPGRID_CELL_LIABILITY_CAP": "1000000000000"}
 
 
@@ -240,3 +240,17 @@ def test_calls_answer_refuse_and_skip(bus):
                           b"a": encode_value([uid, 1_000_000])})
     assert gw.call("balance", uid) == 5700
     assert market.stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_second_market_on_the_same_redis_refuses(bus, tmp_path):
+    red, market, client = bus
+    import subprocess
+    import sys
+    from tests.serverproc import ROOT
+    out = subprocess.run([sys.executable, "-m", "web.cli", "market", "--redis", red.url,
+                          "--db", str(tmp_path / "other.db")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=50)
+    assert out.returncode == 1 and "another market serves this Redis" in out.stderr
+    assert str(market.pid) in out.stderr           # it names the holder
+    assert market.alive()
