@@ -234,3 +234,32 @@ def test_the_market_serves_its_own_health_and_metrics(tmp_path):
         assert 'tapgrid_mailbox_depth{actor="writer"}' in text
     finally:
         r.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_player_new_to_a_gateway_while_the_market_is_away_is_told_to_retry(rig):
+    r = rig(gateways=2)
+    first = r.players(1)[0].c           # on gateway 0; gateway 1 never heard of them
+    r.kill9(r.market)
+    from web.client import TapgridClient
+    other = TapgridClient(r.gateways[1].url, signer=first.signer, backoff_base=0.2,
+                          backoff_cap=1.0)
+    other.token = first.token
+    other.connect(wait=False)
+    # Its balance is the market's to tell: closed 1013 (try again later), and
+    # the client keeps trying by itself.
+    assert not other.connected.wait(6)
+    r.start_market()
+    assert other.connected.wait(30), "the player got in once the market was back"
+    assert other.wait_for(lambda: other.grid is not None, 10)
+    seen = []
+
+    def tapped():
+        # The market just started: suspended until its first grid is priced.
+        cell = other.open_cell()
+        seen.append(other.tap(cell[0], cell[1], 100) if cell else {"ok": False})
+        return seen[-1]["ok"]
+    wait_until(tapped, timeout=30, interval=0.2, what="a tap acked through the new gateway")
+    assert all(a.get("reason") in (None, "market_suspended", "column_closed") for a in seen), seen
+    other.close()
+    assert "Traceback" not in r.gateways[1].log()
