@@ -54,15 +54,22 @@ def metrics(gw):
 
 
 @pytest.mark.timeout(240)
-def test_market_killed_and_restarted_under_two_gateways(rig):
-    r = rig(gateways=2)
+@pytest.mark.parametrize("wait_ms", [1500, 15000])
+def test_market_killed_and_restarted_under_two_gateways(rig, wait_ms):
+    """With a short wait the gap's taps are refused; with one longer than
+    the restart they wait in the stream and the new market takes them."""
+    r = rig(gateways=2, env={"TAPGRID_BUS_TAP_WAIT_MS": str(wait_ms)})
     r.players(3)
     r.tapping()
     r.wait_acked(30, "up")
     r.kill9(r.market)
     r.phase("gap")
-    wait_until(lambda: sum(1 for a in r.answers("gap") if a.get("reason") == "overloaded") >= 6,
-               timeout=30, what="taps in the gap answered overloaded")
+    if wait_ms < 5000:
+        wait_until(lambda: sum(1 for a in r.answers("gap") if a.get("reason") == "overloaded")
+                   >= 6, timeout=30, what="taps in the gap answered overloaded")
+    else:
+        wait_until(lambda: sum(1 for e in r.log if e[0] == "gap") >= 30, timeout=30,
+                   what="taps sent in the gap")
     r.start_market()
     r.phase("after")
     for gw in (0, 1):
@@ -73,6 +80,8 @@ def test_market_killed_and_restarted_under_two_gateways(rig):
         "a player was disconnected"
     gap = r.answers("gap")
     assert all(a["ok"] or a.get("reason") in GAP_REASONS for a in gap), gap
+    if wait_ms > 5000:
+        assert any(a["ok"] for a in gap), "no tap of the gap was taken by the new market"
     assert not [a for a in r.answers() if a.get("reason") == "lost"]
     acked = r.check_nothing_acked_was_lost()
     assert r.market.stop() == 0
