@@ -79,6 +79,7 @@ class Config:
     commit: str = "group"               # or "per-tap" (benchmark baseline)
     commit_delay_ms: float = 0.0        # artificial fsync delay for benchmarks
     max_batch: int = 5000
+    commit_every_ms: float = 2.0        # at most one group commit this often (0: back to back)
     db_cache_mb: int = 64               # the Writer's SQLite page cache
     writer_queue: int = 20000
     hot_days: int = 7
@@ -176,6 +177,8 @@ class Config:
         self.min_free_disk = parse_size(self.min_free_disk)
         if self.replica_sync_ms <= 0 or self.drain_s <= 0:
             raise ValueError("replica_sync_ms and drain_s must be positive")
+        if not 0 <= self.commit_every_ms <= 50:
+            raise ValueError("commit_every_ms must be between 0 and 50")
         if not 0 <= self.verify_hold_ms <= 50:
             raise ValueError("verify_hold_ms must be between 0 and 50")
 
