@@ -1,11 +1,12 @@
 """Fan-out: the market's events, encoded once, to every connection.
 
-The Hub is the market's ``Sinks``: ticks and grids are only remembered
+The Fanout is the market's ``Sinks``: ticks and grids are only remembered
 when they arrive, and wake a broadcaster greenlet that sends the latest of
 each at once, unless the previous broadcast was under ``1/fanout_hz`` ago
 (then at that moment): a tick waits only for the fan-out itself, not for
 a poll, and at most ``fanout_hz`` broadcasts a second go out, one encoding
-per broadcast shared by all connections. Results go to the player's own connections; market changes go
+per broadcast shared by all connections. Results go to the player's own
+connections; market changes go
 to everyone at once. Nothing here blocks the caller.
 
 A connection opened with ``/ws?...&grid=2`` gets ``grid2`` frames in place
@@ -15,7 +16,7 @@ the bytes, which is most of what a 10,000-client fan-out costs. Every other
 connection gets the v1 frames, unchanged. Each version is encoded once per
 broadcast, and only if some connection uses it.
 
-    hub = Hub(cfg, metrics)
+    hub = Fanout(cfg, metrics)
     market = start_market(system, cfg, sinks=hub)
     hub.start(market)
 """
@@ -29,7 +30,7 @@ from actors import OUTCOME_NAMES, Sinks
 
 from ._wsfast import encode_text_frame
 
-__all__ = ["Hub", "grid_json", "grid2_json", "frame"]
+__all__ = ["Fanout", "grid_json", "grid2_json", "frame"]
 
 
 def frame(obj):
@@ -70,7 +71,7 @@ def grid2_json(cfg, grid, status):
     }
 
 
-class Hub(Sinks):
+class Fanout(Sinks):
     def __init__(self, cfg, metrics=None):
         self.cfg = cfg
         self.metrics = metrics
