@@ -10,7 +10,7 @@ A commit has a fixed cost (BEGIN, the WAL append, fsync, the thread
 hand-off and its GIL round trips: ~170 µs of CPU here) whatever it
 carries, so a commit starts at most every ``commit_every_ms``: a tap that
 finds the Writer idle commits at once, but at a steady few thousand taps/s
-the taps of the last couple of ms share one commit instead of paying one
+the taps of the last few ms share one commit instead of paying one
 each.
 
 The commit thread is a ``NativePool`` of one: handing a batch over is one

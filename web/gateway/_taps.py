@@ -116,7 +116,7 @@ class TapPipeline:
         # Held open this long after its first tap (0: to the end of the
         # loop turn), so that at moderate rates several taps share one
         # thread wake-up and one hand-back instead of paying one each.
-        self._hold = max(0.0, float(getattr(cfg, "verify_hold_ms", 1.0))) / 1000.0
+        self._hold = max(0.0, float(getattr(cfg, "verify_hold_ms", 3.0))) / 1000.0
         self._timer = None
         self._ready = deque()          # verified, in each connection's order
         self._wake = Event()
