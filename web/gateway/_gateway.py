@@ -183,7 +183,7 @@ class Gateway:
                 conn.close(1013, b"the market is away; retry")
                 return
             self.hub.welcome(conn, balance)
-            self.pipeline.run(conn, ws.receive)
+            self.pipeline.run(conn, ws.receive, getattr(ws, "receive_many", None))
         finally:
             self.hub.remove(conn)
             if conn.cut_off:
