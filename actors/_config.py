@@ -79,6 +79,7 @@ class Config:
     commit: str = "group"               # or "per-tap" (benchmark baseline)
     commit_delay_ms: float = 0.0        # artificial fsync delay for benchmarks
     max_batch: int = 5000
+    commit_every_ms: float = 5.0        # at most one group commit this often (0: back to back)
     db_cache_mb: int = 64               # the Writer's SQLite page cache
     writer_queue: int = 20000
     hot_days: int = 7
@@ -101,6 +102,7 @@ class Config:
     max_connections: int = 20000
     frame_limit: int = 4096
     verify_threads: int = 2             # native threads checking tap signatures (0: on the loop)
+    verify_hold_ms: float = 3.0         # a verify batch waits this long for more taps (0: one loop turn)
     tap_rate: float = 50.0              # taps/s per user, across their connections
     tap_burst: int = 100
     handshake_rate: float = 2000.0      # upgrades/s admitted (charged for valid tokens only)
@@ -189,6 +191,10 @@ class Config:
             raise ValueError("replica_sync_ms and drain_s must be positive")
         if not 0 <= self.gateways <= 64:
             raise ValueError("gateways must be between 0 (one process) and 64")
+        if not 0 <= self.commit_every_ms <= 50:
+            raise ValueError("commit_every_ms must be between 0 and 50")
+        if not 0 <= self.verify_hold_ms <= 50:
+            raise ValueError("verify_hold_ms must be between 0 and 50")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

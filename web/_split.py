@@ -32,8 +32,8 @@ def _need_redis(cfg, role):
     return True
 
 
-def _wait_for_signal():
-    done = Event()
+def _wait_for_signal(done=None):
+    done = done or Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, done.set)
     done.wait()
@@ -41,7 +41,7 @@ def _wait_for_signal():
 
 def run_market(cfg):
     from actors import Replicator, start_market
-    from actors.bus import MarketBus
+    from actors.bus import MarketBus, MarketTaken
     from engine import ActorSystem, notify_ready
 
     from ._server import _redacted, setup_logging
@@ -52,14 +52,20 @@ def run_market(cfg):
     system = ActorSystem()
     bus = MarketBus(cfg, Encoders(cfg))
     handle = start_market(system, cfg, sinks=bus.publisher)
-    bus.start(handle)
+    done = Event()
+    try:
+        bus.start(handle, on_lost=done.set)
+    except MarketTaken as exc:
+        print(f"tapgrid market: {exc}", file=sys.stderr)
+        system.stop(timeout=cfg.drain_s)
+        return 1
     replica = Replicator(cfg).start() if cfg.replica else None
     ops = _ops_server(cfg, system, handle, bus) if cfg.market_port is not None else None
     purger = gevent.spawn(_purge_guests, cfg, handle)
     log.info("market on %s (db=%s, feed=%s, pid in %s)", _redacted(cfg.redis), cfg.db,
              ",".join(cfg.sources) or cfg.feed, bus.keys.alive)
     notify_ready()          # serve --gateways starts the gateways now (systemd: Type=notify)
-    _wait_for_signal()
+    _wait_for_signal(done)
     log.info("market stopping: no new taps")
     purger.kill(block=False)
     if ops is not None:

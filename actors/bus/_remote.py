@@ -41,6 +41,7 @@ __all__ = ["RemoteMarket", "RemoteError"]
 log = logging.getLogger("tapgrid.bus")
 GRACE_MS = 1000       # after the deadline: room for a commit the market started in time
 INBOX_BLOCK_MS = 200  # how often an idle gateway looks for taps to give up
+HOLD_MARGIN_S = 0.3   # a market beating this long after a tap had time to answer it
 
 
 class RemoteError(RuntimeError):
@@ -59,7 +60,9 @@ class RemoteMarket:
         self.grid = Grid()
         self.status = RemoteStatus()
         self.last_tick = None
-        self.seen = 0.0
+        self.seen = 0.0                    # when the market's heartbeat was last there
+        self.last_beat = 0.0               # when the market last beat (monotonic)
+        self.beat_every = cfg.bus_heartbeat_ms / 1000
         self.counters = {}
         self._rids = itertools.count(secrets.randbits(40))
         self._pending = {}                 # rid -> reply
@@ -179,19 +182,23 @@ class RemoteMarket:
     def _give_up(self):
         """Answer ``overloaded`` the taps past their time. One kind waits
         longer: a tap sent while the market was still beating, when the
-        market is now away and Redis is not. The market may have committed
-        it just before it died; the restarted market answers it with its
-        bet (or refuses it, past its deadline), so it waits for that, up
-        to ``bus_restart_wait_ms``, instead of being called overloaded
-        while it stands."""
+        market has not beaten since (and Redis answers). The market may
+        have committed it just before it died; the restarted market answers
+        it with its bet (or refuses it, past its deadline), so it waits for
+        that, up to ``bus_restart_wait_ms``, rather than be called
+        overloaded while its bet stands. A tap sent after the market's last
+        beat plus one interval found it dead already and is not held."""
         q, held, pending = self._expiry, self._held, self._pending
         now = time.monotonic()
-        hold = self.status.away and self.redis_ok
+        last, every = self.last_beat, self.beat_every
+        hold = self.redis_ok and last > 0
         restart = self.cfg.bus_restart_wait_ms / 1000
         while q and q[0][0] <= now:
             entry = q.popleft()
-            if hold and entry[2] <= self.seen and entry[1] in pending:
-                held.append((entry[0] + restart, entry[1], entry[2]))
+            placed = entry[2]
+            if hold and placed - every - 0.3 <= last < placed + HOLD_MARGIN_S \
+                    and entry[1] in pending:
+                held.append((entry[0] + restart, entry[1], placed))
                 continue
             self._answer_overloaded(entry[1])
         # Released at their bound only: once the market is back it answers them itself.

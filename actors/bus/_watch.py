@@ -173,18 +173,33 @@ class Watcher:
                 sinks.on_result(user, s, balance)
 
     def heartbeat(self):
-        """Away after ``bus_heartbeat_ms * 3`` without the market's key."""
+        """Away once the market's key is gone (``3 * bus_heartbeat_ms``
+        after its last beat). Each look also dates that last beat from the
+        key's remaining life (``remote.last_beat``, monotonic), which tells
+        the gateway whether the market was still beating when a tap went."""
         remote = self.remote
-        every = remote.cfg.bus_heartbeat_ms / 1000
+        every = remote.cfg.bus_heartbeat_ms / 4000
+        keys = self.keys
         while True:
             try:
-                alive = self.r.exists(self.keys.alive)
-                remote.r.pexpire(remote.inbox, remote.cfg.bus_inbox_ttl_ms)
+                pipe = self.r.pipeline(transaction=False)
+                pipe.get(keys.alive)
+                pipe.pttl(keys.alive)
+                pipe.pexpire(remote.inbox, remote.cfg.bus_inbox_ttl_ms)
+                beat, pttl, _ = pipe.execute()
                 remote.redis_ok = True
             except RedisError:
-                alive = False
+                beat, pttl = None, -2
                 remote.redis_ok = False
+            alive = beat is not None and pttl > 0
             if alive:
-                remote.seen = time.monotonic()
+                now = time.monotonic()
+                remote.seen = now
+                try:
+                    d = loads(beat)
+                    remote.beat_every = d["every"] / 1000
+                    remote.last_beat = now - (d["ttl"] - pttl) / 1000
+                except (ValueError, KeyError, TypeError):
+                    remote.last_beat = now
             remote.status.set_away(not alive)
             gevent.sleep(every)

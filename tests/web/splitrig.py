@@ -21,8 +21,7 @@ from tests.support import wait_until
 from tests.web.auth.test_replay_redis import RedisProcess
 from web.client import TapgridClient
 
-ENV = dict(LOAD_ENV, TAPGRID_SESSION_SECRET="split-test-secret", TAPGRID_BUS_TAP_WAIT_MS="1500",
-           TAPGRID_TICK_INTERVAL_MS="250")
+ENV = dict(LOAD_ENV, TAPGRID_SESSION_SECRET="split-test-secret", TAPGRID_BUS_TAP_WAIT_MS="1500")
 
 
 def answer(fut):

@@ -25,7 +25,7 @@ from tests.support import wait_until
 from tests.web.auth.test_replay_redis import RedisProcess
 
 K = Keys()
-ENV = {"TAPGRID_TICK_INTERVAL_MS": "250", "TAPGRID_BUS_STREAM_MAX": "100",
+ENV = {"TAPGRID_BUS_STREAM_MAX": "100",
        "TAPGRID_MAX_OPEN_BETS": "100000", "TAPGRID_CELL_LIABILITY_CAP": "1000000000000"}
 
 
@@ -39,6 +39,7 @@ class FakeGateway:
         self.last = b"0-0"
         self.rid = 0
         self.nonce = 0
+        self.seen = {}
 
     def call(self, method, *args, deadline_ms=5000):
         cid = f"{self.name}-{time.monotonic_ns()}".encode()
@@ -79,8 +80,9 @@ class FakeGateway:
         return eid, [rid for rid, _, _ in rows]
 
     def acks(self, rids, timeout=10):
-        """{rid: [rid, reason, bet, mult, balance]} once all have come."""
-        got = {}
+        """{rid: [rid, reason, bet, mult, balance]} once all have come (one
+        inbox entry may answer several of our entries: kept in ``seen``)."""
+        got = self.seen
         want = set(rids)
 
         def more():
@@ -158,6 +160,8 @@ def test_a_tap_delivered_twice_makes_one_bet_and_both_answers_name_it(bus, tmp_p
     assert client.xpending(K.taps, K.group)["pending"] == 1
     client.delete(K.state)          # so that wait_open hears the new market
     market.start()
+    for rid in rids:
+        gw.seen.pop(rid, None)
     again = gw.acks(rids)
     assert [a[2] for a in again.values()] == [a[2] for a in first.values()]   # the same bets
     assert all(a[1] is None for a in again.values())
@@ -240,3 +244,17 @@ def test_calls_answer_refuse_and_skip(bus):
                           b"a": encode_value([uid, 1_000_000])})
     assert gw.call("balance", uid) == 5700
     assert market.stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_second_market_on_the_same_redis_refuses(bus, tmp_path):
+    red, market, client = bus
+    import subprocess
+    import sys
+    from tests.serverproc import ROOT
+    out = subprocess.run([sys.executable, "-m", "web.cli", "market", "--redis", red.url,
+                          "--db", str(tmp_path / "other.db")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=50)
+    assert out.returncode == 1 and "another market serves this Redis" in out.stderr
+    assert str(market.pid) in out.stderr           # it names the holder
+    assert market.alive()
