@@ -3,7 +3,7 @@ archive throughput, tap latency with and without the archiver, and the days
 until a 256 GB disk fills at 600 bets/s.
 
     .venv/bin/python perf/bench_storage.py [--days 10] [--per-day 150000] [--rate 600]
-        [--load-s 10] [--dir DIR]
+        [--load-s 10] [--dir DIR] [--cache DIR]
 
 1. Generates ``--days`` UTC days of bets ending today, at 600 bets/s in
    compressed time (``--per-day`` bets a day, at 600/s from a random time of
