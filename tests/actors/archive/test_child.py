@@ -67,6 +67,7 @@ def test_a_child_killed_after_any_of_its_writes_is_completed_by_the_next_run(tmp
                 n[0] += 1
                 if n[0] == k:
                     os.kill(child[0].pid, signal.SIGKILL)
+                    child[0].wait()     # dead before its answer is written: a broken pipe
             report = run_child(_args(db), write, on_spawn=child.append)
             if child[0].returncode == -signal.SIGKILL:     # else it had finished first
                 kills += 1
