@@ -173,12 +173,15 @@ def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
             vol.update(last[1], last[0])
             dirty = True
             ti += 1
+        if now < warm_until - 2 * REPRICE_MS:
+            now += ROLL_MS       # warming up: sigma learns, nothing is priced yet
+            continue
         if last is not None and dirty and now - priced_at >= REPRICE_MS:
             dirty = False
             priced_at = now
             t = time.perf_counter()
             grid = price_grid(cfg, last[1], last[0], vol.sigma, now, n_grids, vol.tick_ms,
-                              vol.log_sd)
+                              vol.log_sd, vol.tick_sd_ms)
             price_s += time.perf_counter() - t
             n_grids += 1
             sig_sum += grid.sigma
@@ -207,7 +210,7 @@ def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
     s = tally.sigma.setdefault(label, [0.0, 0, 0.0, 0])
     s[0] += sig_sum
     s[1] += n_grids
-    s[2] += realised_sigma(ticks)
+    s[2] += realised_sigma([tk for tk in ticks if tk[0] >= warm_until - 2 * REPRICE_MS])
     s[3] += 1
     return n_grids, price_s
 
@@ -239,8 +242,9 @@ def main(argv=None):
     ap.add_argument("--intervals", default="100,250,1000", help="sim tick intervals, ms")
     ap.add_argument("--taps", type=int, default=4, help="taps per 100 ms roll")
     ap.add_argument("--bands", type=int, default=12, help="taps within this many bands of the price")
-    ap.add_argument("--warmup-s", type=float, default=300.0,
-                    help="no taps in each path's first seconds (the pricer's sigma settles)")
+    ap.add_argument("--warmup-s", type=float, default=900.0,
+                    help="no taps (and no pricing) in each path's first seconds: sigma starts "
+                         "at Volatility's default and needs ~10 half-lives to forget it")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--no-replay", action="store_true")
     args = ap.parse_args(argv)
