@@ -115,7 +115,7 @@ def touch_from_curve(curve, a, b, h):
     return np.clip(1.0 - lo - hi, 0.0, 1.0)
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=512)
 def _whole_curve(m, waited):
     """``_curve`` for a wait of a whole number of steps: a regular feed asks
     for the same few (m, steps) pairs grid after grid."""

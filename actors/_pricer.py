@@ -47,15 +47,6 @@ BGK_BETA = 0.5825971579390106   # -zeta(1/2) / sqrt(2 pi)
 # random walks of m steps (tests/actors/test_pricer.py checks it): the
 # effective beta is beta (1 - 0.237 z / sqrt(m)) at z s.d. from the start.
 _KAPPA = 0.237 * BGK_BETA
-# How much of sigma's estimation error is priced. The whole of it kept the
-# edge while the discrete correction over-predicted far touches; with the
-# walk solved exactly (``_discrete``) it over-protects the house: the
-# estimate is low when far cells would pay the players, and those are
-# the cells a low estimate pushes into the cap, out of the uncapped
-# promise. Measured by realised outcomes (tests/actors/test_calibration.py
-# run at 250 and 1000 ms ticks, 1.1 M bets each): the whole error gives
-# RTP 0.946 / 0.940, none 0.956 / 0.949 (far bucket 0.98), half 0.953 / 0.946.
-_SD_SHARE = 0.5
 _SQRT2 = math.sqrt(2.0)
 _TWO_PI = 2.0 * math.pi
 _SQRT_PI = math.sqrt(math.pi)
@@ -327,7 +318,11 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     # (log-normal, 3-point Gauss-Hermite). The touch chance of a far cell
     # is convex in sigma, so pricing at the point estimate alone would pay
     # the noise of the estimate back to the players in far cells.
-    scales = np.exp(_GH3_X * sigma_sd * _SD_SHARE)
+    # The nodes sit around the unbiased log sigma: the EWMA of squared
+    # returns is unbiased for the variance, so its log is low by about
+    # var(log var) / 2 and log sigma by sigma_sd^2 (0.3 % at the default
+    # 60 s half-life, which far cells feel ten times over).
+    scales = np.exp(_GH3_X * sigma_sd + sigma_sd * sigma_sd)
     sy = np.sqrt(s1 * s1 + s2 * s2) * scales[-1]
     with np.errstate(all="ignore"):
         bound = 2.0 * phi(np.where(sy > 0, -edge / sy, -np.inf))
