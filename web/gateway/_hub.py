@@ -1,9 +1,12 @@
 """Fan-out: the market's events, encoded once, to every connection.
 
 The Fanout is the market's ``Sinks``: ticks and grids are only remembered
-when they arrive, and a broadcaster greenlet sends the latest of each at
-most ``fanout_hz`` times a second, one encoding per broadcast shared by all
-connections. Results go to the player's own connections; market changes go
+when they arrive, and wake a broadcaster greenlet that sends the latest of
+each at once, unless the previous broadcast was under ``1/fanout_hz`` ago
+(then at that moment): a tick waits only for the fan-out itself, not for
+a poll, and at most ``fanout_hz`` broadcasts a second go out, one encoding
+per broadcast shared by all connections. Results go to the player's own
+connections; market changes go
 to everyone at once. Nothing here blocks the caller.
 
 A connection opened with ``/ws?...&grid=2`` gets ``grid2`` frames in place
@@ -21,6 +24,7 @@ import json
 import time
 
 import gevent
+from gevent.event import Event
 
 from actors import OUTCOME_NAMES, Sinks
 
@@ -82,6 +86,7 @@ class Fanout(Sinks):
         self._grid2_cache = (None, None, None)
         self.compact = set()                     # connections that asked for grid2
         self._loop = None
+        self._news = Event()                     # a tick or a grid not yet broadcast
         self.broadcasts = 0
 
     def start(self, market):
@@ -124,9 +129,11 @@ class Fanout(Sinks):
 
     def on_tick(self, tick):
         self._tick = tick
+        self._news.set()
 
     def on_grid(self, grid):
         self._grid = grid
+        self._news.set()
 
     def on_market(self, status):
         f = frame({"type": "market", **status.as_dict()})
@@ -175,8 +182,15 @@ class Fanout(Sinks):
 
     def _broadcast_loop(self):
         period = 1.0 / max(self.cfg.fanout_hz, 0.1)
+        news = self._news
+        last = time.monotonic() - period
         while True:
-            gevent.sleep(period)
+            news.wait()
+            wait = last + period - time.monotonic()
+            if wait > 0:
+                gevent.sleep(wait)     # what arrives meanwhile joins this broadcast
+            news.clear()
+            last = time.monotonic()
             try:
                 self._broadcast()
             except Exception:   # never let the fan-out die
