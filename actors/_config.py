@@ -120,6 +120,15 @@ class Config:
     fd_reserve: int = 64                # descriptors kept free for SQLite, the archiver, logs
     session_purge_s: float = 600.0      # expired sessions are deleted this often
     session_secret: str | None = None   # HMAC key signing session records in Redis
+    # the split (tapgrid market / tapgrid gateway over Redis: actors/bus)
+    gateway_id: str | None = None       # this gateway's inbox name (default host-pid-random)
+    market_port: int | None = None      # tapgrid market: /healthz and /metrics on this port
+    bus_tap_wait_ms: int = 2000         # a tap waits this long for the market, then overloaded
+    bus_restart_wait_ms: int = 10_000   # a tap the market may have taken as it died waits more
+    bus_call_timeout_ms: int = 5000     # a gateway's call to the market (sign-in, balance...)
+    bus_stream_max: int = 100_000       # MAXLEN ~ of every bus stream (entries)
+    bus_inbox_ttl_ms: int = 60_000      # a dead gateway's inbox is deleted after this
+    bus_heartbeat_ms: int = 1000        # the market's heartbeat; away after 3 missed
 
     @classmethod
     def load(cls, path=None, env=None, overrides=None):

@@ -83,6 +83,7 @@ class MarketHandle:
         self.resolver = resolver
         self.writer = ctx.writer
         self.feed = feed                 # one feed, or the list of the price's sources
+        self._ro = None                  # read-only connection for history pages
 
     # --- taps -------------------------------------------------------------------------
 
@@ -207,6 +208,23 @@ class MarketHandle:
         finally:
             conn.close()
 
+    def read_history(self, user, cursor=None, limit=50):
+        """One page of ``/api/history``: receipts newest first, ids below ``cursor``."""
+        from .store import history
+        if self._ro is None:
+            from .store import open_readonly
+            self._ro = open_readonly(self.cfg.db)
+        return history(self._ro, user, cursor, limit)
+
+    def read_ticks(self, start, end, limit):
+        """[(ts, price)] of the stored price record in [start, end), oldest
+        first, ``limit + 1`` at most (the extra one says there is more)."""
+        return run_blocking(_read_ticks, self.cfg.db, start, end, limit)
+
+    @property
+    def counters(self):
+        return self.ctx.counters
+
     def wait_settled(self, bet, timeout=30):
         """Wait until bet ``bet`` is settled; return its receipt."""
         from .store import open_readonly
@@ -232,6 +250,16 @@ class MarketHandle:
                 "watchdog": self.watchdog.ask("snapshot", timeout=2),
                 "resolver": self.resolver.ask("stats", timeout=2),
                 "market": self.ctx.status.as_dict(), "columns": len(self.ctx.columns)}
+
+
+def _read_ticks(db, start, end, limit):
+    from .store import open_readonly
+    conn = open_readonly(db)
+    try:
+        return conn.execute("SELECT ts, price FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
+                            (start, end, limit + 1)).fetchall()
+    finally:
+        conn.close()
 
 
 def _done(value):

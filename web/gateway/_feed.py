@@ -42,11 +42,11 @@ def _day(ms):
 
 
 class PlayerFeed:
-    def __init__(self, cfg, hub, clock=time.time):
+    def __init__(self, cfg, hub, clock=time.time, key=None):
         self.cfg = cfg
         self.hub = hub
         self.clock = clock
-        self._key = secrets.token_bytes(16)
+        self._key = key or secrets.token_bytes(16)
         self.wins = deque(maxlen=WINS_KEPT)
         self.net = {}                   # uid -> net today (minor units)
         self.day = _day(clock() * 1000)
