@@ -7,6 +7,7 @@ import time
 from urllib.parse import parse_qs
 
 from actors.wire import load_session_key
+from engine import AskTimeout
 
 from .._addr import LruTable, client_addr
 from ._conn import Connection, TokenBucket
@@ -174,7 +175,14 @@ class Gateway:
         self.hub.add(conn, 2 if query.get("grid", [""])[0] == "2" else 1)
         self._by_sid.setdefault(conn.sid, set()).add(conn)
         try:
-            self.hub.welcome(conn, self.market.balance(session.uid))
+            try:
+                balance = self.market.balance(session.uid)
+            except AskTimeout:
+                # A gateway whose market is away, and this player's balance
+                # never heard: try again later (the client backs off).
+                conn.close(1013, b"the market is away; retry")
+                return
+            self.hub.welcome(conn, balance)
             self.pipeline.run(conn, ws.receive, getattr(ws, "receive_many", None))
         finally:
             self.hub.remove(conn)
