@@ -78,6 +78,7 @@ class Fanout(Sinks):
         self.conns = set()
         self.by_user = {}
         self.market = None
+        self._news = Event()                     # a tick or a grid not yet broadcast
         self._tick = None
         self._tick_sent = None
         self._grid = None
@@ -86,7 +87,6 @@ class Fanout(Sinks):
         self._grid2_cache = (None, None, None)
         self.compact = set()                     # connections that asked for grid2
         self._loop = None
-        self._news = Event()                     # a tick or a grid not yet broadcast
         self.broadcasts = 0
 
     def start(self, market):
@@ -129,11 +129,31 @@ class Fanout(Sinks):
 
     def on_tick(self, tick):
         self._tick = tick
-        self._news.set()
 
     def on_grid(self, grid):
         self._grid = grid
-        self._news.set()
+
+    # Remembering a tick or a grid is what wakes the broadcaster, however it
+    # is remembered (the Sinks calls above, or a relay that assigns them).
+    @property
+    def _tick(self):
+        return self._latest_tick
+
+    @_tick.setter
+    def _tick(self, tick):
+        self._latest_tick = tick
+        if tick is not None:
+            self._news.set()
+
+    @property
+    def _grid(self):
+        return self._latest_grid
+
+    @_grid.setter
+    def _grid(self, grid):
+        self._latest_grid = grid
+        if grid is not None:
+            self._news.set()
 
     def on_market(self, status):
         f = frame({"type": "market", **status.as_dict()})
