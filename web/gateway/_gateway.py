@@ -10,6 +10,7 @@ from actors.wire import load_session_key
 from engine import AskTimeout
 
 from .._addr import LruTable, client_addr
+from ..auth import SessionsUnavailable
 from ._conn import Connection, TokenBucket
 from ._taps import TapPipeline
 
@@ -73,8 +74,12 @@ class Gateway:
         origin = environ.get("HTTP_ORIGIN")
         if origin and not self.origin_allowed(origin, environ.get("HTTP_HOST", "")):
             return ("403 Forbidden", [("Content-Type", "text/plain")], b"origin not allowed")
-        token = self._ticket_or_token(environ)
-        session = self.sessions.get(token, int(time.time() * 1000)) if token else None
+        try:
+            token = self._ticket_or_token(environ)
+            session = self.sessions.get(token, int(time.time() * 1000)) if token else None
+        except SessionsUnavailable:
+            self.shed += 1
+            return self._refuse("503 Service Unavailable", b"sessions unavailable; retry", retry=1)
         if session is None:
             return ("401 Unauthorized", [("Content-Type", "text/plain")], b"invalid or expired token")
         if len(self.hub.by_user.get(session.uid, ())) + self._upgrading_users.get(session.uid, 0) \
