@@ -27,7 +27,7 @@ from .._model import VOID, WON
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT",
            "KIND_REFUND", "is_disk_full"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KIND_CREDIT, KIND_PAYOUT, KIND_REFUND = 1, 3, 4
 
 SCHEMA = """
@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS users(
 """ + BET_ROWS + """
 -- The Resolver's covering index: open bets of a column by band. Partial, so
 -- a settled bet costs the index nothing.
-CREATE INDEX IF NOT EXISTS bets_open ON bet_rows(col, lo, user, stake, mult) WHERE outcome = 0;
+-- mkt last: one market's Resolver filters on it inside the index.
+CREATE INDEX IF NOT EXISTS bets_open ON bet_rows(col, lo, user, stake, mult, mkt)
+    WHERE outcome = 0;
 CREATE INDEX IF NOT EXISTS bets_user ON bet_rows(user, id);
 CREATE TABLE IF NOT EXISTS ledger(
     id INTEGER PRIMARY KEY,
@@ -57,6 +59,10 @@ CREATE INDEX IF NOT EXISTS ledger_bet ON ledger(bet) WHERE bet IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL, src TEXT)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stale_spans(start INTEGER PRIMARY KEY, end INTEGER) WITHOUT ROWID;
+-- The markets bets were placed on (bet_rows.mkt = 2 * id + keyed, see
+-- _betrows); id 0 is the default market of the first start, which is also
+-- the market of every bet from before several markets existed.
+CREATE TABLE IF NOT EXISTS markets(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 -- Every session key a user signed in with, kept after the session expires
 -- so a receipt's signature can be checked for as long as the bet exists.
 CREATE TABLE IF NOT EXISTS session_keys(
@@ -97,7 +103,7 @@ CREATE TABLE IF NOT EXISTS archived(
 """ + BETS_VIEW
 
 _INSERT_BET = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
-               " nonce, sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+               " nonce, sig, mkt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 # Settlement, set-based: the batch's settlements go into a temp table, and
 # a handful of statements apply them all. A bet settles once: only the
 # first settlement of a bet in the batch, and only while it is still open.
@@ -194,10 +200,13 @@ class Store:
             # Litestream replicates the WAL and must own checkpoints (its docs)
             conn.execute("PRAGMA wal_autocheckpoint=0")
         _migrate_v1(conn)
+        _add_markets(conn)
         conn.executescript(SCHEMA)
         _add_tick_sources(conn)
         conn.executescript(_SETTLE_TEMP)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND value < ?",
+                     (SCHEMA_VERSION, SCHEMA_VERSION))
         self.next_bet_id = (conn.execute("SELECT max(id) FROM bet_rows").fetchone()[0] or 0) + 1
         archived_max = conn.execute("SELECT value FROM meta WHERE key='max_bet_id'").fetchone()
         if archived_max and archived_max[0] and archived_max[0] >= self.next_bet_id:
@@ -235,7 +244,8 @@ class Store:
                 ids = list(range(first, first + len(bets)))
                 conn.executemany(_INSERT_BET, [
                     (i, b.user, b.col, b.lo, b.stake, b.mult, b.mult - b.min_mult,
-                     b.col - b.ts, b.placed - b.ts, b.nonce, b.sig) for i, b in zip(ids, bets)])
+                     b.col - b.ts, b.placed - b.ts, b.nonce, b.sig, b.mkt)
+                    for i, b in zip(ids, bets)])
                 deltas = {}
                 for b in bets:
                     deltas[b.user] = deltas.get(b.user, 0) - b.stake
@@ -248,8 +258,15 @@ class Store:
                              (user, KIND_CREDIT, amount, now))
                 conn.execute("UPDATE users SET balance = balance + ? WHERE id = ?", (amount, user))
             if ticks:
-                conn.executemany("INSERT OR REPLACE INTO ticks(ts, price, src) VALUES (?,?,?)",
-                                 [t if len(t) == 3 else (t[0], t[1], None) for t in ticks])
+                # (ts, price[, src[, table]]): BTC-USD's record is ``ticks``,
+                # another asset's its own table (``record_tables``)
+                by_table = {}
+                for t in ticks:
+                    by_table.setdefault(t[3] if len(t) > 3 else "ticks", []).append(
+                        (t[0], t[1], t[2] if len(t) > 2 else None))
+                for table, rows in by_table.items():
+                    conn.executemany(f"INSERT OR REPLACE INTO {table}(ts, price, src)"
+                                     " VALUES (?,?,?)", rows)
             if sessions:
                 conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?)", sessions)
                 conn.executemany(INSERT_KEY, [(u, k, now, e) for _, u, k, e in sessions])
@@ -360,17 +377,41 @@ class Store:
 
     def load_state(self):
         """(users {id: (name, balance)}, open bets as rows
-        (id, user, col, lo, stake, mult))."""
+        (id, user, col, lo, stake, mult, mkt))."""
         users = {uid: (name, bal) for uid, name, bal in
                  self.conn.execute("SELECT id, name, balance FROM users")}
         open_bets = self.conn.execute(
-            "SELECT id, user, col, lo, stake, mult FROM bet_rows INDEXED BY bets_open"
+            "SELECT id, user, col, lo, stake, mult, mkt FROM bet_rows INDEXED BY bets_open"
             " WHERE outcome=0").fetchall()
         return users, open_bets
 
-    def last_tick(self):
+    def market_numbers(self, names):
+        """{market id: its number} for ``names`` (the configured markets, the
+        default first), numbering new ones. On a database without any, the
+        default becomes market 0, the market of the bets from before."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT count(*) FROM markets").fetchone()[0] == 0 and names:
+                conn.execute("INSERT INTO markets(id, name) VALUES (0, ?)", (names[0],))
+            for name in names:
+                conn.execute("INSERT OR IGNORE INTO markets(id, name) VALUES"
+                             " ((SELECT max(id) + 1 FROM markets), ?)", (name,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return dict(conn.execute("SELECT name, id FROM markets").fetchall())
+
+    def ensure_record(self, asset):
+        """The price-record tables of ``asset`` (BTC-USD's exist already)."""
+        from ._pricerecord import record_schema
+        self.conn.executescript(record_schema(asset))
+
+    def last_tick(self, table="ticks"):
         """(ts, price) of the newest stored tick, or None on a new database."""
-        return self.conn.execute("SELECT ts, price FROM ticks ORDER BY ts DESC LIMIT 1").fetchone()
+        return self.conn.execute(f"SELECT ts, price FROM {table} ORDER BY ts DESC LIMIT 1"
+                                 ).fetchone()
 
     def recent_nonces(self, since_ms):
         """(user, nonce, placed ms) of the bets placed since ``since_ms``,
@@ -401,6 +442,28 @@ def _add_tick_sources(conn):
         conn.execute("INSERT OR IGNORE INTO session_keys(user, key, created, expires)"
                      " SELECT user, session_key, 0, max(expires) FROM sessions"
                      " GROUP BY user, session_key")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _add_markets(conn):
+    """Databases from before several markets: ``bet_rows`` gains ``mkt``
+    (0 on every old row, stored in no bytes: ALTER rewrites nothing), the
+    open-bets index gains it, and the ``bets`` view and its triggers are
+    rebuilt with it (``executescript(SCHEMA)`` recreates them)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name='bet_rows'").fetchone():
+        return
+    if "mkt" in [r[1] for r in conn.execute("PRAGMA table_info(bet_rows)")]:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE bet_rows ADD COLUMN mkt INTEGER NOT NULL DEFAULT 0")
+        conn.execute("DROP INDEX IF EXISTS bets_open")
+        for trigger in ("bets_insert", "bets_update", "bets_delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.execute("DROP VIEW IF EXISTS bets")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
