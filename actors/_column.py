@@ -58,6 +58,9 @@ class Column(Actor):
         latest = ctx.latest.tick
         if latest is None or latest.ts <= grid.price_ts:
             return grid.columns.get(self.t0) or {}, grid.price_ts
+        if latest.price == grid.price:
+            # the newer tick confirms the grid's price: its multipliers stand
+            return grid.columns.get(self.t0) or {}, latest.ts
         tick, cells = self._fresh
         if tick is not latest:
             cfg = ctx.cfg
