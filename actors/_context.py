@@ -130,7 +130,7 @@ class PriceAges:
     """The age (ms) of the price behind each accepted multiplier: the
     recent ones for p50/p99 in /metrics, and counts."""
 
-    def __init__(self, keep=20000):
+    def __init__(self, keep=4096):
         from collections import deque
         self.recent = deque(maxlen=keep)
         self.n = 0
