@@ -24,7 +24,7 @@ from .archive import Archiver
 from ._context import MarketContext, Sinks
 from ._diskguard import DiskGuard
 from .feeds import make_sources
-from ._market import Market
+from ._market import MarketMaker
 from ._markets import market_cfg
 from ._model import Ack, Tap, TapOrder
 from ._resolver import Resolver
@@ -37,7 +37,7 @@ __all__ = ["start_market", "MarketHandle", "MarketUnit"]
 
 
 def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix=""):
-    """Spawn the Writer, then per market its Resolver and Market, per asset
+    """Spawn the Writer, then per market its Resolver and MarketMaker, per asset
     its Watchdog (stopped in reverse order: the Watchdogs first, the Writer
     last, so every queued bet is written). ``feed`` overrides the default
     market's asset's sources (one feed or a list), or is a dict
@@ -72,7 +72,7 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
         # the default market's actors keep the names they had before markets
         suffix = "" if i == 0 else f"[{spec.market_id}]"
         resolver = system.spawn(Resolver, mctx, name=p + "resolver" + suffix)
-        maker = system.spawn(Market, mctx, name=p + "market" + suffix)
+        maker = system.spawn(MarketMaker, mctx, name=p + "market" + suffix)
         units.append(MarketUnit(spec, mctx, maker, resolver))
     system.spawn(DiskGuard, root, name=p + "diskguard")
     feeds = feed if isinstance(feed, dict) else ({specs[0].asset: feed} if feed is not None
@@ -104,7 +104,7 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
 
 class MarketUnit:
     """One market's parts: its spec, context (grid, columns, status), the
-    Market that prices it and the Resolver that settles it, and its asset's
+    MarketMaker that prices it and the Resolver that settles it, and its asset's
     Watchdog and feed."""
 
     def __init__(self, spec, ctx, maker, resolver):
@@ -132,7 +132,7 @@ class MarketHandle:
         self.ctx = default.ctx
         self.cfg = root.cfg
         self.watchdog = default.watchdog
-        self.market = default.maker
+        self.maker = default.maker
         self.resolver = default.resolver
         self.writer = root.writer
         self.feed = default.feed         # one feed, or the list of the price's sources

@@ -6,7 +6,7 @@ one ``feed`` frame per ``feed_every_ms``, and only when something changed.
      "wins": [{"who": "player-3fa2", "payout": 1560, "mult": 156, "ts": ms}, ...],
      "leaders": [{"who": "player-3fa2", "net": 4200}, ...]}
 
-``record`` is called by the Hub for every settlement and only updates a few
+``record`` is called by the Fanout for every settlement and only updates a few
 dicts, so it never blocks the market. Names are an HMAC of the user id with
 a per-process key: stable for a run, unlinkable to the account. The board
 is kept in memory (a restart starts today's board afresh).

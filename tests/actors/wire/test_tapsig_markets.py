@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from actors.wire import TapError, encode_tap_payload, parse_tap_payload
+from actors.wire import Rejected, encode_tap_payload, parse_tap_payload
 
 FIELDS = dict(col=1_800_000_015_000, lo=350_000, stake=100, min_mult=150, ts=1_800_000_001_000,
               nonce="n0nce-abcdef")
@@ -42,6 +42,6 @@ def test_a_v1_payload_has_no_market():
     '{"market_id":"ETH-USD/5s"}',                                         # nothing else
 ])
 def test_anything_but_the_canonical_keyed_text_is_bad_request(payload):
-    with pytest.raises(TapError) as e:
+    with pytest.raises(Rejected) as e:
         parse_tap_payload(payload)
     assert e.value.code == "bad_request"
