@@ -21,6 +21,7 @@ import time
 import bottle
 
 from actors import open_readonly
+from actors.store import record_tables
 from engine import run_blocking
 
 from ..gateway import TokenBucket
@@ -29,7 +30,7 @@ __all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX", "ASSETS"]
 
 TICKS_MAX = 10_000
 DEFAULT_SPAN_MS = 180_000
-ASSETS = ("BTC-USD",)          # the multi-market issue adds more
+ASSETS = ("BTC-USD",)          # without a market list: BTC-USD's record only
 
 
 class AddressLimiter:
@@ -49,11 +50,11 @@ class AddressLimiter:
         return bucket.take(now)
 
 
-def _read_ticks(db, start, end, limit):
+def _read_ticks(db, start, end, limit, table="ticks"):
     conn = open_readonly(db)
     try:
-        return conn.execute("SELECT ts, price FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
-                            (start, end, limit + 1)).fetchall()
+        return conn.execute(f"SELECT ts, price FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts"
+                            " LIMIT ?", (start, end, limit + 1)).fetchall()
     finally:
         conn.close()
 
@@ -73,6 +74,9 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     `address()` the caller's address (for the rate limits), `session()`
     the caller's session (or ApiError 401)."""
     ticks_limit = AddressLimiter(rate=5, burst=20)
+    # every configured market's asset has a record; the default market's first
+    units = getattr(market, "units", None)
+    assets = tuple(dict.fromkeys(u.spec.asset for u in units)) if units else ASSETS
     topup_limit = AddressLimiter(rate=0.1, burst=5)
     topped = {}                     # uid -> monotonic time of the last top-up
 
@@ -111,8 +115,8 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     @api
     def get_ticks():
         q = bottle.request.query
-        asset = q.get("asset") or ASSETS[0]
-        if asset not in ASSETS:
+        asset = q.get("asset") or assets[0]
+        if asset not in assets:
             raise ApiError(400, "bad_request", f"unknown asset {asset!r}")
         now = int(time.time() * 1000)
         end = _int_param(q, "to", now + 1)
@@ -124,6 +128,6 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
         if not ticks_limit.allow(address()):
             bottle.response.set_header("Retry-After", "1")
             raise ApiError(429, "rate_limited", "too many price-record requests; slow down")
-        rows = run_blocking(_read_ticks, cfg.db, start, end, TICKS_MAX)
+        rows = run_blocking(_read_ticks, cfg.db, start, end, TICKS_MAX, record_tables(asset)[0])
         nxt = rows[TICKS_MAX][0] if len(rows) > TICKS_MAX else None
         return {"ticks": [[ts, price] for ts, price in rows[:TICKS_MAX]], "next": nxt}
