@@ -71,7 +71,7 @@ class Server(LoadServer):
             self._root = root
         self.start()
 
-    def start(self, timeout=30, wait_open=True):
+    def start(self, timeout=90, wait_open=True):     # a loaded box starts slowly
         root = getattr(self, "_root", None)
         if root is None:
             return super().start(timeout, wait_open)
