@@ -82,6 +82,7 @@ class Config:
     commit: str = "group"               # or "per-tap" (benchmark baseline)
     commit_delay_ms: float = 0.0        # artificial fsync delay for benchmarks
     max_batch: int = 5000
+    commit_every_ms: float = 5.0        # at most one group commit this often (0: back to back)
     db_cache_mb: int = 64               # the Writer's SQLite page cache
     writer_queue: int = 20000
     hot_days: int = 7
@@ -101,6 +102,7 @@ class Config:
     max_connections: int = 20000
     frame_limit: int = 4096
     verify_threads: int = 2             # native threads checking tap signatures (0: on the loop)
+    verify_hold_ms: float = 3.0         # a verify batch waits this long for more taps (0: one loop turn)
     tap_rate: float = 50.0              # taps/s per user, across their connections
     tap_burst: int = 100
     handshake_rate: float = 2000.0      # upgrades/s admitted (charged for valid tokens only)
@@ -121,6 +123,15 @@ class Config:
     fd_reserve: int = 64                # descriptors kept free for SQLite, the archiver, logs
     session_purge_s: float = 600.0      # expired sessions are deleted this often
     session_secret: str | None = None   # HMAC key signing session records in Redis
+    # the split (tapgrid market / tapgrid gateway over Redis: actors/bus)
+    gateway_id: str | None = None       # this gateway's inbox name (default host-pid-random)
+    market_port: int | None = None      # tapgrid market: /healthz and /metrics on this port
+    bus_tap_wait_ms: int = 2000         # a tap waits this long for the market, then overloaded
+    bus_restart_wait_ms: int = 10_000   # a tap the market may have taken as it died waits more
+    bus_call_timeout_ms: int = 5000     # a gateway's call to the market (sign-in, balance...)
+    bus_stream_max: int = 100_000       # MAXLEN ~ of every bus stream (entries)
+    bus_inbox_ttl_ms: int = 60_000      # a dead gateway's inbox is deleted after this
+    bus_heartbeat_ms: int = 1000        # the market's heartbeat; away after 3 missed
 
     @classmethod
     def load(cls, path=None, env=None, overrides=None):
@@ -180,6 +191,10 @@ class Config:
         market_specs(self)                 # a bad market list fails here, at load
         if self.replica_sync_ms <= 0 or self.drain_s <= 0:
             raise ValueError("replica_sync_ms and drain_s must be positive")
+        if not 0 <= self.commit_every_ms <= 50:
+            raise ValueError("commit_every_ms must be between 0 and 50")
+        if not 0 <= self.verify_hold_ms <= 50:
+            raise ValueError("verify_hold_ms must be between 0 and 50")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

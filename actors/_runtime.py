@@ -136,6 +136,7 @@ class MarketHandle:
         self.resolver = default.resolver
         self.writer = root.writer
         self.feed = default.feed         # one feed, or the list of the price's sources
+        self._ro = None                  # read-only connection for history pages
 
     def unit(self, market_id=None):
         """The market ``market_id`` (None: the default); None when unknown."""
@@ -280,6 +281,24 @@ class MarketHandle:
         finally:
             conn.close()
 
+    def read_history(self, user, cursor=None, limit=50):
+        """One page of ``/api/history``: receipts newest first, ids below ``cursor``."""
+        from .store import history
+        if self._ro is None:
+            from .store import open_readonly
+            self._ro = open_readonly(self.cfg.db)
+        return history(self._ro, user, cursor, limit)
+
+    def read_ticks(self, start, end, limit, asset=None):
+        """[(ts, price)] of the stored price record in [start, end), oldest
+        first, ``limit + 1`` at most (the extra one says there is more)."""
+        table = record_tables(asset or self.units[0].spec.asset)[0]
+        return run_blocking(_read_ticks, self.cfg.db, start, end, limit, table)
+
+    @property
+    def counters(self):
+        return self.ctx.counters
+
     def wait_settled(self, bet, timeout=30):
         """Wait until bet ``bet`` is settled; return its receipt."""
         from .store import open_readonly
@@ -318,6 +337,16 @@ class MarketHandle:
                 "market": self.ctx.status.as_dict(), "columns": len(self.ctx.columns),
                 "markets": {u.market_id: {"market": u.ctx.status.as_dict(),
                                           "columns": len(u.ctx.columns)} for u in self.units}}
+
+
+def _read_ticks(db, start, end, limit, table="ticks"):
+    from .store import open_readonly
+    conn = open_readonly(db)
+    try:
+        return conn.execute(f"SELECT ts, price FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts"
+                            " LIMIT ?", (start, end, limit + 1)).fetchall()
+    finally:
+        conn.close()
 
 
 def _done(value):

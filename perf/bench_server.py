@@ -89,6 +89,26 @@ class Server(LoadServer):
         pid = self.proc.pid
         return self.cpu_seconds(), _stat_cpu(f"/proc/{pid}/task/{pid}/stat")
 
+    def role_cpu(self):
+        """CPU seconds so far per thread name (``/proc/PID/task/*/comm``:
+        the loop is the main thread, engine.NativePool names its threads
+        after their pool: verify-N, commit, checkpoint, resolver)."""
+        pid = self.proc.pid
+        out = {}
+        for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else ():
+            base = f"/proc/{pid}/task/{task}"
+            cpu = _stat_cpu(base + "/stat")
+            try:
+                with open(base + "/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue
+            if cpu is None:
+                continue
+            name = "loop" if int(task) == pid else name.split("-")[0]
+            out[name] = out.get(name, 0.0) + cpu
+        return out
+
 
 def _stat_cpu(path):
     try:
@@ -130,10 +150,12 @@ def run_step(server, rate, seconds, conns, profile=None):
         if line.strip() == "START":
             m0 = scrape(server)
             cpu0 = server.thread_cpu()
+            roles0 = server.role_cpu()
             if profile:
                 spy = py_spy(server.pid, max(1, seconds - 1), profile)
         elif line.strip() == "END":
             cpu1 = server.thread_cpu()
+            roles1 = server.role_cpu()
             m1 = scrape(server)
         else:
             lines.append(line)
@@ -153,6 +175,9 @@ def run_step(server, rate, seconds, conns, profile=None):
     r["loop_cpu_us_per_tap"] = round(loop * 1e6 / n, 1) if n else None
     r["other_cpu_us_per_tap"] = round((cpu - loop) * 1e6 / n, 1) if n else None
     r["server_cpu_s"] = round(cpu, 2)
+    # Per role (threads that ended meanwhile are missing: the totals above count them).
+    r["cpu_us_per_tap_by_thread"] = {k: round((roles1[k] - roles0.get(k, 0.0)) * 1e6 / n, 1)
+                                     for k in sorted(roles1) if n and roles1[k] - roles0.get(k, 0.0) > 0}
     r["loop_lag_p99_ms"], r["loop_lag_max_ms"] = lag_figures(m0, m1)
     r["price_age_p50_ms"], r["price_age_p99_ms"] = price_age_ms(m1)
     r["rss_mb"] = round(server.rss_mb(), 1)
@@ -199,6 +224,7 @@ def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profil
                   f"{r['other_cpu_us_per_tap']}) lag p99/max={r['loop_lag_p99_ms']}/"
                   f"{r['loop_lag_max_ms']}ms price age p50/p99={r['price_age_p50_ms']}/"
                   f"{r['price_age_p99_ms']}ms rss={r['rss_mb']}MB rejects={r['rejects']} "
+                  f"threads={r['cpu_us_per_tap_by_thread']} "
                   f"[load {os.getloadavg()[0]:.2f}]", flush=True)
             if steps is None:
                 if not keeps_up(r) or rate >= 30000:
@@ -225,6 +251,10 @@ def median_rows(runs):
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 vals = [r[k] for r in step_rows if r.get(k) is not None]
                 m[k] = statistics.median(vals) if vals else None
+            elif k == "cpu_us_per_tap_by_thread":
+                names = sorted({n for r in step_rows for n in (r.get(k) or {})})
+                m[k] = {n: statistics.median([(r.get(k) or {}).get(n, 0.0) for r in step_rows])
+                        for n in names}
         out.append(m)
     return out
 

@@ -23,7 +23,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-__all__ = ["ServerProcess", "LoadServer", "LOAD_ENV", "raise_nofile", "free_port", "listen_drops"]
+__all__ = ["ServerProcess", "LoadServer", "LOAD_ENV", "raise_nofile", "free_port", "listen_drops",
+           "MarketProcess", "GatewayProcess"]
 
 
 def listen_drops():
@@ -80,6 +81,7 @@ class ServerProcess:
     settings over ``base_env``."""
 
     base_env = {}
+    command = "serve"
 
     def __init__(self, db, *args, env=None, port=None, log_path=None):
         self.db = db
@@ -105,7 +107,7 @@ class ServerProcess:
         os.makedirs(os.path.dirname(os.path.abspath(self.db)), exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "web.cli", "serve", "--port", str(self.port), "--db", self.db,
+            [sys.executable, "-m", "web.cli", self.command, "--port", str(self.port), "--db", self.db,
              *self.args], cwd=ROOT, env=self.env, stdout=log, stderr=log,
             preexec_fn=lambda: raise_nofile(65536))
         log.close()
@@ -113,6 +115,8 @@ class ServerProcess:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}: {self.log()[-2000:]}")
+            if self._ready():
+                return self
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
                     if r.status == 200:
@@ -126,6 +130,9 @@ class ServerProcess:
                 self.kill()
                 raise RuntimeError("server did not become healthy: " + self.log()[-2000:])
             time.sleep(0.05)
+
+    def _ready(self):
+        return False            # /healthz decides, below
 
     def log(self):
         try:
@@ -188,3 +195,32 @@ class ServerProcess:
 class LoadServer(ServerProcess):
     """A server for load: the per-player limits lifted (``LOAD_ENV``)."""
     base_env = LOAD_ENV
+
+
+class GatewayProcess(ServerProcess):
+    """``tapgrid gateway --redis URL``: HTTP and WebSocket in front of a
+    market reached over Redis (``--db`` only names its log file here)."""
+    command = "gateway"
+
+
+class MarketProcess(ServerProcess):
+    """``tapgrid market --redis URL``: ready once its heartbeat (with its
+    own pid) is in Redis. It listens on no port."""
+    command = "market"
+
+    def __init__(self, db, redis_url, *args, **kw):
+        super().__init__(db, "--redis", redis_url, *args, **kw)
+        self.redis_url = redis_url
+
+    def _ready(self):
+        import json
+        import redis
+        try:
+            r = redis.Redis.from_url(self.redis_url, socket_timeout=1)
+            try:
+                beat = r.get("tapgrid:bus:market")
+            finally:
+                r.close()
+        except redis.RedisError:
+            return False
+        return beat is not None and json.loads(beat).get("pid") == self.proc.pid

@@ -72,6 +72,16 @@ def cmd_serve(cfg, args):
     return _server.serve(cfg)
 
 
+def cmd_market(cfg, args):
+    from . import _split
+    return _split.run_market(cfg)
+
+
+def cmd_gateway(cfg, args):
+    from . import _split
+    return _split.run_gateway(cfg)
+
+
 def cmd_audit(cfg, args):
     from actors import audit
     problems = audit(cfg.db)

@@ -163,7 +163,7 @@ def _market_metrics(market):
         grid_age.add_metric([u.market_id], (now - ts) / 1000 if ts else -1)
     yield state
     yield grid_age
-    ages = getattr(market.ctx, "price_ages", None)
+    ages = getattr(getattr(market, "ctx", None), "price_ages", None)   # none in a gateway
     if ages is not None:
         q = GaugeMetricFamily("tapgrid_tap_price_age_seconds",
                               "Age of the price behind accepted multipliers (recent taps)",
@@ -176,6 +176,22 @@ def _market_metrics(market):
                                   " was measured", value=ages.n)
         yield CounterMetricFamily("tapgrid_taps_repriced", "Column prices from a tick newer than"
                                   " the grid", value=ages.repriced)
+
+
+def _bus_metrics(market):
+    """A gateway's side of the bus (actors.bus.RemoteMarket)."""
+    st = market.stats()
+    yield GaugeMetricFamily("tapgrid_bus_pending_taps", "Taps sent to the market, not yet"
+                            " answered", value=st["pending"])
+    for key, doc in (("sent", "Taps sent to the market"),
+                     ("acked", "Answers from the market to this gateway's taps"),
+                     ("gave_up", "Taps answered overloaded: no answer from the market in time"),
+                     ("late_acks", "Ok acks that came after their tap was answered overloaded"),
+                     ("relayed", "Broadcasts (ticks, grids, status) relayed from the market"),
+                     ("resubscribes", "Times the broadcast feed was cut off and resubscribed")):
+        yield CounterMetricFamily("tapgrid_bus_" + key, doc, value=st[key])
+    yield GaugeMetricFamily("tapgrid_bus_market_away", "1 while the market's heartbeat is missing",
+                            value=1 if market.status.away else 0)
 
 
 def _settled_families(settled):
@@ -206,8 +222,9 @@ class _ScrapeCollector:
     def collect(self):
         m = self.m
         system, market, hub, db_path, _ = m._sources
-        ctx = market.ctx
-        m.drain_writer(ctx.writer_stats)
+        ctx = getattr(market, "ctx", None)     # None in a gateway: the market is elsewhere
+        if ctx is not None:
+            m.drain_writer(ctx.writer_stats)
         taps = CounterMetricFamily("tapgrid_taps", "Taps by outcome (ok or reject reason)",
                                    labels=["outcome"])
         for outcome, n in sorted(m.tap_counts.items()):
@@ -242,7 +259,7 @@ class _ScrapeCollector:
         yield GaugeMetricFamily("tapgrid_dead_letters", "Undeliverable messages",
                                 value=system.dead_letters.count)
         yield GaugeMetricFamily("tapgrid_connections", "Open WebSocket connections",
-                                value=len(hub.conns))
+                                value=len(getattr(hub, "conns", ())))
         gateway = getattr(hub, "gateway", None)
         if gateway is not None:
             yield GaugeMetricFamily("tapgrid_loop_lag_seconds", "How late the event loop runs",
@@ -280,15 +297,19 @@ class _ScrapeCollector:
                          "max_connections", "max_body"):
                 limits.add_metric([name], float(getattr(cfg, name)))
             yield limits
-        yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
-                                value=ctx.writer_stats.pending_taps)
-        grid = ctx.grid
+        if ctx is not None:
+            yield GaugeMetricFamily("tapgrid_writer_pending_taps", "Taps accepted, not yet durable",
+                                    value=ctx.writer_stats.pending_taps)
+        else:
+            yield from _bus_metrics(market)
+        grid = market.grid
         age = (time.time() * 1000 - grid.price_ts) / 1000 if grid.price_ts else -1
         yield GaugeMetricFamily("tapgrid_price_age_seconds", "Age of the last priced tick", value=age)
         yield GaugeMetricFamily("tapgrid_market_open", "1 when betting is open",
-                                value=1 if ctx.status.is_open else 0)
+                                value=1 if market.status.is_open else 0)
         yield from _market_metrics(market)
-        yield from _source_metrics(ctx.price_boards, time.monotonic() * 1000)
+        if ctx is not None:
+            yield from _source_metrics(ctx.price_boards, time.monotonic() * 1000)
         try:
             free = disk_free(db_path)
         except OSError:

@@ -24,7 +24,7 @@ from engine import ActorSystem, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
                    make_session_store, make_tickets)
-from .gateway import FastHandler, Gateway, Fanout, PlayerFeed
+from .gateway import FastHandler, Fanout, Gateway, PlayerFeed, RelayFanout
 from .http import HEADERS, build_app, guard
 from ._metrics import Metrics
 
@@ -66,17 +66,36 @@ def handler_pool_size(cfg):
     return max(8, min(wanted, soft - cfg.fd_reserve))
 
 
+def _redacted(url):
+    """A Redis URL without its password, for logs."""
+    head, at, tail = url.rpartition("@")
+    return (head.split("//")[0] + "//***@" + tail) if at else url
+
+
 class Server:
     """Everything ``tapgrid serve`` runs; tests and benchmarks can use it too."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, remote=False):
+        """``remote``: a gateway process (``tapgrid gateway``): the market is
+        another process, reached over Redis (``actors.bus.RemoteMarket``)."""
         self.cfg = cfg
+        self.remote = remote
         self.system = ActorSystem()
         self.metrics = Metrics()
-        self.hub = Fanout(cfg, self.metrics)
-        self.hub.feed = PlayerFeed(cfg, self.hub)
-        self.market = start_market(self.system, cfg, sinks=self.hub)
-        self.hub.start(self.market)
+        if remote:
+            from actors.bus import RemoteMarket
+            self.hub = RelayFanout(cfg, self.metrics)
+            self.market = RemoteMarket(cfg)
+            self.market.sinks = self.hub
+            # Every gateway names players alike in the wins feed: one key, in Redis.
+            self.hub.feed = PlayerFeed(cfg, self.hub, key=shared_feed_key(self.market.r))
+            self.hub.start(self.market)
+            self.market.start()
+        else:
+            self.hub = Fanout(cfg, self.metrics)
+            self.hub.feed = PlayerFeed(cfg, self.hub)
+            self.market = start_market(self.system, cfg, sinks=self.hub)
+            self.hub.start(self.market)
         self.hub.feed.start()
         self.sessions = make_session_store(cfg, self.market)
         now = int(time.time() * 1000)
@@ -112,7 +131,7 @@ class Server:
         gc.freeze()
         gc.set_threshold(20_000, 20, 50)
         self.http.start()
-        if self.cfg.replica:
+        if self.cfg.replica and not self.remote:
             # after the Store opened the file (WAL on, writer lock held)
             self.replica = self.metrics.replica = Replicator(self.cfg).start()
         if self.cfg.backdoor:
@@ -126,6 +145,11 @@ class Server:
         if self.cfg.redis and not self.cfg.session_secret:
             log.warning("session records in Redis are unsigned: set session_secret "
                         "(TAPGRID_SESSION_SECRET) so that a write to Redis cannot mint a session")
+        if self.remote:
+            log.info("gateway %s serving on http://%s:%d (market over %s, demo=%s)",
+                     self.market.gateway_id, self.cfg.host, self.http.server_port,
+                     _redacted(self.cfg.redis), self.cfg.demo)
+            return
         log.info("serving on http://%s:%d (db=%s, feed=%s, demo=%s, nonces=%s)",
                  self.cfg.host, self.http.server_port, self.cfg.db,
                  ",".join(self.cfg.sources) + f" (quorum {self.cfg.quorum})" if self.cfg.sources
@@ -140,7 +164,7 @@ class Server:
         last = {}
         while True:
             gevent.sleep(every)
-            now = dict(self.market.ctx.counters)
+            now = dict(self.market.counters)
             delta = {k: v - last.get(k, 0) for k, v in now.items() if v != last.get(k, 0)}
             if delta:
                 log.info("rejects in the last %ds: %s", int(every), json.dumps(delta, sort_keys=True))
@@ -176,6 +200,8 @@ class Server:
             for g in self._loops:
                 g.kill(block=False)
         self.system.stop(timeout=timeout / 2)
+        if self.remote:
+            self.market.close()
         self.gateway.close_all(1001)
         if self.replica is not None:
             self.replica.stop()     # after the Writer's last commit: Litestream ships it
@@ -188,9 +214,16 @@ class Server:
         log.info("stopped")
 
 
-def serve(cfg):
+def shared_feed_key(r):
+    """The wins feed's naming key, the same for every gateway (set once, NX)."""
+    import secrets
+    r.set("tapgrid:feed-key", secrets.token_hex(16), nx=True)
+    return bytes.fromhex(r.get("tapgrid:feed-key").decode())
+
+
+def serve(cfg, remote=False):
     setup_logging()
-    server = Server(cfg)
+    server = Server(cfg, remote=remote)
     server.start()
     done = Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,4 +1,4 @@
-"""The ``tapgrid`` command: serve, shell, audit, verify, archive, credit, history,
+"""The ``tapgrid`` command: serve, market, gateway, shell, audit, verify, archive, credit, history,
 backup, restore, config.
 
     tapgrid serve --port 8080          # the game, with embedded defaults
@@ -81,6 +81,13 @@ def build_parser():
     ap = argparse.ArgumentParser(prog="tapgrid", description="BTC tap-trading server")
     sub = ap.add_subparsers(dest="command", required=True)
     _add_config_flags(sub.add_parser("serve", help="run the server"))
+    p = sub.add_parser("market", help="the market alone: serves gateways over --redis, the"
+                                      " only database writer")
+    _add_config_flags(p)
+    p.add_argument("--market-port", type=int,
+                   help="serve the market's /healthz and /metrics on this port (default: none)")
+    _add_config_flags(sub.add_parser("gateway", help="HTTP and WebSocket in front of a market"
+                                                     " reached over --redis"))
     _add_config_flags(sub.add_parser("shell", help="a REPL with a live actor system"))
     p = sub.add_parser("audit", help="check the ledger invariants")
     _add_config_flags(p, with_server=False)
@@ -125,7 +132,7 @@ def load_config(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command in ("serve", "shell"):
+    if args.command in ("serve", "shell", "market", "gateway"):
         # Before anything else imports socket/threading/ssl.
         from gevent import monkey
         monkey.patch_all()

@@ -1,10 +1,11 @@
 """Running the archiver (``_archive``): inside the server as the
 ``Archiver`` actor, and offline as ``archive_offline`` (``tapgrid archive``).
 
-In the server the job's file and SQLite work runs in the Archiver's own
-thread (niced; lzma and SQLite release the GIL), its writes go through the
-Writer (riding in the next batch's transaction), and it pauses between
-steps, so a tap waits at most on one small step. Offline, this process is
+In the server the job runs in a child process at idle CPU priority
+(``_child``): its copy, read-back and lzma work take neither the GIL nor
+CPU the server wants; its writes come back up a pipe and go through the
+Writer (riding in the next batch's transaction), so a tap waits at most on
+one small delete chunk. Offline, this process is
 the writer. A lock file keeps it to one archiver per archive directory.
 
     >>> import tempfile, os
@@ -19,7 +20,6 @@ import fcntl
 import logging
 import os
 import subprocess
-import sys
 import time
 
 import gevent
@@ -28,6 +28,7 @@ from gevent.threadpool import ThreadPool
 
 from engine import Actor
 
+from ._child import run_child
 from ._job import archive_steps, new_report
 from ._files import archive_dir_of
 from ..store import Store
@@ -93,40 +94,26 @@ def archive_offline(cfg, now_ms=None):
     return report
 
 
-def _step(gen, value):
-    # StopIteration must not cross the threadpool: turn it into a value
-    try:
-        return gen.send(value)
-    except StopIteration:
-        return ("done",)
-
-
-def _lower_priority():
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, 10)   # Linux: this thread only
-    except (AttributeError, OSError):
-        pass
-
-
 class Archiver(Actor):
     """The archiver inside the server: runs every ``archive_every_s`` (first
-    a minute after start) and on ``ask("run")``. Its file and SQLite work
-    runs in its own niced thread; its deletes go through the Writer."""
+    a minute after start) and on ``ask("run")``. The job runs in a child
+    process at idle priority; its deletes go through the Writer."""
 
-    def __init__(self, ctx, first_s=60.0, pause_s=0.005):
+    def __init__(self, ctx, first_s=60.0):
         self.ctx = ctx
         self.first_s = first_s
-        self.pause_s = pause_s
 
     def on_start(self):
         self.pool = ThreadPool(1)
-        self.pool.apply(_lower_priority)
         self.last = None
+        self.child = None
         every = self.ctx.cfg.archive_every_s
         if every and every > 0:
             self.schedule_every(every, "tick", first=min(self.first_s, every))
 
     def on_stop(self):
+        if self.child is not None and self.child.poll() is None:
+            self.child.kill()       # what it leaves, the next run completes
         self.pool.kill()
 
     def receive(self, msg):
@@ -147,33 +134,23 @@ class Archiver(Actor):
         cfg = self.ctx.cfg
         adir = archive_dir_of(cfg.archive_dir, cfg.db)
         lock = self.pool.apply(_Lock, (adir,))
-        report = new_report()
         if not lock.held:
             lock.release()
-            report["errors"].append("another archiver is running")
-            return report
+            return dict(new_report(), errors=["another archiver is running"])
         t = time.monotonic()
-        # While the archiver's thread competes for the GIL, hand it over every
-        # 1 ms instead of 5: taps pass the GIL several times on their way.
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, 0.001))
+        args = {"db": cfg.db, "adir": adir, "now_ms": self.ctx.now(), "hot_days": cfg.hot_days,
+                "archive_cmd": cfg.archive_cmd, "delete_shipped": cfg.archive_delete_shipped}
         try:
-            gen = archive_steps(cfg.db, adir, self.ctx.now(), cfg.hot_days, cfg.archive_cmd,
-                                cfg.archive_delete_shipped, report)
-            result = None
-            while True:
-                req = self.pool.apply(_step, (gen, result))
-                result = None
-                if req[0] == "done":
-                    break
-                if req[0] == "write":
-                    result = self.ctx.writer.ask(ArchiveStep(req[1]), timeout=60)
-                elif req[0] == "pause":
-                    gevent.sleep(self.pause_s)
-                elif req[0] == "run":
-                    result = gevent.subprocess.call(req[1], shell=True)
+            report = run_child(args, self._write, popen=gevent.subprocess.Popen,
+                               on_spawn=self._spawned)
         finally:
-            sys.setswitchinterval(switch)
+            self.child = None
             lock.release()
         report["seconds"] = round(time.monotonic() - t, 3)
         return report
+
+    def _spawned(self, proc):
+        self.child = proc
+
+    def _write(self, statements):
+        self.ctx.writer.ask(ArchiveStep(statements), timeout=60)

@@ -5,7 +5,9 @@ The copy reads one consistent snapshot: the source connection holds a read
 transaction for the whole copy, so the Writer's commits (WAL) neither wait
 for it nor restart it, and the copy moves ``pages`` pages a step with a
 short sleep between steps (the GIL and the disk are released to the server
-in between). The result is written beside ``out``, checked
+in between). The whole copy runs at idle CPU priority (``SCHED_IDLE``,
+restored after): on a box the server fills, what taps feel of a backup is
+its CPU, not its locks. The result is written beside ``out``, checked
 (``quick_check``), fsynced and renamed: a backup file is whole or absent.
 No writer lock is taken: a backup is a reader.
 
@@ -21,11 +23,19 @@ import time
 
 import pysqlite3.dbapi2 as sqlite3
 
+from ._idle import idle_priority
+
 __all__ = ["backup"]
 
 
 def backup(db_path, out, pages=128, sleep_s=0.01):
-    """Copy ``db_path`` to ``out``; a dict with pages, bytes and seconds."""
+    """Copy ``db_path`` to ``out``; a dict with pages, bytes, seconds and
+    ``priority`` (how it was lowered)."""
+    with idle_priority() as how:
+        return dict(_backup(db_path, out, pages, sleep_s), priority=how)
+
+
+def _backup(db_path, out, pages, sleep_s):
     if not os.path.exists(db_path):
         raise FileNotFoundError(db_path)
     if os.path.exists(out):

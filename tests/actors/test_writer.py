@@ -93,6 +93,28 @@ def test_many_taps_queued_at_once_go_in_one_transaction(system, db_path):
     assert audit(db_path) == []
 
 
+def test_taps_arriving_one_by_one_share_a_paced_commit(system, db_path):
+    # commit_every_ms: the first tap commits alone, at once; taps that come
+    # one at a time while that commit's window is still open (one every
+    # 2 ms, each as its own message) all go in the next commit.
+    ctx, _ = start_writer(system, db_path, commit_every_ms=50)
+    alice = ctx.writer.ask(EnsureUser("alice", 100_000))
+    before = ctx.writer_stats.batches
+    first = send_bets(ctx, [bet(alice, 0)])
+    assert first[0].get(5).reason is None
+    assert ctx.writer_stats.batches == before + 1
+    futs = []
+    for i in range(1, 6):
+        futs += send_bets(ctx, [bet(alice, i)])
+        gevent.sleep(0.002)                     # pacing the sender, not synchronising
+    acks = [f.get(5) for f in futs]
+    assert [a.bet for a in acks] == [2, 3, 4, 5, 6]
+    assert ctx.writer_stats.batches == before + 2, "the five shared one commit"
+    assert ctx.writer_stats.last_batch == 5
+    assert rows(db_path, "SELECT count(*) FROM bets")[0][0] == 6
+    assert audit(db_path) == []
+
+
 def test_bets_under_load_share_batches(system, db_path):
     # While one commit is in the threadpool, taps pile up and go in the next one.
     store = Store(db_path, commit_delay_ms=100)

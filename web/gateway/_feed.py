@@ -34,19 +34,27 @@ LEADERS_SHOWN = 5
 MAX_PLAYERS = 200_000
 
 
+_DAY_MS = 86_400_000
+
+
 def _day(ms):
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
 class PlayerFeed:
-    def __init__(self, cfg, hub, clock=time.time):
+    def __init__(self, cfg, hub, clock=time.time, key=None):
         self.cfg = cfg
         self.hub = hub
         self.clock = clock
-        self._key = secrets.token_bytes(16)
+        self._key = key or secrets.token_bytes(16)
         self.wins = deque(maxlen=WINS_KEPT)
         self.net = {}                   # uid -> net today (minor units)
         self.day = _day(clock() * 1000)
+        # record() runs per settlement on the loop: the day's name is made
+        # once per day (UTC days are whole multiples of 86,400,000 ms), and
+        # each player's anonymised name once.
+        self._day_end = (int(clock() * 1000) // _DAY_MS + 1) * _DAY_MS
+        self._names = {}
         self.version = 0
         self._sent = -1
         self._body = None
@@ -54,13 +62,21 @@ class PlayerFeed:
         self.frames_sent = 0
 
     def who(self, uid):
-        return "player-" + hmac.new(self._key, str(uid).encode(), hashlib.sha256).hexdigest()[:4]
+        name = self._names.get(uid)
+        if name is None:
+            if len(self._names) >= MAX_PLAYERS:
+                self._names.clear()
+            name = self._names[uid] = "player-" + hmac.new(
+                self._key, str(uid).encode(), hashlib.sha256).hexdigest()[:4]
+        return name
 
     def record(self, uid, s):
         now = int(self.clock() * 1000)
-        day = _day(now)
-        if day != self.day:
-            self.day, self.net = day, {}
+        if now >= self._day_end or now < self._day_end - _DAY_MS:
+            self._day_end = (now // _DAY_MS + 1) * _DAY_MS
+            day = _day(now)
+            if day != self.day:
+                self.day, self.net = day, {}
         if uid in self.net or len(self.net) < MAX_PLAYERS:
             self.net[uid] = self.net.get(uid, 0) + (s.payout - s.stake)
         if s.outcome == WON:

@@ -175,7 +175,7 @@ class Gateway:
         self._by_sid.setdefault(conn.sid, set()).add(conn)
         try:
             self.hub.welcome(conn, self.market.balance(session.uid))
-            self.pipeline.run(conn, ws.receive)
+            self.pipeline.run(conn, ws.receive, getattr(ws, "receive_many", None))
         finally:
             self.hub.remove(conn)
             if conn.cut_off:

@@ -1,9 +1,12 @@
 """Fan-out: the market's events, encoded once, to every connection.
 
 The Fanout is the market's ``Sinks``: ticks and grids are only remembered
-when they arrive, and a broadcaster greenlet sends the latest of each at
-most ``fanout_hz`` times a second, one encoding per broadcast shared by all
-connections. Results go to the player's own connections; market changes go
+when they arrive, and wake a broadcaster greenlet that sends the latest of
+each at once, unless the previous broadcast was under ``1/fanout_hz`` ago
+(then at that moment): a tick waits only for the fan-out itself, not for
+a poll, and at most ``fanout_hz`` broadcasts a second go out, one encoding
+per broadcast shared by all connections. Results go to the player's own
+connections; market changes go
 to everyone at once. Nothing here blocks the caller.
 
 A connection opened with ``/ws?...&grid=2`` gets ``grid2`` frames in place
@@ -28,6 +31,7 @@ import json
 import time
 
 import gevent
+from gevent.event import Event
 
 from actors import OUTCOME_NAMES, Sinks
 
@@ -94,6 +98,7 @@ class Fanout(Sinks):
         self.compact = set()                     # connections that asked for grid2
         self.subs = {}                           # conn -> its markets, if not the default's
         self._loop = None
+        self._news = Event()                     # a tick or a grid not yet broadcast
         self.broadcasts = 0
 
     def start(self, market):
@@ -174,9 +179,11 @@ class Fanout(Sinks):
 
     def on_asset_tick(self, asset, tick):
         self._ticks[asset] = tick
+        self._news.set()
 
     def on_market_grid(self, market_id, grid):
         self._grids[market_id] = grid
+        self._news.set()
 
     def on_market_status(self, market_id, status):
         f = self._market_frame(market_id, status)
@@ -190,9 +197,11 @@ class Fanout(Sinks):
     # v1 hooks, for a market context without the v1.1 ones: the default market
     def on_tick(self, tick):
         self._ticks[self._default_asset()] = tick
+        self._news.set()
 
     def on_grid(self, grid):
         self._grids[self.default_id] = grid
+        self._news.set()
 
     def on_market(self, status):
         self.on_market_status(self.default_id, status)
@@ -278,8 +287,15 @@ class Fanout(Sinks):
 
     def _broadcast_loop(self):
         period = 1.0 / max(self.cfg.fanout_hz, 0.1)
+        news = self._news
+        last = time.monotonic() - period
         while True:
-            gevent.sleep(period)
+            news.wait()
+            wait = last + period - time.monotonic()
+            if wait > 0:
+                gevent.sleep(wait)     # what arrives meanwhile joins this broadcast
+            news.clear()
+            last = time.monotonic()
             try:
                 self._broadcast()
             except Exception:   # never let the fan-out die

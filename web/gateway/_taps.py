@@ -33,6 +33,7 @@ from engine import NativePool
 from .._safejson import loads as json_loads
 from ._hub import frame
 from actors.wire import Rejected, b64url_decode, parse_tap_payload, verify_raw
+from ._tapframe import parse_tap_frame
 from ._wsfast import encode_text_frame
 
 __all__ = ["TapPipeline"]
@@ -40,6 +41,8 @@ __all__ = ["TapPipeline"]
 log = logging.getLogger("tapgrid.gateway")
 
 _SKEW_MS = 30_000
+_BATCH_FULL = 64       # a held batch this big goes at once
+_SPLIT = 4             # taps per verify thread before another is woken
 
 
 def reject_frame(nonce, reason):
@@ -110,6 +113,11 @@ class TapPipeline:
         threads = max(0, int(getattr(cfg, "verify_threads", 2)))
         self.pool = NativePool(threads, name="verify") if threads else None
         self._batch = []               # taps read this loop turn, to verify together
+        # Held open this long after its first tap (0: to the end of the
+        # loop turn), so that at moderate rates several taps share one
+        # thread wake-up and one hand-back instead of paying one each.
+        self._hold = max(0.0, float(getattr(cfg, "verify_hold_ms", 3.0))) / 1000.0
+        self._timer = None
         self._ready = deque()          # verified, in each connection's order
         self._wake = Event()
         self._loop = get_hub().loop
@@ -120,17 +128,29 @@ class TapPipeline:
 
     # --- one connection ----------------------------------------------------------------
 
-    def run(self, conn, receive):
-        """Read frames until the client goes or misbehaves."""
+    def run(self, conn, receive, receive_many=None):
+        """Read frames until the client goes or misbehaves. With
+        ``receive_many`` (every message one read completed), a read's
+        frames are taken in one pass: one greenlet wake-up per read, not
+        per frame."""
         conn.verifying = deque()
+        if receive_many is None:
+            def receive_many():
+                msg = receive()
+                return None if msg is None else (msg,)
+        max_strikes = self.cfg.max_strikes
+        on_frame = self.on_frame
         while not conn.closed:
-            msg = receive()
-            if msg is None:
+            msgs = receive_many()
+            if msgs is None:
                 break
-            self.on_frame(conn, msg)
-            if conn.strikes > self.cfg.max_strikes:
-                self._strike_out(conn)
-                break
+            for msg in msgs:
+                on_frame(conn, msg)
+                if conn.strikes > max_strikes:
+                    self._strike_out(conn)
+                    return
+                if conn.closed:
+                    return
 
     def _strike_out(self, conn):
         log.warning("closing %s after %d malformed frames", conn.user, conn.strikes)
@@ -143,6 +163,9 @@ class TapPipeline:
             self.metrics.frames_in += 1
         if type(msg) is not str:
             return self._error(conn, "bad_request", "binary frames are not part of the protocol")
+        fast = parse_tap_frame(msg)
+        if fast is not None:
+            return self._tap(conn, fast[0], fast[1])
         try:
             obj = json_loads(msg)        # depth-bounded: no RecursionError
         except ValueError:
@@ -171,9 +194,10 @@ class TapPipeline:
             self.metrics.tap(reason, None if t0 is None else time.perf_counter() - t0)
 
     def _on_tap(self, conn, obj):
+        return self._tap(conn, obj.get("payload"), obj.get("sig"))
+
+    def _tap(self, conn, payload, sig):
         t0 = time.perf_counter()
-        payload = obj.get("payload")
-        sig = obj.get("sig")
         if type(payload) is not str or type(sig) is not str or len(sig) > 200:
             conn.strikes += 1
             return self._reject(conn, None, "bad_request")
@@ -208,19 +232,32 @@ class TapPipeline:
         conn.verifying.append(job)
         batch = self._batch
         batch.append(job)
-        if len(batch) == 1:
-            # Everything read in this loop turn goes in one batch.
+        n = len(batch)
+        if n == 1:
+            # Everything read in this loop turn (or the hold) goes in one batch.
+            if self._hold:
+                self._timer = timer = self._loop.timer(self._hold)
+                timer.start(self._flush)
+            else:
+                self._loop.run_callback(self._flush)
+        elif n >= _BATCH_FULL and self._timer is not None:
+            # Enough to keep both threads busy: no reason to wait longer.
+            self._timer.stop()
+            self._timer = None
             self._loop.run_callback(self._flush)
         return None
 
     # --- verification off the loop -----------------------------------------------------------
 
     def _flush(self):
+        self._timer = None
         batch, self._batch = self._batch, []
         if not batch:
             return
         self.batches += 1
-        n = min(self.pool.size, len(batch))
+        # A thread per _SPLIT taps at most: waking a second thread for one
+        # or two verifies costs more than it saves.
+        n = max(1, min(self.pool.size, len(batch) // _SPLIT))
         size = -(-len(batch) // n)
         for i in range(0, len(batch), size):
             self.pool.submit(_verify_many, (batch[i:i + size],), self._verified)

@@ -2,8 +2,7 @@
 (SPEC section 9 and its v1.1 additions)."""
 import bottle
 
-from actors import open_readonly
-from actors.store import history, next_cursor
+from actors.store import next_cursor
 
 from ._kit import ApiError, api
 
@@ -11,13 +10,6 @@ __all__ = ["add_api_routes"]
 
 
 def add_api_routes(app, kit, market, hub):
-    ro = {"conn": None}
-
-    def reader():
-        if ro["conn"] is None:
-            ro["conn"] = open_readonly(kit.cfg.db)
-        return ro["conn"]
-
     @app.get("/api/grid")
     @api
     def grid():
@@ -52,5 +44,6 @@ def add_api_routes(app, kit, market, hub):
         if cursor is not None and not 0 < cursor < 1 << 63:
             # SQLite integers are 64-bit: a bigger one raises OverflowError.
             raise ApiError(400, "bad_request", "cursor is out of range")
-        bets = history(reader(), s.uid, cursor, limit)
+        # The market's read-only connection, or a call to it from a gateway.
+        bets = market.read_history(s.uid, cursor, limit)
         return {"bets": bets, "next": next_cursor(bets, limit)}

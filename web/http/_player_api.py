@@ -20,10 +20,6 @@ import time
 
 import bottle
 
-from actors import open_readonly
-from actors.store import record_tables
-from engine import run_blocking
-
 from ..gateway import TokenBucket
 
 __all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX", "ASSETS"]
@@ -48,15 +44,6 @@ class AddressLimiter:
                 self.buckets.clear()
             bucket = self.buckets[key] = TokenBucket(self.rate, self.burst, now)
         return bucket.take(now)
-
-
-def _read_ticks(db, start, end, limit, table="ticks"):
-    conn = open_readonly(db)
-    try:
-        return conn.execute(f"SELECT ts, price FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts"
-                            " LIMIT ?", (start, end, limit + 1)).fetchall()
-    finally:
-        conn.close()
 
 
 def _int_param(q, name, default):
@@ -128,6 +115,6 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
         if not ticks_limit.allow(address()):
             bottle.response.set_header("Retry-After", "1")
             raise ApiError(429, "rate_limited", "too many price-record requests; slow down")
-        rows = run_blocking(_read_ticks, cfg.db, start, end, TICKS_MAX, record_tables(asset)[0])
+        rows = market.read_ticks(start, end, TICKS_MAX, asset)   # in a native thread, or a call
         nxt = rows[TICKS_MAX][0] if len(rows) > TICKS_MAX else None
         return {"ticks": [[ts, price] for ts, price in rows[:TICKS_MAX]], "next": nxt}

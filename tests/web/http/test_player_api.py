@@ -49,7 +49,8 @@ def test_ticks_refuses_bad_requests_with_a_reason(live_server, query):
 def test_ticks_pages_at_ten_thousand(tmp_path):
     """The page limit and the cursor, against a store with 10,005 ticks."""
     from actors import Store
-    from web.http._player_api import TICKS_MAX, _read_ticks
+    from actors._runtime import _read_ticks
+    from web.http._player_api import TICKS_MAX
     db = str(tmp_path / "t.db")
     store = Store(db)
     store.write_batch(ticks=[(1000 + i, 5_000_000 + i) for i in range(TICKS_MAX + 5)])

@@ -1,0 +1,310 @@
+"""``RemoteMarket``: the market as a gateway sees it, over Redis, with the
+interface the web layer uses from ``MarketHandle`` (``place_order``,
+``create_user``, ``credit``, ``balance``, ``read_history``, ``grid``,
+``status``, ``health``...), so ``web/http`` and ``web/gateway`` run
+unchanged on top of either.
+
+Taps: ``place_order`` queues the tap; everything queued in one loop turn
+goes up as one stream entry (its deadline: the first tap's time plus
+``bus_tap_wait_ms``). The reply is kept until the market's ack arrives on
+this gateway's inbox, or until the deadline plus a grace: then it is
+answered ``overloaded`` (the market refuses a tap past its deadline, so it
+never commits one its player was told failed). Nothing here says ``ok``:
+only an ack from the market, sent after its commit, does.
+
+Calls: one stream entry each, the answer on the inbox; a call unanswered
+in ``bus_call_timeout_ms`` raises ``AskTimeout`` (a 503 for HTTP).
+"""
+import itertools
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import deque
+
+import gevent
+from gevent.event import AsyncResult, Event
+
+from engine import AskTimeout
+
+from .._model import Ack
+from .._status import Grid
+from ..store import UserExists
+from ._calls import decode_value, encode_value
+from ._codec import Keys, decode_acks, encode_taps
+from ._redis import Backoff, RedisError, connect
+from ._watch import RemoteStatus, Watcher
+
+__all__ = ["RemoteMarket", "RemoteError"]
+
+log = logging.getLogger("tapgrid.bus")
+GRACE_MS = 1000       # after the deadline: room for a commit the market started in time
+INBOX_BLOCK_MS = 200  # how often an idle gateway looks for taps to give up
+HOLD_MARGIN_S = 0.3   # a market beating this long after a tap had time to answer it
+
+
+class RemoteError(RuntimeError):
+    """A call the market could not serve (its log says why)."""
+
+
+class RemoteMarket:
+    def __init__(self, cfg, client=None, keys=None, gateway_id=None):
+        self.cfg = cfg
+        self.keys = keys or Keys()
+        self.r = client or connect(cfg.redis)
+        self.gateway_id = (gateway_id or cfg.gateway_id
+                           or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+        self.inbox = self.keys.inbox(self.gateway_id)
+        self.sinks = None                  # the RelayFanout: relay() and on_result()
+        self.grid = Grid()
+        self.status = RemoteStatus()
+        self.last_tick = None
+        self.seen = 0.0                    # when the market's heartbeat was last there
+        self.last_beat = 0.0               # when the market last beat (monotonic)
+        self.beat_every = cfg.bus_heartbeat_ms / 1000
+        self.counters = {}
+        self._rids = itertools.count(secrets.randbits(40))
+        self._pending = {}                 # rid -> reply
+        self._users = {}                   # rid -> uid (for the balance it leaves)
+        self.balances = {}                 # uid -> last balance the market told us
+        self._expiry = deque()             # (give up at, rid, placed at), in order
+        self._held = deque()               # the same, held while the market restarts
+        self.redis_ok = True
+        self._out = []
+        self._out_wake = Event()
+        self._calls = {}
+        self._greenlets = []
+        self.watcher = Watcher(self)
+        self.sent = self.acked = self.gave_up = self.late = 0
+
+    def start(self):
+        spawn = gevent.spawn
+        self._greenlets = [spawn(self._send_loop), spawn(self._inbox_loop)] + self.watcher.start()
+        return self
+
+    def stop(self):
+        for g in self._greenlets:
+            g.kill(block=False)
+
+    def close(self):
+        self.stop()
+        self.r.close()
+
+    def count(self, key, n=1):
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    # --- taps ---------------------------------------------------------------------------
+
+    def place_order(self, tap, reply):
+        rid = next(self._rids)
+        self._pending[rid] = reply
+        self._users[rid] = tap.user
+        now = time.monotonic()
+        self._expiry.append((now + (self.cfg.bus_tap_wait_ms + GRACE_MS) / 1000, rid, now))
+        self._out.append((rid, tap, getattr(tap, "market_id", None), now))
+        self._out_wake.set()
+
+    def _send_loop(self):
+        backoff = Backoff()
+        keys, cfg = self.keys, self.cfg
+        wait_ms = cfg.bus_tap_wait_ms
+        while True:
+            self._out_wake.wait()
+            self._out_wake.clear()
+            batch, self._out = self._out, []
+            while batch:
+                # Taps given up on meanwhile do not go (the market would refuse them).
+                batch = [b for b in batch if b[0] in self._pending]
+                if not batch:
+                    break
+                deadline = int(time.time() * 1000 + wait_ms - (time.monotonic() - batch[0][3]) * 1000)
+                fields = {b"g": self.gateway_id.encode(), b"x": b"%d" % deadline,
+                          b"d": encode_taps([b[:3] for b in batch])}
+                try:
+                    self.r.xadd(keys.taps, fields, maxlen=cfg.bus_stream_max, approximate=True)
+                    self.sent += len(batch)
+                    backoff.ok()
+                    break
+                except RedisError as exc:
+                    backoff.fail("tap sender", exc)      # retried until given up
+
+    def _inbox_loop(self):
+        """Acks and replies in; then the taps past their time given up, but
+        only once the inbox is drained: a gateway that stalled (a pause, a
+        starved CPU) reads the acks waiting for it before it calls any tap
+        overloaded, so it never says overloaded of a tap the market took."""
+        backoff = Backoff()
+        last = None
+        while True:
+            try:
+                if last is None:
+                    top = self.r.xrevrange(self.inbox, count=1)
+                    last = top[0][0] if top else b"0-0"
+                full = True
+                while full:
+                    got = self.r.xread({self.inbox: last}, count=500, block=INBOX_BLOCK_MS)
+                    entries = got[0][1] if got else []
+                    full = len(entries) == 500
+                    for eid, fields in entries:
+                        last = eid
+                        self._inbox(fields)
+                backoff.ok()
+            except RedisError as exc:
+                backoff.fail("inbox", exc)
+            finally:
+                self._give_up()
+
+    def _inbox(self, fields):
+        kind = fields.get(b"k")
+        if kind == b"a":
+            pending = self._pending
+            users, balances = self._users, self.balances
+            for rid, reason, bet, mult, balance in decode_acks(fields[b"d"]):
+                reply = pending.pop(rid, None)
+                user = users.pop(rid, None)
+                if reason is None and user is not None:
+                    self.remember(user, balance)
+                if reply is None:
+                    if reason is None:
+                        # Committed after we gave up (a commit slower than
+                        # the grace): the bet stands and is in the history.
+                        self.late += 1
+                        log.warning("an ok ack arrived after its tap was answered overloaded")
+                    continue
+                self.acked += 1
+                reply.set(Ack(reason, bet, mult, balance))
+        elif kind == b"r":
+            waiter = self._calls.pop(fields.get(b"i"), None)
+            if waiter is not None:
+                waiter.set(fields)
+
+    def _give_up(self):
+        """Answer ``overloaded`` the taps past their time. One kind waits
+        longer: a tap sent while the market was still beating, when the
+        market has not beaten since (and Redis answers). The market may
+        have committed it just before it died; the restarted market answers
+        it with its bet (or refuses it, past its deadline), so it waits for
+        that, up to ``bus_restart_wait_ms``, rather than be called
+        overloaded while its bet stands. A tap sent after the market's last
+        beat plus one interval found it dead already and is not held."""
+        q, held, pending = self._expiry, self._held, self._pending
+        now = time.monotonic()
+        last, every = self.last_beat, self.beat_every
+        hold = self.redis_ok and last > 0
+        restart = self.cfg.bus_restart_wait_ms / 1000
+        while q and q[0][0] <= now:
+            entry = q.popleft()
+            placed = entry[2]
+            if hold and placed - every - 0.3 <= last < placed + HOLD_MARGIN_S \
+                    and entry[1] in pending:
+                held.append((entry[0] + restart, entry[1], placed))
+                continue
+            self._answer_overloaded(entry[1])
+        # Released at their bound only: once the market is back it answers them itself.
+        while held and held[0][0] <= now:
+            self._answer_overloaded(held.popleft()[1])
+
+    def _answer_overloaded(self, rid):
+        reply = self._pending.pop(rid, None)
+        self._users.pop(rid, None)
+        if reply is not None:
+            self.gave_up += 1
+            self.count("overloaded")
+            reply.set(Ack("overloaded"))
+
+    def pending_taps(self):
+        return len(self._pending)
+
+    # --- calls --------------------------------------------------------------------------
+
+    def call(self, method, *args, timeout=None):
+        timeout_ms = timeout * 1000 if timeout else self.cfg.bus_call_timeout_ms
+        cid = secrets.token_hex(8).encode()
+        waiter = self._calls[cid] = AsyncResult()
+        fields = {b"g": self.gateway_id.encode(), b"i": cid,
+                  b"x": b"%d" % int(time.time() * 1000 + timeout_ms), b"m": method.encode(),
+                  b"a": encode_value(list(args))}
+        try:
+            self.r.xadd(self.keys.calls, fields, maxlen=self.cfg.bus_stream_max, approximate=True)
+            reply = waiter.get(timeout=timeout_ms / 1000)
+        except (RedisError, gevent.Timeout) as exc:
+            raise AskTimeout(f"the market did not answer {method}: {exc!r}") from None
+        finally:
+            self._calls.pop(cid, None)
+        if b"e" in reply:
+            kind, detail = decode_value(reply[b"e"])
+            if kind == "UserExists":
+                raise UserExists(detail)
+            if kind == "AskTimeout":
+                raise AskTimeout(detail)
+            raise RemoteError(f"{method}: {detail}")
+        return decode_value(reply[b"v"])
+
+    def create_user(self, name, credit=0, timeout=10, new=False):
+        return self.call("create_user", name, credit, new)
+
+    def credit(self, user, amount, timeout=10):
+        return self.call("credit", user, amount)
+
+    def balance(self, user):
+        """The market's word; while it is away, the last balance it told us
+        (a reconnecting player still gets its hello), else ``AskTimeout``."""
+        try:
+            value = self.call("balance", user,
+                              timeout=0.5 if self.status.away and user in self.balances else None)
+        except AskTimeout:
+            if user in self.balances:
+                return self.balances[user]
+            raise
+        self.remember(user, value)
+        return value
+
+    def remember(self, user, balance):
+        if len(self.balances) > 200_000:
+            self.balances.clear()
+        self.balances[user] = balance
+
+    def save_session(self, row, timeout=10):
+        return self.call("save_session", list(row))
+
+    def revoke_session(self, token_hash, timeout=10):
+        return self.call("revoke_session", token_hash)
+
+    def purge_sessions(self, now_ms, timeout=60):
+        return self.call("purge_sessions", now_ms)
+
+    def purge_guests(self, created_before, timeout=60):
+        """The market purges its own idle guests; a gateway has none."""
+        return []
+
+    def save_key(self, user, key, expires_ms, timeout=10):
+        return self.call("save_key", user, key, expires_ms)
+
+    def read_history(self, user, cursor=None, limit=50):
+        return self.call("history", user, cursor, limit)
+
+    def history(self, user, limit=20, before_bet=None):
+        return self.read_history(user, before_bet, limit)
+
+    def read_ticks(self, start, end, limit, asset=None):
+        return self.call("ticks", start, end, limit, asset)
+
+    # --- what is on ---------------------------------------------------------------------
+
+    def health(self):
+        return self.status.is_open, self.status.reason
+
+    def wait_ready(self, timeout=10):
+        with gevent.Timeout(timeout, False):
+            while not (self.grid.columns and self.status.is_open):
+                gevent.sleep(0.02)
+            return True
+        return False
+
+    def stats(self):
+        return {"gateway": self.gateway_id, "sent": self.sent, "acked": self.acked,
+                "gave_up": self.gave_up, "late_acks": self.late, "pending": len(self._pending),
+                "relayed": self.watcher.relayed, "results": self.watcher.results,
+                "resubscribes": self.watcher.resubscribes,
+                "market": self.status.as_dict(), "rejects": dict(self.counters)}
