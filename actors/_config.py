@@ -98,6 +98,9 @@ class Config:
     litestream_addr: str | None = "127.0.0.1:9091"  # Litestream's /metrics (empty: off)
     proxy_conns_per_ip: int = 256       # nginx limit_conn per client address (tapgrid config nginx)
     drain_s: float = 10.0               # graceful stop: taps drained, Writer flushed
+    # processes (tapgrid serve --gateways N)
+    gateways: int = 0                   # 0: one process; N: the market + N gateway processes
+    reuse_port: bool = False            # SO_REUSEPORT: several gateways share the port
     # web limits
     max_connections: int = 20000
     frame_limit: int = 4096
@@ -191,6 +194,8 @@ class Config:
         market_specs(self)                 # a bad market list fails here, at load
         if self.replica_sync_ms <= 0 or self.drain_s <= 0:
             raise ValueError("replica_sync_ms and drain_s must be positive")
+        if not 0 <= self.gateways <= 64:
+            raise ValueError("gateways must be between 0 (one process) and 64")
         if not 0 <= self.commit_every_ms <= 50:
             raise ValueError("commit_every_ms must be between 0 and 50")
         if not 0 <= self.verify_hold_ms <= 50:

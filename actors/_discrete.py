@@ -22,12 +22,23 @@ loop runs); C per column is one short convolution (the grid coarsened to
 v / 8 when the start is spread, which the smooth kernel allows); cells
 interpolate it. A fractional m (a window of 5000 / 1010 ticks) is the mix of
 floor(m) and floor(m) + 1 steps that a random phase gives.
+
+A feed that ticks on a clock (the sim: every ``dt`` on a schedule, a few ms
+of jitter) does not have a random phase: from the last tick's time the
+ticks to come are known to within the jitter, so the wait before ``t0`` is
+a whole number of steps and the window holds a known number of ticks.
+``phase_mix`` gives those (weight, steps before t0, steps in the window)
+outcomes; ``mixture_touch`` prices their mix. Pricing the mean phase
+instead is right on average over phases but wrong for every one of them
+(at 1 s ticks a 6-band cell of the next column returns 0.80 to 1.10
+depending on where the ticks fall): one process keeps one phase.
 """
+import functools
 import math
 
 import numpy as np
 
-__all__ = ["MAX_STEPS", "column_curve", "touch_from_curve"]
+__all__ = ["MAX_STEPS", "column_curve", "touch_from_curve", "phase_mix", "mixture_touch"]
 
 MAX_STEPS = 40        # beyond this the closed form's correction is good enough
 _DELTA = 0.04         # grid step, in h (midpoint rule: error ~1e-4 of a touch chance)
@@ -102,3 +113,56 @@ def touch_from_curve(curve, a, b, h):
         lo = np.interp(np.nan_to_num(-a / h, posinf=1e300, neginf=-1e300), xs, c, left=1.0, right=0.0)
         hi = np.interp(np.nan_to_num(b / h, posinf=1e300, neginf=-1e300), xs, c, left=1.0, right=0.0)
     return np.clip(1.0 - lo - hi, 0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=512)
+def _whole_curve(m, waited):
+    """``_curve`` for a wait of a whole number of steps: a regular feed asks
+    for the same few (m, steps) pairs grid after grid."""
+    return _curve(m, math.sqrt(waited))
+
+
+_MIX_MIN = 1e-6      # outcomes rarer than this are dropped (their weight is renormalised)
+
+
+def phase_mix(ahead, window, sd):
+    """[(weight, steps before t0, steps in the window)] for a feed whose next
+    ticks fall at k = 1, 2, ... steps after the last one, each to within a
+    Gaussian error of ``sd`` steps. ``ahead`` = (t0 - last tick) / dt and
+    ``window`` = window / dt, in steps.
+
+    With x = ahead - error: the ticks before t0 are ceil(x) - 1 (the
+    Resolver's prevailing price is the last tick strictly before t0) and
+    those inside [t0, t0 + window) are ceil(x + window) - ceil(x).
+    """
+    whole = int(math.floor(window))
+    f = window - whole
+    if sd <= 0.0:
+        c = int(math.ceil(ahead))
+        return [(1.0, max(0, c - 1), int(math.ceil(ahead + window)) - max(c, 0))]
+    lo = max(0, int(math.floor(ahead - 8.5 * sd)) - 1)
+    hi = int(math.ceil(ahead + 8.5 * sd)) + 1
+    edges = []
+    for j in range(lo, hi + 1):
+        edges += [(j, whole, j, j + 1 - f), (j, whole + 1, j + 1 - f, j + 1)]
+    out = []
+    for j, m, x0, x1 in edges:
+        if x1 <= x0:
+            continue
+        # P(x0 < x <= x1), x ~ N(ahead, sd^2); j = 0 takes all of x <= 1 - f
+        top = 0.5 * math.erfc(-(x1 - ahead) / (sd * math.sqrt(2.0)))
+        bot = 0.0 if j == 0 and x0 <= 0 else 0.5 * math.erfc(-(x0 - ahead) / (sd * math.sqrt(2.0)))
+        w = top - bot
+        if w > _MIX_MIN:
+            out.append((w, j, m))
+    total = sum(w for w, _, _ in out)
+    return [(w / total, j, m) for w, j, m in out]
+
+
+def mixture_touch(mix, a, b, h):
+    """P(a tick meets [a, b]) under ``phase_mix``'s outcomes (arrays as in
+    ``touch_from_curve``)."""
+    p = 0.0
+    for w, j, m in mix:
+        p = p + w * touch_from_curve(_whole_curve(m, j), a, b, h)
+    return p

@@ -56,19 +56,22 @@ def open_columns(cfg, now):
 
 
 def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0,
-               market_id=None):
+               tick_sd_ms=None, market_id=None):
     """Multipliers of every open column (pure; run it off the loop: numpy
     does the work, so the GIL is free most of the time).
 
     ``price`` is the last tick, stamped ``price_ts``; ``tick_ms`` the feed's
     mean tick interval (``Volatility.tick_ms``; default: the configured one),
     which sets how much a discretely observed path undershoots a continuous
-    one; ``sigma_sd`` the standard error of log(sigma) (``Volatility.log_sd``).
+    one; ``sigma_sd`` the standard error of log(sigma) (``Volatility.log_sd``);
+    ``tick_sd_ms`` the spread of the gaps (``Volatility.tick_sd_ms``), which
+    says whether the ticks to come can be placed from the last one.
     """
     if tick_ms is None:
         tick_ms = cfg.tick_interval_ms
     columns = price_columns(price, price_ts, now, list(open_columns(cfg, now)), cfg.column_ms,
-                            cfg.band_cents, cfg.max_bands, sigma, cfg.edge_bp, tick_ms, sigma_sd)
+                            cfg.band_cents, cfg.max_bands, sigma, cfg.edge_bp, tick_ms, sigma_sd,
+                            tick_sd_ms=tick_sd_ms)
     return Grid(version, price, price_ts, sigma, columns, now, market_id)
 
 
@@ -126,7 +129,7 @@ class MarketMaker(Actor):
             vol = ctx.vol           # the Watchdog's estimate, fed with the same medians
             grid = run_blocking(price_grid, cfg, self.last.price, self.last.ts,
                                 vol.sigma, now, self.version, vol.tick_ms, vol.log_sd,
-                                getattr(ctx.market, "market_id", None))
+                                vol.tick_sd_ms, getattr(ctx.market, "market_id", None))
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
             if ctx.status.holds("starting"):

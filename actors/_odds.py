@@ -256,6 +256,7 @@ class Volatility:
         self.half_life_s = half_life_s
         self.floor = floor
         self._gap_ms = None
+        self._gap_dev = None
         self._initial_tick_ms = float(initial_tick_ms)
         self._var = initial * initial
         self._last_price = None  # latest tick
@@ -269,7 +270,14 @@ class Volatility:
         if self._last_ts is not None:
             # The mean spacing of ticks: the Resolver sees the path only at ticks.
             gap = min(ts_ms - self._last_ts, self.MAX_GAP_MS)
-            self._gap_ms = gap if self._gap_ms is None else self._gap_ms + 0.02 * (gap - self._gap_ms)
+            if self._gap_ms is None:
+                self._gap_ms, self._gap_dev = gap, None
+            else:
+                # The gaps' spread says whether the feed ticks on a clock
+                # (the pricer can then place the ticks to come).
+                dev = abs(gap - self._gap_ms)
+                self._gap_dev = dev if self._gap_dev is None else self._gap_dev + 0.02 * (dev - self._gap_dev)
+                self._gap_ms += 0.02 * (gap - self._gap_ms)
         sec = ts_ms // 1000
         if self._anchor_sec is None:
             self._anchor_price, self._anchor_sec = price, sec
@@ -294,6 +302,12 @@ class Volatility:
     def tick_ms(self) -> float:
         """Mean milliseconds between ticks (EWMA over ~50 ticks)."""
         return self._initial_tick_ms if self._gap_ms is None else self._gap_ms
+
+    @property
+    def tick_sd_ms(self) -> float | None:
+        """Spread of the gaps between ticks (the EWMA of |gap - mean gap|
+        as a Gaussian s.d.: x sqrt(pi / 2)); None until there are three ticks."""
+        return None if self._gap_dev is None else self._gap_dev * math.sqrt(math.pi / 2.0)
 
     @property
     def sigma(self) -> float:

@@ -12,8 +12,14 @@ Resolver actually judges: discrete ticks joined as a line.
   correction for discrete barrier options", 1997): both crossing terms
   use the far-shifted edges.
 - The price is the last tick, not a price "now": the landing variance runs
-  from that tick's time to the prevailing tick at ``t0`` (half a tick
-  interval before ``t0`` on average), whenever the grid happens to be priced.
+  from that tick's time to the prevailing tick at ``t0``, whenever the grid
+  happens to be priced. A feed that ticks on a clock (gaps that barely
+  vary) says where that tick falls: k whole ticks after the last one
+  (``_discrete.phase_mix``, with the gaps' jitter as the error). An
+  irregular one does not: the prevailing tick is then the renewal
+  process's age before ``t0``, dt (1 + cv^2) / 2 on average (cv the gaps'
+  coefficient of variation: half a tick for a clock, a whole one for
+  Poisson arrivals).
 - sigma is an estimate; the probability priced is the one that keeps the
   edge whatever the true sigma (``_estimate_aware``).
 
@@ -31,7 +37,7 @@ import math
 
 import numpy as np
 
-from ._discrete import MAX_STEPS, column_curve, touch_from_curve
+from ._discrete import MAX_STEPS, column_curve, mixture_touch, phase_mix, touch_from_curve
 from ._odds import _GL20, _MAX_MULT, _genz_series, multiplier
 
 __all__ = ["touch_probabilities", "window_touch", "multipliers", "price_columns", "BGK_BETA"]
@@ -41,15 +47,6 @@ BGK_BETA = 0.5825971579390106   # -zeta(1/2) / sqrt(2 pi)
 # random walks of m steps (tests/actors/test_pricer.py checks it): the
 # effective beta is beta (1 - 0.237 z / sqrt(m)) at z s.d. from the start.
 _KAPPA = 0.237 * BGK_BETA
-# How much of sigma's estimation error is priced. The whole of it kept the
-# edge while the discrete correction over-predicted far touches; with the
-# walk solved exactly (``_discrete``) it over-protects the house: the
-# estimate is low when far cells would pay the players, and those are
-# the cells a low estimate pushes into the cap, out of the uncapped
-# promise. Measured by realised outcomes (tests/actors/test_calibration.py
-# run at 250 and 1000 ms ticks, 1.1 M bets each): the whole error gives
-# RTP 0.946 / 0.940, none 0.956 / 0.949 (far bucket 0.98), half 0.953 / 0.946.
-_SD_SHARE = 0.5
 _SQRT2 = math.sqrt(2.0)
 _TWO_PI = 2.0 * math.pi
 _SQRT_PI = math.sqrt(math.pi)
@@ -274,11 +271,13 @@ def _estimate_aware(pr):
 
 
 def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, sigma,
-                  edge_bp=500, tick_ms=0.0, sigma_sd=0.0, wait_from=None):
+                  edge_bp=500, tick_ms=0.0, sigma_sd=0.0, wait_from=None, tick_sd_ms=None):
     """{t0: {lo: mult}} of the offered cells of every column in ``t0s``.
 
     ``price`` is the last tick (at ``price_ts``); ``tick_ms`` the feed's
-    mean tick interval; ``sigma_sd`` the standard error of log(sigma)
+    mean tick interval and ``tick_sd_ms`` the spread of its gaps
+    (``Volatility.tick_sd_ms``; None: unknown, priced as a clock of random
+    phase); ``sigma_sd`` the standard error of log(sigma)
     (``Volatility.log_sd``). ``wait_from`` overrides where the landing variance
     starts (``now`` gives the plain closed form of ``column_multipliers``).
     """
@@ -291,10 +290,16 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     if not t0s or los.size == 0:
         return {t0: {} for t0 in t0s}
     origin = price_ts if wait_from is None else wait_from
-    half_tick = 0.0 if wait_from is not None else tick_ms / 2
     start = np.maximum(np.asarray(t0s, dtype=float), now)
     window = np.asarray(t0s, dtype=float) + column_ms - start
-    wait = np.maximum(start - origin - half_tick, 0.0)
+    mixes = _phases(start - origin, window, tick_ms, tick_sd_ms if wait_from is None else None)
+    if wait_from is not None:
+        wait = np.maximum(start - origin, 0.0)
+    else:
+        wait = np.maximum(start - origin - _mean_age(tick_ms, tick_sd_ms), 0.0)
+        for i, mix in enumerate(mixes):
+            if mix is not None:
+                wait[i] = tick_ms * sum(w * j for w, j, _ in mix)
     s1 = (sigma * np.sqrt(wait / 1000.0))[:, None]
     s2 = (sigma * np.sqrt(window / 1000.0))[:, None]
     with np.errstate(divide="ignore"):
@@ -313,7 +318,11 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     # (log-normal, 3-point Gauss-Hermite). The touch chance of a far cell
     # is convex in sigma, so pricing at the point estimate alone would pay
     # the noise of the estimate back to the players in far cells.
-    scales = np.exp(_GH3_X * sigma_sd * _SD_SHARE)
+    # The nodes sit around the unbiased log sigma: the EWMA of squared
+    # returns is unbiased for the variance, so its log is low by about
+    # var(log var) / 2 and log sigma by sigma_sd^2 (0.3 % at the default
+    # 60 s half-life, which far cells feel ten times over).
+    scales = np.exp(_GH3_X * sigma_sd + sigma_sd * sigma_sd)
     sy = np.sqrt(s1 * s1 + s2 * s2) * scales[-1]
     with np.errstate(all="ignore"):
         bound = 2.0 * phi(np.where(sy > 0, -edge / sy, -np.inf))
@@ -321,7 +330,7 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     n = int(live.sum())
     al, bl, s1l, s2l = a[live], b[live], s1[live], s2[live]
     if tick_ms > 0 and window.max() / tick_ms < MAX_STEPS + 1:
-        pr = _few_ticks(live, al, bl, window, wait, sigma * scales, tick_ms)
+        pr = _few_ticks(live, al, bl, window, wait, sigma * scales, tick_ms, mixes)
     else:
         pr = touch_probabilities(np.tile(al, 3), np.tile(bl, 3),
                                  np.concatenate([s1l * c for c in scales]),
@@ -338,15 +347,46 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     return out
 
 
-def _few_ticks(live, a, b, window, wait, sigmas, tick_ms):
+def _few_ticks(live, a, b, window, wait, sigmas, tick_ms, mixes):
     """(len(sigmas), live cells) touch chances of the walk the Resolver sees
-    when a window holds few ticks (``_discrete``): one curve per column,
-    shared by the sigma nodes (wait / dt does not depend on sigma)."""
+    when a window holds few ticks (``_discrete``): one curve (or one mix of
+    whole-tick curves, for a clock-like feed) per column, shared by the
+    sigma nodes (wait / dt does not depend on sigma)."""
     rows = np.nonzero(live)[0]
     h = (np.asarray(sigmas) * math.sqrt(tick_ms / 1000.0))[:, None]
     pr = np.empty((h.shape[0], rows.size))
     for i in np.unique(rows):
         sel = rows == i
+        if mixes[i] is not None:
+            pr[:, sel] = mixture_touch(mixes[i], a[sel][None, :], b[sel][None, :], h)
+            continue
         curve = column_curve(window[i] / tick_ms, wait[i] / tick_ms)
         pr[:, sel] = touch_from_curve(curve, a[sel][None, :], b[sel][None, :], h)
     return pr
+
+
+# Phase known to better than this many ticks: a clock. Beyond it the wrapped
+# error is close to uniform and the renewal age prices it as well.
+_CLOCK_SD = 0.75
+
+
+def _phases(ahead_ms, window_ms, tick_ms, tick_sd_ms):
+    """Per column, ``phase_mix``'s outcomes when the feed ticks like a clock,
+    else None. The error of a tick k gaps ahead grows as sqrt(k) times the
+    gaps' spread (a renewal process: the conservative assumption; a true
+    clock with jitter would keep it at one gap's)."""
+    if tick_sd_ms is None or tick_ms <= 0:
+        return [None] * len(ahead_ms)
+    out = []
+    for d, w in zip(ahead_ms.tolist(), window_ms.tolist()):
+        k = max(d / tick_ms, 1.0)
+        sd = tick_sd_ms / tick_ms * math.sqrt(k)
+        out.append(phase_mix(d / tick_ms, w / tick_ms, sd) if sd < _CLOCK_SD else None)
+    return out
+
+
+def _mean_age(tick_ms, tick_sd_ms):
+    """Mean time from the prevailing tick to a moment chosen without regard
+    to the ticks: dt (1 + cv^2) / 2 (the renewal process's mean age)."""
+    cv = 0.0 if tick_sd_ms is None or tick_ms <= 0 else min(1.0, tick_sd_ms / tick_ms)
+    return tick_ms * (1.0 + cv * cv) / 2.0

@@ -1,5 +1,6 @@
 """A small actor engine on gevent: tell/ask, supervision, death watch, bounded
-mailboxes, timers, batch receive and a threadpool helper for blocking calls.
+mailboxes, timers, batch receive, a threadpool helper for blocking calls, and
+supervised OS processes (``Child``).
 It knows nothing of trading.
 
     >>> from engine import ActorSystem, Actor
@@ -21,6 +22,7 @@ from ._errors import (ActorDeadError, AskTimeout, DeadLetter, Escalation,
                       MailboxFull, Terminated)
 from ._future import Future
 from ._native import NativePool
+from ._procs import Child, ChildFailed, die_with_parent, notify_ready
 from ._stats import ActorStats, DeadLetters, StatsTable
 from ._supervision import (ESCALATE, RESTART, RESUME, STOP, OneForAll, OneForOne,
                            SupervisorStrategy)
@@ -33,4 +35,5 @@ __all__ = [
     "OneForOne", "OneForAll", "SupervisorStrategy", "RESTART", "RESUME", "STOP", "ESCALATE",
     "ActorStats", "StatsTable", "DeadLetters",
     "run_blocking", "NativePool", "interact", "start_backdoor", "stop_backdoor",
+    "Child", "ChildFailed", "die_with_parent", "notify_ready",
 ]

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import socket
 import sys
 import time
 
@@ -58,7 +59,10 @@ class _LightWS:
                 continue
             if raw.startswith(_GRID) or raw.startswith(_GRID2):
                 owner.crowd.grids += 1
-                continue
+                if owner.ready.is_set():
+                    continue
+                # the first grid of a connection goes through: connect()
+                # returns only once the client has one (it can tap)
             if raw.startswith('{"type":"hello"'):
                 owner.back_at = time.time()
             return raw
@@ -150,6 +154,19 @@ class Crowd:
                        and c.back_at is not None and c.back_at > since)
             return {"connected": self.connected(), "back": back, "n": self.n, "refused": self.refused,
                     "reconnects": sum(c.reconnects for c in self.clients)}
+        if cmd == "drop":
+            # Every connection shut from this side at once (as a network or a
+            # balancer failure would): each client reconnects with its backoff.
+            n = 0
+            for c in self.clients:
+                ws = getattr(c.ws, "ws", None)
+                if ws is not None and c.connected.is_set():
+                    try:
+                        ws._sock.shutdown(socket.SHUT_RDWR)
+                        n += 1
+                    except OSError:
+                        pass
+            return {"dropped": n}
         if cmd == "reset":
             self.refused = {}
             return {"ok": True}

@@ -14,7 +14,8 @@ with the Resolver's own ``path_of`` and ``touches``.
 Reported per multiplier bucket, overall and per feed: bets, windows, the
 realised win rate against the implied one ((1 - edge) / mult) and the
 return to player (payouts / stakes) with standard errors clustered by
-window (bets of one window share its path; windows are independent), and
+200 s blocks (bets of one window share its path, and neighbouring windows
+share the pricer's sigma error), and
 the pricer's sigma against the path's realised sigma.
 
 The recorded sample is only three minutes long; it is replayed pass after
@@ -28,6 +29,7 @@ windows repeat the same few moves, so its standard errors are optimistic.
 """
 import argparse
 import bisect
+import itertools
 import json
 import math
 import os
@@ -47,6 +49,12 @@ ROLL_MS = 100      # MarketMaker.schedule_every(0.1, "roll")
 REPRICE_MS = 500   # MarketMaker(reprice_ms=500)
 T_START = 1_750_000_000_000
 STAKE = 100
+# Standard errors are clustered by 200 s blocks of a path, not by window:
+# the pricer's sigma error lasts a few of its EWMA's 60 s half-lives, so
+# neighbouring windows share it (clustering by window understated the far
+# buckets' s.e. about twice).
+BLOCK_MS = 200_000
+_PATHS = itertools.count()
 
 
 def bucket_of(mult):
@@ -151,6 +159,7 @@ def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
     """Replay the MarketMaker's pricing over ``ticks`` and tap at random; returns
     (grids priced, seconds spent pricing)."""
     times = [t for t, _ in ticks]
+    path_no = next(_PATHS)
     band = cfg.band_cents
     edge = (10000 - cfg.edge_bp) / 10000
     stale_after = 2 * cfg.tick_interval_ms
@@ -173,12 +182,15 @@ def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
             vol.update(last[1], last[0])
             dirty = True
             ti += 1
+        if now < warm_until - 2 * REPRICE_MS:
+            now += ROLL_MS       # warming up: sigma learns, nothing is priced yet
+            continue
         if last is not None and dirty and now - priced_at >= REPRICE_MS:
             dirty = False
             priced_at = now
             t = time.perf_counter()
             grid = price_grid(cfg, last[1], last[0], vol.sigma, now, n_grids, vol.tick_ms,
-                              vol.log_sd)
+                              vol.log_sd, vol.tick_sd_ms)
             price_s += time.perf_counter() - t
             n_grids += 1
             sig_sum += grid.sigma
@@ -201,20 +213,20 @@ def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
                     rng_ = paths[t0] = path_of(ticks[i:j], t0, t0 + cfg.column_ms, stale_after)
                 low, high, _stale = rng_
                 won = touches(lo, band, low, high)
-                tally.add(label, bucket_of(mult), t0, int(won),
+                tally.add(label, bucket_of(mult), (path_no, t0 // BLOCK_MS), int(won),
                           payout_for(STAKE, mult) if won else 0, edge * 100 / mult)
         now += ROLL_MS
     s = tally.sigma.setdefault(label, [0.0, 0, 0.0, 0])
     s[0] += sig_sum
     s[1] += n_grids
-    s[2] += realised_sigma(ticks)
+    s[2] += realised_sigma([tk for tk in ticks if tk[0] >= warm_until - 2 * REPRICE_MS])
     s[3] += 1
     return n_grids, price_s
 
 
 def table(tally, feed=None):
     rows = tally.summary(feed)
-    lines = ["| multiplier | bets | windows | win rate | implied | RTP ± s.e. |",
+    lines = ["| multiplier | bets | blocks | win rate | implied | RTP ± s.e. |",
              "| --- | --- | --- | --- | --- | --- |"]
     for i, (name, _, _) in enumerate(BUCKETS):
         r = rows.get(i)
@@ -239,8 +251,9 @@ def main(argv=None):
     ap.add_argument("--intervals", default="100,250,1000", help="sim tick intervals, ms")
     ap.add_argument("--taps", type=int, default=4, help="taps per 100 ms roll")
     ap.add_argument("--bands", type=int, default=12, help="taps within this many bands of the price")
-    ap.add_argument("--warmup-s", type=float, default=300.0,
-                    help="no taps in each path's first seconds (the pricer's sigma settles)")
+    ap.add_argument("--warmup-s", type=float, default=900.0,
+                    help="no taps (and no pricing) in each path's first seconds: sigma starts "
+                         "at Volatility's default and needs ~10 half-lives to forget it")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--no-replay", action="store_true")
     args = ap.parse_args(argv)

@@ -120,12 +120,14 @@ def _stat_cpu(path):
 
 
 def wait_drained(server, timeout=120):
-    """Let the Writer finish the previous step's backlog before the next."""
+    """Let the Writer (or, in front of a market process, the gateway's bus)
+    finish the previous step's backlog before the next."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for line in scrape(server).splitlines():
-            if line.startswith("tapgrid_writer_pending_taps ") and float(line.split()[1]) == 0:
-                return
+        pending = [float(line.split()[1]) for line in scrape(server).splitlines()
+                   if line.startswith(("tapgrid_writer_pending_taps ", "tapgrid_bus_pending_taps "))]
+        if pending and not any(pending):
+            return
         time.sleep(0.5)
 
 
@@ -143,6 +145,9 @@ def run_step(server, rate, seconds, conns, profile=None):
                                "--conns", str(conns)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     cpu0 = cpu1 = None
+    # a server of several processes (market, gateways, Redis) says what each spent
+    by_role = getattr(server, "cpu_by_role", dict)
+    roles0 = roles1 = {}
     m0 = m1 = ""
     spy = None
     lines = []
@@ -150,12 +155,14 @@ def run_step(server, rate, seconds, conns, profile=None):
         if line.strip() == "START":
             m0 = scrape(server)
             cpu0 = server.thread_cpu()
-            roles0 = server.role_cpu()
+            roles0 = by_role()
+            threads0 = server.role_cpu()
             if profile:
                 spy = py_spy(server.pid, max(1, seconds - 1), profile)
         elif line.strip() == "END":
             cpu1 = server.thread_cpu()
-            roles1 = server.role_cpu()
+            roles1 = by_role()
+            threads1 = server.role_cpu()
             m1 = scrape(server)
         else:
             lines.append(line)
@@ -175,9 +182,13 @@ def run_step(server, rate, seconds, conns, profile=None):
     r["loop_cpu_us_per_tap"] = round(loop * 1e6 / n, 1) if n else None
     r["other_cpu_us_per_tap"] = round((cpu - loop) * 1e6 / n, 1) if n else None
     r["server_cpu_s"] = round(cpu, 2)
+    if roles1:
+        r["cpu_us_per_tap_by_role"] = {k: round((v - roles0[k]) * 1e6 / n, 1) if n else None
+                                       for k, v in roles1.items()
+                                       if v is not None and roles0.get(k) is not None}
     # Per role (threads that ended meanwhile are missing: the totals above count them).
-    r["cpu_us_per_tap_by_thread"] = {k: round((roles1[k] - roles0.get(k, 0.0)) * 1e6 / n, 1)
-                                     for k in sorted(roles1) if n and roles1[k] - roles0.get(k, 0.0) > 0}
+    r["cpu_us_per_tap_by_thread"] = {k: round((threads1[k] - threads0.get(k, 0.0)) * 1e6 / n, 1)
+                                     for k in sorted(threads1) if n and threads1[k] - threads0.get(k, 0.0) > 0}
     r["loop_lag_p99_ms"], r["loop_lag_max_ms"] = lag_figures(m0, m1)
     r["price_age_p50_ms"], r["price_age_p99_ms"] = price_age_ms(m1)
     r["rss_mb"] = round(server.rss_mb(), 1)

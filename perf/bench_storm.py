@@ -168,31 +168,61 @@ def latency_summary(rep):
             "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": lat[-1] if lat else None}
 
 
-def main():
+def parser():
     ap = argparse.ArgumentParser(description="reconnect storm + fan-out at 10k connections")
     ap.add_argument("--clients", type=int, default=10000)
     ap.add_argument("--procs", type=int, default=2, help="crowd worker processes")
     ap.add_argument("--users", type=int, default=10, help="guest sign-ins per worker (shared tokens)")
     ap.add_argument("--steady-rate", type=float, default=50.0)
     ap.add_argument("--fanout-s", type=float, default=15.0)
-    ap.add_argument("--drop", choices=["shutdown", "close", "kill"], default="shutdown")
+    ap.add_argument("--drop", choices=["shutdown", "close", "kill", "client"], default="shutdown",
+                    help="client: each crowd client shuts its own socket (no backdoor needed; "
+                         "what perf/bench_scale.py uses for a server of several processes)")
     ap.add_argument("--backoff-base", type=float, default=5.0)
     ap.add_argument("--storm-timeout", type=float, default=60.0)
     ap.add_argument("--server-arg", action="append", default=[])
     ap.add_argument("--grid", type=int, default=1, choices=[1, 2],
                     help="2: the crowd asks for compact grid2 frames (a protocol addition)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the server: DIR/fanout.txt, DIR/storm.txt")
-    a = ap.parse_args()
-    raise_nofile(65536)
+    return ap
 
+
+def main():
+    a = parser().parse_args()
+    raise_nofile(65536)
     tmp = tempfile.mkdtemp(prefix="tapgrid-storm-")
     bd_path = os.path.join(tmp, "console", "backdoor.sock")
     server = LoadServer(os.path.join(tmp, "tapgrid.db"), "--seed", "1",
                         "--backdoor", bd_path, *a.server_arg)
     server.start()
-    backdoor = Backdoor(bd_path)
+    try:
+        out = measure(server, a, Backdoor(bd_path))
+        log = server.log()
+        os.makedirs(os.path.join(ROOT, "perf", "results"), exist_ok=True)
+        with open(os.path.join(ROOT, "perf", "results", "storm-server.log"), "w") as f:
+            f.write(log)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(out))
+
+
+def _cpu_by_role(server):
+    """Per-process CPU seconds of a server of several processes, else {}."""
+    probe = getattr(server, "cpu_by_role", None)
+    return probe() if probe else {}
+
+
+def _role_pct(c0, c1, seconds):
+    return {k: round(100 * (c1[k] - c0[k]) / seconds, 1) for k in c1
+            if c0.get(k) is not None and c1[k] is not None}
+
+
+def measure(server, a, backdoor=None):
+    """The fan-out, then the storm, against a started ``server``;
+    ``backdoor`` (the server's console) is needed by --drop shutdown/close."""
     out = {"bench": "storm", "clients": a.clients, "procs": a.procs, "drop": a.drop, "grid": a.grid,
-           "backlog": 4096}     # the server's own listen backlog (web/_server.py)
+           "backlog": 4096}     # the server's own listen backlog (web/_listen.py)
     workers, steady = [], None
     try:
         steady = Worker("steady", "--url", server.url, "--rate", str(a.steady_rate))
@@ -214,13 +244,17 @@ def main():
         spy = a.profile and start_profile(server.pid, a.fanout_s, os.path.join(a.profile, "fanout.txt"))
         ask_all(workers, "record")
         c0, w0, k0 = server.cpu_seconds(), time.time(), sum(proc_cpu(p) for p in pids)
+        r0 = _cpu_by_role(server)
         time.sleep(a.fanout_s)
         c1, w1, k1 = server.cpu_seconds(), time.time(), sum(proc_cpu(p) for p in pids)
+        r1 = _cpu_by_role(server)
         replies = ask_all(workers, "stop_record")
         if spy:
             spy.wait()
         fan = fanout_stats(replies, out["connected_at_start"], w1 - w0)
         fan["server_cpu_pct"] = round(100 * (c1 - c0) / (w1 - w0), 1)
+        if r1:
+            fan["cpu_pct_by_role"] = _role_pct(r0, r1, w1 - w0)
         fan["clients_cpu_pct"] = round(100 * (k1 - k0) / (w1 - w0), 1)
         fan["loadavg"] = os.getloadavg()[0]
         fan["steady"] = latency_summary(steady.ask("report", w0, w1))
@@ -230,9 +264,10 @@ def main():
 
         # --- storm --------------------------------------------------------------------------
         ask_all(workers, "reset")
-        shed0 = int(backdoor.eval("server.gateway.shed"))
+        shed0 = int(backdoor.eval("server.gateway.shed")) if backdoor else None
         rss_before = server.peak_rss_mb()
         c0 = server.cpu_seconds()
+        r0 = _cpu_by_role(server)
         spy = a.profile and start_profile(server.pid, 20, os.path.join(a.profile, "storm.txt"))
         drops0 = listen_drops()
         t_drop = time.time()
@@ -243,6 +278,9 @@ def main():
                    else "c.close(1012, b'storm')")
             backdoor.eval(f"[{how} for c in list(server.hub.conns) "
                           f"if c.user != {steady_user!r}] and None")
+            out["close_all_s"] = round(time.time() - t_drop, 2)
+        elif a.drop == "client":
+            ask_all(workers, "drop")        # every crowd client shuts its socket at once
             out["close_all_s"] = round(time.time() - t_drop, 2)
         else:
             server.kill()
@@ -278,8 +316,12 @@ def main():
         out["listen_drops"] = listen_drops() - drops0 if drops0 is not None else None
         out["refused_by_kind"] = refused
         if not out["crashed"]:
-            out["shed_server"] = int(backdoor.eval("server.gateway.shed")) - shed0
+            if backdoor is not None:
+                out["shed_server"] = int(backdoor.eval("server.gateway.shed")) - shed0
             out["server_cpu_s_storm"] = round(server.cpu_seconds() - c0, 2)
+            r1 = _cpu_by_role(server)
+            if r1:
+                out["storm_cpu_pct_by_role"] = _role_pct(r0, r1, t_end - t_drop)
         out["peak_rss_mb"] = round(max(rss_before or 0, server.peak_rss_mb() or 0), 1)
         st = latency_summary(steady.ask("report", t_drop, t_end))
         out["steady_storm"] = st
@@ -290,17 +332,12 @@ def main():
         out["fanout_server_cpu_pct"] = fan["server_cpu_pct"]
         out["connected_curve"] = samples[::4]
         log = server.log()
-        os.makedirs(os.path.join(ROOT, "perf", "results"), exist_ok=True)
-        with open(os.path.join(ROOT, "perf", "results", "storm-server.log"), "w") as f:
-            f.write(log)
         out["server_errors_logged"] = log.count('"level": "error"')
         out["tracebacks_logged"] = log.count("Traceback")
     finally:
         for w in workers + ([steady] if steady else []):
             w.stop()
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":

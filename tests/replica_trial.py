@@ -18,6 +18,7 @@ import time
 import gevent
 
 from tests.serverproc import LOAD_ENV, ROOT, ServerProcess
+from tests.serverproc import children as _children
 
 __all__ = ["run_trial", "tapgrid"]
 
@@ -25,14 +26,6 @@ __all__ = ["run_trial", "tapgrid"]
 def tapgrid(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "web.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=ROOT))
-
-
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
 
 
 def _player(url, acked, stop):

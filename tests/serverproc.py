@@ -24,7 +24,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 __all__ = ["ServerProcess", "LoadServer", "LOAD_ENV", "raise_nofile", "free_port", "listen_drops",
-           "MarketProcess", "GatewayProcess"]
+           "MarketProcess", "GatewayProcess", "ClusterProcess", "children", "exited",
+           "proc_cpu_seconds"]
 
 
 def listen_drops():
@@ -91,7 +92,6 @@ class ServerProcess:
         self.port = port or free_port()
         self.log_path = log_path or db + ".log"
         self.proc = None
-        self._tick = os.sysconf("SC_CLK_TCK")
 
     @property
     def url(self):
@@ -162,12 +162,7 @@ class ServerProcess:
 
     def cpu_seconds(self):
         """utime + stime of the server process so far."""
-        try:
-            with open(f"/proc/{self.proc.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / self._tick
+        return proc_cpu_seconds(self.proc.pid)
 
     def stop(self, timeout=15):
         """SIGTERM (graceful), SIGKILL if it hangs. Returns the exit code."""
@@ -224,3 +219,71 @@ class MarketProcess(ServerProcess):
         except redis.RedisError:
             return False
         return beat is not None and json.loads(beat).get("pid") == self.proc.pid
+
+
+def children(pid):
+    """The pids of a process's children (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def exited(pid):
+    """Whether a process has exited (reaped, or a zombie its parent has not waited for)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of any process, from /proc (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ClusterProcess(ServerProcess):
+    """``tapgrid serve --gateways N``: the supervisor, with its market, its
+    gateways and (without ``--redis``) its private redis-server as children.
+    ``roles()`` names them: {"market": pid, "gateway-0": pid, ..., "redis": pid}."""
+
+    def __init__(self, db, *args, gateways=2, **kw):
+        super().__init__(db, "--gateways", str(gateways), *args, **kw)
+        self.n_gateways = gateways
+
+    def roles(self):
+        out, gw = {}, 0
+        for pid in children(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if any(a.endswith(b"redis-server") for a in argv[:1]) or b"redis-server" in argv[0]:
+                out["redis"] = pid
+            elif b"market" in argv:
+                out["market"] = pid
+            elif b"gateway" in argv:
+                out[f"gateway-{gw}"] = pid
+                gw += 1
+        return out
+
+    def start(self, timeout=60, wait_open=True):
+        super().start(timeout, wait_open)
+        # /healthz answers once one gateway does; the supervisor says when all are ready
+        deadline = time.monotonic() + timeout
+        while '"logger": "tapgrid.supervisor", "msg": "serving on' not in self.log():
+            if not self.alive() or time.monotonic() > deadline:
+                raise RuntimeError("gateways did not all start: " + self.log()[-2000:])
+            time.sleep(0.05)
+        return self
+
+    def cpu_by_role(self):
+        return {name: proc_cpu_seconds(pid) for name, pid in self.roles().items()}

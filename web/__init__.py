@@ -9,7 +9,7 @@ Names load on first use (PEP 562), so ``import web.cli`` stays light and
 """
 import importlib
 
-__all__ = ["Server", "serve", "build_app", "Gateway", "Fanout", "Metrics", "TapgridClient", "Wallet",
+__all__ = ["Server", "serve", "run_market", "run_gateway", "build_app", "Gateway", "Fanout", "Metrics", "TapgridClient", "Wallet",
            "HttpError", "SessionSigner", "encode_tap_payload", "parse_tap_payload", "verify_tap",
            "build_message", "verify_login", "MemoryNonceStore", "RedisNonceStore",
            "ChallengeStore", "RedisChallengeStore", "SqliteSessionStore", "RedisSessions"]
@@ -17,6 +17,7 @@ __all__ = ["Server", "serve", "build_app", "Gateway", "Fanout", "Metrics", "Tapg
 # Where each name lives; the wire format is the market's (actors.wire).
 _HOME = {
     "Server": "web._server", "serve": "web._server", "build_app": "web.http",
+    "run_market": "web._split", "run_gateway": "web._split",
     "Gateway": "web.gateway", "Fanout": "web.gateway", "Metrics": "web._metrics",
     "TapgridClient": "web.client", "Wallet": "web.client", "HttpError": "web.client",
     "SessionSigner": "actors.wire", "encode_tap_payload": "actors.wire",

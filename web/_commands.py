@@ -68,6 +68,9 @@ def cmd_shell(cfg, args):
 
 
 def cmd_serve(cfg, args):
+    if cfg.gateways:
+        from ._cluster import serve_cluster
+        return serve_cluster(cfg, args.argv[1:])     # the flags after "serve"
     from . import _server
     return _server.serve(cfg)
 

@@ -20,12 +20,13 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from actors import Replicator, start_market
-from engine import ActorSystem, start_backdoor, stop_backdoor
+from engine import ActorSystem, notify_ready, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
                    make_session_store, make_tickets)
 from .gateway import FastHandler, Fanout, Gateway, PlayerFeed, RelayFanout
 from .http import HEADERS, build_app, guard
+from ._listen import listen_socket
 from ._metrics import Metrics
 
 __all__ = ["serve", "Server", "setup_logging", "handler_pool_size"]
@@ -108,11 +109,10 @@ class Server:
         self.app = build_app(cfg, self.market, self.hub, self.gateway, self.sessions,
                              self.challenges, self.metrics)
         self.metrics.attach(self.system, self.market, self.hub, cfg.db, cfg.min_free_disk)
-        # A deep accept queue: a reconnect storm arrives faster than one
-        # loop accepts, and the default 128 makes the kernel drop SYNs.
-        self.http = WSGIServer((cfg.host, cfg.port), guard(self.app, cfg), handler_class=FastHandler,
+        self.http = WSGIServer(listen_socket(cfg.host, cfg.port, cfg.reuse_port),
+                               guard(self.app, cfg), handler_class=FastHandler,
                                log=None, error_log=logging.getLogger("tapgrid.http"),
-                               backlog=4096, spawn=Pool(handler_pool_size(cfg)))
+                               spawn=Pool(handler_pool_size(cfg)))
         self.http.header_timeout = cfg.header_timeout_s
         self.http.admit = self.gateway.admit
         self.http.upgrade_done = self.gateway.upgrade_done
@@ -225,6 +225,7 @@ def serve(cfg, remote=False):
     setup_logging()
     server = Server(cfg, remote=remote)
     server.start()
+    notify_ready()      # systemd Type=notify, and serve --gateways' supervisor
     done = Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, done.set)

@@ -42,7 +42,7 @@ def _wait_for_signal(done=None):
 def run_market(cfg):
     from actors import Replicator, start_market
     from actors.bus import MarketBus, MarketTaken
-    from engine import ActorSystem
+    from engine import ActorSystem, notify_ready
 
     from ._server import _redacted, setup_logging
     from .gateway import Encoders
@@ -64,6 +64,7 @@ def run_market(cfg):
     purger = gevent.spawn(_purge_guests, cfg, handle)
     log.info("market on %s (db=%s, feed=%s, pid in %s)", _redacted(cfg.redis), cfg.db,
              ",".join(cfg.sources) or cfg.feed, bus.keys.alive)
+    notify_ready()          # serve --gateways starts the gateways now (systemd: Type=notify)
     _wait_for_signal(done)
     log.info("market stopping: no new taps")
     purger.kill(block=False)

@@ -80,7 +80,11 @@ def _add_ops_commands(sub):
 def build_parser():
     ap = argparse.ArgumentParser(prog="tapgrid", description="BTC tap-trading server")
     sub = ap.add_subparsers(dest="command", required=True)
-    _add_config_flags(sub.add_parser("serve", help="run the server"))
+    p = sub.add_parser("serve", help="run the server")
+    _add_config_flags(p)
+    p.add_argument("--gateways", type=int, metavar="N",
+                   help="run the market and N gateway processes sharing the port, over Redis "
+                        "(a private redis-server without --redis); default: one process")
     p = sub.add_parser("market", help="the market alone: serves gateways over --redis, the"
                                       " only database writer")
     _add_config_flags(p)
@@ -120,7 +124,7 @@ def build_parser():
 
 
 _NOT_CONFIG = ("command", "config", "user", "amount", "limit", "out", "kind", "listen",
-               "server_name", "prefix", "timestamp", "from_ms", "to_ms", "path")
+               "server_name", "prefix", "timestamp", "from_ms", "to_ms", "path", "argv")
 
 
 def load_config(args):
@@ -131,7 +135,9 @@ def load_config(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv        # serve --gateways hands its own flags on to the roles
     if args.command in ("serve", "shell", "market", "gateway"):
         # Before anything else imports socket/threading/ssl.
         from gevent import monkey

@@ -104,8 +104,11 @@ def run_child(args, write, popen=None, on_spawn=None):
                 except Exception as exc:    # told to the child, which stops there
                     log.exception("archive step failed in the Writer")
                     answer = {"error": repr(exc)}
-                proc.stdin.write((json.dumps(answer) + "\n").encode())
-                proc.stdin.flush()
+                try:
+                    proc.stdin.write((json.dumps(answer) + "\n").encode())
+                    proc.stdin.flush()
+                except BrokenPipeError:
+                    break           # the child died (killed): its exit code says so below
             elif "done" in msg:
                 report = msg["done"]
             elif "error" in msg:
@@ -115,8 +118,11 @@ def run_child(args, write, popen=None, on_spawn=None):
         if proc.poll() is None and report is None:
             proc.kill()         # the parent gave up (stopped): the next run resumes
         rc = proc.wait()
-        proc.stdin.close()
-        proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                pipe.close()
+            except BrokenPipeError:     # unflushed bytes for a dead child
+                pass
     if report is None:
         report = new_report()
         report["errors"].append(f"archive child exited {rc} before finishing")

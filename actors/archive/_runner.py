@@ -99,9 +99,10 @@ class Archiver(Actor):
     a minute after start) and on ``ask("run")``. The job runs in a child
     process at idle priority; its deletes go through the Writer."""
 
-    def __init__(self, ctx, first_s=60.0):
+    def __init__(self, ctx, first_s=60.0, pause_s=0.005):
         self.ctx = ctx
         self.first_s = first_s
+        self.pause_s = pause_s
 
     def on_start(self):
         self.pool = ThreadPool(1)
@@ -153,4 +154,9 @@ class Archiver(Actor):
         self.child = proc
 
     def _write(self, statements):
+        # Answer the child only after as long again as the step took: at
+        # most every other Writer batch then carries a delete chunk (each
+        # rewrites ~1 KB of index pages per bet: the cost taps feel).
+        t = time.monotonic()
         self.ctx.writer.ask(ArchiveStep(statements), timeout=60)
+        gevent.sleep(max(self.pause_s, time.monotonic() - t))

@@ -31,6 +31,7 @@ __all__ = ["TapIntake"]
 
 log = logging.getLogger("tapgrid.bus")
 _HAS_MARKET_ID = "market_id" in Tap._fields
+STARTING_WAIT_S = 15
 
 
 class _Entry:
@@ -81,6 +82,12 @@ class TapIntake:
     # --- reading ----------------------------------------------------------------------
 
     def run(self):
+        # A market that just started prices its first grid before it takes
+        # taps: the ones waiting in the stream (sent while it was away) are
+        # read then, within their deadline, rather than refused as suspended.
+        with gevent.Timeout(STARTING_WAIT_S, False):
+            while self.ctx.status.holds("starting") or not self.ctx.grid.columns:
+                gevent.sleep(0.02)
         backoff = Backoff()
         while self.reading:
             try:

@@ -13,7 +13,7 @@ from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived
                        nonce_text, pack_nonce)
 from ._store import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Store,
                      UserExists, is_disk_full, open_readonly)
-from ._idle import idle_priority, lower_priority
+from ._idle import idle_priority, lower_priority, nice_thread
 from ._pricerecord import (DEFAULT_ASSET, PAD_MS, RECORD_SCHEMA, copy_record_steps,
                            prune_record_steps, record_schema, record_tables, window_of)
 from ._receipt import (HISTORY_COLUMNS, MAX_HISTORY_LIMIT, history, market_names,  # noqa: E402
@@ -37,5 +37,5 @@ __all__ = [
     "window_of", "record_tables", "record_schema", "DEFAULT_ASSET",
     "DatabaseLocked", "acquire_lock", "release_lock", "lock_holder", "backup", "Replicator",
     "ReplicaError", "litestream_config", "litestream_path", "restore", "idle_priority",
-    "lower_priority",
+    "lower_priority", "nice_thread",
 ]

@@ -9,7 +9,7 @@ else wants, so taps never queue behind it.
 import contextlib
 import os
 
-__all__ = ["idle_priority", "lower_priority"]
+__all__ = ["idle_priority", "lower_priority", "nice_thread"]
 
 
 def lower_priority():
@@ -26,6 +26,18 @@ def lower_priority():
         return "nice"
     except (AttributeError, OSError):
         return "none"
+
+
+def nice_thread(nice=10):
+    """The calling thread back on ``SCHED_OTHER`` (from an inherited
+    ``SCHED_IDLE``) at ``nice``: for work that must progress on a box other
+    processes keep busy, yet yield to the server. True when it took."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, 0, nice)    # Linux: this thread only
+        return True
+    except (AttributeError, OSError):
+        return False
 
 
 @contextlib.contextmanager

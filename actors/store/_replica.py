@@ -15,17 +15,14 @@ The recovery point (acknowledged history a lost disk can cost) is about
     >>> "url: file:///r" in text and "path: /var/lib/tapgrid/t.db" in text
     True
 """
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 
-import gevent
-import gevent.subprocess
+from engine import Child
 
 from . import _dblock
 
@@ -78,16 +75,9 @@ def litestream_config(cfg, replica=None):
     return "\n".join(lines)
 
 
-def _die_with_parent():
-    # Linux: the child gets SIGTERM when the server dies, however it dies.
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class Replicator:
-    """``litestream replicate`` for the server's database, supervised."""
+    """``litestream replicate`` for the server's database, supervised
+    (an ``engine.Child``: restarted with backoff, dies with the server)."""
 
     def __init__(self, cfg, backoff=(0.5, 30.0)):
         self.cfg = cfg
@@ -95,55 +85,30 @@ class Replicator:
         fd, self.config_path = tempfile.mkstemp(prefix="tapgrid-litestream-", suffix=".yml")
         with os.fdopen(fd, "w") as f:
             f.write(litestream_config(cfg))
-        self.proc = None
-        self.restarts = 0
-        self._backoff = backoff
-        self._stopping = False
-        self._watch = None
+        self.child = Child("litestream", [self.binary, "replicate", "-config", self.config_path],
+                           stdout=sys.stderr, stderr=sys.stderr, backoff=backoff)
 
     @property
     def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        return self.child.alive
 
-    def _spawn(self):
-        self.proc = gevent.subprocess.Popen(
-            [self.binary, "replicate", "-config", self.config_path],
-            stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
-            preexec_fn=_die_with_parent)
-        log.info("litestream replicating %s to %s (pid %d)", self.cfg.db, self.cfg.replica,
-                 self.proc.pid)
+    @property
+    def restarts(self):
+        return self.child.restarts
+
+    @property
+    def proc(self):
+        return self.child.proc
 
     def start(self):
-        self._spawn()
-        self._watch = gevent.spawn(self._supervise)
+        self.child.start()
+        log.info("litestream replicating %s to %s (pid %d)", self.cfg.db, self.cfg.replica,
+                 self.child.pid)
         return self
-
-    def _supervise(self):
-        delay = self._backoff[0]
-        while not self._stopping:
-            rc = self.proc.wait()
-            if self._stopping:
-                return
-            log.error("litestream exited %s; restarting in %.1f s", rc, delay)
-            gevent.sleep(delay)
-            delay = min(delay * 2, self._backoff[1])
-            if not self._stopping:
-                # Count only once the new child is ours: Popen yields while
-                # it forks, and /metrics must not read restarts=N, up=0 then.
-                self._spawn()
-                self.restarts += 1
 
     def stop(self, timeout=10.0):
         """SIGTERM: Litestream syncs what it has, then exits."""
-        self._stopping = True
-        if self.alive:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        if self._watch is not None:
-            self._watch.kill(block=False)
+        self.child.stop(timeout)
         try:
             os.remove(self.config_path)
         except OSError:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from actors._discrete import column_curve, touch_from_curve
+from actors._discrete import column_curve, mixture_touch, phase_mix, touch_from_curve
 
 CASES = [   # (steps, wait in ticks, a, b): band edges in tick s.d. from the last tick
     (5, 0.0, 2.0, 3.0),        # 1 s ticks, no wait: the closed form is worst here
@@ -54,3 +54,50 @@ def test_bands_far_off_the_grid_and_the_lowest_band():
     assert touch_from_curve(curve, np.array([-np.inf]), np.array([0.5]), 1.0)[0] > 0.5
     assert touch_from_curve(curve, np.array([-0.5]), np.array([0.5]), 1.0)[0] > \
         touch_from_curve(curve, np.array([0.5]), np.array([1.5]), 1.0)[0]
+
+
+@pytest.mark.parametrize("ahead,window,sd", [
+    (5.3, 5.0, 0.0),       # a clock without jitter: one outcome
+    (5.97, 5.0, 0.02),     # a tick just before or after t0
+    (20.5, 5.2, 0.3),      # a far column, a fractional window, a loose clock
+])
+def test_phase_mix_counts_the_ticks_the_resolver_sees(ahead, window, sd):
+    # Ticks at k - e (k = 1, 2, ...; e the clock's error, in ticks): the
+    # prevailing one is the last strictly before t0, the window holds those
+    # in [t0, t0 + window).
+    rng = np.random.default_rng(3)
+    n = 100_000
+    e = rng.standard_normal(n) * sd
+    k = np.arange(1, int(ahead + window) + 40)[None, :] - e[:, None]
+    before = (k < ahead).sum(axis=1)
+    inside = ((k >= ahead) & (k < ahead + window)).sum(axis=1)
+    mix = phase_mix(ahead, window, sd)
+    assert sum(w for w, _, _ in mix) == pytest.approx(1.0)
+    seen = {}
+    for j, m in zip(before.tolist(), inside.tolist()):
+        seen[(j, m)] = seen.get((j, m), 0) + 1
+    for w, j, m in mix:
+        f = seen.pop((j, m), 0) / n
+        assert abs(f - w) < 4 * math.sqrt(w * (1 - w) / n) + 1e-4, (j, m, w, f)
+    assert sum(seen.values()) / n < 1e-3
+
+
+def test_a_clock_priced_at_its_phase_touches_as_its_walk():
+    # 5 ticks a window, the prevailing tick 5 steps after the last one seen
+    # (t0 is 5.98 steps away; the mean phase would wait 5.48):
+    # the mix's chance is the walk's, and it is not the mean phase's.
+    rng = np.random.default_rng(11)
+    n = 200_000
+    a, b = 6.0, 7.0       # a far cell: 4 % apart, 11 % of its chance
+    x0 = rng.standard_normal((n, 5)).sum(axis=1)
+    walk = x0[:, None] + np.cumsum(rng.standard_normal((n, 5)), axis=1)
+    high = np.maximum(x0, walk.max(axis=1))
+    low = np.minimum(x0, walk.min(axis=1))
+    mc = ((high >= a) & (low <= b)).mean()
+    se = math.sqrt(mc * (1 - mc) / n)
+    h = 1.0
+    p = float(mixture_touch(phase_mix(5.98, 5.0, 0.0), np.array([a]), np.array([b]), h)[0])
+    assert abs(p - mc) < 4 * se + 2e-4, (p, mc, se)
+    mean_phase = float(touch_from_curve(column_curve(5.0, 5.98 - 0.5), np.array([a]),
+                                        np.array([b]), h)[0])
+    assert abs(mean_phase - mc) > 8 * se, (mean_phase, mc)

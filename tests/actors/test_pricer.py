@@ -122,3 +122,36 @@ def test_volatility_tracks_the_tick_rate():
     v.update(6_000_000, 400 * 250 + 60_000)   # an outage counts as at most 5 s
     assert v.tick_ms < 250 + 0.02 * 5000 + 1e-9
     assert 0.04 < Volatility().log_sd < 0.07
+
+
+def test_volatility_tells_a_clock_from_an_irregular_feed():
+    rng = random.Random(9)
+    clock, loose = Volatility(), Volatility()
+    assert clock.tick_sd_ms is None
+    t = 0
+    for i in range(500):
+        clock.update(6_000_000, i * 1000 + rng.choice((0, 1)))     # 1 ms of jitter
+        t += rng.uniform(40, 640)                                 # sample_ticks-like gaps
+        loose.update(6_000_000, int(t))
+    assert clock.tick_sd_ms < 2
+    assert 100 < loose.tick_sd_ms < 250      # uniform on [40, 640]: s.d. 173
+
+
+def test_a_clock_is_priced_at_its_phase():
+    # 1 s ticks on a clock. With the last tick 950 or 50 ms before now, the
+    # next column's prevailing tick is 5 whole steps after it either way
+    # (950 or 50 ms before t0): the same walk, the same prices. The mean
+    # phase prices a wait 900 ms apart; a last tick 1050 ms back is 6 steps.
+    now = 1_750_000_000_000
+    t0 = now + 5_000
+
+    def grid(back, **kw):
+        return price_columns(PRICE, now - back, now, [t0], WINDOW, BAND, 50, SIGMA,
+                             tick_ms=1000, **kw)[t0]
+
+    assert grid(950, tick_sd_ms=0.0) == grid(50, tick_sd_ms=0.0)
+    assert grid(950) != grid(50)
+    assert grid(1050, tick_sd_ms=0.0) != grid(950, tick_sd_ms=0.0)
+    # a loose clock (gaps spread 300 ms) is priced as the mean phase of an
+    # irregular feed: the renewal age, dt (1 + cv^2) / 2
+    assert grid(950, tick_sd_ms=300.0) != grid(950, tick_sd_ms=0.0)

@@ -54,15 +54,22 @@ def metrics(gw):
 
 
 @pytest.mark.timeout(240)
-def test_market_killed_and_restarted_under_two_gateways(rig):
-    r = rig(gateways=2)
+@pytest.mark.parametrize("wait_ms", [1500, 15000])
+def test_market_killed_and_restarted_under_two_gateways(rig, wait_ms):
+    """With a short wait the gap's taps are refused; with one longer than
+    the restart they wait in the stream and the new market takes them."""
+    r = rig(gateways=2, env={"TAPGRID_BUS_TAP_WAIT_MS": str(wait_ms)})
     r.players(3)
     r.tapping()
     r.wait_acked(30, "up")
     r.kill9(r.market)
     r.phase("gap")
-    wait_until(lambda: sum(1 for a in r.answers("gap") if a.get("reason") == "overloaded") >= 6,
-               timeout=30, what="taps in the gap answered overloaded")
+    if wait_ms < 5000:
+        wait_until(lambda: sum(1 for a in r.answers("gap") if a.get("reason") == "overloaded")
+                   >= 6, timeout=30, what="taps in the gap answered overloaded")
+    else:
+        wait_until(lambda: sum(1 for e in r.log if e[0] == "gap") >= 30, timeout=30,
+                   what="taps sent in the gap")
     r.start_market()
     r.phase("after")
     for gw in (0, 1):
@@ -73,6 +80,8 @@ def test_market_killed_and_restarted_under_two_gateways(rig):
         "a player was disconnected"
     gap = r.answers("gap")
     assert all(a["ok"] or a.get("reason") in GAP_REASONS for a in gap), gap
+    if wait_ms > 5000:
+        assert any(a["ok"] for a in gap), "no tap of the gap was taken by the new market"
     assert not [a for a in r.answers() if a.get("reason") == "lost"]
     acked = r.check_nothing_acked_was_lost()
     assert r.market.stop() == 0
@@ -234,3 +243,32 @@ def test_the_market_serves_its_own_health_and_metrics(tmp_path):
         assert 'tapgrid_mailbox_depth{actor="writer"}' in text
     finally:
         r.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_player_new_to_a_gateway_while_the_market_is_away_is_told_to_retry(rig):
+    r = rig(gateways=2)
+    first = r.players(1)[0].c           # on gateway 0; gateway 1 never heard of them
+    r.kill9(r.market)
+    from web.client import TapgridClient
+    other = TapgridClient(r.gateways[1].url, signer=first.signer, backoff_base=0.2,
+                          backoff_cap=1.0)
+    other.token = first.token
+    other.connect(wait=False)
+    # Its balance is the market's to tell: closed 1013 (try again later), and
+    # the client keeps trying by itself.
+    assert not other.connected.wait(6)
+    r.start_market()
+    assert other.connected.wait(30), "the player got in once the market was back"
+    assert other.wait_for(lambda: other.grid is not None, 10)
+    seen = []
+
+    def tapped():
+        # The market just started: suspended until its first grid is priced.
+        cell = other.open_cell()
+        seen.append(other.tap(cell[0], cell[1], 100) if cell else {"ok": False})
+        return seen[-1]["ok"]
+    wait_until(tapped, timeout=30, interval=0.2, what="a tap acked through the new gateway")
+    assert all(a.get("reason") in (None, "market_suspended", "column_closed") for a in seen), seen
+    other.close()
+    assert "Traceback" not in r.gateways[1].log()

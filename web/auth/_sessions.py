@@ -13,13 +13,22 @@ import hashlib
 import logging
 from typing import NamedTuple
 
+import redis
+
 from actors import open_readonly
 
 from ._redis_sessions import RedisSessionStore, new_token
 
-__all__ = ["Session", "SqliteSessionStore", "RedisSessions", "make_session_store"]
+__all__ = ["Session", "SessionsUnavailable", "SqliteSessionStore", "RedisSessions",
+           "make_session_store"]
 
 log = logging.getLogger("tapgrid.sessions")
+
+
+class SessionsUnavailable(RuntimeError):
+    """The session store cannot answer now (Redis down or too slow): the
+    client is not at fault, so it is told to retry (503), never that its
+    token is bad (401), which would send a player back to sign in."""
 
 
 class Session(NamedTuple):
@@ -123,8 +132,8 @@ class RedisSessions:
     def get(self, token, now_ms):
         try:
             s = self.store.get(token, now_ms)
-        except Exception:
-            return None
+        except redis.RedisError as exc:
+            raise SessionsUnavailable(repr(exc)) from None
         if s is None:
             return None
         uid, _, name = s.user.partition(":")

@@ -15,6 +15,7 @@ import secrets
 import time
 
 from .._addr import LruTable
+from ._sessions import SessionsUnavailable
 
 __all__ = ["MemoryTickets", "RedisTickets", "make_tickets"]
 
@@ -56,8 +57,8 @@ class RedisTickets:
             return ""
         try:
             value = self._redis.getdel(self.prefix + ticket)
-        except Exception:
-            return ""
+        except Exception as exc:        # the ticket may exist: not a bad ticket
+            raise SessionsUnavailable(repr(exc)) from None
         return value.decode("ascii", "replace") if value else ""
 
 

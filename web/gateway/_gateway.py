@@ -7,8 +7,10 @@ import time
 from urllib.parse import parse_qs
 
 from actors.wire import load_session_key
+from engine import AskTimeout
 
 from .._addr import LruTable, client_addr
+from ..auth import SessionsUnavailable
 from ._conn import Connection, TokenBucket
 from ._taps import TapPipeline
 
@@ -72,8 +74,12 @@ class Gateway:
         origin = environ.get("HTTP_ORIGIN")
         if origin and not self.origin_allowed(origin, environ.get("HTTP_HOST", "")):
             return ("403 Forbidden", [("Content-Type", "text/plain")], b"origin not allowed")
-        token = self._ticket_or_token(environ)
-        session = self.sessions.get(token, int(time.time() * 1000)) if token else None
+        try:
+            token = self._ticket_or_token(environ)
+            session = self.sessions.get(token, int(time.time() * 1000)) if token else None
+        except SessionsUnavailable:
+            self.shed += 1
+            return self._refuse("503 Service Unavailable", b"sessions unavailable; retry", retry=1)
         if session is None:
             return ("401 Unauthorized", [("Content-Type", "text/plain")], b"invalid or expired token")
         if len(self.hub.by_user.get(session.uid, ())) + self._upgrading_users.get(session.uid, 0) \
@@ -174,7 +180,14 @@ class Gateway:
         self.hub.add(conn, 2 if query.get("grid", [""])[0] == "2" else 1)
         self._by_sid.setdefault(conn.sid, set()).add(conn)
         try:
-            self.hub.welcome(conn, self.market.balance(session.uid))
+            try:
+                balance = self.market.balance(session.uid)
+            except AskTimeout:
+                # A gateway whose market is away, and this player's balance
+                # never heard: try again later (the client backs off).
+                conn.close(1013, b"the market is away; retry")
+                return
+            self.hub.welcome(conn, balance)
             self.pipeline.run(conn, ws.receive, getattr(ws, "receive_many", None))
         finally:
             self.hub.remove(conn)

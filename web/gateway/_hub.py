@@ -95,10 +95,10 @@ class Fanout(Sinks):
         self._grids = {}                         # market_id -> latest grid
         self._grids_sent = {}
         self._cache = {}                         # (market_id, version) -> (key, frame bytes)
+        self._news = Event()                     # a tick or a grid not yet broadcast
         self.compact = set()                     # connections that asked for grid2
         self.subs = {}                           # conn -> its markets, if not the default's
         self._loop = None
-        self._news = Event()                     # a tick or a grid not yet broadcast
         self.broadcasts = 0
 
     def start(self, market):
@@ -202,6 +202,26 @@ class Fanout(Sinks):
     def on_grid(self, grid):
         self._grids[self.default_id] = grid
         self._news.set()
+
+    # A relay that assigns the default market's latest tick or grid (the
+    # split's gateway) is heard as the v1 hooks: stored, and the broadcaster woken.
+    @property
+    def _tick(self):
+        return self._ticks.get(self._default_asset())
+
+    @_tick.setter
+    def _tick(self, tick):
+        if tick is not None:
+            self.on_tick(tick)
+
+    @property
+    def _grid(self):
+        return self._grids.get(self.default_id)
+
+    @_grid.setter
+    def _grid(self, grid):
+        if grid is not None:
+            self.on_grid(grid)
 
     def on_market(self, status):
         self.on_market_status(self.default_id, status)

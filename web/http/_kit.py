@@ -13,6 +13,7 @@ from engine import AskTimeout
 
 from .._addr import LruTable, client_addr
 from .._safejson import loads as json_loads
+from ..auth import SessionsUnavailable
 from ..gateway import TokenBucket
 from ._guard import BodyTimeout, BodyTooLarge
 
@@ -97,7 +98,11 @@ class Kit:
         return auth[7:] if auth.startswith("Bearer ") else ""
 
     def session(self):
-        s = self.sessions.get(self.bearer(), int(time.time() * 1000))
+        try:
+            s = self.sessions.get(self.bearer(), int(time.time() * 1000))
+        except SessionsUnavailable:
+            bottle.response.set_header("Retry-After", "1")
+            raise ApiError(503, "overloaded", "sessions unavailable; retry shortly") from None
         if s is None:
             raise ApiError(401, "unauthorized", "missing, invalid or expired token")
         return s
