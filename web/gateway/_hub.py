@@ -96,6 +96,7 @@ class Fanout(Sinks):
         self._grids_sent = {}
         self._cache = {}                         # (market_id, version) -> (key, frame bytes)
         self._news = Event()                     # a tick or a grid not yet broadcast
+        self._tick_sent = self._grid_sent = None  # the split gateway's RelayFanout's
         self.compact = set()                     # connections that asked for grid2
         self.subs = {}                           # conn -> its markets, if not the default's
         self._loop = None
