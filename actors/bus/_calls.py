@@ -67,7 +67,7 @@ METHODS = {
     "purge_sessions": lambda h, now_ms: h.purge_sessions(now_ms),
     "save_key": lambda h, uid, key, expires_ms: h.save_key(uid, key, expires_ms),
     "history": _history,
-    "ticks": lambda h, start, end, limit: h.read_ticks(start, end, limit),
+    "ticks": lambda h, start, end, limit, asset=None: h.read_ticks(start, end, limit, asset),
 }
 
 

@@ -287,8 +287,8 @@ class RemoteMarket:
     def history(self, user, limit=20, before_bet=None):
         return self.read_history(user, before_bet, limit)
 
-    def read_ticks(self, start, end, limit):
-        return self.call("ticks", start, end, limit)
+    def read_ticks(self, start, end, limit, asset=None):
+        return self.call("ticks", start, end, limit, asset)
 
     # --- what is on ---------------------------------------------------------------------
 

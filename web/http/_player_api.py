@@ -26,7 +26,7 @@ __all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX", "ASSETS"]
 
 TICKS_MAX = 10_000
 DEFAULT_SPAN_MS = 180_000
-ASSETS = ("BTC-USD",)          # the multi-market issue adds more
+ASSETS = ("BTC-USD",)          # without a market list: BTC-USD's record only
 
 
 class AddressLimiter:
@@ -61,6 +61,9 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     `address()` the caller's address (for the rate limits), `session()`
     the caller's session (or ApiError 401)."""
     ticks_limit = AddressLimiter(rate=5, burst=20)
+    # every configured market's asset has a record; the default market's first
+    units = getattr(market, "units", None)
+    assets = tuple(dict.fromkeys(u.spec.asset for u in units)) if units else ASSETS
     topup_limit = AddressLimiter(rate=0.1, burst=5)
     topped = {}                     # uid -> monotonic time of the last top-up
 
@@ -99,8 +102,8 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     @api
     def get_ticks():
         q = bottle.request.query
-        asset = q.get("asset") or ASSETS[0]
-        if asset not in ASSETS:
+        asset = q.get("asset") or assets[0]
+        if asset not in assets:
             raise ApiError(400, "bad_request", f"unknown asset {asset!r}")
         now = int(time.time() * 1000)
         end = _int_param(q, "to", now + 1)
@@ -112,6 +115,6 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
         if not ticks_limit.allow(address()):
             bottle.response.set_header("Retry-After", "1")
             raise ApiError(429, "rate_limited", "too many price-record requests; slow down")
-        rows = market.read_ticks(start, end, TICKS_MAX)     # in a native thread, or a call
+        rows = market.read_ticks(start, end, TICKS_MAX, asset)   # in a native thread, or a call
         nxt = rows[TICKS_MAX][0] if len(rows) > TICKS_MAX else None
         return {"ticks": [[ts, price] for ts, price in rows[:TICKS_MAX]], "next": nxt}

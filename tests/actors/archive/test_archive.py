@@ -328,7 +328,9 @@ def test_migrates_a_schema_1_database(db_path):
     Store(db_path).close()
     conn = open_readonly(db_path)
     try:
-        assert conn.execute("SELECT * FROM bets ORDER BY id").fetchall() == want
+        # every bet from before markets is on market 0 with a v1 payload (mkt 0)
+        assert conn.execute("SELECT * FROM bets ORDER BY id").fetchall() == \
+            [row + (0,) for row in want]
         assert conn.execute("SELECT type FROM sqlite_master WHERE name='bets'").fetchone() == \
             ("view",)
     finally:
@@ -489,6 +491,8 @@ def test_server_archiver_deletes_through_the_writer_while_taps_flow(tmp_path):
     # bet must come back from hot DB and archive exactly as it was.
     got = full_history(db, "u4")
     assert [b["bet"] for b in got] == [b["bet"] for b in want]
+    # the server named the database's markets (v1.1): every old bet is the default's
+    assert {b.pop("market_id") for b in got} == {"BTC-USD/1s"}
     for old, new in zip(want, got):
         if old["outcome"] == "open" and new["outcome"] == "void":
             assert new["payout"] == old["stake"]
