@@ -110,7 +110,10 @@ class Rig:
         rng = random.Random(i)
         c = p.c
         while not self._stop.is_set():
-            cell = c.open_cell(rng.randint(-1, 2)) if c.connected.is_set() else None
+            # In the gap a tap waits for the restarted market: it aims at a column
+            # that is still open after the restart, or it could only be column_closed.
+            margin = 6000 if self.now == "gap" else 800
+            cell = c.open_cell(rng.randint(-1, 2), margin_ms=margin) if c.connected.is_set() else None
             if cell:
                 frame, nonce = c.signed_tap(cell[0], cell[1], 100, 101)
                 entry = [self.now, i, json.dumps(frame, separators=(",", ":")), nonce, None]

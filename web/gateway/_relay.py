@@ -57,7 +57,7 @@ class _Grid:
 class RelayFanout(Fanout):
     def __init__(self, cfg, metrics=None):
         super().__init__(cfg, metrics)
-        self._market_frame = None
+        self._relayed_market = None
 
     def start(self, market):
         super().start(market)
@@ -72,9 +72,9 @@ class RelayFanout(Fanout):
         elif kind == b"g":
             self._grid = _Grid(head["v"], *parts[:3])
         elif kind == b"m":
-            if parts[0] == self._market_frame:
+            if parts[0] == self._relayed_market:
                 return                  # the same status again (a resubscribe)
-            self._market_frame = parts[0]
+            self._relayed_market = parts[0]
             if not self.market.status.away:
                 for conn in list(self.conns):
                     conn.send(parts[0])
@@ -83,7 +83,7 @@ class RelayFanout(Fanout):
         now = int(time.time() * 1000)
         conn.send(frame({"type": "hello", "user": conn.user, "balance": balance, "server_ts": now}))
         status = self.market.status
-        conn.send(self._market_frame if self._market_frame and not status.away
+        conn.send(self._relayed_market if self._relayed_market and not status.away
                   else frame({"type": "market", **status.as_dict()}))
         if self._grid is not None:
             conn.send(self.grid2_frame() if conn in self.compact else self.grid_frame())
