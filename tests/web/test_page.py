@@ -249,6 +249,17 @@ def test_labels_banner_and_toasts_do_not_collide_and_the_lock_strip_says_why(fla
                 or label["x"] >= layout["now"]["x"] + layout["now"]["w"] + gap), (label, layout["now"])
     # Price labels are drawn over the cells and bets, not under them.
     assert layout["layers"].index("price-labels") > layout["layers"].index("bets")
+    # The price tag: no price label on it (on the phone "$95,000" was drawn over
+    # "$95,000.50"), and left of the now dot, not over it. Boxes as Chromium
+    # measured the canvas text.
+    tag = {"x": layout["priceTag"]["x"], "y": layout["priceTag"]["y"],
+           "width": layout["priceTag"]["w"], "height": layout["priceTag"]["h"]}
+    for label in layout["bands"]:
+        assert not rects_overlap(tag, {"x": label["x"], "y": label["y"], "width": label["w"],
+                                       "height": label["h"]}), (tag, label)
+    assert len(layout["bands"]) >= 3, layout["bands"]
+    assert tag["x"] >= 0 and tag["x"] + tag["width"] <= layout["nowX"] - 10, (tag, layout["nowX"])
+    assert layout["layers"].index("price-tag") > layout["layers"].index("price-labels")
     # The banner's title stays on one line.
     page.evaluate("""() => { const b = document.querySelector('[data-testid=market-banner]'); b.hidden = false;
         b.querySelector('.banner-reason').textContent = '— the price feed is stale. Open bets in affected windows are refunded.'; }""")

@@ -13,14 +13,17 @@
 
 import { multLabel } from "/static/format.js";
 import { drawStack, drawRejected, drawCelebrations, fitText } from "/static/cells.js";
-import { AXIS_BOTTOM, drawBands, drawBandLabels, drawColumns, drawEmpty, drawNowLine, drawPrice, drawTimeAxis } from "/static/chart.js";
+import { AXIS_BOTTOM, drawBands, drawBandLabels, drawColumns, drawEmpty, drawNowLine, drawPrice, drawPriceTag, drawTimeAxis,
+  priceTagBox, tagRoom } from "/static/chart.js";
 import { drawLocked, drawMarkers, drawFocus, offscreenStacks } from "/static/board.js";
 import { GridInput } from "/static/gridinput.js";
 
 const NOW_FRACTION = 0.35;
 const MIN_COL_PX = 58; // narrower cells are too small for a thumb and a "24.06x" label
 // A phone is narrow: "now" moves left and columns get thinner, so five or
-// more open columns (25 s+) fit instead of two.
+// more open columns (25 s+) fit instead of two; "now" stays far enough right
+// for the price tag to fit left of it (else it covers the dot and the
+// price labels).
 const NARROW_PX = 600;
 const NARROW_NOW_FRACTION = 0.16;
 const NARROW_MIN_COL_PX = 44;
@@ -69,6 +72,7 @@ export class GridView {
     this.hover = null;
     this.celebrations = [];
     this.size = { w: 0, h: 0, dpr: 0 };
+    this.tagRoom = 0; // px the price tag needs left of now (measured each frame)
     this.running = false;
     canvas.addEventListener("click", (ev) => this.click(ev));
     canvas.addEventListener("pointerdown", (ev) => this.pointerDown(ev));
@@ -184,7 +188,7 @@ export class GridView {
     const { w, h } = this.size;
     const g = this.grid;
     const narrow = w < NARROW_PX;
-    const nowX = Math.round(w * (narrow ? NARROW_NOW_FRACTION : NOW_FRACTION));
+    const nowX = narrow ? Math.round(Math.max(w * NARROW_NOW_FRACTION, this.tagRoom)) : Math.round(w * NOW_FRACTION);
     const minCol = narrow ? NARROW_MIN_COL_PX : MIN_COL_PX;
     const pxPerMs = Math.max((w - nowX) / (g.horizon_ms + g.column_ms), minCol / g.column_ms);
     const plotTop = PLOT_TOP;
@@ -303,6 +307,7 @@ export class GridView {
     const { w, h, dpr } = this.size;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, h);
+    if (this.price !== null) this.tagRoom = tagRoom(ctx, this.price);
     const geo = this.geometry(this.now());
     if (this.price === null) {
       drawEmpty(ctx, geo);
@@ -327,8 +332,12 @@ export class GridView {
     ctx.restore();
     drawNowLine(ctx, geo, this.grid);
     drawPrice(ctx, geo, this.ticks);
-    drawBandLabels(ctx, geo, this.grid, layout);
+    const tag = priceTagBox(ctx, geo, this.price);
+    drawBandLabels(ctx, geo, this.grid, layout, [tag]);
     layout.layers.push("price-labels");
+    drawPriceTag(ctx, this.price, tag);
+    layout.priceTag = tag;
+    layout.layers.push("price-tag");
     drawTimeAxis(ctx, geo, this.grid, layout);
     this.markers = drawMarkers(ctx, geo, offscreenStacks(geo, this.grid, stacks, ts));
     layout.markers = this.markers.map(({ x, y, w, h, side, count }) => ({ x, y, w, h, side, count }));
