@@ -21,6 +21,7 @@ import gevent
 from engine import Future, run_blocking
 
 from .archive import Archiver
+from ._board import BOARD_KEY_SQL, Board, BoardSinks, read_board
 from ._context import MarketContext, Sinks
 from ._diskguard import DiskGuard
 from .feeds import make_sources
@@ -30,14 +31,14 @@ from ._resolver import Resolver
 from .store import Store, acquire_lock, release_lock
 from ._watchdog import Watchdog
 from ._writer import Writer
-from ._writes import Credit, EnsureUser, Maintenance, PurgeGuests, SaveSession
+from ._writes import Credit, EnsureUser, Maintenance, PurgeGuests, SaveSession, TopUp
 
 __all__ = ["start_market", "MarketHandle"]
 
 
 def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix=""):
-    """Spawn Writer, Resolver, Market and Watchdog (stopped in reverse order:
-    the Watchdog first, the Writer last, so every queued bet is written)."""
+    """Spawn Writer, Board, Resolver, Market and Watchdog (stopped in reverse
+    order: the Watchdog first, the Writer last, so every queued bet is written)."""
     ctx = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
     ctx.status.subscribe(ctx.sinks.on_market)
     # Refuse a held database here, on the caller's greenlet: a non-blocking
@@ -54,6 +55,10 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     ctx.taken.load(run_blocking(store.recent_nonces, now - ctx.taken.keep_ms), now)
     p = name_prefix
     ctx.writer = system.spawn(Writer, ctx, store, name=p + "writer")
+    # The players' board: loaded from the database, fed every settlement.
+    ctx.writer.ask(Maintenance(BOARD_KEY_SQL, (secrets.token_bytes(16),)), timeout=30)
+    board = system.spawn(Board, ctx, run_blocking(read_board, cfg.db, ctx.now()), name=p + "board")
+    ctx.sinks = BoardSinks(ctx.sinks, board)
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
     market = system.spawn(Market, ctx, name=p + "market")
     system.spawn(DiskGuard, ctx, name=p + "diskguard")
@@ -67,14 +72,15 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
                             name=p + "watchdog")
     archiver = system.spawn(Archiver, ctx, name=p + "archiver")
-    return MarketHandle(system, ctx, watchdog, market, resolver, feed, archiver)
+    return MarketHandle(system, ctx, watchdog, market, resolver, feed, archiver, board)
 
 
 class MarketHandle:
     """The market's front door for the web layer and the REPL."""
 
-    def __init__(self, system, ctx, watchdog, market, resolver, feed, archiver=None):
+    def __init__(self, system, ctx, watchdog, market, resolver, feed, archiver=None, board=None):
         self.system = system
+        self.board = board
         self.archiver = archiver
         self.ctx = ctx
         self.cfg = ctx.cfg
@@ -139,6 +145,10 @@ class MarketHandle:
 
     def balance(self, user):
         return self.ctx.ledger.balance(user)
+
+    def top_up(self, user, to_balance, below, every_ms, timeout=10):
+        """A demo top-up under its limit: a ``TopUpResult``."""
+        return self.writer.ask(TopUp(user, to_balance, below, every_ms), timeout=timeout)
 
     def save_session(self, row, timeout=10):
         return self.writer.ask(SaveSession(row), timeout=timeout)

@@ -22,6 +22,7 @@ import pysqlite3.dbapi2 as sqlite3
 
 from . import _dblock
 from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED, nonce_text
+from ._topups import TOPUPS_SCHEMA, top_up
 from .._model import VOID, WON
 
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT",
@@ -94,7 +95,7 @@ CREATE TABLE IF NOT EXISTS archived(
     payouts INTEGER NOT NULL,
     refunds INTEGER NOT NULL,
     PRIMARY KEY (user, file)) WITHOUT ROWID;
-""" + BETS_VIEW
+""" + BETS_VIEW + TOPUPS_SCHEMA
 
 _INSERT_BET = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
                " nonce, sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
@@ -351,6 +352,10 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         return uids
+
+    def top_up(self, user, amount, every_ms, now):
+        """A demo top-up under its limit (see ``_topups``)."""
+        return top_up(self.conn, user, amount, every_ms, now, KIND_CREDIT)
 
     def user_balance(self, uid):
         row = self.conn.execute("SELECT balance FROM users WHERE id=?", (uid,)).fetchone()

@@ -135,9 +135,11 @@ class Hub(Sinks):
 
     feed = None     # a PlayerFeed (wins and leaderboard), when the server has one
 
-    def on_result(self, user, s, balance):
+    def on_feed(self, view):
         if self.feed is not None:
-            self.feed.record(user, s)
+            self.feed.update(view)
+
+    def on_result(self, user, s, balance):
         conns = self.by_user.get(user)
         if self.metrics is not None:
             self.metrics.result(OUTCOME_NAMES[s.outcome], s)
