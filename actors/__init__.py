@@ -21,7 +21,7 @@ from ._odds import (MULT_BUCKETS, Volatility, column_multipliers, mult_bucket, m
 from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
 from ._column import Column
-from ._market import Market, open_columns, price_grid
+from ._market import MarketMaker, open_columns, price_grid
 from ._resolver import Resolver, path_of, touches
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
@@ -33,7 +33,7 @@ __all__ = [
     "Ledger", "ExpiringKeys", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
     "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus",
-    "Store", "UserExists", "open_readonly", "Column", "Market", "price_grid", "open_columns", "Resolver",
+    "Store", "UserExists", "open_readonly", "Column", "MarketMaker", "price_grid", "open_columns", "Resolver",
     "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
     "TapOrder", "PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSession",

@@ -21,15 +21,15 @@ field              written by (and when)               why it is safe
                    commit), settles, credits and       credits after the commit
                    adds users, after ``run_blocking``  returned: no switch inside
                    returns                             one update
-``status``         Watchdog (``stale_price``), Market  one owner per cause; ``set``
-                   (``starting``), DiskGuard           is synchronous and calls
-                   (``disk_low``), Writer              its listeners in line
+``status``         Watchdog (``stale_price``),         one owner per cause; ``set``
+                   MarketMaker (``starting``),         is synchronous and calls
+                   DiskGuard (``disk_low``), Writer    its listeners in line
                    (``disk_full``)
 ``vol``            Watchdog only (``update`` with      ``update`` is synchronous;
-                   each median tick); the Market       the Market reads sigma in
+                   each median tick); MarketMaker      MarketMaker reads sigma in
                    and snapshots read it               one pass before pricing
-``grid``           Market only, replaced whole         a ``Grid`` is never mutated
-``columns``        Market only (spawn/stop in          ``MarketHandle.place`` only
+``grid``           MarketMaker only, replaced whole    a ``Grid`` is never mutated
+``columns``        MarketMaker only (spawn/stop in     ``MarketHandle.place`` only
                    ``_roll``, cleared in ``on_stop``)  reads it; a tap to a column
                                                        just stopped is answered
                                                        ``column_closed``
@@ -38,7 +38,7 @@ field              written by (and when)               why it is safe
 ``writer_stats``   Columns (``pending_taps`` +=);      ``+=`` on an int runs
                    Writer (``pending_taps`` -=, the    whole; the Writer touches
                    batch counters)                     it after the commit
-``sinks``          the caller of ``start_market``;     the web layer's Hub, set
+``sinks``          the caller of ``start_market``;     the web layer's Fanout, set
                    ``start_market`` wraps it in        before any actor that
                    ``BoardSinks`` (settlements also    calls it is spawned
                    go to the Board)
@@ -120,9 +120,9 @@ class MarketContext:
         self.status = MarketStatus()
         self.grid = Grid()
         # The one sigma estimate: fed by the Watchdog's medians, read by the
-        # Market's pricer (and the Watchdog's snapshot), kept across restarts.
+        # MarketMaker's pricer (and the Watchdog's snapshot), kept across restarts.
         self.vol = Volatility(initial_tick_ms=cfg.tick_interval_ms)
-        self.columns = {}              # t0 -> Column ref, maintained by the Market
+        self.columns = {}              # t0 -> Column ref, maintained by the MarketMaker
         self.writer = None
         self.writer_stats = WriterStats()
         self.sinks = sinks or Sinks()

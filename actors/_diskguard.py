@@ -1,7 +1,7 @@
 """The disk guard: suspends betting (``disk_low``) while the database's disk
 is below ``min_free_disk``, and reopens it when space returns.
 
-Its own actor so the Market only supervises Columns and prices the grid;
+Its own actor so the MarketMaker only supervises Columns and prices the grid;
 the measurement (``shutil.disk_usage``) runs off the loop, once a second.
 
     >>> import os, tempfile

@@ -1,4 +1,4 @@
-"""The Market: supervisor of the Columns, and the pricer of the grid.
+"""The MarketMaker: supervisor of the Columns, and the pricer of the grid.
 
 It keeps one ``Column`` per time column from just after the lock out to the
 horizon (spawned ahead, stopped when the column locks), publishes the
@@ -6,21 +6,21 @@ routing table in ``ctx.columns``, restarts a crashed Column (one-for-one),
 and reprices the grid from the latest tick and volatility a few times a
 second, in the threadpool.
 
-A Market with the clock standing still at 1,000,000 ms: with no price yet it
+A MarketMaker with the clock standing still at 1,000,000 ms: with no price yet it
 holds betting (``starting``); the first tick gets the grid priced, one
 Column per open column, and betting opens:
 
     >>> import os, tempfile
     >>> from gevent.event import Event
     >>> from engine import ActorSystem
-    >>> from actors import Config, Market, MarketContext, Sinks, Tick
+    >>> from actors import Config, MarketMaker, MarketContext, Sinks, Tick
     >>> class OnGrid(Sinks):
     ...     def __init__(self): self.priced = Event()
     ...     def on_grid(self, grid): self.priced.set()
     >>> cfg = Config(db=os.path.join(tempfile.mkdtemp(), "market.db"))
     >>> ctx = MarketContext(cfg, clock=lambda: 1_000.0, sinks=OnGrid())
     >>> system = ActorSystem()
-    >>> market = system.spawn(Market, ctx)
+    >>> market = system.spawn(MarketMaker, ctx)
     >>> market.ask("columns", timeout=5)[:3], ctx.status.reason
     ([1005000, 1010000, 1015000], 'stale_price')
     >>> market.tell(Tick(9_500_000, 999_900))
@@ -42,7 +42,7 @@ from .feeds import Tick
 from ._pricer import price_columns
 from ._status import Grid
 
-__all__ = ["Market", "price_grid", "open_columns"]
+__all__ = ["MarketMaker", "price_grid", "open_columns"]
 
 log = logging.getLogger("tapgrid.market")
 
@@ -71,7 +71,7 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
     return Grid(version, price, price_ts, sigma, columns, now)
 
 
-class Market(Actor):
+class MarketMaker(Actor):
     supervisor_strategy = OneForOne(max_restarts=20, within=10.0)
 
     def __init__(self, ctx, reprice_ms=500):

@@ -25,7 +25,7 @@ from ._board import BOARD_KEY_SQL, Board, BoardSinks, read_board
 from ._context import MarketContext, Sinks
 from ._diskguard import DiskGuard
 from .feeds import make_sources
-from ._market import Market
+from ._market import MarketMaker
 from ._model import Ack, Tap, TapOrder
 from ._resolver import Resolver
 from .store import Store, acquire_lock, release_lock
@@ -37,7 +37,7 @@ __all__ = ["start_market", "MarketHandle"]
 
 
 def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix=""):
-    """Spawn Writer, Board, Resolver, Market and Watchdog (stopped in reverse
+    """Spawn Writer, Board, Resolver, MarketMaker and Watchdog (stopped in reverse
     order: the Watchdog first, the Writer last, so every queued bet is written)."""
     ctx = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
     ctx.status.subscribe(ctx.sinks.on_market)
@@ -60,7 +60,7 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     board = system.spawn(Board, ctx, run_blocking(read_board, cfg.db, ctx.now()), name=p + "board")
     ctx.sinks = BoardSinks(ctx.sinks, board)
     resolver = system.spawn(Resolver, ctx, name=p + "resolver")
-    market = system.spawn(Market, ctx, name=p + "market")
+    maker = system.spawn(MarketMaker, ctx, name=p + "market")
     system.spawn(DiskGuard, ctx, name=p + "diskguard")
     if feed is None:
         # A sim walks on from the last stored price: bets open across a
@@ -69,23 +69,23 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
         last = run_blocking(store.last_tick) if sims else None
         feeds = make_sources(cfg, start_price=last[1] if last else None)
         feed = feeds[0] if len(feeds) == 1 else feeds
-    watchdog = system.spawn(Watchdog, ctx, feed, [market.tell, resolver.tell],
+    watchdog = system.spawn(Watchdog, ctx, feed, [maker.tell, resolver.tell],
                             name=p + "watchdog")
     archiver = system.spawn(Archiver, ctx, name=p + "archiver")
-    return MarketHandle(system, ctx, watchdog, market, resolver, feed, archiver, board)
+    return MarketHandle(system, ctx, watchdog, maker, resolver, feed, archiver, board)
 
 
 class MarketHandle:
     """The market's front door for the web layer and the REPL."""
 
-    def __init__(self, system, ctx, watchdog, market, resolver, feed, archiver=None, board=None):
+    def __init__(self, system, ctx, watchdog, maker, resolver, feed, archiver=None, board=None):
         self.system = system
         self.board = board
         self.archiver = archiver
         self.ctx = ctx
         self.cfg = ctx.cfg
         self.watchdog = watchdog
-        self.market = market
+        self.maker = maker
         self.resolver = resolver
         self.writer = ctx.writer
         self.feed = feed                 # one feed, or the list of the price's sources

@@ -4,7 +4,7 @@ It runs the asset's price sources (one feed, or several: see
 ``_sources.SourceBoard``), rejects outlier and out-of-order ticks per
 source (counted), and turns them into one price, the median of the fresh
 sources. It keeps that price and its time, feeds the market's one
-volatility estimate (``ctx.vol``, which the Market prices with), and marks
+volatility estimate (``ctx.vol``, which the MarketMaker prices with), and marks
 the market **stale** when fewer than ``quorum`` sources ticked within 2x
 their interval, or when the fresh ones disagree by more than
 ``divergence_bp``: betting is suspended at once (``MarketStatus`` cause

@@ -1,15 +1,23 @@
 """The ``Actor`` base class and ``ActorRef``, the handle everyone else holds.
 
+An ``ask`` returns what ``receive`` returned; an exception in ``receive``
+reaches the asker, and the supervisor restarts the actor for the next one:
+
     >>> from engine import ActorSystem, Actor
-    >>> class Counter(Actor):
-    ...     def on_start(self): self.n = 0
-    ...     def receive(self, msg):
-    ...         if msg == "inc": self.n += 1
-    ...         elif msg == "get": return self.n
+    >>> class Greeter(Actor):
+    ...     def receive(self, name):
+    ...         if not name: raise ValueError("who?")
+    ...         return "hello " + name
     >>> system = ActorSystem()
-    >>> ref = system.spawn(Counter, name="counter")
-    >>> ref.tell("inc"); ref.ask("get", timeout=1)
-    1
+    >>> ref = system.spawn(Greeter, name="greeter")
+    >>> ref.ask("bob", timeout=1)
+    'hello bob'
+    >>> ref.ask("", timeout=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: who?
+    >>> ref.ask("ann", timeout=1)
+    'hello ann'
     >>> system.stop()
 """
 from ._supervision import OneForOne

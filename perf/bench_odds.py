@@ -2,10 +2,10 @@
 
 Price paths come from the sim feed (``SimFeed.next_price``, many seeds,
 several volatilities and tick rates) and from the recorded ticks of
-``actors/data/sample_ticks.csv``. Over each path the Market is replayed
+``actors/data/sample_ticks.csv``. Over each path the MarketMaker is replayed
 without a wall clock: every tick updates the pricer's own online
-``Volatility``; every 100 ms "roll" reprices the grid with the Market's
-``price_grid`` when a tick came and 500 ms have passed, as ``Market._roll``
+``Volatility``; every 100 ms "roll" reprices the grid with the MarketMaker's
+``price_grid`` when a tick came and 500 ms have passed, as ``MarketMaker._roll``
 does. Random taps between rolls take the multiplier of the grid then
 current (the Column's rule: open columns only, the cell must be offered),
 on cells within ``--bands`` of the price of the moment. Every bet is settled
@@ -43,8 +43,8 @@ from actors import (MULT_BUCKETS, Config, SimFeed, Volatility, open_columns,  # 
 from actors.feeds import SAMPLE_TICKS, load_ticks  # noqa: E402
 
 BUCKETS = MULT_BUCKETS    # the last one is the capped 100x
-ROLL_MS = 100      # Market.schedule_every(0.1, "roll")
-REPRICE_MS = 500   # Market(reprice_ms=500)
+ROLL_MS = 100      # MarketMaker.schedule_every(0.1, "roll")
+REPRICE_MS = 500   # MarketMaker(reprice_ms=500)
 T_START = 1_750_000_000_000
 STAKE = 100
 
@@ -148,13 +148,13 @@ def _merge_windows(tally, feed=None):
 
 
 def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
-    """Replay the Market's pricing over ``ticks`` and tap at random; returns
+    """Replay the MarketMaker's pricing over ``ticks`` and tap at random; returns
     (grids priced, seconds spent pricing)."""
     times = [t for t, _ in ticks]
     band = cfg.band_cents
     edge = (10000 - cfg.edge_bp) / 10000
     stale_after = 2 * cfg.tick_interval_ms
-    vol = Volatility(initial_tick_ms=cfg.tick_interval_ms)   # as Market.on_start
+    vol = Volatility(initial_tick_ms=cfg.tick_interval_ms)   # as MarketMaker.on_start
     paths = {}
     grid = None
     last = None

@@ -1,13 +1,13 @@
 """How long the pricer takes per grid, and how long it makes the event loop wait.
 
-The Market reprices the grid every 0.5 s in gevent's threadpool. A native
+The MarketMaker reprices the grid every 0.5 s in gevent's threadpool. A native
 thread running pure Python holds the GIL until the interpreter's switch
 interval (5 ms) forces it to let go, so the event loop can wait that long
 behind it; numpy's loops release the GIL. Measured side by side in one run:
 
 - ``scalar``: the closed form cell by cell in pure Python
   (``_odds.column_multipliers`` per column, the pricer before issue 16);
-- ``numpy``: ``price_grid`` as the Market calls it (``_pricer``).
+- ``numpy``: ``price_grid`` as the MarketMaker calls it (``_pricer``).
 
 For each: the CPU time per grid (13 columns x 101 bands, sigma 1e-4, the
 default config), and the event loop's lag while grids are priced back to

@@ -9,16 +9,16 @@ Names load on first use (PEP 562), so ``import web.cli`` stays light and
 """
 import importlib
 
-__all__ = ["Server", "serve", "build_app", "Gateway", "Hub", "Metrics", "TapgridClient", "Wallet",
-           "ApiError", "SessionSigner", "encode_tap_payload", "parse_tap_payload", "verify_tap",
+__all__ = ["Server", "serve", "build_app", "Gateway", "Fanout", "Metrics", "TapgridClient", "Wallet",
+           "HttpError", "SessionSigner", "encode_tap_payload", "parse_tap_payload", "verify_tap",
            "build_message", "verify_login", "MemoryNonceStore", "RedisNonceStore",
            "ChallengeStore", "RedisChallengeStore", "SqliteSessionStore", "RedisSessions"]
 
 # Where each name lives; the wire format is the market's (actors.wire).
 _HOME = {
     "Server": "web._server", "serve": "web._server", "build_app": "web.http",
-    "Gateway": "web.gateway", "Hub": "web.gateway", "Metrics": "web._metrics",
-    "TapgridClient": "web.client", "Wallet": "web.client", "ApiError": "web.client",
+    "Gateway": "web.gateway", "Fanout": "web.gateway", "Metrics": "web._metrics",
+    "TapgridClient": "web.client", "Wallet": "web.client", "HttpError": "web.client",
     "SessionSigner": "actors.wire", "encode_tap_payload": "actors.wire",
     "parse_tap_payload": "actors.wire", "verify_tap": "actors.wire",
     "build_message": "web.auth", "verify_login": "web.auth", "MemoryNonceStore": "web.auth",

@@ -135,7 +135,7 @@ def cmd_config(cfg, args):
 
 def cmd_verify(cfg, args):
     from actors import VerifyError, verify
-    from actors.wire import TapError, b64url_encode, load_session_key, verify_tap
+    from actors.wire import Rejected, b64url_encode, load_session_key, verify_tap
     loaded = {}
 
     def check(key, payload, sig):
@@ -143,7 +143,7 @@ def cmd_verify(cfg, args):
         if k is None:
             try:
                 k = loaded[key] = load_session_key(key)
-            except TapError:
+            except Rejected:
                 return False
         return verify_tap(k, payload, b64url_encode(sig))
 

@@ -24,7 +24,7 @@ from engine import ActorSystem, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
                    make_session_store, make_tickets)
-from .gateway import FastHandler, Gateway, Hub, PlayerFeed
+from .gateway import FastHandler, Gateway, Fanout, PlayerFeed
 from .http import HEADERS, build_app, guard
 from ._metrics import Metrics
 
@@ -73,7 +73,7 @@ class Server:
         self.cfg = cfg
         self.system = ActorSystem()
         self.metrics = Metrics()
-        self.hub = Hub(cfg, self.metrics)
+        self.hub = Fanout(cfg, self.metrics)
         self.hub.feed = PlayerFeed(cfg, self.hub)
         self.market = start_market(self.system, cfg, sinks=self.hub)
         self.hub.start(self.market)

@@ -32,7 +32,7 @@ from engine import Future
 
 from .auth import build_message, checksum_address
 
-__all__ = ["TapgridClient", "ApiError", "Wallet", "backoff_delays", "grid_from_grid2"]
+__all__ = ["TapgridClient", "HttpError", "Wallet", "backoff_delays", "grid_from_grid2"]
 
 
 def grid_from_grid2(msg):
@@ -46,7 +46,7 @@ def grid_from_grid2(msg):
     return out
 
 
-class ApiError(Exception):
+class HttpError(Exception):
     def __init__(self, status, body):
         super().__init__(f"HTTP {status}: {body}")
         self.status = status
@@ -139,7 +139,7 @@ class TapgridClient:
         except ValueError:
             parsed = data.decode(errors="replace")
         if resp.status >= 400:
-            raise ApiError(resp.status, parsed)
+            raise HttpError(resp.status, parsed)
         return parsed
 
     def guest(self, prove=True):
@@ -149,7 +149,7 @@ class TapgridClient:
         if prove:
             try:
                 nonce = self.request("POST", "/api/auth/challenge", auth=False)["nonce"]
-            except ApiError as e:
+            except HttpError as e:
                 # No challenge for this Host (a proxy without public_url):
                 # sign in the v1 way; a server that requires the proof says so.
                 if e.status != 400:
@@ -244,7 +244,7 @@ class TapgridClient:
                     if e.retry_after:            # the server said when: honour it
                         gevent.sleep(e.retry_after * random.random())
                     continue
-                except ApiError as e:            # the ticket request (use_ticket)
+                except HttpError as e:            # the ticket request (use_ticket)
                     self.ws = None
                     if e.status == 401:
                         self._closing = True

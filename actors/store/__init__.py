@@ -1,4 +1,4 @@
-"""Storage: the SQLite schema and the Store the Writer commits through, the
+"""Storage: the SQLite schema and its migrations (``_schema``), the Store the Writer commits through, the
 bet row format (shared with the archive files), history and receipts, the
 audit, and the offline commands (credit, history).
 

@@ -7,12 +7,12 @@ with it, the store rebuilds receipts with it, the Python client signs with it.
     >>> b64url_encode(b"\\xff\\xfe"), b64url_decode("__4")
     ('__4', b'\\xff\\xfe')
 """
-from ._tapsig import (MAX_PAYLOAD_CHARS, SessionSigner, TapError, TapPayload, b64url_decode,
+from ._tapsig import (MAX_PAYLOAD_CHARS, SessionSigner, Rejected, TapTerms, b64url_decode,
                       b64url_encode, encode_tap_payload, load_session_key, parse_tap_payload,
                       verify_raw, verify_tap)
 
 __all__ = [
-    "TapError", "TapPayload", "SessionSigner", "b64url_encode", "b64url_decode",
+    "Rejected", "TapTerms", "SessionSigner", "b64url_encode", "b64url_decode",
     "encode_tap_payload", "parse_tap_payload", "load_session_key", "verify_tap",
     "verify_raw", "MAX_PAYLOAD_CHARS",
 ]

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 __all__ = [
-    "TapError", "TapPayload", "SessionSigner", "b64url_encode", "b64url_decode",
+    "Rejected", "TapTerms", "SessionSigner", "b64url_encode", "b64url_decode",
     "encode_tap_payload", "parse_tap_payload", "load_session_key", "verify_tap", "verify_raw",
     "MAX_PAYLOAD_CHARS",
 ]
@@ -55,8 +55,9 @@ _CANONICAL = re.compile(r'\{"col":%s,"lo":%s,"stake":%s,"min_mult":%s,"ts":%s,'
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
-class TapError(ValueError):
-    """A tap that cannot be taken; ``code`` is a SPEC section 9 reason."""
+class Rejected(ValueError):
+    """A tap, sign-in or key that cannot be taken; ``code`` is a SPEC
+    section 9 reason, ``detail`` a short human hint."""
 
     def __init__(self, code, detail=""):
         super().__init__(f"{code}: {detail}" if detail else code)
@@ -64,7 +65,7 @@ class TapError(ValueError):
         self.detail = detail
 
 
-class TapPayload(NamedTuple):
+class TapTerms(NamedTuple):
     col: int
     lo: int
     stake: int
@@ -88,17 +89,17 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """Decode unpadded base64url; anything but the one canonical spelling of
-    some bytes raises ``TapError("bad_request")``."""
+    some bytes raises ``Rejected("bad_request")``."""
     if not isinstance(text, str) or len(text) % 4 == 1 or not _B64URL.fullmatch(text):
-        raise TapError("bad_request", "bad base64url")
+        raise Rejected("bad_request", "bad base64url")
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
-        raise TapError("bad_request", "bad base64url") from None
+        raise Rejected("bad_request", "bad base64url") from None
     # Unused low bits set in the last char give a second spelling of the same
     # bytes; refusing it keeps keys and signatures one-to-one with their text.
     if b64url_encode(raw) != text:
-        raise TapError("bad_request", "non-canonical base64url")
+        raise Rejected("bad_request", "non-canonical base64url")
     return raw
 
 
@@ -107,46 +108,46 @@ def _check_int(value):
     return type(value) is int and 0 <= value <= _MAX_INT
 
 
-def parse_tap_payload(p: str) -> TapPayload:
+def parse_tap_payload(p: str) -> TapTerms:
     """Parse and validate ``P``; every deviation from the canonical text
     (key order, whitespace, extra or duplicate keys, floats, bools, escapes)
-    raises ``TapError("bad_request")``."""
+    raises ``Rejected("bad_request")``."""
     if type(p) is not str or len(p) > MAX_PAYLOAD_CHARS:
-        raise TapError("bad_request", "payload not a short string")
+        raise Rejected("bad_request", "payload not a short string")
     m = _CANONICAL.fullmatch(p)
     if m is not None:
         col, lo, stake, min_mult, ts = int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5])
         if col <= _MAX_INT and lo <= _MAX_INT and stake <= _MAX_INT and min_mult <= _MAX_INT \
                 and ts <= _MAX_INT:
-            return TapPayload(col, lo, stake, min_mult, ts, m.group(6))
-        raise TapError("bad_request", "fields must be non-negative integers")
+            return TapTerms(col, lo, stake, min_mult, ts, m.group(6))
+        raise Rejected("bad_request", "fields must be non-negative integers")
     # Not canonical: parse it anyway, only to say what is wrong with it.
     try:
         obj = json.loads(p)
         col, lo, stake = obj["col"], obj["lo"], obj["stake"]
         min_mult, ts, nonce = obj["min_mult"], obj["ts"], obj["nonce"]
     except (ValueError, TypeError, KeyError):
-        raise TapError("bad_request", "payload is not the tap object") from None
+        raise Rejected("bad_request", "payload is not the tap object") from None
     if not (_check_int(col) and _check_int(lo) and _check_int(stake)
             and _check_int(min_mult) and _check_int(ts)):
-        raise TapError("bad_request", "fields must be non-negative integers")
+        raise Rejected("bad_request", "fields must be non-negative integers")
     if type(nonce) is not str or not _NONCE.fullmatch(nonce):
-        raise TapError("bad_request", "nonce must be 8-64 chars of [A-Za-z0-9_-]")
+        raise Rejected("bad_request", "nonce must be 8-64 chars of [A-Za-z0-9_-]")
     # One comparison catches order, whitespace, extra and duplicate keys.
     if encode_tap_payload(col, lo, stake, min_mult, ts, nonce) != p:
-        raise TapError("bad_request", "payload is not canonical")
-    return TapPayload(col, lo, stake, min_mult, ts, nonce)
+        raise Rejected("bad_request", "payload is not canonical")
+    return TapTerms(col, lo, stake, min_mult, ts, nonce)
 
 
 def load_session_key(raw65: bytes) -> ec.EllipticCurvePublicKey:
     """A P-256 public key from its 65-byte uncompressed point (WebCrypto
     ``raw`` export); not on the curve or wrong shape -> ``bad_request``."""
     if not isinstance(raw65, (bytes, bytearray)) or len(raw65) != 65 or raw65[0] != 4:
-        raise TapError("bad_request", "session key must be a 65-byte uncompressed point")
+        raise Rejected("bad_request", "session key must be a 65-byte uncompressed point")
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(raw65))
     except ValueError:
-        raise TapError("bad_request", "session key is not a P-256 point") from None
+        raise Rejected("bad_request", "session key is not a P-256 point") from None
 
 
 def verify_tap(public_key, payload, sig_b64: str) -> bool:
@@ -165,7 +166,7 @@ def verify_tap(public_key, payload, sig_b64: str) -> bool:
         data = payload if type(payload) is bytes else payload.encode("utf-8")
         public_key.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
         return True
-    except (InvalidSignature, TapError, ValueError, TypeError, AttributeError):
+    except (InvalidSignature, Rejected, ValueError, TypeError, AttributeError):
         return False
 
 

@@ -2,7 +2,7 @@
 
 A seeded sim feed (250 ms ticks) drives the pricer's own online Volatility;
 once per 5 s window, at a random moment between the horizon and the lock,
-the window's column is priced by the Market's pricer (``price_columns``,
+the window's column is priced by the MarketMaker's pricer (``price_columns``,
 as ``price_grid`` calls it) and every offered cell within 12 bands of the
 last tick is bet on 32 independent futures of the sim from that tick (its
 own step law); the Resolver's ``path_of`` and ``touches`` settle each.

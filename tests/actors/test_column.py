@@ -1,5 +1,5 @@
 """A Column: every reject reason it gives, the backlog guard, and a crash
-that the Market restarts without losing accepted bets.
+that the MarketMaker restarts without losing accepted bets.
 
 Most tests spawn a Column directly, over a real Writer and a MarketContext
 whose clock the test sets and whose grid is priced by the real pricer

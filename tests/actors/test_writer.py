@@ -19,7 +19,8 @@ from actors.store._audit import audit
 from actors._config import Config
 from actors._context import MarketContext
 from actors._model import LOST, VOID, WON, Ack, Bet, Settlement, payout_for
-from actors.store._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store, _connect, open_readonly
+from actors.store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store, open_readonly
+from actors.store._schema import connect as _connect
 from actors._writer import Writer
 from actors._writes import Credit, EnsureUser, PlaceBets, SaveSession, SaveTicks, Settle
 from engine import Future

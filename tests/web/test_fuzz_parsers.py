@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from actors import REASONS
 from tests.web.gateway.autobahn_cases import frame
 from web._safejson import loads as safe_loads
-from web.auth import SiweError, build_message, parse_message, verify_login
-from actors.wire import TapError, encode_tap_payload, parse_tap_payload
+from web.auth import build_message, parse_message, verify_login
+from actors.wire import Rejected, encode_tap_payload, parse_tap_payload
 from web.gateway._wsframes import FrameReader
 
 CLOSE_CODES = {1002, 1007, 1009}
@@ -107,7 +107,7 @@ def test_tap_payload_round_trip_or_bad_request(col, lo, stake, mm, ts, nonce):
     text = encode_tap_payload(col, lo, stake, mm, ts, nonce)
     try:
         p = parse_tap_payload(text)
-    except TapError as e:
+    except Rejected as e:
         assert e.code in REASONS
         return
     assert (p.col, p.lo, p.stake, p.min_mult, p.ts, p.nonce) == (col, lo, stake, mm, ts, nonce)
@@ -118,7 +118,7 @@ def test_tap_payload_round_trip_or_bad_request(col, lo, stake, mm, ts, nonce):
 def test_tap_payload_parser_refuses_garbage_with_a_reason(text):
     try:
         parse_tap_payload(text)
-    except TapError as e:
+    except Rejected as e:
         assert e.code in REASONS
 
 
@@ -145,10 +145,10 @@ def mutated_messages(draw):
 def test_siwe_parser_and_verifier_refuse_with_a_reason(text, signature):
     try:
         parse_message(text)
-    except SiweError as e:
+    except Rejected as e:
         assert e.code in REASONS or e.code in ("bad_domain",)
     try:
         verify_login(text, signature, domain="127.0.0.1:8080", uri="http://127.0.0.1:8080",
                      chain_id=1, now_ms=1_767_225_600_000, consume_nonce=lambda n: True)
-    except SiweError as e:
+    except Rejected as e:
         assert e.code in REASONS or e.code in ("bad_domain",)

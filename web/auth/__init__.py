@@ -6,11 +6,11 @@ from ._redis_sessions import RedisSessionStore, new_token
 from ._sessions import RedisSessions, Session, SqliteSessionStore, make_session_store
 from ._tickets import MemoryTickets, RedisTickets, make_tickets
 from ._siwe import (DEFAULT_STATEMENT, SESSION_KEY_URN, ChallengeStore, RedisChallengeStore,
-                    SiweError, SiweLogin, SiweMessage, build_message, checksum_address,
+                    SiweLogin, SiweMessage, build_message, checksum_address,
                     parse_message, recover_address, verify_login)
 
 __all__ = [
-    "SiweError", "SiweMessage", "SiweLogin", "ChallengeStore", "RedisChallengeStore",
+    "SiweMessage", "SiweLogin", "ChallengeStore", "RedisChallengeStore",
     "build_message", "parse_message", "recover_address", "checksum_address", "verify_login",
     "SESSION_KEY_URN", "DEFAULT_STATEMENT",
     "Session", "SqliteSessionStore", "RedisSessions", "RedisSessionStore", "make_session_store",

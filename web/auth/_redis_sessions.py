@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional
 
 import redis
 
-__all__ = ["Session", "RedisSessionStore", "new_token", "REVOKED_CHANNEL"]
+__all__ = ["SessionRecord", "RedisSessionStore", "new_token", "REVOKED_CHANNEL"]
 
 # 32 random bytes: 256 bits, 43 base64url chars.
 _TOKEN_BYTES = 32
@@ -34,7 +34,9 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{22,128}")
 REVOKED_CHANNEL = "tapgrid:revoked"
 
 
-class Session(NamedTuple):
+class SessionRecord(NamedTuple):
+    """What Redis holds for a token; ``RedisSessions`` turns it into a
+    ``Session`` (its ``user`` field is ``"uid:name"`` there)."""
     user: str
     session_key: bytes
     expires_ms: int
@@ -82,7 +84,7 @@ class RedisSessionStore:
         pipe.execute()
         return token
 
-    def get(self, token, now_ms: int) -> Optional[Session]:
+    def get(self, token, now_ms: int) -> Optional[SessionRecord]:
         """The live session for ``token``, or None (unknown, revoked,
         expired or not even shaped like a token)."""
         if not isinstance(token, str) or not _TOKEN.fullmatch(token):
@@ -97,7 +99,7 @@ class RedisSessionStore:
         expires_ms = int(exp)
         if expires_ms <= now_ms:
             return None
-        return Session(user.decode("utf-8"), bytes(key), expires_ms, sid)
+        return SessionRecord(user.decode("utf-8"), bytes(key), expires_ms, sid)
 
     def revoke(self, token) -> Optional[str]:
         """Delete the session; its sid if the token was shaped like one."""

@@ -14,7 +14,7 @@ check a login that authorises a P-256 session key (SPEC sections 4 and 9).
 >>> store.consume(n), store.consume(n)
 (True, False)
 
-Error codes (``SiweError.code``), a deliberately small set:
+Error codes (``Rejected.code``), a deliberately small set:
 - ``bad_request``: not a well-formed EIP-4361 message or signature hex; no
   expiration, a session longer than allowed, no usable session key;
 - ``bad_domain``: made for another domain, URI or chain;
@@ -35,10 +35,10 @@ from typing import Callable, Optional
 import coincurve
 from Crypto.Hash import keccak
 
-from actors.wire import TapError, b64url_decode, load_session_key
+from actors.wire import Rejected, b64url_decode, load_session_key
 
 __all__ = [
-    "SiweError", "SiweMessage", "SiweLogin", "ChallengeStore", "RedisChallengeStore",
+    "SiweMessage", "SiweLogin", "ChallengeStore", "RedisChallengeStore",
     "build_message",
     "parse_message", "recover_address", "checksum_address", "verify_login",
     "SESSION_KEY_URN", "DEFAULT_STATEMENT",
@@ -58,13 +58,6 @@ _SIG_HEX = re.compile(r"(0x)?[0-9a-fA-F]{130}")
 # EIP-4361's authority: host (no spaces, no slash) with optional port.
 _DOMAIN = re.compile(r"(?:(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://)?(?P<domain>[^\s/?#]+)")
 _URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:\S+")
-
-
-class SiweError(ValueError):
-    def __init__(self, code, detail=""):
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -98,7 +91,7 @@ def _keccak(data: bytes) -> bytes:
 def checksum_address(address: str) -> str:
     """EIP-55 mixed-case spelling of a 20-byte hex address."""
     if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
-        raise SiweError("bad_request", "address must be 0x + 40 hex digits")
+        raise Rejected("bad_request", "address must be 0x + 40 hex digits")
     lower = address[2:].lower()
     digest = _keccak(lower.encode("ascii")).hex()
     return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c
@@ -107,12 +100,12 @@ def checksum_address(address: str) -> str:
 
 def _rfc3339_ms(text: str, what: str) -> int:
     if not _DATETIME.fullmatch(text):
-        raise SiweError("bad_request", f"{what} is not an RFC 3339 date-time")
+        raise Rejected("bad_request", f"{what} is not an RFC 3339 date-time")
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
         whole = int(stamp.replace(microsecond=0).timestamp())
     except (ValueError, OverflowError):
-        raise SiweError("bad_request", f"{what} is not a valid date") from None
+        raise Rejected("bad_request", f"{what} is not a valid date") from None
     # Whole seconds plus integer ms, so sub-ms digits never pass a float.
     return whole * 1000 + stamp.microsecond // 1000
 
@@ -149,26 +142,26 @@ def _field(lines, i, label):
 
 def parse_message(text: str) -> SiweMessage:
     """Parse an EIP-4361 message strictly (line order and labels as in the
-    ABNF); anything else raises ``SiweError("bad_request")``."""
+    ABNF); anything else raises ``Rejected("bad_request")``."""
     if not isinstance(text, str) or len(text) > 8192 or "\r" in text:
-        raise SiweError("bad_request", "message must be LF-separated text")
+        raise Rejected("bad_request", "message must be LF-separated text")
     lines = text.split("\n")
     # 9 lines without a statement (the spruceid vectors have such), 8 in
     # the pre-2022 layout; 10 was too strict and refused valid messages.
     if len(lines) < 8 or not lines[0].endswith(_HEADER):
-        raise SiweError("bad_request", "not a Sign-In with Ethereum message")
+        raise Rejected("bad_request", "not a Sign-In with Ethereum message")
     m = _DOMAIN.fullmatch(lines[0][:-len(_HEADER)])
     if not m:
-        raise SiweError("bad_request", "bad domain")
+        raise Rejected("bad_request", "bad domain")
     address = lines[1]
     if not _ADDRESS.fullmatch(address):
-        raise SiweError("bad_request", "bad address")
+        raise Rejected("bad_request", "bad address")
     body = address[2:]
     # EIP-55: a mixed-case address must carry a valid checksum.
     if body != body.lower() and body != body.upper() and checksum_address(address) != address:
-        raise SiweError("bad_request", "address checksum is wrong")
+        raise Rejected("bad_request", "address checksum is wrong")
     if lines[2] != "":
-        raise SiweError("bad_request", "expected a blank line after the address")
+        raise Rejected("bad_request", "expected a blank line after the address")
     i = 3
     statement = None
     if lines[i] == "":
@@ -176,7 +169,7 @@ def parse_message(text: str) -> SiweMessage:
     elif not lines[i].startswith("URI: "):
         statement = lines[i]
         if i + 1 >= len(lines) or lines[i + 1] != "":
-            raise SiweError("bad_request", "statement must be one line")
+            raise Rejected("bad_request", "statement must be one line")
         i += 2
     # else: the pre-2022 layout without a statement (one blank line) - accept.
 
@@ -184,7 +177,7 @@ def parse_message(text: str) -> SiweMessage:
     for label in ("URI", "Version", "Chain ID", "Nonce", "Issued At"):
         value, i = _field(lines, i, label)
         if value is None:
-            raise SiweError("bad_request", f"missing {label}")
+            raise Rejected("bad_request", f"missing {label}")
         required[label] = value
     expiration, i = _field(lines, i, "Expiration Time")
     not_before, i = _field(lines, i, "Not Before")
@@ -196,19 +189,19 @@ def parse_message(text: str) -> SiweMessage:
             resources.append(lines[i][2:])
             i += 1
     if i != len(lines):
-        raise SiweError("bad_request", f"unexpected line {i + 1}")
+        raise Rejected("bad_request", f"unexpected line {i + 1}")
 
     if not _URI.fullmatch(required["URI"]):
-        raise SiweError("bad_request", "bad URI")
+        raise Rejected("bad_request", "bad URI")
     if required["Version"] != "1":
-        raise SiweError("bad_request", "unsupported version")
+        raise Rejected("bad_request", "unsupported version")
     if not _CHAIN_ID.fullmatch(required["Chain ID"]):
-        raise SiweError("bad_request", "bad chain id")
+        raise Rejected("bad_request", "bad chain id")
     if not _NONCE.fullmatch(required["Nonce"]):
-        raise SiweError("bad_request", "bad nonce")
+        raise Rejected("bad_request", "bad nonce")
     for res in resources:
         if not _URI.fullmatch(res):
-            raise SiweError("bad_request", "bad resource")
+            raise Rejected("bad_request", "bad resource")
     return SiweMessage(
         domain=m.group("domain"), scheme=m.group("scheme"), address=address,
         statement=statement, uri=required["URI"], version="1",
@@ -228,31 +221,31 @@ def recover_address(message_text: str, signature_hex: str) -> str:
     """The checksummed address whose key made this ``personal_sign``
     signature (65 bytes r||s||v as hex, v in 27/28 or 0/1)."""
     if not isinstance(signature_hex, str) or not _SIG_HEX.fullmatch(signature_hex):
-        raise SiweError("bad_request", "signature must be 65 bytes of hex")
+        raise Rejected("bad_request", "signature must be 65 bytes of hex")
     sig = bytes.fromhex(signature_hex[2:] if signature_hex.startswith("0x") else signature_hex)
     v = sig[64]
     if v in (27, 28):
         v -= 27
     if v not in (0, 1):
-        raise SiweError("bad_signature", "bad recovery id")
+        raise Rejected("bad_signature", "bad recovery id")
     try:
         pub = coincurve.PublicKey.from_signature_and_message(
             sig[:64] + bytes([v]), _personal_sign_hash(message_text), hasher=None)
     except Exception:
         # coincurve raises plain Exception/ValueError for r or s out of range.
-        raise SiweError("bad_signature", "signature does not recover a key") from None
+        raise Rejected("bad_signature", "signature does not recover a key") from None
     return checksum_address("0x" + _keccak(pub.format(compressed=False)[1:])[-20:].hex())
 
 
 def _session_key(resources) -> bytes:
     keys = [r[len(SESSION_KEY_URN):] for r in resources if r.startswith(SESSION_KEY_URN)]
     if len(keys) != 1:
-        raise SiweError("bad_request", "resources must list exactly one session key")
+        raise Rejected("bad_request", "resources must list exactly one session key")
     try:
         raw = b64url_decode(keys[0])
         load_session_key(raw)
-    except TapError:
-        raise SiweError("bad_request", "session key is not a P-256 point") from None
+    except Rejected:
+        raise Rejected("bad_request", "session key is not a P-256 point") from None
     return raw
 
 
@@ -269,31 +262,31 @@ def verify_login(message_text, signature_hex, *, domain, uri, chain_id, now_ms,
     """
     msg = parse_message(message_text)
     if msg.domain != domain:
-        raise SiweError("bad_domain", "message is for another domain")
+        raise Rejected("bad_domain", "message is for another domain")
     if msg.uri != uri:
-        raise SiweError("bad_domain", "message is for another URI")
+        raise Rejected("bad_domain", "message is for another URI")
     if msg.scheme is not None and msg.scheme.lower() != uri.partition("://")[0].lower():
         # EIP-4361: a scheme on the domain line must be the one the site is
         # served over (an http:// page must not reuse an https:// login).
-        raise SiweError("bad_domain", "message is for another scheme")
+        raise Rejected("bad_domain", "message is for another scheme")
     if msg.chain_id != chain_id:
-        raise SiweError("bad_domain", "message is for another chain")
+        raise Rejected("bad_domain", "message is for another chain")
     if abs(now_ms - msg.issued_at_ms) > max_age_ms:
-        raise SiweError("expired", "issued-at is too far from now")
+        raise Rejected("expired", "issued-at is too far from now")
     if msg.expiration_ms is None:
-        raise SiweError("bad_request", "an expiration time is required")
+        raise Rejected("bad_request", "an expiration time is required")
     if msg.expiration_ms <= now_ms:
-        raise SiweError("expired", "message has expired")
+        raise Rejected("expired", "message has expired")
     if msg.expiration_ms - msg.issued_at_ms > max_session_ms:
-        raise SiweError("bad_request", "session is longer than allowed")
+        raise Rejected("bad_request", "session is longer than allowed")
     if msg.not_before_ms is not None and now_ms < msg.not_before_ms:
-        raise SiweError("expired", "message is not valid yet")
+        raise Rejected("expired", "message is not valid yet")
     session_key = _session_key(msg.resources)
     signer = recover_address(message_text, signature_hex)
     if signer.lower() != msg.address.lower():
-        raise SiweError("bad_signature", "signature is from another address")
+        raise Rejected("bad_signature", "signature is from another address")
     if not consume_nonce(msg.nonce):
-        raise SiweError("replay", "nonce unknown, used or timed out")
+        raise Rejected("replay", "nonce unknown, used or timed out")
     return SiweLogin(address=signer, session_key=session_key,
                      expiration_ms=msg.expiration_ms)
 

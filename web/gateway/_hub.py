@@ -1,6 +1,6 @@
 """Fan-out: the market's events, encoded once, to every connection.
 
-The Hub is the market's ``Sinks``: ticks and grids are only remembered
+The Fanout is the market's ``Sinks``: ticks and grids are only remembered
 when they arrive, and a broadcaster greenlet sends the latest of each at
 most ``fanout_hz`` times a second, one encoding per broadcast shared by all
 connections. Results go to the player's own connections; market changes go
@@ -13,7 +13,7 @@ the bytes, which is most of what a 10,000-client fan-out costs. Every other
 connection gets the v1 frames, unchanged. Each version is encoded once per
 broadcast, and only if some connection uses it.
 
-    hub = Hub(cfg, metrics)
+    hub = Fanout(cfg, metrics)
     market = start_market(system, cfg, sinks=hub)
     hub.start(market)
 """
@@ -26,7 +26,7 @@ from actors import OUTCOME_NAMES, Sinks
 
 from ._wsfast import encode_text_frame
 
-__all__ = ["Hub", "grid_json", "grid2_json", "frame"]
+__all__ = ["Fanout", "grid_json", "grid2_json", "frame"]
 
 
 def frame(obj):
@@ -67,7 +67,7 @@ def grid2_json(cfg, grid, status):
     }
 
 
-class Hub(Sinks):
+class Fanout(Sinks):
     def __init__(self, cfg, metrics=None):
         self.cfg = cfg
         self.metrics = metrics

@@ -32,7 +32,7 @@ from engine import NativePool
 
 from .._safejson import loads as json_loads
 from ._hub import frame
-from actors.wire import TapError, b64url_decode, parse_tap_payload, verify_raw
+from actors.wire import Rejected, b64url_decode, parse_tap_payload, verify_raw
 from ._wsfast import encode_text_frame
 
 __all__ = ["TapPipeline"]
@@ -175,7 +175,7 @@ class TapPipeline:
             return self._reject(conn, None, "bad_request")
         try:
             p = parse_tap_payload(payload)
-        except TapError:
+        except Rejected:
             conn.strikes += 1
             return self._reject(conn, None, "bad_request")
         if conn.closing:
@@ -191,7 +191,7 @@ class TapPipeline:
             return self._reject(conn, p.nonce, "expired")
         try:
             raw = b64url_decode(sig)
-        except TapError:
+        except Rejected:
             conn.strikes += 1
             return self._reject(conn, p.nonce, "bad_signature")
         job = _Pending(conn, p, payload.encode("utf-8"), raw, t0, self.metrics)

@@ -6,10 +6,10 @@ import time
 import bottle
 
 from actors import UserExists
-from actors.wire import TapError, b64url_decode, load_session_key, verify_tap
+from actors.wire import Rejected, b64url_decode, load_session_key, verify_tap
 
 from .._addr import peer_is_trusted
-from ..auth import SiweError, verify_login
+from ..auth import verify_login
 from ..gateway import TokenBucket
 from ._kit import ApiError, api, iso
 
@@ -39,7 +39,7 @@ def add_auth_routes(app, kit, market, gateway, sessions, challenges):
         try:
             key_raw = b64url_decode(key_b64) if isinstance(key_b64, str) else b""
             key = load_session_key(key_raw)
-        except TapError:
+        except Rejected:
             raise ApiError(400, "bad_request", "session_key must be a base64url P-256 point")
         check_guest_proof(data.get("proof"), key)
         if not guest_budget.take(time.monotonic()):
@@ -118,7 +118,7 @@ def add_auth_routes(app, kit, market, gateway, sessions, challenges):
             ok = verify_login(message, signature, domain=domain, uri=uri,
                               chain_id=CHAIN_ID, now_ms=int(time.time() * 1000),
                               consume_nonce=challenges.consume)
-        except SiweError as e:
+        except Rejected as e:
             raise ApiError(401, e.code, str(e))
         credit = cfg.guest_credit if cfg.demo else 0
         return sign_in(ok.address, ok.session_key, credit, ok.expiration_ms)

@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from actors.wire._tapsig import (
-    SessionSigner, TapError, TapPayload, b64url_decode, b64url_encode,
+    SessionSigner, Rejected, TapTerms, b64url_decode, b64url_encode,
     encode_tap_payload, load_session_key, parse_tap_payload, verify_tap)
 
 CANON = ('{"col":1700000005000,"lo":6500000,"stake":100,"min_mult":235,'
@@ -17,7 +17,7 @@ CANON = ('{"col":1700000005000,"lo":6500000,"stake":100,"min_mult":235,'
 
 def test_canonical_payload_is_accepted_and_round_trips():
     tap = parse_tap_payload(CANON)
-    assert tap == TapPayload(1700000005000, 6500000, 100, 235, 1700000001234, "Ab_-09xyz")
+    assert tap == TapTerms(1700000005000, 6500000, 100, 235, 1700000001234, "Ab_-09xyz")
     assert tap.min_mult == 235 and tap.nonce == "Ab_-09xyz"
     assert encode_tap_payload(*tap) == CANON
 
@@ -61,14 +61,14 @@ def test_encode_matches_json_stringify_shape():
     '[1,2,3]', 'not json', '', '"' + "a" * 300 + '"',
 ])
 def test_non_canonical_payloads_are_bad_request(bad):
-    with pytest.raises(TapError) as err:
+    with pytest.raises(Rejected) as err:
         parse_tap_payload(bad)
     assert err.value.code == "bad_request"
 
 
 @pytest.mark.parametrize("bad", [None, b"{}", 42])
 def test_payload_that_is_not_a_string_is_bad_request(bad):
-    with pytest.raises(TapError) as err:
+    with pytest.raises(Rejected) as err:
         parse_tap_payload(bad)
     assert err.value.code == "bad_request"
 
@@ -80,7 +80,7 @@ def test_b64url_round_trip_and_strictness():
         assert "=" not in text and b64url_decode(text) == data
     for bad in ["ab=", "a+b/", "a b", "abcde", "AB", "é"]:
         # "AB" has non-zero unused bits: a second spelling of b"\x00".
-        with pytest.raises(TapError) as err:
+        with pytest.raises(Rejected) as err:
             b64url_decode(bad)
         assert err.value.code == "bad_request"
     assert b64url_decode("AA") == b"\x00"
@@ -129,7 +129,7 @@ def test_malformed_signatures_are_false_not_errors(sig):
     b"\x04" + b"\x01" * 64, "not bytes",
 ])
 def test_invalid_session_keys_are_bad_request(raw):
-    with pytest.raises(TapError) as err:
+    with pytest.raises(Rejected) as err:
         load_session_key(raw)
     assert err.value.code == "bad_request"
 
@@ -137,7 +137,7 @@ def test_invalid_session_keys_are_bad_request(raw):
 def test_session_key_from_compressed_point_is_refused():
     signer = SessionSigner.generate()
     compressed = signer._key.public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
-    with pytest.raises(TapError):
+    with pytest.raises(Rejected):
         load_session_key(compressed)
     assert load_session_key(signer.public_raw).public_bytes(
         Encoding.X962, PublicFormat.UncompressedPoint) == signer.public_raw

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from tests.support import VECTORS
-from web.auth import SiweError, recover_address
+from actors.wire import Rejected
+from web.auth import recover_address
 from web.auth._siwe import _personal_sign_hash
 from web.client import Wallet
 
@@ -26,7 +27,7 @@ def test_personal_sign_vector(v):
     # and another message does not
     assert recover_address(msg + ".", v["signature"]) != v["address"]
     # a recovery id outside 0/1/27/28 is refused, not raised through
-    with pytest.raises(SiweError):
+    with pytest.raises(Rejected):
         recover_address(msg, "0x" + (sig[:64] + bytes([29])).hex())
 
 

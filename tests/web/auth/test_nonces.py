@@ -7,7 +7,7 @@ import redis
 
 from tests.support import free_port, wait_until
 from web.auth._nonces import MemoryNonceStore, RedisNonceStore
-from web.auth._redis_sessions import RedisSessionStore, Session
+from web.auth._redis_sessions import RedisSessionStore, SessionRecord
 
 NOW = 1_700_000_000_000
 KEY_A = b"\x04" + b"\xaa" * 64
@@ -141,7 +141,7 @@ def test_redis_session_create_get_revoke(redis_url):
         key = b"\x04" + bytes(range(64))
         token = sessions.create("0xAbC0000000000000000000000000000000000001", key, now + 60_000)
         assert len(token) >= 22                           # >= 128 bits of base64url
-        assert sessions.get(token, now)[:3] == Session(
+        assert sessions.get(token, now)[:3] == SessionRecord(
             "0xAbC0000000000000000000000000000000000001", key, now + 60_000)[:3]
         # Only a hash of the token is stored, with an expiry at the session's end.
         names = r.keys("tapgrid:s:*")

@@ -6,9 +6,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from web.auth._siwe import (
-    ChallengeStore, SiweError, build_message, checksum_address, parse_message,
+    ChallengeStore, build_message, checksum_address, parse_message,
     recover_address, verify_login)
-from actors.wire._tapsig import SessionSigner, b64url_decode
+from actors.wire import Rejected, SessionSigner, b64url_decode
 
 DOMAIN = "tapgrid.example:8080"
 URI = "https://tapgrid.example:8080"
@@ -41,7 +41,7 @@ def login(store, text, sig, now_ms=NOW):
 
 
 def code_of(store, text, sig, now_ms=NOW):
-    with pytest.raises(SiweError) as err:
+    with pytest.raises(Rejected) as err:
         login(store, text, sig, now_ms)
     return err.value.code
 

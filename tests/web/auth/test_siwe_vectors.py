@@ -16,7 +16,8 @@ from datetime import datetime
 import pytest
 
 from tests.support import VECTORS
-from web.auth import SiweError, parse_message, recover_address, verify_login
+from actors.wire import Rejected
+from web.auth import parse_message, recover_address, verify_login
 
 SIWE = VECTORS / "siwe"
 
@@ -52,19 +53,19 @@ def message_from(fields):
 
 def verify_eip4361(fields, signature, now_ms, domain=None, nonce=None):
     """EIP-4361 verification from the project's parts: parse, recover the
-    signer, and the time bounds; SiweError on any failure."""
+    signer, and the time bounds; Rejected on any failure."""
     text = message_from(fields)
     msg = parse_message(text)
     if domain is not None and msg.domain != domain:
-        raise SiweError("bad_domain", "domain binding")
+        raise Rejected("bad_domain", "domain binding")
     if nonce is not None and msg.nonce != nonce:
-        raise SiweError("replay", "nonce mismatch")
+        raise Rejected("replay", "nonce mismatch")
     if msg.expiration_ms is not None and now_ms >= msg.expiration_ms:
-        raise SiweError("expired", "expired")
+        raise Rejected("expired", "expired")
     if msg.not_before_ms is not None and now_ms < msg.not_before_ms:
-        raise SiweError("expired", "not yet valid")
+        raise Rejected("expired", "not yet valid")
     if recover_address(text, signature).lower() != msg.address.lower():
-        raise SiweError("bad_signature", "another signer")
+        raise Rejected("bad_signature", "another signer")
     return msg
 
 
@@ -103,7 +104,7 @@ LOOSER_ON_PURPOSE = {"address not EIP-55"}
 
 @pytest.mark.parametrize("name", sorted(set(NEGATIVE) - LOOSER_ON_PURPOSE))
 def test_parsing_negative(name):
-    with pytest.raises(SiweError) as err:
+    with pytest.raises(Rejected) as err:
         parse_message(NEGATIVE[name])
     assert err.value.code == "bad_request"
 
@@ -114,7 +115,7 @@ def test_lowercase_address_is_accepted_on_purpose_but_a_bad_checksum_is_not():
     assert address == address.lower()
     assert parse_message(text).address == address
     broken = address[:2] + address[2].upper() + address[3:]     # mixed case, bad checksum
-    with pytest.raises(SiweError):
+    with pytest.raises(Rejected):
         parse_message(text.replace(address, broken))
 
 
@@ -123,7 +124,7 @@ NEGATIVE_OBJECTS = load("parsing_negative_objects")
 
 @pytest.mark.parametrize("name", list(NEGATIVE_OBJECTS))
 def test_parsing_negative_objects(name):
-    with pytest.raises(SiweError) as err:
+    with pytest.raises(Rejected) as err:
         parse_message(message_from(NEGATIVE_OBJECTS[name]))
     assert err.value.code == "bad_request"
 
@@ -150,11 +151,11 @@ VERIFY_BAD = load("verification_negative")
 @pytest.mark.parametrize("name", list(VERIFY_BAD))
 def test_verification_negative(name):
     case = VERIFY_BAD[name]
-    with pytest.raises(SiweError):
+    with pytest.raises(Rejected):
         verify_eip4361(case, case["signature"], now_for(case), domain=case.get("domainBinding"),
                        nonce=case.get("matchNonce"))
     # tapgrid's login refuses them too, never raising anything else.
-    with pytest.raises(SiweError):
+    with pytest.raises(Rejected):
         tapgrid_login(case, now_for(case))
 
 
@@ -180,7 +181,7 @@ STRICTER = {
 def test_spec_valid_logins_that_tapgrid_refuses_on_purpose(name):
     case = VERIFY_OK[name]
     when, why = STRICTER[name]
-    with pytest.raises(SiweError) as err:
+    with pytest.raises(Rejected) as err:
         tapgrid_login(case, ms(case[when]))
     assert why in str(err.value)
 
@@ -206,6 +207,6 @@ def test_the_session_key_resource_is_required():
         if ok:
             assert tapgrid_login(case, now).address == wallet.address
         else:
-            with pytest.raises(SiweError) as err:
+            with pytest.raises(Rejected) as err:
                 tapgrid_login(case, now)
             assert "session key" in str(err.value)
