@@ -178,24 +178,30 @@ class Board(Actor):
 
 
 class BoardSinks:
-    """The caller's Sinks, with every settlement also told to the Board."""
+    """The caller's Sinks, with every settlement also told to the Board;
+    every other hook (v1, and the v1.1 per-market ones a sink may have) is
+    the caller's own."""
 
     def __init__(self, inner, board):
         self.inner = inner
         self.board = board
 
-    def on_tick(self, tick):
-        self.inner.on_tick(tick)
-
-    def on_grid(self, grid):
-        self.inner.on_grid(grid)
-
-    def on_market(self, status):
-        self.inner.on_market(status)
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
     def on_result(self, user, settlement, balance):
         self.board.tell(settlement)
         self.inner.on_result(user, settlement, balance)
 
+    def on_market_result(self, market_id, user, settlement, balance):
+        self.board.tell(settlement)
+        fn = getattr(self.inner, "on_market_result", None)
+        if fn is not None:
+            fn(market_id, user, settlement, balance)
+        else:
+            self.inner.on_result(user, settlement, balance)
+
     def on_feed(self, view):
-        self.inner.on_feed(view)
+        fn = getattr(self.inner, "on_feed", None)
+        if fn is not None:
+            fn(view)

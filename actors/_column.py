@@ -32,7 +32,8 @@ cell (2.50x) in its column; the clock stands still at 1,000,000 ms:
 """
 from engine import Actor
 
-from ._model import Ack, Bet, Tap, TapOrder, payout_for
+from ._model import Ack, Bet, Tap, TapOrder, cell_key, payout_for
+from ._pricer import price_columns
 from ._writes import PlaceBets
 
 __all__ = ["Column"]
@@ -44,6 +45,32 @@ class Column(Actor):
     def __init__(self, ctx, t0):
         self.ctx = ctx
         self.t0 = t0
+        self._fresh = (None, None)     # (tick, cells) priced here from a tick newer than the grid
+
+    def _cells(self, now):
+        """This column's multipliers and the time of the price behind them:
+        the grid's, unless the asset has a newer tick than the grid was
+        priced from (the MarketMaker reprices on every tick, in the
+        threadpool; a tap can arrive in between), then this column priced
+        here from that tick (~0.3 ms of numpy, once per tick)."""
+        ctx = self.ctx
+        grid = ctx.grid
+        latest = ctx.latest.tick
+        if latest is None or latest.ts <= grid.price_ts:
+            return grid.columns.get(self.t0) or {}, grid.price_ts
+        if latest.price == grid.price:
+            # the newer tick confirms the grid's price: its multipliers stand
+            return grid.columns.get(self.t0) or {}, latest.ts
+        tick, cells = self._fresh
+        if tick is not latest:
+            cfg = ctx.cfg
+            vol = ctx.vol
+            cells = price_columns(latest.price, latest.ts, now, [self.t0], cfg.column_ms,
+                                  cfg.band_cents, cfg.max_bands, vol.sigma, cfg.edge_bp,
+                                  vol.tick_ms, vol.log_sd).get(self.t0) or {}
+            self._fresh = (latest, cells)
+            ctx.price_ages.repriced += 1
+        return cells, latest.ts
 
     def receive_batch(self, batch):
         ctx = self.ctx
@@ -52,8 +79,10 @@ class Column(Actor):
         status = ctx.status
         now = ctx.now()
         t0 = self.t0
-        cells = ctx.grid.columns.get(t0) or {}
         closed = now >= t0 - cfg.lock_ms or t0 > now + cfg.horizon_ms
+        cells, price_ts = self._cells(now) if not closed else ({}, 0)
+        number = ctx.number
+        ages = ctx.price_ages
         backlog_room = cfg.writer_queue - ctx.writer_stats.pending_taps
         accepted = []
         taken = ctx.taken
@@ -69,7 +98,8 @@ class Column(Actor):
                         # store said; see actors/_taken.py for why it needs no lock.
                         reason = taken.check(tap.user, tap.nonce, tap.ts, now)
                         if reason is None:
-                            reason, mult = self._check(tap, cells, closed, status, ledger, cfg)
+                            reason, mult = self._check(tap, cells, closed, status, ledger, cfg,
+                                                       number)
                         else:
                             mult = None
                     except (TypeError, ValueError):
@@ -83,14 +113,17 @@ class Column(Actor):
                     continue
                 exposure = payout_for(tap.stake, mult)
                 taken.take(tap.user, tap.nonce, now)
-                ledger.reserve(tap.user, tap.stake, (t0, tap.lo), exposure)
+                ledger.reserve(tap.user, tap.stake, cell_key(t0, tap.lo, number), exposure)
+                ages.add(now - price_ts)
                 accepted.append((Bet(tap.user, t0, tap.lo, tap.stake, mult, tap.min_mult,
-                                     tap.ts, tap.nonce, tap.sig, now), reply))
+                                     tap.ts, tap.nonce, tap.sig, now,
+                                     2 * number + (tap.market_id is not None)), reply))
         except BaseException as exc:
             # Leave the ledger as it was: the taps of this batch fail together.
             for bet, _ in accepted:
                 taken.forget(bet.user, bet.nonce)
-                ledger.release(bet.user, bet.stake, (t0, bet.lo), payout_for(bet.stake, bet.mult))
+                ledger.release(bet.user, bet.stake, cell_key(t0, bet.lo, number),
+                               payout_for(bet.stake, bet.mult))
             # The engine fails the asks' Futures; orders came as tells.
             for msg, _ in batch:
                 if type(msg) is TapOrder:
@@ -101,7 +134,7 @@ class Column(Actor):
             ctx.writer.tell(PlaceBets(accepted))
 
     @staticmethod
-    def _check(tap, cells, closed, status, ledger, cfg):
+    def _check(tap, cells, closed, status, ledger, cfg, number=0):
         if not status.is_open:
             return status.reject_reason, None
         if closed:
@@ -117,6 +150,7 @@ class Column(Actor):
             return "insufficient_balance", None
         if mult < tap.min_mult:
             return "odds_changed", None
-        if ledger.liability((tap.col, tap.lo)) + payout_for(tap.stake, mult) > cfg.cell_liability_cap:
+        if ledger.liability(cell_key(tap.col, tap.lo, number)) + payout_for(tap.stake, mult) \
+                > cfg.cell_liability_cap:
             return "limit", None
         return None, mult

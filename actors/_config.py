@@ -58,7 +58,10 @@ class Config:
     sim_noise_bp: float = 1.0           # per-source noise of simulated sources (sim,sim,...)
     sim_lag_ms: int = 100               # each further simulated source lags this much more
     outlier_bp: int = 500               # a tick jumping >5% from the last is rejected
-    # grid (SPEC section 3)
+    # markets (actors/_markets.py): ids like BTC-USD/5s, each optionally with
+    # :field=value overrides (TOML: [[markets]] tables); empty: BTC-USD/<column_ms>
+    markets: list = field(default_factory=list)
+    # grid (SPEC section 3): the default of every market's settings
     column_ms: int = 5000
     band_cents: int = 1000
     lock_ms: int = 3000
@@ -173,11 +176,18 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         self.min_free_disk = parse_size(self.min_free_disk)
+        from ._markets import market_specs
+        market_specs(self)                 # a bad market list fails here, at load
         if self.replica_sync_ms <= 0 or self.drain_s <= 0:
             raise ValueError("replica_sync_ms and drain_s must be positive")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def market_specs(self):
+        """The configured markets, the default first (``actors._markets``)."""
+        from ._markets import market_specs
+        return market_specs(self)
 
 
 def _check_type(f, t, value):
@@ -192,7 +202,9 @@ def _check_type(f, t, value):
     elif t.startswith("float"):
         ok = type(value) in (int, float)
     elif t.startswith("list"):
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        # markets may also be TOML tables ({market_id = ..., lock_ms = ...})
+        kinds = (str, dict) if f.name == "markets" else (str,)
+        ok = isinstance(value, list) and all(isinstance(v, kinds) for v in value)
     elif t.startswith("str | int"):
         ok = type(value) in (str, int)
     else:

@@ -52,6 +52,7 @@ field              written by (and when)               why it is safe
     >>> ctx.now() > 0
     True
 """
+import copy
 import time
 
 from ._ledger import Ledger
@@ -59,7 +60,7 @@ from ._odds import Volatility
 from ._status import Grid, MarketStatus
 from ._taken import TakenNonces
 
-__all__ = ["MarketContext", "Sinks", "WriterStats"]
+__all__ = ["MarketContext", "Sinks", "WriterStats", "LatestPrice", "PriceAges"]
 
 
 class Sinks:
@@ -79,6 +80,76 @@ class Sinks:
 
     def on_feed(self, view):
         """The players' board (a ``BoardView``, see ``_board``), at a bounded rate."""
+
+
+class _ScopedSinks:
+    """One market's (or asset's) view of the server's sinks: a sink with the
+    v1.1 hooks (``on_asset_tick``, ``on_market_grid``, ``on_market_status``,
+    ``on_market_result``, e.g. the gateway's Fanout) hears every market with
+    its id; any other sink hears the default market only, through the v1
+    hooks, exactly as before several markets."""
+    __slots__ = ("sinks", "market_id", "asset", "default")
+
+    def __init__(self, sinks, market_id, asset, default):
+        self.sinks, self.market_id, self.asset, self.default = sinks, market_id, asset, default
+
+    def on_tick(self, tick):
+        fn = getattr(self.sinks, "on_asset_tick", None)
+        if fn is not None:
+            fn(self.asset, tick)
+        elif self.default:
+            self.sinks.on_tick(tick)
+
+    def on_grid(self, grid):
+        fn = getattr(self.sinks, "on_market_grid", None)
+        if fn is not None:
+            fn(self.market_id, grid)
+        elif self.default:
+            self.sinks.on_grid(grid)
+
+    def on_market(self, status):
+        fn = getattr(self.sinks, "on_market_status", None)
+        if fn is not None:
+            fn(self.market_id, status)
+        elif self.default:
+            self.sinks.on_market(status)
+
+    def on_result(self, user, settlement, balance):
+        fn = getattr(self.sinks, "on_market_result", None)
+        if fn is not None:
+            fn(self.market_id, user, settlement, balance)
+        else:
+            self.sinks.on_result(user, settlement, balance)
+
+
+class LatestPrice:
+    """An asset's newest median tick, set by its Watchdog before anyone
+    hears of it: a Column prices a tap from it when the grid is older."""
+    __slots__ = ("tick",)
+
+    def __init__(self):
+        self.tick = None
+
+
+class PriceAges:
+    """The age (ms) of the price behind each accepted multiplier: the
+    recent ones for p50/p99 in /metrics, and counts."""
+
+    def __init__(self, keep=4096):
+        from collections import deque
+        self.recent = deque(maxlen=keep)
+        self.n = 0
+        self.repriced = 0              # taps priced from a tick newer than the grid
+
+    def add(self, age_ms):
+        self.recent.append(age_ms)
+        self.n += 1
+
+    def quantile(self, q):
+        if not self.recent:
+            return None
+        xs = sorted(self.recent)
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 class WriterStats:
@@ -129,6 +200,43 @@ class MarketContext:
         self.counters = {}             # reject reasons and other counts
         self.price_boards = {}         # asset -> SourceBoard, kept by its Watchdog (/metrics)
         self.taken = TakenNonces()     # the final replay judge (see _taken)
+        # several markets (actors/_markets.py): a server context is scoped to
+        # an asset (its status, vol, latest price) and then to a market (its
+        # grid config, status, grid, columns), sharing everything else
+        self.asset = "BTC-USD"
+        self.latest = LatestPrice()
+        self.market = None             # the MarketSpec, in a market's context
+        self.number = 0                # the market's number in the markets table
+        self.default = True            # the default market (v1 taps go there)
+        self.price_ages = PriceAges()
+        self.record = ("ticks", "stale_spans")   # the asset's price-record tables
+
+    def for_asset(self, asset, record=("ticks", "stale_spans"), default=True):
+        """The context of one asset's Watchdog and markets: its own status
+        (under the server's), volatility and latest price."""
+        child = copy.copy(self)
+        child.asset = asset
+        child.record = record
+        child.status = MarketStatus(parent=self.status)
+        child.vol = Volatility(initial_tick_ms=self.cfg.tick_interval_ms)
+        child.latest = LatestPrice()
+        child.default = default        # the default market's asset (v1 sinks hear its ticks)
+        child.sinks = _ScopedSinks(self.sinks, None, asset, default)
+        return child
+
+    def for_market(self, spec, cfg, number, default, sinks):
+        """The context of one market (from its asset's context): its grid
+        config, status (under the asset's), grid and columns."""
+        child = copy.copy(self)
+        child.cfg = cfg
+        child.market = spec
+        child.number = number
+        child.default = default
+        child.status = MarketStatus(parent=self.status, market_id=spec.market_id)
+        child.grid = Grid(market_id=spec.market_id)
+        child.columns = {}
+        child.sinks = _ScopedSinks(sinks, spec.market_id, spec.asset, default)
+        return child
 
     def now(self):
         return int(self._clock() * 1000)

@@ -14,7 +14,7 @@ database on start.
     >>> led.settle(1, 600, (5000, 9_500_000), 600); led.balance(1)
     1300
 """
-from ._model import payout_for
+from ._model import cell_key, payout_for
 
 __all__ = ["Ledger"]
 
@@ -27,13 +27,14 @@ class Ledger:
 
     def load(self, users, open_bets):
         """``users``: {id: (name, balance)}; ``open_bets``: rows
-        (id, user, col, lo, stake, mult) as ``Store.load_state`` gives."""
+        (id, user, col, lo, stake, mult[, mkt]) as ``Store.load_state`` gives."""
         self._balance = {uid: bal for uid, (_, bal) in users.items()}
         self._open = {}
         self._liability = {}
-        for _, user, col, lo, stake, mult in open_bets:
+        for row in open_bets:
+            user, col, lo, stake, mult = row[1:6]
             self._open[user] = self._open.get(user, 0) + 1
-            cell = (col, lo)
+            cell = cell_key(col, lo, row[6] >> 1 if len(row) > 6 else 0)
             self._liability[cell] = self._liability.get(cell, 0) + payout_for(stake, mult)
 
     def add_user(self, uid, balance):

@@ -55,7 +55,8 @@ def open_columns(cfg, now):
     return range(first, now + cfg.horizon_ms + 1, col_ms)
 
 
-def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0):
+def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0,
+               market_id=None):
     """Multipliers of every open column (pure; run it off the loop: numpy
     does the work, so the GIL is free most of the time).
 
@@ -68,13 +69,15 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
         tick_ms = cfg.tick_interval_ms
     columns = price_columns(price, price_ts, now, list(open_columns(cfg, now)), cfg.column_ms,
                             cfg.band_cents, cfg.max_bands, sigma, cfg.edge_bp, tick_ms, sigma_sd)
-    return Grid(version, price, price_ts, sigma, columns, now)
+    return Grid(version, price, price_ts, sigma, columns, now, market_id)
 
 
 class MarketMaker(Actor):
     supervisor_strategy = OneForOne(max_restarts=20, within=10.0)
 
-    def __init__(self, ctx, reprice_ms=500):
+    def __init__(self, ctx, reprice_ms=0):
+        # Every tick reprices (SPEC 7: a tap is priced from a price at most
+        # 250 ms old); a Column prices from a newer tick itself meanwhile.
         self.ctx = ctx
         self.reprice_ms = reprice_ms
 
@@ -95,7 +98,7 @@ class MarketMaker(Actor):
         if type(msg) is Tick:
             self.last = msg
             self.dirty = True
-            return None
+            return self._roll()
         if msg == "roll":
             return self._roll()
         if msg == "columns":
@@ -107,8 +110,10 @@ class MarketMaker(Actor):
         cfg = ctx.cfg
         now = ctx.now()
         wanted = set(open_columns(cfg, now))
+        # names are system-wide: another market's Columns are named by it too
+        scope = "" if getattr(ctx, "default", True) else f"{ctx.market.market_id}:"
         for t0 in sorted(wanted - set(ctx.columns)):
-            ctx.columns[t0] = self.spawn(Column, ctx, t0, name=f"column-{t0}")
+            ctx.columns[t0] = self.spawn(Column, ctx, t0, name=f"column-{scope}{t0}")
             self.dirty = True
         for t0 in sorted(set(ctx.columns) - wanted):
             ref = ctx.columns.pop(t0)
@@ -120,7 +125,8 @@ class MarketMaker(Actor):
             self.version += 1
             vol = ctx.vol           # the Watchdog's estimate, fed with the same medians
             grid = run_blocking(price_grid, cfg, self.last.price, self.last.ts,
-                                vol.sigma, now, self.version, vol.tick_ms, vol.log_sd)
+                                vol.sigma, now, self.version, vol.tick_ms, vol.log_sd,
+                                getattr(ctx.market, "market_id", None))
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
             if ctx.status.holds("starting"):

@@ -10,7 +10,7 @@ hundredths (235 = 2.35x).
 from typing import NamedTuple
 
 __all__ = ["Tap", "TapOrder", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
-           "OUTCOME_NAMES", "payout_for", "REASONS"]
+           "OUTCOME_NAMES", "payout_for", "REASONS", "cell_key"]
 
 OPEN, WON, LOST, VOID = 0, 1, 2, 3
 OUTCOME_NAMES = {OPEN: "open", WON: "won", LOST: "lost", VOID: "void"}
@@ -31,6 +31,8 @@ class Tap(NamedTuple):
     ts: int
     nonce: str
     sig: bytes
+    #: the payload's ``market_id`` (SPEC 9, v1.1); None: a v1 tap, for the default market
+    market_id: str | None = None
 
 
 class TapOrder(NamedTuple):
@@ -54,6 +56,8 @@ class Bet(NamedTuple):
     nonce: str
     sig: bytes
     placed: int
+    #: the market and how the payload named it: ``2 * number + keyed`` (store/_betrows)
+    mkt: int = 0
 
 
 class Settlement(NamedTuple):
@@ -65,6 +69,7 @@ class Settlement(NamedTuple):
     mult: int
     outcome: int
     payout: int
+    market: int = 0              # the market's number (its cells' liability key)
 
 
 class Ack(NamedTuple):
@@ -73,6 +78,12 @@ class Ack(NamedTuple):
     bet: int = 0
     mult: int = 0
     balance: int = 0
+
+
+def cell_key(col, lo, market=0):
+    """The ledger's key of a cell: markets other than number 0 add their
+    number (two markets can share a column time and a band)."""
+    return (col, lo) if not market else (col, lo, market)
 
 
 def payout_for(stake, mult):

@@ -155,6 +155,12 @@ class Resolver(Actor):
         self.keep_ms = keep_ms or (cfg.horizon_ms + 4 * cfg.column_ms)
         self.grace_ms = grace_ms
         self.stale_after = 2 * cfg.tick_interval_ms
+        # this market's bets only (bet_rows.mkt = 2 * number + keyed), from
+        # its asset's price record
+        n = getattr(ctx, "number", 0)
+        self.mkts = (2 * n, 2 * n + 1)
+        self.number = n
+        self.ticks_table, self.spans_table = getattr(ctx, "record", ("ticks", "stale_spans"))
 
     def on_start(self):
         self.ticks = deque()                 # (ts, price), sorted by ts
@@ -165,12 +171,13 @@ class Resolver(Actor):
         self.reader = NativePool(1, name="resolver")
         self.ro = self.reader.call(open_readonly, self.ctx.cfg.db)
         since = self.ctx.now() - self.keep_ms
-        rows = self._query("SELECT ts, price FROM ticks WHERE ts >= ? ORDER BY ts", (since,))
+        rows = self._query(f"SELECT ts, price FROM {self.ticks_table} WHERE ts >= ? ORDER BY ts",
+                           (since,))
         self.ticks.extend(rows)
         # Stale periods are part of the record: a restart settles as the
         # live Resolver would have (and as ``tapgrid verify`` checks).
         self.stale_spans = [list(r) for r in self._query(
-            "SELECT start, end FROM stale_spans WHERE end IS NULL OR end >= ?"
+            f"SELECT start, end FROM {self.spans_table} WHERE end IS NULL OR end >= ?"
             " ORDER BY start", (since,))]
         self.schedule_every(0.25, "sweep")
         self.ref.tell("sweep")
@@ -250,9 +257,10 @@ class Resolver(Actor):
         band = self.ctx.cfg.band_cents
         rows = self._query(
             "SELECT id, user, lo, stake, mult FROM bet_rows INDEXED BY bets_open "
-            "WHERE outcome = 0 AND col = ? AND lo > ? AND lo <= ?",
-            (t0, low - band, high))
-        wins = [Settlement(bid, user, t0, lo, stake, mult, WON, payout_for(stake, mult))
+            "WHERE outcome = 0 AND col = ? AND lo > ? AND lo <= ? AND mkt IN (?, ?)",
+            (t0, low - band, high) + self.mkts)
+        n = self.number
+        wins = [Settlement(bid, user, t0, lo, stake, mult, WON, payout_for(stake, mult), n)
                 for bid, user, lo, stake, mult in rows if bid not in self.inflight]
         if wins:
             self._send(wins)
@@ -263,8 +271,8 @@ class Resolver(Actor):
         col_ms = self.ctx.cfg.column_ms
         horizon = now - col_ms - self.grace_ms
         cols = [c for (c,) in self._query(
-            "SELECT DISTINCT col FROM bet_rows INDEXED BY bets_open WHERE outcome = 0 AND col <= ?",
-            (horizon,))]
+            "SELECT DISTINCT col FROM bet_rows INDEXED BY bets_open WHERE outcome = 0 AND col <= ?"
+            " AND mkt IN (?, ?)", (horizon,) + self.mkts)]
         for t0 in cols:
             self._finish(t0)
         for t0 in [t for t in self.ranges if t + col_ms < horizon]:
@@ -282,11 +290,12 @@ class Resolver(Actor):
             # Older than what we keep in memory (e.g. after a restart): the
             # stored ticks are the record.
             self.stats["recovered_columns"] += 1
-            ticks = self._query("SELECT ts, price FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts",
+            ticks = self._query(f"SELECT ts, price FROM {self.ticks_table} WHERE ts >= ?"
+                                " AND ts < ? ORDER BY ts",
                                 (t0 - 10 * self.stale_after - cfg.column_ms, t1))
         path = window_path(ticks, self.stale_spans, t0, t1, self.stale_after)
         rows = self._query("SELECT id, user, lo, stake, mult FROM bet_rows INDEXED BY bets_open "
-                           "WHERE outcome = 0 AND col = ?", (t0,))
+                           "WHERE outcome = 0 AND col = ? AND mkt IN (?, ?)", (t0,) + self.mkts)
         band = cfg.band_cents
         out = []
         for bid, user, lo, stake, mult in rows:
@@ -295,7 +304,7 @@ class Resolver(Actor):
             outcome = outcome_for(lo, band, path)
             payout = (payout_for(stake, mult) if outcome == WON else
                       stake if outcome == VOID else 0)
-            out.append(Settlement(bid, user, t0, lo, stake, mult, outcome, payout))
+            out.append(Settlement(bid, user, t0, lo, stake, mult, outcome, payout, self.number))
         if out:
             self._send(out)
 

@@ -26,21 +26,26 @@ from ._context import MarketContext, Sinks
 from ._diskguard import DiskGuard
 from .feeds import make_sources
 from ._market import MarketMaker
+from ._markets import market_cfg
 from ._model import Ack, Tap, TapOrder
 from ._resolver import Resolver
-from .store import Store, acquire_lock, release_lock
+from .store import Store, acquire_lock, record_tables, release_lock
 from ._watchdog import Watchdog
 from ._writer import Writer
 from ._writes import Credit, EnsureUser, Maintenance, PurgeGuests, SaveSession, TopUp
 
-__all__ = ["start_market", "MarketHandle"]
+__all__ = ["start_market", "MarketHandle", "MarketUnit"]
 
 
 def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix=""):
-    """Spawn Writer, Board, Resolver, MarketMaker and Watchdog (stopped in reverse
-    order: the Watchdog first, the Writer last, so every queued bet is written)."""
-    ctx = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
-    ctx.status.subscribe(ctx.sinks.on_market)
+    """Spawn the Writer and the Board, then per market its Resolver and MarketMaker, per asset
+    its Watchdog (stopped in reverse order: the Watchdogs first, the Writer
+    last, so every queued bet is written). ``feed`` overrides the default
+    market's asset's sources (one feed or a list), or is a dict
+    {asset: feed or list}."""
+    root = MarketContext(cfg, clock=clock, sinks=sinks or Sinks())
+    specs = cfg.market_specs()
+    assets = list(dict.fromkeys(s.asset for s in specs))
     # Refuse a held database here, on the caller's greenlet: a non-blocking
     # flock, and the refusal is the caller's exception, not a pool traceback.
     lock = acquire_lock(cfg.db)
@@ -49,52 +54,113 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
                              not cfg.replica, cfg.db_cache_mb)
     finally:
         release_lock(lock)
+    numbers = run_blocking(store.market_numbers, [s.market_id for s in specs])
+    for asset in assets:
+        run_blocking(store.ensure_record, asset)
     users, open_bets = run_blocking(store.load_state)
-    ctx.ledger.load(users, open_bets)
-    now = ctx.now()
-    ctx.taken.load(run_blocking(store.recent_nonces, now - ctx.taken.keep_ms), now)
+    root.ledger.load(users, open_bets)
+    now = root.now()
+    root.taken.load(run_blocking(store.recent_nonces, now - root.taken.keep_ms), now)
     p = name_prefix
-    ctx.writer = system.spawn(Writer, ctx, store, name=p + "writer")
-    # The players' board: loaded from the database, fed every settlement.
-    ctx.writer.ask(Maintenance(BOARD_KEY_SQL, (secrets.token_bytes(16),)), timeout=30)
-    board = system.spawn(Board, ctx, run_blocking(read_board, cfg.db, ctx.now()), name=p + "board")
-    ctx.sinks = BoardSinks(ctx.sinks, board)
-    resolver = system.spawn(Resolver, ctx, name=p + "resolver")
-    maker = system.spawn(MarketMaker, ctx, name=p + "market")
-    system.spawn(DiskGuard, ctx, name=p + "diskguard")
-    if feed is None:
-        # A sim walks on from the last stored price: bets open across a
-        # restart must not settle against a price that jumped to the default.
-        sims = "sim" in (list(cfg.sources) or [cfg.feed])
-        last = run_blocking(store.last_tick) if sims else None
-        feeds = make_sources(cfg, start_price=last[1] if last else None)
-        feed = feeds[0] if len(feeds) == 1 else feeds
-    watchdog = system.spawn(Watchdog, ctx, feed, [maker.tell, resolver.tell],
-                            name=p + "watchdog")
-    archiver = system.spawn(Archiver, ctx, name=p + "archiver")
-    return MarketHandle(system, ctx, watchdog, maker, resolver, feed, archiver, board)
+    root.writer = system.spawn(Writer, root, store, name=p + "writer")
+    # The players' board, one for every market: loaded from the database,
+    # fed every settlement (the markets' contexts take root.sinks below).
+    root.writer.ask(Maintenance(BOARD_KEY_SQL, (secrets.token_bytes(16),)), timeout=30)
+    board = system.spawn(Board, root, run_blocking(read_board, cfg.db, root.now()), name=p + "board")
+    root.sinks = BoardSinks(root.sinks, board)
+    by_asset = {a: root.for_asset(a, record_tables(a), default=(a == specs[0].asset))
+                for a in assets}
+    units = []
+    for i, spec in enumerate(specs):
+        mctx = by_asset[spec.asset].for_market(spec, market_cfg(cfg, spec),
+                                               numbers[spec.market_id], i == 0, root.sinks)
+        mctx.status.subscribe(mctx.sinks.on_market)
+        # the default market's actors keep the names they had before markets
+        suffix = "" if i == 0 else f"[{spec.market_id}]"
+        resolver = system.spawn(Resolver, mctx, name=p + "resolver" + suffix)
+        maker = system.spawn(MarketMaker, mctx, name=p + "market" + suffix)
+        units.append(MarketUnit(spec, mctx, maker, resolver))
+    system.spawn(DiskGuard, root, name=p + "diskguard")
+    feeds = feed if isinstance(feed, dict) else ({specs[0].asset: feed} if feed is not None
+                                                  else {})
+    watchdogs = {}
+    for asset in assets:
+        afeed = feeds.get(asset)
+        if afeed is None:
+            # A sim walks on from the last stored price: bets open across a
+            # restart must not settle against a price that jumped to the default.
+            sims = "sim" in (list(cfg.sources) or [cfg.feed])
+            last = run_blocking(store.last_tick, record_tables(asset)[0]) if sims else None
+            made = make_sources(cfg, start_price=last[1] if last else None, asset=asset)
+            afeed = made[0] if len(made) == 1 else made
+        feeds[asset] = afeed
+        subscribers = []
+        for u in units:
+            if u.spec.asset == asset:
+                subscribers += [u.maker.tell, u.resolver.tell]
+        suffix = "" if asset == specs[0].asset else f"[{asset}]"
+        watchdogs[asset] = system.spawn(Watchdog, by_asset[asset], afeed, subscribers,
+                                        asset=asset, name=p + "watchdog" + suffix)
+    for u in units:
+        u.watchdog = watchdogs[u.spec.asset]
+        u.feed = feeds[u.spec.asset]
+    archiver = system.spawn(Archiver, root, name=p + "archiver")
+    return MarketHandle(system, root, units, archiver, board)
+
+
+class MarketUnit:
+    """One market's parts: its spec, context (grid, columns, status), the
+    MarketMaker that prices it and the Resolver that settles it, and its asset's
+    Watchdog and feed."""
+
+    def __init__(self, spec, ctx, maker, resolver):
+        self.spec = spec
+        self.market_id = spec.market_id
+        self.ctx = ctx
+        self.maker = maker
+        self.resolver = resolver
+        self.watchdog = None
+        self.feed = None
 
 
 class MarketHandle:
     """The market's front door for the web layer and the REPL."""
 
-    def __init__(self, system, ctx, watchdog, maker, resolver, feed, archiver=None, board=None):
+    def __init__(self, system, root, units, archiver=None, board=None):
         self.system = system
         self.board = board
         self.archiver = archiver
-        self.ctx = ctx
-        self.cfg = ctx.cfg
-        self.watchdog = watchdog
-        self.maker = maker
-        self.resolver = resolver
-        self.writer = ctx.writer
-        self.feed = feed                 # one feed, or the list of the price's sources
+        self.root = root                 # the server's context (ledger, writer, disk status)
+        self.units = units               # every market, the default first
+        self.by_id = {u.market_id: u for u in units}
+        default = units[0]
+        self.default_id = default.market_id
+        # v1 names: the default market's parts
+        self.ctx = default.ctx
+        self.cfg = root.cfg
+        self.watchdog = default.watchdog
+        self.maker = default.maker
+        self.resolver = default.resolver
+        self.writer = root.writer
+        self.feed = default.feed         # one feed, or the list of the price's sources
+
+    def unit(self, market_id=None):
+        """The market ``market_id`` (None: the default); None when unknown."""
+        return self.units[0] if market_id is None else self.by_id.get(market_id)
 
     # --- taps -------------------------------------------------------------------------
 
+    def _ctx_of(self, tap):
+        market_id = tap.market_id
+        unit = self.units[0] if market_id is None else self.by_id.get(market_id)
+        return None if unit is None else unit.ctx
+
     def place(self, tap):
-        """Route a verified ``Tap`` to its Column; a Future of its ``Ack``."""
-        ctx = self.ctx
+        """Route a verified ``Tap`` to its market's Column; a Future of its ``Ack``."""
+        ctx = self._ctx_of(tap)
+        if ctx is None:
+            self.root.count("bad_request")
+            return _done(Ack("bad_request"))          # an unknown market_id
         status = ctx.status
         if not status.is_open:
             return _done(Ack(status.reject_reason))
@@ -112,7 +178,11 @@ class MarketHandle:
         """Route a verified ``Tap`` to its Column with a tell; ``reply``
         (``set(Ack)``/``fail(exc)``) gets the answer, here at once if the
         tap cannot be routed."""
-        ctx = self.ctx
+        ctx = self._ctx_of(tap)
+        if ctx is None:
+            self.root.count("bad_request")
+            reply.set(Ack("bad_request"))             # an unknown market_id
+            return
         status = ctx.status
         if not status.is_open:
             reply.set(Ack(status.reject_reason))
@@ -128,10 +198,10 @@ class MarketHandle:
             ctx.count("overloaded")
             reply.set(Ack("overloaded"))
 
-    def tap(self, user, col, lo, stake, min_mult=101):
+    def tap(self, user, col, lo, stake, min_mult=101, market_id=None):
         """An operator's tap from the console (no player signature)."""
         tap = Tap(user, col, lo, stake, min_mult, self.ctx.now(),
-                  secrets.token_urlsafe(12), bytes(64))
+                  secrets.token_urlsafe(12), bytes(64), market_id)
         return self.place(tap)
 
     # --- users and money --------------------------------------------------------------------
@@ -182,21 +252,25 @@ class MarketHandle:
     def status(self):
         return self.ctx.status
 
-    def wait_ready(self, timeout=10):
-        """Wait until a priced grid exists and the market is open."""
+    def wait_ready(self, timeout=10, market_id=None):
+        """Wait until a priced grid exists and the market is open (the
+        default market; ``market_id="*"``: every market)."""
+        ctxs = [u.ctx for u in self.units] if market_id == "*" else [self.unit(market_id).ctx]
         with gevent.Timeout(timeout, False):
-            while not (self.ctx.grid.columns and self.ctx.status.is_open):
+            while not all(c.grid.columns and c.status.is_open for c in ctxs):
                 gevent.sleep(0.02)
             return True
         return False
 
-    def pick_cell(self, offset_bands=1):
+    def pick_cell(self, offset_bands=1, market_id=None):
         """(col, lo, mult) of an open cell near the price, for demos and tests."""
-        grid = self.ctx.grid
-        now = self.ctx.now()
-        band = self.cfg.band_cents
+        ctx = self.unit(market_id).ctx
+        cfg = ctx.cfg
+        grid = ctx.grid
+        now = ctx.now()
+        band = cfg.band_cents
         for col in sorted(grid.columns):
-            if now < col - self.cfg.lock_ms - 500:
+            if now < col - cfg.lock_ms - 500:
                 lo = grid.price // band * band + offset_bands * band
                 mult = grid.columns[col].get(lo)
                 if mult:
@@ -233,15 +307,28 @@ class MarketHandle:
             conn.close()
 
     def health(self):
-        """(ok, reason) for /healthz."""
+        """(ok, reason) for /healthz: the default market's (what v1 clients bet on)."""
         status = self.ctx.status
         return status.is_open, status.reason
+
+    def markets(self):
+        """The ``/api/markets`` body (SPEC 9, v1.1)."""
+        out = []
+        for u in self.units:
+            s = u.spec
+            out.append({"market_id": s.market_id, "asset": s.asset, "column_ms": s.column_ms,
+                        "band_cents": s.band_cents, "lock_ms": s.lock_ms,
+                        "horizon_ms": s.horizon_ms,
+                        "market": "open" if u.ctx.status.is_open else "suspended"})
+        return {"default": self.default_id, "markets": out}
 
     def stats(self):
         return {"writer": self.ctx.writer_stats.as_dict(), "rejects": dict(self.ctx.counters),
                 "watchdog": self.watchdog.ask("snapshot", timeout=2),
                 "resolver": self.resolver.ask("stats", timeout=2),
-                "market": self.ctx.status.as_dict(), "columns": len(self.ctx.columns)}
+                "market": self.ctx.status.as_dict(), "columns": len(self.ctx.columns),
+                "markets": {u.market_id: {"market": u.ctx.status.as_dict(),
+                                          "columns": len(u.ctx.columns)} for u in self.units}}
 
 
 def _done(value):

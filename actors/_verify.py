@@ -21,13 +21,16 @@ from ._model import OUTCOME_NAMES
 from ._resolver import outcome_for, window_path
 from ._sources import decode_sources, median_of
 from .archive import archive_dir_of, open_file
-from .store import derived_payout, nonce_text, open_readonly, window_of
+from ._markets import market_specs, parse_market_id
+from .store import (DEFAULT_ASSET, derived_payout, market_names, nonce_text, open_readonly,
+                    window_of)
+
 from .wire import encode_tap_payload
 
 __all__ = ["verify", "VerifyError"]
 
 _BETS = ("SELECT id, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed, outcome,"
-         " payout FROM bets WHERE outcome != 0 AND col >= ? AND col < ? ORDER BY col, id")
+         " payout{mkt} FROM bets WHERE outcome != 0 AND col >= ? AND col < ? ORDER BY {order}col, id")
 #: a session key counts for bets placed up to this long after it expired
 #: (a tap signed just before expiry may be placed just after)
 _KEY_GRACE_MS = 60_000
@@ -48,14 +51,15 @@ def verify(db_path, cfg, check_signature, from_ms=None, to_ms=None):
     try:
         keys = _KeyRing(conn)
         seen = set()
-        _check_part(conn, conn, "the hot DB", cfg, keys, check_signature, lo_ms, hi_ms, seen,
+        grids = _Grids(cfg, market_names(conn))
+        _check_part(conn, conn, "the hot DB", grids, keys, check_signature, lo_ms, hi_ms, seen,
                     report)
         for name, fconn in _archives(conn, db_path, report):
             try:
                 has_record = fconn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ticks'"
                                            ).fetchone()
                 # files made before the record was archived: the hot DB's record
-                _check_part(fconn, fconn if has_record else conn, name, cfg, keys,
+                _check_part(fconn, fconn if has_record else conn, name, grids, keys,
                             check_signature, lo_ms, hi_ms, seen, report)
                 report["files"] += 1
             finally:
@@ -78,19 +82,51 @@ def _archives(conn, db_path, report):
         yield name, fconn
 
 
-def _check_part(bets_conn, record_conn, where, cfg, keys, check, lo_ms, hi_ms, seen, report):
-    band, col_ms = cfg.band_cents, cfg.column_ms
-    stale_after = 2 * cfg.tick_interval_ms
-    t0 = path = None
-    for row in bets_conn.execute(_BETS, (lo_ms, hi_ms)):
+class _Grids:
+    """Each market's (market id, asset, column_ms, band_cents) by number:
+    the id and its column duration from the database's ``markets`` table,
+    the band from the config's market of that id (or the config's own band
+    for a market no longer configured; BTC-USD's grid before markets)."""
+
+    def __init__(self, cfg, names):
+        self.cfg = cfg
+        self.names = names
+        self.specs = {s.market_id: s for s in market_specs(cfg)}
+        self.cache = {}
+
+    def of(self, mkt):
+        n = mkt >> 1
+        if n not in self.cache:
+            name = self.names.get(n)
+            if name is None:
+                if n:
+                    raise VerifyError(f"market: number {n} is not in the markets table")
+                self.cache[n] = (None, DEFAULT_ASSET, self.cfg.column_ms, self.cfg.band_cents)
+            else:
+                asset, col_ms = parse_market_id(name)
+                spec = self.specs.get(name)
+                band = spec.band_cents if spec else self.cfg.band_cents
+                self.cache[n] = (name, asset, col_ms, band)
+        return self.cache[n]
+
+
+def _check_part(bets_conn, record_conn, where, grids, keys, check, lo_ms, hi_ms, seen, report):
+    stale_after = 2 * grids.cfg.tick_interval_ms
+    t0 = path = wkey = None
+    has_mkt = "mkt" in [r[1] for r in bets_conn.execute("PRAGMA table_info(bet_rows)")]
+    sql = _BETS.format(mkt=", mkt" if has_mkt else "", order="mkt >> 1, " if has_mkt else "")
+    for row in bets_conn.execute(sql, (lo_ms, hi_ms)):
         (bid, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed, outcome,
-         payout) = row
+         payout) = row[:13]
+        mkt = row[13] if has_mkt else 0
         if bid in seen:
             continue            # a part being archived is in both places for a while
         seen.add(bid)
-        if col != t0:
+        market_id, asset, col_ms, band = grids.of(mkt)
+        if (col, mkt >> 1) != wkey:
+            wkey = (col, mkt >> 1)
             t0 = col
-            path = _window(record_conn, t0, t0 + col_ms, stale_after, where, report)
+            path = _window(record_conn, t0, t0 + col_ms, stale_after, where, report, asset)
         want = outcome_for(lo, band, path)
         if want != outcome:
             low, high, stale, clean = path
@@ -101,7 +137,8 @@ def _check_part(bets_conn, record_conn, where, cfg, keys, check, lo_ms, hi_ms, s
         if payout != derived_payout(outcome, stake, mult):
             raise VerifyError(f"payout: bet {bid} ({where}) paid {payout}, its outcome"
                               f" {OUTCOME_NAMES[outcome]} pays {derived_payout(outcome, stake, mult)}")
-        payload = encode_tap_payload(col, lo, stake, min_mult, ts, nonce_text(nonce))
+        payload = encode_tap_payload(col, lo, stake, min_mult, ts, nonce_text(nonce),
+                                     market_id if mkt & 1 else None)
         sig = bytes(sig)
         if not any(check(k, payload, sig) for k in keys.candidates(user, placed)):
             raise VerifyError(f"signature: bet {bid} ({where}) of user {user}: the receipt"
@@ -109,10 +146,10 @@ def _check_part(bets_conn, record_conn, where, cfg, keys, check, lo_ms, hi_ms, s
         report["bets"] += 1
 
 
-def _window(conn, t0, t1, stale_after, where, report):
+def _window(conn, t0, t1, stale_after, where, report, asset=DEFAULT_ASSET):
     # A price older than stale_after before t0 makes the window stale
     # whether or not it is read: this much record decides the outcome.
-    rows, spans = window_of(conn, t0, t1, 2 * stale_after + 1)
+    rows, spans = window_of(conn, t0, t1, 2 * stale_after + 1, asset)
     for ts, price, src in rows:
         if src is None:
             continue

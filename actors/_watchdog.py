@@ -69,7 +69,7 @@ class Health(tuple):
 class Watchdog(Actor):
     """``feed`` is one Feed or a list of them (the asset's sources)."""
 
-    def __init__(self, ctx, feed, subscribers=(), asset="BTC-USD"):
+    def __init__(self, ctx, feed, subscribers=(), asset=None):
         self.ctx = ctx
         cfg = ctx.cfg
         self.feeds = list(feed) if isinstance(feed, (list, tuple)) else [feed]
@@ -81,7 +81,7 @@ class Watchdog(Actor):
         self.board = SourceBoard(names, intervals, quorum=cfg.quorum,
                                  divergence_bp=cfg.divergence_bp, outlier_bp=cfg.outlier_bp)
         self.stale_after = max(self.board.stale_after)
-        ctx.price_boards[asset] = self.board
+        ctx.price_boards[asset or ctx.asset] = self.board
 
     def on_start(self):
         self.last = None
@@ -161,13 +161,16 @@ class Watchdog(Actor):
         self.last = out
         self.stats["ticks"] += 1
         self.ctx.vol.update(out.price, out.ts)
+        self.ctx.latest.tick = out      # before anyone hears of it: Columns price from it
         if self.stale:
             self._set_stale(False)
         for fn in self.subscribers:
             fn(out)
         writer = self.ctx.writer
         if writer is not None:
-            writer.tell(SaveTicks([(out.ts, out.price, board.encode())]))
+            table = self.ctx.record[0]
+            writer.tell(SaveTicks([(out.ts, out.price, board.encode())] if table == "ticks" else
+                                  [(out.ts, out.price, board.encode(), table)]))
         self.ctx.sinks.on_tick(out)
 
     def _check(self):
@@ -199,17 +202,17 @@ class Watchdog(Actor):
         self.ctx.status.set("stale_price", stale)
         writer = self.ctx.writer
         if writer is not None:
-            writer.tell(Maintenance(*record_stale(stale, now)))
+            writer.tell(Maintenance(*record_stale(stale, now, self.ctx.record[1])))
         health = Health("stale" if stale else "fresh", now)
         for fn in self.subscribers:
             fn(health)
 
 
-def record_stale(stale, now):
+def record_stale(stale, now, table="stale_spans"):
     """The statement that keeps a stale period in the price record."""
     if stale:
-        return "INSERT OR REPLACE INTO stale_spans(start, end) VALUES (?, NULL)", (now,)
-    return "UPDATE stale_spans SET end = ? WHERE end IS NULL", (now,)
+        return f"INSERT OR REPLACE INTO {table}(start, end) VALUES (?, NULL)", (now,)
+    return f"UPDATE {table} SET end = ? WHERE end IS NULL", (now,)
 
 
 def _mono_ms():

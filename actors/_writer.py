@@ -43,7 +43,7 @@ import time
 
 from engine import Actor, NativePool
 
-from ._model import Ack, payout_for
+from ._model import Ack, cell_key, payout_for
 from .store import Store, UserExists, is_disk_full
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
                       SaveTicks, Settle, PurgeGuests, TopUp, TopUpResult)
@@ -180,7 +180,8 @@ class Writer(Actor):
         done = []
         for s, ok in zip(settlements, applied):
             if ok:
-                ledger.settle(s.user, s.payout, (s.col, s.lo), payout_for(s.stake, s.mult))
+                ledger.settle(s.user, s.payout, cell_key(s.col, s.lo, s.market),
+                              payout_for(s.stake, s.mult))
             done.append((s, ledger.balance(s.user)) if ok else None)
         self.ctx.writer_stats.settlements += sum(1 for ok in applied if ok)
         for start, n, reply in settle_asks:
@@ -239,7 +240,8 @@ class Writer(Actor):
         ledger = self.ctx.ledger
         stats.pending_taps -= len(bets)
         for bet, reply in zip(bets, bet_replies):
-            ledger.release(bet.user, bet.stake, (bet.col, bet.lo), payout_for(bet.stake, bet.mult))
+            ledger.release(bet.user, bet.stake, cell_key(bet.col, bet.lo, bet.mkt >> 1),
+                           payout_for(bet.stake, bet.mult))
             if reply is not None:
                 reply.set(Ack(reason))
         for _, _, reply in settle_asks:

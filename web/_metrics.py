@@ -147,6 +147,37 @@ def _source_metrics(boards, now_ms):
     yield from (age, dev, fresh, n_fresh, quorum, state)
 
 
+def _market_metrics(market):
+    """Per market (v1.1) its state and grid age; the age of the price
+    behind the accepted multipliers (SPEC 7: at most 250 ms)."""
+    units = getattr(market, "units", None) or []
+    state = GaugeMetricFamily("tapgrid_market_state_open", "1 when the market takes taps",
+                              labels=["market_id"])
+    grid_age = GaugeMetricFamily("tapgrid_market_grid_age_seconds",
+                                 "Age of the price the market's grid was priced from",
+                                 labels=["market_id"])
+    now = time.time() * 1000
+    for u in units:
+        state.add_metric([u.market_id], 1 if u.ctx.status.is_open else 0)
+        ts = u.ctx.grid.price_ts
+        grid_age.add_metric([u.market_id], (now - ts) / 1000 if ts else -1)
+    yield state
+    yield grid_age
+    ages = getattr(market.ctx, "price_ages", None)
+    if ages is not None:
+        q = GaugeMetricFamily("tapgrid_tap_price_age_seconds",
+                              "Age of the price behind accepted multipliers (recent taps)",
+                              labels=["quantile"])
+        for label, p in (("0.5", 0.5), ("0.99", 0.99)):
+            v = ages.quantile(p)
+            q.add_metric([label], -1 if v is None else v / 1000)
+        yield q
+        yield CounterMetricFamily("tapgrid_tap_price_aged", "Accepted taps whose price age"
+                                  " was measured", value=ages.n)
+        yield CounterMetricFamily("tapgrid_taps_repriced", "Column prices from a tick newer than"
+                                  " the grid", value=ages.repriced)
+
+
 def _settled_families(settled):
     fams = (CounterMetricFamily("tapgrid_settled_bets", "Won and lost bets by multiplier bucket",
                                 labels=["bucket"]),
@@ -256,6 +287,7 @@ class _ScrapeCollector:
         yield GaugeMetricFamily("tapgrid_price_age_seconds", "Age of the last priced tick", value=age)
         yield GaugeMetricFamily("tapgrid_market_open", "1 when betting is open",
                                 value=1 if ctx.status.is_open else 0)
+        yield from _market_metrics(market)
         yield from _source_metrics(ctx.price_boards, time.monotonic() * 1000)
         try:
             free = disk_free(db_path)

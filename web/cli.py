@@ -21,6 +21,9 @@ def _add_config_flags(p, with_server=True):
         p.add_argument("--feed", choices=["sim", "replay", "coinbase", "binance", "kraken"])
         p.add_argument("--sources", help="the price is the median of these feeds, e.g. "
                                          "coinbase,binance,kraken or sim,sim,sim (default: --feed)")
+        p.add_argument("--markets", help="the markets, the default first, e.g. BTC-USD/5s,"
+                                         "BTC-USD/15s,ETH-USD/5s (an id may add :lock_ms=N"
+                                         " and the like; default: BTC-USD/5s alone)")
         p.add_argument("--quorum", type=int, help="fresh sources needed to keep betting open")
         p.add_argument("--divergence-bp", type=int,
                        help="suspend when a fresh source is this far from the median (100)")

@@ -19,7 +19,7 @@ import random
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import gevent
 from coincurve import PrivateKey
@@ -104,9 +104,16 @@ class TapgridClient:
         self.user = None
         self.balance = None
         self.ws = None
-        self.grid = None
-        self.market = None
-        self.last_tick = None
+        self.grid = None              # the default market's latest grid
+        self.market = None            # the default market's latest market frame
+        self.last_tick = None         # (price, ts) of the default market's asset
+        # v1.1, several markets: the latest of each, by market id and by asset
+        self.default_market = None    # learnt from the welcome's market frame
+        self.default_asset = None     # learnt from the welcome's tick
+        self.grids = {}
+        self.markets_seen = {}
+        self.ticks = {}
+        self._welcome = False
         self.results = []
         self.errors = []
         self.on_event = None          # optional callable(msg dict)
@@ -181,8 +188,13 @@ class TapgridClient:
         q = f"/api/history?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
         return self.request("GET", q)
 
-    def fetch_grid(self):
-        return self.request("GET", "/api/grid", auth=False)
+    def fetch_grid(self, market_id=None):
+        q = "" if market_id is None else "?market_id=" + quote(market_id, safe="")
+        return self.request("GET", "/api/grid" + q, auth=False)
+
+    def fetch_markets(self):
+        """``/api/markets`` (v1.1): ``{"default", "markets": [...]}``."""
+        return self.request("GET", "/api/markets", auth=False)
 
     # --- WebSocket ----------------------------------------------------------------------------
 
@@ -267,19 +279,30 @@ class TapgridClient:
         elif kind == "hello":
             self.user, self.balance = msg["user"], msg["balance"]
             self.clock_offset = msg["server_ts"] - int(time.time() * 1000)
+            self._welcome = True      # the default market's market, grid and tick follow
             self.connected.set()      # the hub sends this connection's grid next
         elif kind == "tick":
-            self.last_tick = (msg["p"], msg["t"])
-        elif kind == "grid":
-            self.grid = msg
-            if self.connected.is_set():
-                self.ready.set()
-        elif kind == "grid2":
-            self.grid = grid_from_grid2(msg)
-            if self.connected.is_set():
-                self.ready.set()
+            asset = msg.get("a")
+            if self._welcome and self.default_asset is None:
+                self.default_asset = asset
+            self.ticks[asset] = (msg["p"], msg["t"])
+            if asset == self.default_asset:
+                self.last_tick = (msg["p"], msg["t"])
+        elif kind in ("grid", "grid2"):
+            grid = msg if kind == "grid" else grid_from_grid2(msg)
+            mid = msg.get("market_id")
+            self.grids[mid] = grid
+            if mid == self.default_market:
+                self.grid = grid
+                if self.connected.is_set():
+                    self.ready.set()
         elif kind == "market":
-            self.market = msg
+            mid = msg.get("market_id")
+            if self._welcome and self.default_market is None:
+                self.default_market = mid
+            self.markets_seen[mid] = msg
+            if mid == self.default_market:
+                self.market = msg
         elif kind == "result":
             self.balance = msg["balance"]
             self.results.append(msg)
@@ -305,19 +328,31 @@ class TapgridClient:
 
     # --- taps --------------------------------------------------------------------------------------
 
-    def signed_tap(self, col, lo, stake, min_mult, ts=None, nonce=None):
-        """The ``tap`` frame (a dict) for a cell, signed with the session key."""
+    def subscribe(self, markets, wait=True):
+        """Receive the ticks and grids of these markets (v1.1; the default
+        market's until then); with ``wait``, until each one's grid is here."""
+        for m in markets:
+            self.grids.pop(m, None)
+        self.ws.send_text(json.dumps({"type": "subscribe", "markets": list(markets)}))
+        if wait and not self.wait_for(lambda: all(m in self.grids for m in markets),
+                                      self.timeout):
+            raise TimeoutError(f"no grid for {markets} after subscribing")
+
+    def signed_tap(self, col, lo, stake, min_mult, ts=None, nonce=None, market_id=None):
+        """The ``tap`` frame (a dict) for a cell, signed with the session key;
+        ``market_id`` leads the payload for a market other than the default
+        (v1.1; a v1 payload without it is for the default market)."""
         ts = int(time.time() * 1000) + self.clock_offset if ts is None else ts
         nonce = nonce or secrets.token_urlsafe(12)
-        payload = encode_tap_payload(col, lo, stake, min_mult, ts, nonce)
+        payload = encode_tap_payload(col, lo, stake, min_mult, ts, nonce, market_id)
         return {"type": "tap", "payload": payload, "sig": self.signer.sign(payload)}, nonce
 
     def send_raw(self, text):
         self.ws.send_text(text)
 
-    def tap_async(self, col, lo, stake, min_mult=101, frame=None):
+    def tap_async(self, col, lo, stake, min_mult=101, frame=None, market_id=None):
         if frame is None:
-            frame, nonce = self.signed_tap(col, lo, stake, min_mult)
+            frame, nonce = self.signed_tap(col, lo, stake, min_mult, market_id=market_id)
         else:
             nonce = json.loads(frame["payload"])["nonce"]
         fut = Future()
@@ -325,12 +360,14 @@ class TapgridClient:
         self.ws.send_text(json.dumps(frame, separators=(",", ":")))
         return fut
 
-    def tap(self, col, lo, stake, min_mult=101, timeout=None):
-        return self.tap_async(col, lo, stake, min_mult).get(timeout or self.timeout)
+    def tap(self, col, lo, stake, min_mult=101, timeout=None, market_id=None):
+        return self.tap_async(col, lo, stake, min_mult, market_id=market_id).get(
+            timeout or self.timeout)
 
-    def open_cell(self, offset_bands=1, margin_ms=800):
-        """(col, lo, mult) of an open cell near the price from the last grid."""
-        g = self.grid
+    def open_cell(self, offset_bands=1, margin_ms=800, market_id=None):
+        """(col, lo, mult) of an open cell near the price from the last grid
+        (of ``market_id``, once subscribed to it; None: the default market)."""
+        g = self.grid if market_id is None else self.grids.get(market_id)
         if not g:
             return None
         now = int(time.time() * 1000) + self.clock_offset

@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 #: ``bet_rows`` as stored, in the hot DB and in the files alike; copied in C,
 #: the nonce packed on the way (``attach_hot``)
 STORED_COLUMNS = ("id, user, col, lo, stake, mult, outcome, mm_off, ts_off, placed_off,"
-                  " settled_off, pay_adj, nonce, sig")
+                  " settled_off, pay_adj, nonce, sig, mkt")
 HOT_COLUMNS = STORED_COLUMNS.replace("nonce", "stored_nonce(nonce)")
 
 INSERT_LOGICAL = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, outcome, mm_off, ts_off,"

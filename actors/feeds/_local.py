@@ -249,14 +249,19 @@ class ReplayFeed(_LocalFeed):
             self._hold(self._gap_ms / self.speed / 1000)
 
 
-def make_sources(cfg, start_price=None):
+def make_sources(cfg, start_price=None, asset="BTC-USD"):
     """The configured sources of the price (``cfg.sources``, else the one
     ``cfg.feed``) as a list of feeds; simulated ones start at
     ``start_price`` (cents; None: the asset's default). Several ``sim`` entries share the
     walk of ``cfg.seed``; from the second on each adds ``sim_noise_bp`` of
     noise and ``sim_lag_ms`` more lag. ``feed_url`` applies to a single
-    exchange source only (each exchange has its own URL)."""
+    exchange source only (each exchange has its own URL). ``asset`` picks
+    the sim's walk and the exchanges' symbol (``ETH-USD``: Coinbase
+    ``ETH-USD``, Binance ``ETHUSDT``, Kraken ``ETH/USD``); a replay file is
+    BTC-USD's only."""
     kinds = list(cfg.sources) or [cfg.feed]
+    if asset != "BTC-USD":
+        return _asset_sources(cfg, kinds, start_price, asset)
     if len(kinds) == 1:
         kind = kinds[0]
         return [make_feed(kind, url=cfg.feed_url if kind in _EXCHANGES else None,
@@ -278,6 +283,28 @@ def make_sources(cfg, start_price=None):
 
 
 _EXCHANGES = ("coinbase", "binance", "kraken")
+
+
+def _asset_sources(cfg, kinds, start_price, asset):
+    base, _, quote = asset.partition("-")
+    seed = cfg.seed if cfg.seed is not None else random.randrange(1 << 32)
+    feeds = []
+    sims = 0
+    for kind in kinds:
+        if kind == "sim":
+            feeds.append(SimFeed(seed=seed, start_price=start_price, asset=asset, source=sims,
+                                 noise_bp=cfg.sim_noise_bp if len(kinds) > 1 else 0.0,
+                                 lag_ms=sims * cfg.sim_lag_ms))
+            sims += 1
+        elif kind == "coinbase":
+            feeds.append(CoinbaseFeed(None, product=asset))
+        elif kind == "binance":
+            feeds.append(BinanceFeed(None, symbol=base + ("USDT" if quote == "USD" else quote)))
+        elif kind == "kraken":
+            feeds.append(KrakenFeed(None, symbol=f"{base}/{quote}"))
+        else:
+            raise ValueError(f"a {kind} source has no {asset} prices (replay files are BTC-USD's)")
+    return feeds
 
 
 def make_feed(kind, *, url=None, file=None, seed=None, start_price=None):

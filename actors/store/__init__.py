@@ -13,9 +13,10 @@ from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived
                        nonce_text, pack_nonce)
 from ._store import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Store,
                      UserExists, is_disk_full, open_readonly)
-from ._pricerecord import (PAD_MS, RECORD_SCHEMA, copy_record_steps, prune_record_steps,
-                           window_of)
-from ._receipt import HISTORY_COLUMNS, MAX_HISTORY_LIMIT, history, next_cursor, receipt  # noqa: E402
+from ._pricerecord import (DEFAULT_ASSET, PAD_MS, RECORD_SCHEMA, copy_record_steps,
+                           prune_record_steps, record_schema, record_tables, window_of)
+from ._receipt import (HISTORY_COLUMNS, MAX_HISTORY_LIMIT, history, market_names,  # noqa: E402
+                       next_cursor, receipt)
 from ._audit import CHECKS, audit, bet_sources  # noqa: E402
 from ._offline import credit_offline, history_offline  # noqa: E402
 # operations (issue 13): one writer per database, backup, the Litestream replica
@@ -29,10 +30,10 @@ __all__ = [
     "KIND_CREDIT", "KIND_PAYOUT", "KIND_REFUND",
     "BET_ROWS", "BETS_VIEW", "LOGICAL_COLUMNS", "NO_SETTLED", "derived_payout", "pack_nonce",
     "nonce_text",
-    "history", "next_cursor", "receipt", "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT",
+    "history", "next_cursor", "receipt", "market_names", "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT",
     "audit", "bet_sources", "CHECKS", "credit_offline", "history_offline",
     "INSERT_KEY", "RECORD_SCHEMA", "PAD_MS", "copy_record_steps", "prune_record_steps",
-    "window_of",
+    "window_of", "record_tables", "record_schema", "DEFAULT_ASSET",
     "DatabaseLocked", "acquire_lock", "release_lock", "lock_holder", "backup", "Replicator",
     "ReplicaError", "litestream_config", "litestream_path", "restore",
 ]

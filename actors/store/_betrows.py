@@ -16,7 +16,13 @@ wrote a wrong payout, which the audit must still be able to see).
 The view ``bets`` shows the logical record with the old column names, so
 readers (history, audit, tests, a curious operator in the sqlite3 shell)
 see ``id, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed,
-outcome, payout, settled``; INSTEAD OF triggers map writes on the view back.
+outcome, payout, settled, mkt``; INSTEAD OF triggers map writes on the view back.
+
+``mkt`` says which market the bet is on and how its payload named it:
+``2 * n + k``, where ``n`` is the market's number in the ``markets`` table
+and ``k`` is 1 when the signed payload carried a ``market_id`` key (SPEC 9,
+v1.1), 0 for a v1 payload. A v1 bet on market 0 is ``0``: no bytes, and
+every bet from before markets existed reads as one.
 
 In archive files the nonce may be a 12-byte blob (its base64url decoding;
 see ``pack_nonce``): read it through ``nonce_text``.
@@ -65,7 +71,8 @@ CREATE TABLE IF NOT EXISTS bet_rows(
     settled_off INTEGER NOT NULL DEFAULT -8388608,
     pay_adj INTEGER NOT NULL DEFAULT 0,
     nonce NOT NULL,
-    sig BLOB NOT NULL);
+    sig BLOB NOT NULL,
+    mkt INTEGER NOT NULL DEFAULT 0);
 """
 
 _PAYOUT = f"(CASE {{o}} WHEN {WON} THEN {{s}} * {{m}} / 100 WHEN {VOID} THEN {{s}} ELSE 0 END)"
@@ -76,21 +83,21 @@ LOGICAL_COLUMNS = ("id, user, col, lo, stake, mult, min_mult, ts, nonce, sig, pl
 
 BETS_VIEW = f"""
 CREATE VIEW IF NOT EXISTS bets(id, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed,
-                               outcome, payout, settled) AS
+                               outcome, payout, settled, mkt) AS
     SELECT id, user, col, lo, stake, mult, mult - mm_off, col - ts_off, nonce, sig,
            col - ts_off + placed_off, outcome,
            {_PAYOUT.format(o="outcome", s="stake", m="mult")} + pay_adj,
-           CASE settled_off WHEN {NO_SETTLED} THEN NULL ELSE col + settled_off END
+           CASE settled_off WHEN {NO_SETTLED} THEN NULL ELSE col + settled_off END, mkt
     FROM bet_rows;
 CREATE TRIGGER IF NOT EXISTS bets_insert INSTEAD OF INSERT ON bets BEGIN
     INSERT INTO bet_rows(id, user, col, lo, stake, mult, outcome, mm_off, ts_off, placed_off,
-                         settled_off, pay_adj, nonce, sig)
+                         settled_off, pay_adj, nonce, sig, mkt)
     VALUES (NEW.id, NEW.user, NEW.col, NEW.lo, NEW.stake, NEW.mult, coalesce(NEW.outcome, 0),
             NEW.mult - NEW.min_mult, NEW.col - NEW.ts, NEW.placed - NEW.ts,
             coalesce(NEW.settled - NEW.col, {NO_SETTLED}),
             coalesce(NEW.payout - {_PAYOUT.format(o="NEW.outcome", s="NEW.stake",
                                                   m="NEW.mult")}, 0),
-            NEW.nonce, NEW.sig);
+            NEW.nonce, NEW.sig, coalesce(NEW.mkt, 0));
 END;
 CREATE TRIGGER IF NOT EXISTS bets_update INSTEAD OF UPDATE ON bets BEGIN
     UPDATE bet_rows SET id = NEW.id, user = NEW.user, col = NEW.col, lo = NEW.lo,
@@ -99,7 +106,7 @@ CREATE TRIGGER IF NOT EXISTS bets_update INSTEAD OF UPDATE ON bets BEGIN
         placed_off = NEW.placed - NEW.ts,
         settled_off = coalesce(NEW.settled - NEW.col, {NO_SETTLED}),
         pay_adj = NEW.payout - {_PAYOUT.format(o="NEW.outcome", s="NEW.stake", m="NEW.mult")},
-        nonce = NEW.nonce, sig = NEW.sig
+        nonce = NEW.nonce, sig = NEW.sig, mkt = coalesce(NEW.mkt, 0)
     WHERE id = OLD.id;
 END;
 CREATE TRIGGER IF NOT EXISTS bets_delete INSTEAD OF DELETE ON bets BEGIN

@@ -15,7 +15,8 @@ rule (``actors._resolver.window_path``), which is what ``tapgrid verify`` runs.
     >>> window_of(conn, 1000, 2000)
     ([(900, 100, None), (1100, 105, None)], [])
 """
-__all__ = ["RECORD_SCHEMA", "PAD_MS", "copy_record_steps", "prune_record_steps", "window_of"]
+__all__ = ["RECORD_SCHEMA", "PAD_MS", "copy_record_steps", "prune_record_steps", "window_of",
+           "record_tables", "record_schema", "DEFAULT_ASSET"]
 
 #: the record kept on each side of a part's bets (the price prevailing at a
 #: window's start may be this old and still matter; anything older is stale)
@@ -30,33 +31,72 @@ CREATE TABLE IF NOT EXISTS ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL,
 CREATE TABLE IF NOT EXISTS stale_spans(start INTEGER PRIMARY KEY, end INTEGER) WITHOUT ROWID;
 """
 
+#: the asset whose record is the plain ``ticks``/``stale_spans`` (the only
+#: one before several markets, so old databases and archive files read on)
+DEFAULT_ASSET = "BTC-USD"
+
+
+def record_tables(asset=DEFAULT_ASSET):
+    """(ticks table, stale-spans table) of an asset's price record.
+
+    >>> record_tables(), record_tables("ETH-USD")
+    (('ticks', 'stale_spans'), ('ticks_eth_usd', 'stale_spans_eth_usd'))
+    """
+    if asset in (None, DEFAULT_ASSET):
+        return "ticks", "stale_spans"
+    slug = asset.lower().replace("-", "_")
+    if not slug.replace("_", "").isalnum():
+        raise ValueError(f"bad asset {asset!r}")
+    return f"ticks_{slug}", f"stale_spans_{slug}"
+
+
+def record_schema(asset=DEFAULT_ASSET):
+    """``RECORD_SCHEMA`` for ``asset``'s tables."""
+    ticks, spans = record_tables(asset)
+    return RECORD_SCHEMA.replace("EXISTS ticks(", f"EXISTS {ticks}(").replace(
+        "EXISTS stale_spans(", f"EXISTS {spans}(")
+
+
+def _record_pairs(conn):
+    """(ticks table, stale-spans table) of every asset recorded in ``conn``."""
+    names = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ticks%'")}
+    pairs = [("ticks", "stale_spans")] if "ticks" in names else []
+    pairs += [(t, "stale_spans" + t[5:]) for t in sorted(names) if t.startswith("ticks_")]
+    return pairs
+
 
 def copy_record_steps(ro, fconn, start_ms, end_ms, sync):
     """Copy the record of ``[start_ms - PAD_MS, end_ms + PAD_MS)`` from the
     hot DB (``ro``) into an archive file being built (``fconn``, inside a
-    transaction); ``sync()`` commits and fsyncs it now and then. A generator
-    yielding ``("pause",)`` between steps; returns the ticks copied."""
-    for stmt in RECORD_SCHEMA.split(";"):
-        if stmt.strip():
-            fconn.execute(stmt)
-    lo, hi = start_ms - PAD_MS, end_ms + PAD_MS
-    fconn.executemany("INSERT OR REPLACE INTO stale_spans VALUES (?,?)", ro.execute(
-        "SELECT start, end FROM stale_spans WHERE start < ? AND (end IS NULL OR end >= ?)",
-        (hi, lo)).fetchall())
+    transaction), every asset's into its own tables; ``sync()`` commits and
+    fsyncs it now and then. A generator yielding ``("pause",)`` between
+    steps; returns the ticks copied."""
     n = steps = 0
-    after = lo - 1
-    while True:
-        rows = ro.execute("SELECT ts, price, src FROM ticks WHERE ts > ? AND ts < ? ORDER BY ts"
-                          " LIMIT ?", (after, hi, COPY_ROWS)).fetchall()
-        if not rows:
-            return n
-        fconn.executemany("INSERT OR REPLACE INTO ticks VALUES (?,?,?)", rows)
-        n += len(rows)
-        after = rows[-1][0]
-        steps += 1
-        if steps % SYNC_STEPS == 0:
-            sync()
-        yield ("pause",)
+    lo, hi = start_ms - PAD_MS, end_ms + PAD_MS
+    for tt, st in _record_pairs(ro):
+        schema = RECORD_SCHEMA.replace("EXISTS ticks(", f"EXISTS {tt}(").replace(
+            "EXISTS stale_spans(", f"EXISTS {st}(")
+        for stmt in schema.split(";"):
+            if stmt.strip():
+                fconn.execute(stmt)
+        fconn.executemany(f"INSERT OR REPLACE INTO {st} VALUES (?,?)", ro.execute(
+            f"SELECT start, end FROM {st} WHERE start < ? AND (end IS NULL OR end >= ?)",
+            (hi, lo)).fetchall())
+        after = lo - 1
+        while True:
+            rows = ro.execute(f"SELECT ts, price, src FROM {tt} WHERE ts > ? AND ts < ?"
+                              " ORDER BY ts LIMIT ?", (after, hi, COPY_ROWS)).fetchall()
+            if not rows:
+                break
+            fconn.executemany(f"INSERT OR REPLACE INTO {tt} VALUES (?,?,?)", rows)
+            n += len(rows)
+            after = rows[-1][0]
+            steps += 1
+            if steps % SYNC_STEPS == 0:
+                sync()
+            yield ("pause",)
+    return n
 
 
 def prune_record_steps(ro, now_ms, hot_days, day_ms=86_400_000):
@@ -71,24 +111,30 @@ def prune_record_steps(ro, now_ms, hot_days, day_ms=86_400_000):
         bound = min(bound, oldest)
     bound -= PAD_MS
     n = 0
-    while True:
-        k = ro.execute("SELECT count(*) FROM (SELECT 1 FROM ticks WHERE ts < ? LIMIT ?)",
-                       (bound, PRUNE_ROWS)).fetchone()[0]
-        if k == 0:
-            break
-        yield ("write", [("DELETE FROM ticks WHERE ts IN (SELECT ts FROM ticks WHERE ts < ?"
-                          " ORDER BY ts LIMIT ?)", (bound, PRUNE_ROWS))])
-        n += k
-        yield ("pause",)
-    yield ("write", [("DELETE FROM stale_spans WHERE end IS NOT NULL AND end < ?", (bound,))])
+    for tt, st in _record_pairs(ro):
+        while True:
+            k = ro.execute(f"SELECT count(*) FROM (SELECT 1 FROM {tt} WHERE ts < ? LIMIT ?)",
+                           (bound, PRUNE_ROWS)).fetchone()[0]
+            if k == 0:
+                break
+            yield ("write", [(f"DELETE FROM {tt} WHERE ts IN (SELECT ts FROM {tt} WHERE ts < ?"
+                              " ORDER BY ts LIMIT ?)", (bound, PRUNE_ROWS))])
+            n += k
+            yield ("pause",)
+        yield ("write", [(f"DELETE FROM {st} WHERE end IS NOT NULL AND end < ?", (bound,))])
     return n
 
 
-def window_of(conn, t0, t1, lookback_ms=PAD_MS):
+def window_of(conn, t0, t1, lookback_ms=PAD_MS, asset=DEFAULT_ASSET):
     """(ticks as sorted (ts, price, src), stale spans as (start, end|None))
-    of the window ``[t0, t1)``, with ``lookback_ms`` of record before it."""
-    ticks = conn.execute("SELECT ts, price, src FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts",
+    of the window ``[t0, t1)`` of ``asset``, with ``lookback_ms`` of record
+    before it (an asset with no record here: none)."""
+    tt, st = record_tables(asset)
+    if tt != "ticks" and not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                                          (tt,)).fetchone():
+        return [], []
+    ticks = conn.execute(f"SELECT ts, price, src FROM {tt} WHERE ts >= ? AND ts < ? ORDER BY ts",
                          (t0 - lookback_ms, t1)).fetchall()
-    spans = conn.execute("SELECT start, end FROM stale_spans WHERE start < ?"
+    spans = conn.execute(f"SELECT start, end FROM {st} WHERE start < ?"
                          " AND (end IS NULL OR end > ?)", (t1, t0)).fetchall()
     return ticks, spans

@@ -22,7 +22,7 @@ from ..wire import encode_tap_payload
 from ._betrows import nonce_text
 from .._model import OUTCOME_NAMES
 
-__all__ = ["history", "next_cursor", "receipt",
+__all__ = ["history", "next_cursor", "receipt", "market_names",
            "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT"]
 
 MAX_HISTORY_LIMIT = 500
@@ -32,22 +32,45 @@ MAX_HISTORY_LIMIT = 500
 HISTORY_COLUMNS = "id, col, lo, stake, mult, outcome, payout, placed, min_mult, ts, nonce, sig"
 
 
-def receipt(row) -> dict:
+def receipt(row, markets=None) -> dict:
     """One history entry (SPEC section 9) from a row of ``HISTORY_COLUMNS``
-    (an archive file's nonce may be packed to bytes: see ``_betrows``)."""
-    bet, col, lo, stake, mult, outcome, payout, placed, min_mult, ts, nonce, sig = row
-    return {"bet": bet, "col": col, "lo": lo, "stake": stake, "mult": mult,
-            "outcome": OUTCOME_NAMES.get(outcome, str(outcome)), "payout": payout,
-            "placed_at": placed,
-            "payload": encode_tap_payload(col, lo, stake, min_mult, ts, nonce_text(nonce)),
-            "sig": b64url(bytes(sig))}
+    and, optionally, its ``mkt`` (an archive file's nonce may be packed to
+    bytes: see ``_betrows``). ``markets`` maps market numbers to ids: the
+    entry carries its ``market_id`` (v1.1), and a payload that named its
+    market is rebuilt with it."""
+    bet, col, lo, stake, mult, outcome, payout, placed, min_mult, ts, nonce, sig = row[:12]
+    mkt = row[12] if len(row) > 12 else 0
+    market_id = (markets or {}).get(mkt >> 1)
+    entry = {"bet": bet, "col": col, "lo": lo, "stake": stake, "mult": mult,
+             "outcome": OUTCOME_NAMES.get(outcome, str(outcome)), "payout": payout,
+             "placed_at": placed,
+             "payload": encode_tap_payload(col, lo, stake, min_mult, ts, nonce_text(nonce),
+                                           market_id if mkt & 1 else None),
+             "sig": b64url(bytes(sig))}
+    if market_id is not None:
+        entry["market_id"] = market_id
+    return entry
+
+
+def market_names(conn):
+    """{number: market id} from the hot DB's ``markets`` table ({} before markets)."""
+    try:
+        return {n: name for n, name in conn.execute("SELECT id, name FROM markets")}
+    except sqlite3.OperationalError:
+        return {}
+
+
+def _has_mkt(conn):
+    # archive files from before several markets have no mkt: their bets are market 0's, v1
+    return "mkt" in [r[1] for r in conn.execute("PRAGMA table_info(bet_rows)")]
 
 
 def _page(conn, user_id, before_bet, limit):
+    cols = HISTORY_COLUMNS + (", mkt" if _has_mkt(conn) else "")
     if before_bet is None:
-        return conn.execute(f"SELECT {HISTORY_COLUMNS} FROM bets WHERE user=?"
+        return conn.execute(f"SELECT {cols} FROM bets WHERE user=?"
                             " ORDER BY id DESC LIMIT ?", (user_id, limit)).fetchall()
-    return conn.execute(f"SELECT {HISTORY_COLUMNS} FROM bets WHERE user=? AND id<?"
+    return conn.execute(f"SELECT {cols} FROM bets WHERE user=? AND id<?"
                         " ORDER BY id DESC LIMIT ?", (user_id, int(before_bet), limit)).fetchall()
 
 
@@ -68,7 +91,8 @@ def history(conn, user_id, before_bet=None, limit=50) -> list:
                 rows.setdefault(r[0], r)
         finally:
             conn_a.close()
-    return [receipt(rows[b]) for b in sorted(rows, reverse=True)[:limit]]
+    names = market_names(conn)
+    return [receipt(rows[b], names) for b in sorted(rows, reverse=True)[:limit]]
 
 
 def _archive_pages(conn, user_id, before_bet, limit, rows):

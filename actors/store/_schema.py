@@ -23,7 +23,7 @@ from .._model import VOID, WON
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT", "KIND_REFUND",
            "is_disk_full", "connect", "open_readonly", "migrate"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KIND_CREDIT, KIND_PAYOUT, KIND_REFUND = 1, 3, 4
 
 SCHEMA = """
@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS users(
 """ + BET_ROWS + """
 -- The Resolver's covering index: open bets of a column by band. Partial, so
 -- a settled bet costs the index nothing.
-CREATE INDEX IF NOT EXISTS bets_open ON bet_rows(col, lo, user, stake, mult) WHERE outcome = 0;
+-- mkt last: one market's Resolver filters on it inside the index.
+CREATE INDEX IF NOT EXISTS bets_open ON bet_rows(col, lo, user, stake, mult, mkt)
+    WHERE outcome = 0;
 CREATE INDEX IF NOT EXISTS bets_user ON bet_rows(user, id);
 CREATE TABLE IF NOT EXISTS ledger(
     id INTEGER PRIMARY KEY,
@@ -53,6 +55,11 @@ CREATE INDEX IF NOT EXISTS ledger_bet ON ledger(bet) WHERE bet IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ticks(ts INTEGER PRIMARY KEY, price INTEGER NOT NULL, src TEXT)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stale_spans(start INTEGER PRIMARY KEY, end INTEGER) WITHOUT ROWID;
+-- The markets bets were placed on (bet_rows.mkt = 2 * id + keyed, see
+-- _betrows); id 0 is the default market of the first start, which is also
+-- the market of every bet from before several markets existed. Another
+-- asset's price record is in its own tables (_pricerecord.record_tables).
+CREATE TABLE IF NOT EXISTS markets(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 -- Every session key a user signed in with, kept after the session expires
 -- so a receipt's signature can be checked for as long as the bet exists.
 CREATE TABLE IF NOT EXISTS session_keys(
@@ -125,9 +132,12 @@ def migrate(conn):
     """Bring the database at ``conn`` to ``SCHEMA_VERSION`` (a fresh one
     gets the schema; each step is one transaction, safe to crash in)."""
     _migrate_v1(conn)
+    _add_markets(conn)
     conn.executescript(SCHEMA)
     _add_tick_sources(conn)
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND value < ?",
+                 (SCHEMA_VERSION, SCHEMA_VERSION))
 
 
 def _add_tick_sources(conn):
@@ -142,6 +152,28 @@ def _add_tick_sources(conn):
         conn.execute("INSERT OR IGNORE INTO session_keys(user, key, created, expires)"
                      " SELECT user, session_key, 0, max(expires) FROM sessions"
                      " GROUP BY user, session_key")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _add_markets(conn):
+    """Databases from before several markets (schema 2): ``bet_rows`` gains
+    ``mkt`` (0 on every old row, stored in no bytes: ALTER rewrites
+    nothing), the open-bets index gains it, and the ``bets`` view and its
+    triggers are rebuilt with it (``executescript(SCHEMA)`` recreates them)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name='bet_rows'").fetchone():
+        return
+    if "mkt" in [r[1] for r in conn.execute("PRAGMA table_info(bet_rows)")]:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE bet_rows ADD COLUMN mkt INTEGER NOT NULL DEFAULT 0")
+        conn.execute("DROP INDEX IF EXISTS bets_open")
+        for trigger in ("bets_insert", "bets_update", "bets_delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.execute("DROP VIEW IF EXISTS bets")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

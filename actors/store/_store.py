@@ -32,7 +32,7 @@ __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDI
            "KIND_REFUND", "is_disk_full"]
 
 _INSERT_BET = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
-               " nonce, sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+               " nonce, sig, mkt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 # Settlement, set-based: the batch's settlements go into a temp table, and
 # a handful of statements apply them all. A bet settles once: only the
 # first settlement of a bet in the batch, and only while it is still open.
@@ -138,7 +138,8 @@ class Store:
                 ids = list(range(first, first + len(bets)))
                 conn.executemany(_INSERT_BET, [
                     (i, b.user, b.col, b.lo, b.stake, b.mult, b.mult - b.min_mult,
-                     b.col - b.ts, b.placed - b.ts, b.nonce, b.sig) for i, b in zip(ids, bets)])
+                     b.col - b.ts, b.placed - b.ts, b.nonce, b.sig, b.mkt)
+                    for i, b in zip(ids, bets)])
                 deltas = {}
                 for b in bets:
                     deltas[b.user] = deltas.get(b.user, 0) - b.stake
@@ -151,8 +152,15 @@ class Store:
                              (user, KIND_CREDIT, amount, now))
                 conn.execute("UPDATE users SET balance = balance + ? WHERE id = ?", (amount, user))
             if ticks:
-                conn.executemany("INSERT OR REPLACE INTO ticks(ts, price, src) VALUES (?,?,?)",
-                                 [t if len(t) == 3 else (t[0], t[1], None) for t in ticks])
+                # (ts, price[, src[, table]]): BTC-USD's record is ``ticks``,
+                # another asset's its own table (``record_tables``)
+                by_table = {}
+                for t in ticks:
+                    by_table.setdefault(t[3] if len(t) > 3 else "ticks", []).append(
+                        (t[0], t[1], t[2] if len(t) > 2 else None))
+                for table, rows in by_table.items():
+                    conn.executemany(f"INSERT OR REPLACE INTO {table}(ts, price, src)"
+                                     " VALUES (?,?,?)", rows)
             if sessions:
                 conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?)", sessions)
                 conn.executemany(INSERT_KEY, [(u, k, now, e) for _, u, k, e in sessions])
@@ -267,17 +275,41 @@ class Store:
 
     def load_state(self):
         """(users {id: (name, balance)}, open bets as rows
-        (id, user, col, lo, stake, mult))."""
+        (id, user, col, lo, stake, mult, mkt))."""
         users = {uid: (name, bal) for uid, name, bal in
                  self.conn.execute("SELECT id, name, balance FROM users")}
         open_bets = self.conn.execute(
-            "SELECT id, user, col, lo, stake, mult FROM bet_rows INDEXED BY bets_open"
+            "SELECT id, user, col, lo, stake, mult, mkt FROM bet_rows INDEXED BY bets_open"
             " WHERE outcome=0").fetchall()
         return users, open_bets
 
-    def last_tick(self):
+    def market_numbers(self, names):
+        """{market id: its number} for ``names`` (the configured markets, the
+        default first), numbering new ones. On a database without any, the
+        default becomes market 0, the market of the bets from before."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT count(*) FROM markets").fetchone()[0] == 0 and names:
+                conn.execute("INSERT INTO markets(id, name) VALUES (0, ?)", (names[0],))
+            for name in names:
+                conn.execute("INSERT OR IGNORE INTO markets(id, name) VALUES"
+                             " ((SELECT max(id) + 1 FROM markets), ?)", (name,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return dict(conn.execute("SELECT name, id FROM markets").fetchall())
+
+    def ensure_record(self, asset):
+        """The price-record tables of ``asset`` (BTC-USD's exist already)."""
+        from ._pricerecord import record_schema
+        self.conn.executescript(record_schema(asset))
+
+    def last_tick(self, table="ticks"):
         """(ts, price) of the newest stored tick, or None on a new database."""
-        return self.conn.execute("SELECT ts, price FROM ticks ORDER BY ts DESC LIMIT 1").fetchone()
+        return self.conn.execute(f"SELECT ts, price FROM {table} ORDER BY ts DESC LIMIT 1"
+                                 ).fetchone()
 
     def recent_nonces(self, since_ms):
         """(user, nonce, placed ms) of the bets placed since ``since_ms``,

@@ -2,7 +2,8 @@
 and ECDSA P-256/SHA-256 in WebCrypto's raw ``r||s`` format.
 
 A tap's payload ``P`` is the exact text ``JSON.stringify`` gives for
-``{col, lo, stake, min_mult, ts, nonce}`` built in that order. Because only
+``{col, lo, stake, min_mult, ts, nonce}`` built in that order; a tap for a
+market other than the default puts ``market_id`` first (SPEC 9, v1.1). Because only
 that one spelling is accepted, the server can rebuild the signed bytes from
 the stored integer fields, and a receipt costs just the 64-byte signature.
 
@@ -12,6 +13,9 @@ the stored integer fields, and a receipt costs just the 64-byte signature.
 '{"col":1700000005000,"lo":6500000,"stake":100,"min_mult":235,"ts":1700000001234,"nonce":"n0nce-abc"}'
 >>> parse_tap_payload(p).stake
 100
+>>> q = encode_tap_payload(1700000015000, 350000, 100, 150, 1700000001234, "n0nce-abc", "ETH-USD/15s")
+>>> q[:40], parse_tap_payload(q).market_id
+('{"market_id":"ETH-USD/15s","col":1700000', 'ETH-USD/15s')
 >>> key = load_session_key(b64url_decode(signer.public_b64))
 >>> verify_tap(key, p, signer.sign(p))
 True
@@ -40,8 +44,9 @@ __all__ = [
 # JavaScript numbers are exact only up to 2**53 - 1; anything larger would be
 # signed by the browser as a different integer than the server reads.
 _MAX_INT = 2 ** 53 - 1
-# Six integers of at most 16 digits plus a 64-char nonce and the keys: ~190.
-MAX_PAYLOAD_CHARS = 256
+# Five integers of at most 16 digits, a 64-char nonce, a 40-char market id
+# and the keys: ~250.
+MAX_PAYLOAD_CHARS = 320
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -52,6 +57,9 @@ _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _INT = r"(0|[1-9][0-9]{0,15})"
 _CANONICAL = re.compile(r'\{"col":%s,"lo":%s,"stake":%s,"min_mult":%s,"ts":%s,'
                         r'"nonce":"([A-Za-z0-9_-]{8,64})"\}' % ((_INT,) * 5))
+# A market id needs no JSON escaping either (JSON.stringify leaves "/" alone).
+_MARKET_ID = re.compile(r"[A-Za-z0-9_./-]{1,40}")
+_KEYED = re.compile(r'\{"market_id":"([A-Za-z0-9_./-]{1,40})",(.*)', re.S)
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
@@ -72,13 +80,15 @@ class TapTerms(NamedTuple):
     min_mult: int
     ts: int
     nonce: str
+    market_id: str | None = None     # None: no market_id key (the default market)
 
 
-def encode_tap_payload(col, lo, stake, min_mult, ts, nonce) -> str:
-    """The canonical payload text: compact JSON, keys in exactly this order.
-    Integers need no formatting beyond ``str``; the nonce alphabet
-    ([A-Za-z0-9_-]) needs no escaping."""
-    return (f'{{"col":{col},"lo":{lo},"stake":{stake},"min_mult":{min_mult},'
+def encode_tap_payload(col, lo, stake, min_mult, ts, nonce, market_id=None) -> str:
+    """The canonical payload text: compact JSON, keys in exactly this order
+    (``market_id`` first when given). Integers need no formatting beyond
+    ``str``; the nonce and market-id alphabets need no escaping."""
+    head = "{" if market_id is None else f'{{"market_id":"{market_id}",'
+    return (f'{head}"col":{col},"lo":{lo},"stake":{stake},"min_mult":{min_mult},'
             f'"ts":{ts},"nonce":"{nonce}"}}')
 
 
@@ -114,6 +124,17 @@ def parse_tap_payload(p: str) -> TapTerms:
     raises ``Rejected("bad_request")``."""
     if type(p) is not str or len(p) > MAX_PAYLOAD_CHARS:
         raise Rejected("bad_request", "payload not a short string")
+    if p.startswith('{"market_id":'):
+        k = _KEYED.fullmatch(p)
+        if k is None:
+            raise Rejected("bad_request", "market_id must be 1-40 chars of [A-Za-z0-9_./-]")
+        if k[2].startswith('"market_id"'):
+            raise Rejected("bad_request", "market_id twice")
+        return _parse_plain("{" + k[2])._replace(market_id=k[1])
+    return _parse_plain(p)
+
+
+def _parse_plain(p):
     m = _CANONICAL.fullmatch(p)
     if m is not None:
         col, lo, stake, min_mult, ts = int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5])
@@ -126,6 +147,8 @@ def parse_tap_payload(p: str) -> TapTerms:
         obj = json.loads(p)
         col, lo, stake = obj["col"], obj["lo"], obj["stake"]
         min_mult, ts, nonce = obj["min_mult"], obj["ts"], obj["nonce"]
+        if "market_id" in obj:
+            raise Rejected("bad_request", "market_id must be the first key")
     except (ValueError, TypeError, KeyError):
         raise Rejected("bad_request", "payload is not the tap object") from None
     if not (_check_int(col) and _check_int(lo) and _check_int(stake)

@@ -13,6 +13,13 @@ the bytes, which is most of what a 10,000-client fan-out costs. Every other
 connection gets the v1 frames, unchanged. Each version is encoded once per
 broadcast, and only if some connection uses it.
 
+Several markets (SPEC 9, v1.1): a connection receives the ticks, grids and
+market frames of the markets it subscribed to (``{"type": "subscribe",
+"markets": [...]}``), the default market until it does; tick frames carry
+``"a"`` (the asset), grid, market and result frames ``"market_id"``. The
+frames of each market are encoded once per broadcast, and connections with
+the same subscription share one concatenation of them.
+
     hub = Fanout(cfg, metrics)
     market = start_market(system, cfg, sinks=hub)
     hub.start(market)
@@ -33,18 +40,22 @@ def frame(obj):
     return encode_text_frame(json.dumps(obj, separators=(",", ":")).encode())
 
 
-def grid_json(cfg, grid, status):
-    """The ``/api/grid`` body (and the ``grid`` frame without its type)."""
-    return {
+def grid_json(cfg, grid, status, market_id=None):
+    """The ``/api/grid`` body (and the ``grid`` frame without its type);
+    ``market_id`` (v1.1) is added when given."""
+    body = {
         "column_ms": cfg.column_ms, "band_cents": cfg.band_cents, "lock_ms": cfg.lock_ms,
         "horizon_ms": cfg.horizon_ms, "price": grid.price, "price_ts": grid.price_ts,
         "market": "open" if status.is_open else "suspended",
         "columns": [{"t0": t0, "cells": [{"lo": lo, "mult": m} for lo, m in sorted(cells.items())]}
                     for t0, cells in sorted(grid.columns.items())],
     }
+    if market_id is not None:
+        body["market_id"] = market_id
+    return body
 
 
-def grid2_json(cfg, grid, status):
+def grid2_json(cfg, grid, status, market_id=None):
     """The ``grid2`` frame without its type: per column ``lo`` (its lowest
     band) and ``mults``, where ``mults[i]`` is the multiplier of the band
     ``lo + i * band_cents`` (null for a band not offered)."""
@@ -64,7 +75,7 @@ def grid2_json(cfg, grid, status):
         "column_ms": cfg.column_ms, "band_cents": band, "lock_ms": cfg.lock_ms,
         "horizon_ms": cfg.horizon_ms, "price": grid.price, "price_ts": grid.price_ts,
         "market": "open" if status.is_open else "suspended", "columns": columns,
-    }
+    } | ({} if market_id is None else {"market_id": market_id})
 
 
 class Fanout(Sinks):
@@ -74,18 +85,20 @@ class Fanout(Sinks):
         self.conns = set()
         self.by_user = {}
         self.market = None
-        self._tick = None
-        self._tick_sent = None
-        self._grid = None
-        self._grid_sent = None
-        self._grid_cache = (None, None, None)    # (version, market status, json bytes)
-        self._grid2_cache = (None, None, None)
+        self.default_id = None                   # the default market (set by start)
+        self._ticks = {}                         # asset -> latest tick
+        self._ticks_sent = {}
+        self._grids = {}                         # market_id -> latest grid
+        self._grids_sent = {}
+        self._cache = {}                         # (market_id, version) -> (key, frame bytes)
         self.compact = set()                     # connections that asked for grid2
+        self.subs = {}                           # conn -> its markets, if not the default's
         self._loop = None
         self.broadcasts = 0
 
     def start(self, market):
         self.market = market
+        self.default_id = getattr(market, "default_id", None)
         self._loop = gevent.spawn(self._broadcast_loop)
 
     def stop(self):
@@ -103,35 +116,90 @@ class Fanout(Sinks):
     def remove(self, conn):
         self.conns.discard(conn)
         self.compact.discard(conn)
+        self.subs.pop(conn, None)
         mine = self.by_user.get(conn.uid)
         if mine is not None:
             mine.discard(conn)
             if not mine:
                 del self.by_user[conn.uid]
 
+    def markets_of(self, conn):
+        return self.subs.get(conn, (self.default_id,))
+
+    def subscribe(self, conn, markets):
+        """Choose the markets whose ticks, grids and market frames ``conn``
+        receives; their current state is sent at once. An error text for a
+        bad list (the caller answers ``bad_request``), else None."""
+        known = getattr(self.market, "by_id", None) or {}
+        if type(markets) is not list or len(markets) > max(16, len(known)) \
+                or not all(type(m) is str for m in markets):
+            return "markets must be a list of market ids"
+        unknown = [m for m in markets if m not in known]
+        if unknown:
+            return f"unknown market {unknown[0][:40]!r}"
+        chosen = tuple(dict.fromkeys(markets))
+        before = self.markets_of(conn)
+        if chosen == (self.default_id,):
+            self.subs.pop(conn, None)
+        else:
+            self.subs[conn] = chosen
+        for market_id in chosen:
+            if market_id not in before:
+                self._send_state(conn, market_id)
+        return None
+
     def welcome(self, conn, balance):
         """The first frames of a new connection: hello, market, grid, tick."""
         now = int(time.time() * 1000)
         conn.send(frame({"type": "hello", "user": conn.user, "balance": balance, "server_ts": now}))
-        status = self.market.status
-        conn.send(frame({"type": "market", **status.as_dict()}))
-        if self._grid is not None:
-            conn.send(self.grid2_frame() if conn in self.compact else self.grid_frame())
-        if self._tick is not None:
-            conn.send(frame({"type": "tick", "p": self._tick.price, "t": self._tick.ts}))
+        self._send_state(conn, self.default_id)
+
+    def _send_state(self, conn, market_id):
+        unit = self._unit(market_id)
+        status = unit.ctx.status if unit is not None else self.market.status
+        conn.send(self._market_frame(market_id, status))
+        if market_id in self._grids:
+            conn.send(self.grid2_frame(market_id) if conn in self.compact
+                      else self.grid_frame(market_id))
+        asset = unit.spec.asset if unit is not None else None
+        tick = self._ticks.get(asset)
+        if tick is not None:
+            conn.send(self._tick_frame(asset, tick))
+
+    def _unit(self, market_id):
+        unit = getattr(self.market, "unit", None)
+        return unit(market_id) if unit is not None else None
 
     # --- Sinks: called by the market, must not block ------------------------------------------
 
+    def on_asset_tick(self, asset, tick):
+        self._ticks[asset] = tick
+
+    def on_market_grid(self, market_id, grid):
+        self._grids[market_id] = grid
+
+    def on_market_status(self, market_id, status):
+        f = self._market_frame(market_id, status)
+        default = market_id == self.default_id
+        subs = self.subs
+        for conn in list(self.conns):
+            mine = subs.get(conn)
+            if (default and mine is None) or (mine is not None and market_id in mine):
+                conn.send(f)
+
+    # v1 hooks, for a market context without the v1.1 ones: the default market
     def on_tick(self, tick):
-        self._tick = tick
+        self._ticks[self._default_asset()] = tick
 
     def on_grid(self, grid):
-        self._grid = grid
+        self._grids[self.default_id] = grid
 
     def on_market(self, status):
-        f = frame({"type": "market", **status.as_dict()})
-        for conn in list(self.conns):
-            conn.send(f)
+        self.on_market_status(self.default_id, status)
+
+    def _default_asset(self):
+        unit = self._unit(None)
+        return unit.spec.asset if unit is not None else None
 
     feed = None     # a PlayerFeed (wins and leaderboard), when the server has one
 
@@ -140,40 +208,75 @@ class Fanout(Sinks):
             self.feed.update(view)
 
     def on_result(self, user, s, balance):
+        self.on_market_result(None, user, s, balance)
+
+    def on_market_result(self, market_id, user, s, balance):
         conns = self.by_user.get(user)
         if self.metrics is not None:
             self.metrics.result(OUTCOME_NAMES[s.outcome], s)
         if not conns:
             return
-        f = encode_text_frame(
-            b'{"type":"result","bet":%d,"outcome":"%s","payout":%d,"balance":%d}'
-            % (s.bet, OUTCOME_NAMES[s.outcome].encode(), s.payout, balance))
+        if market_id is None:
+            f = encode_text_frame(
+                b'{"type":"result","bet":%d,"outcome":"%s","payout":%d,"balance":%d}'
+                % (s.bet, OUTCOME_NAMES[s.outcome].encode(), s.payout, balance))
+        else:
+            f = encode_text_frame(
+                b'{"type":"result","bet":%d,"outcome":"%s","payout":%d,"balance":%d,'
+                b'"market_id":"%s"}' % (s.bet, OUTCOME_NAMES[s.outcome].encode(), s.payout,
+                                        balance, market_id.encode()))
         for conn in list(conns):
             conn.send_soon(f)
 
+    # --- encoding ---------------------------------------------------------------------------
+
+    def _market_frame(self, market_id, status):
+        body = {"type": "market", **status.as_dict()}
+        if market_id is not None:
+            body["market_id"] = market_id
+        return frame(body)
+
+    @staticmethod
+    def _tick_frame(asset, tick):
+        if asset is None:
+            return encode_text_frame(b'{"type":"tick","p":%d,"t":%d}' % (tick.price, tick.ts))
+        return encode_text_frame(b'{"type":"tick","p":%d,"t":%d,"a":"%s"}'
+                                 % (tick.price, tick.ts, asset.encode()))
+
+    def _parts(self, market_id):
+        """(grid, its market's cfg, status) of ``market_id`` (None: the default)."""
+        unit = self._unit(market_id)
+        if unit is None:                     # a handle without markets
+            return self._grids.get(market_id) or self.market.grid, self.cfg, self.market.status
+        ctx = unit.ctx
+        return self._grids.get(unit.market_id) or ctx.grid, ctx.cfg, ctx.status
+
+    def _encoded(self, market_id, version):
+        grid, cfg, status = self._parts(market_id)
+        key = (grid.version, status.is_open)
+        slot = (market_id or self.default_id, version)
+        cached = self._cache.get(slot)
+        if cached is None or cached[0] != key:
+            mid = market_id or self.default_id
+            if version == 1:
+                body = json.dumps(grid_json(cfg, grid, status, mid), separators=(",", ":")).encode()
+            else:
+                body = json.dumps(grid2_json(cfg, grid, status, mid),
+                                  separators=(",", ":")).encode()
+            cached = self._cache[slot] = (key, body)
+        return cached[1]
+
+    def grid_body(self, market_id=None):
+        """JSON bytes of a market's current grid (cached per version and status)."""
+        return self._encoded(market_id, 1)
+
+    def grid_frame(self, market_id=None):
+        return encode_text_frame(b'{"type":"grid",' + self._encoded(market_id, 1)[1:])
+
+    def grid2_frame(self, market_id=None):
+        return encode_text_frame(b'{"type":"grid2",' + self._encoded(market_id, 2)[1:])
+
     # --- broadcasting ----------------------------------------------------------------------
-
-    def grid_body(self):
-        """JSON bytes of the current grid (cached per version and status)."""
-        grid = self._grid or self.market.grid
-        status = self.market.status
-        key = (grid.version, status.is_open)
-        if self._grid_cache[:2] != key:
-            body = json.dumps(grid_json(self.cfg, grid, status), separators=(",", ":")).encode()
-            self._grid_cache = key + (body,)
-        return self._grid_cache[2]
-
-    def grid_frame(self):
-        return encode_text_frame(b'{"type":"grid",' + self.grid_body()[1:])
-
-    def grid2_frame(self):
-        grid = self._grid or self.market.grid
-        status = self.market.status
-        key = (grid.version, status.is_open)
-        if self._grid2_cache[:2] != key:
-            body = json.dumps(grid2_json(self.cfg, grid, status), separators=(",", ":")).encode()
-            self._grid2_cache = key + (encode_text_frame(b'{"type":"grid2",' + body[1:]),)
-        return self._grid2_cache[2]
 
     def _broadcast_loop(self):
         period = 1.0 / max(self.cfg.fanout_hz, 0.1)
@@ -186,25 +289,45 @@ class Fanout(Sinks):
                 logging.getLogger("tapgrid.hub").exception("broadcast failed")
 
     def _broadcast(self):
-        tick_frame = b""
-        tick = self._tick
-        if tick is not None and tick is not self._tick_sent:
-            self._tick_sent = tick
-            tick_frame = encode_text_frame(b'{"type":"tick","p":%d,"t":%d}' % (tick.price, tick.ts))
-        grid = self._grid
-        new_grid = grid is not None and grid is not self._grid_sent
-        if new_grid:
-            self._grid_sent = grid
-        if not (tick_frame or new_grid):
+        ticks = {}
+        for asset, tick in list(self._ticks.items()):
+            if tick is not self._ticks_sent.get(asset):
+                self._ticks_sent[asset] = tick
+                ticks[asset] = self._tick_frame(asset, tick)
+        grids = [m for m, g in list(self._grids.items()) if g is not self._grids_sent.get(m)]
+        for m in grids:
+            self._grids_sent[m] = self._grids[m]
+        if not (ticks or grids):
             return
         compact = self.compact
-        # One encoding per version in use, shared by all its connections.
-        data = tick_frame + self.grid_frame() if new_grid and len(compact) < len(self.conns) \
-            else tick_frame
-        data2 = tick_frame + self.grid2_frame() if new_grid and compact else tick_frame
+        subs = self.subs
+        cache = {}
+
+        def data(markets, v2):
+            # one concatenation per (markets, version): encoded once, shared
+            key = (markets, v2)
+            out = cache.get(key)
+            if out is None:
+                parts = []
+                for asset in dict.fromkeys(self._asset_of(m) for m in markets):
+                    if asset in ticks:
+                        parts.append(ticks[asset])
+                for m in markets:
+                    if m in grids:
+                        parts.append(self.grid2_frame(m) if v2 else self.grid_frame(m))
+                out = cache[key] = b"".join(parts)
+            return out
+
+        default = (self.default_id,)
         self.broadcasts += 1
         conns = list(self.conns)
         for i in range(0, len(conns), 500):
             for conn in conns[i:i + 500]:
-                conn.send(data2 if conn in compact else data, True)
+                d = data(subs.get(conn, default), conn in compact)
+                if d:
+                    conn.send(d, True)
             gevent.sleep(0)        # let taps in between slices of a big fan-out
+
+    def _asset_of(self, market_id):
+        unit = self._unit(market_id)
+        return unit.spec.asset if unit is not None else None

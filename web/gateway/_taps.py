@@ -152,6 +152,10 @@ class TapPipeline:
         kind = obj.get("type")
         if kind == "tap":
             return self._on_tap(conn, obj)
+        if kind == "subscribe":
+            # v1.1: whose ticks and grids this connection receives
+            err = self.hub.subscribe(conn, obj.get("markets"))
+            return None if err is None else self._error(conn, "bad_request", err)
         if kind == "ping":
             conn.send(encode_text_frame(b'{"type":"pong","ts":%d}' % int(time.time() * 1000)))
             return None
@@ -292,7 +296,8 @@ class TapPipeline:
                 self._reject(conn, job.p.nonce, reason, job.t0)
                 continue
             p = job.p
-            place(Tap(conn.uid, p.col, p.lo, p.stake, p.min_mult, p.ts, p.nonce, job.sig), job)
+            place(Tap(conn.uid, p.col, p.lo, p.stake, p.min_mult, p.ts, p.nonce, job.sig,
+                      p.market_id), job)
 
     def pending(self):
         """Taps between their frame and their ack, on every connection."""

@@ -1,4 +1,5 @@
-"""Game state for a player: the grid, who am I, my bets (SPEC section 9)."""
+"""Game state for a player: the markets and their grids, who am I, my bets
+(SPEC section 9 and its v1.1 additions)."""
 import bottle
 
 from actors import open_readonly
@@ -20,7 +21,16 @@ def add_api_routes(app, kit, market, hub):
     @app.get("/api/grid")
     @api
     def grid():
-        return hub.grid_body()
+        market_id = bottle.request.query.get("market_id") or None
+        if market_id is not None and market.unit(market_id) is None:
+            raise ApiError(400, "bad_request", "unknown market_id")
+        return hub.grid_body(market_id)
+
+    @app.get("/api/markets")
+    @api
+    def markets():
+        # v1.1: every market, the default first
+        return market.markets()
 
     @app.get("/api/me")
     @api

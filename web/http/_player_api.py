@@ -23,15 +23,15 @@ import time
 import bottle
 
 from actors import open_readonly
+from actors.store import record_tables
 from engine import run_blocking
 
 from ..gateway import TokenBucket
 
-__all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX", "ASSETS"]
+__all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX"]
 
 TICKS_MAX = 10_000
 DEFAULT_SPAN_MS = 180_000
-ASSETS = ("BTC-USD",)          # the multi-market issue adds more
 
 
 class AddressLimiter:
@@ -51,10 +51,11 @@ class AddressLimiter:
         return bucket.take(now)
 
 
-def _read_ticks(db, start, end, limit):
+def _read_ticks(db, start, end, limit, asset=None):
+    table = record_tables(asset)[0]      # a name of our own making, never the client's text
     conn = open_readonly(db)
     try:
-        return conn.execute("SELECT ts, price FROM ticks WHERE ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
+        return conn.execute(f"SELECT ts, price FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
                             (start, end, limit + 1)).fetchall()
     finally:
         conn.close()
@@ -79,6 +80,7 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     `address()` the caller's address (for the rate limits), `session()`
     the caller's session (or ApiError 401)."""
     ticks_limit = AddressLimiter(rate=5, burst=20)
+    assets = list(dict.fromkeys(spec.asset for spec in cfg.market_specs()))   # the default's first
     # A first filter per address, in this process; the limit per guest is
     # the market's, in the database (``MarketHandle.top_up``), so every
     # gateway process agrees on it and a restart keeps it.
@@ -115,8 +117,8 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     @api
     def get_ticks():
         q = bottle.request.query
-        asset = q.get("asset") or ASSETS[0]
-        if asset not in ASSETS:
+        asset = q.get("asset") or assets[0]
+        if asset not in assets:
             raise ApiError(400, "bad_request", f"unknown asset {asset!r}")
         now = int(time.time() * 1000)
         end = _int_param(q, "to", now + 1)
@@ -128,6 +130,6 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
         if not ticks_limit.allow(address()):
             bottle.response.set_header("Retry-After", "1")
             raise ApiError(429, "rate_limited", "too many price-record requests; slow down")
-        rows = run_blocking(_read_ticks, cfg.db, start, end, TICKS_MAX)
+        rows = run_blocking(_read_ticks, cfg.db, start, end, TICKS_MAX, asset)
         nxt = rows[TICKS_MAX][0] if len(rows) > TICKS_MAX else None
         return {"ticks": [[ts, price] for ts, price in rows[:TICKS_MAX]], "next": nxt}

@@ -396,7 +396,8 @@ def test_low_disk_suspends_betting(tmp_path_factory):
         assert status == 503 and json.loads(body) == {"status": "unavailable", "reason": "disk_low"}
         w = Wire(s.url)
         market = w.recv(lambda m: m["type"] == "market")
-        assert market == {"type": "market", "status": "suspended", "reason": "disk_low"}
+        assert market == {"type": "market", "status": "suspended", "reason": "disk_low",
+                          "market_id": "BTC-USD/5s"}                # v1.1: named
         col, lo, _ = w.cell(margin_ms=0)
         assert reason(w.tap(col, lo, 100)) == "disk_low"
         w.close()

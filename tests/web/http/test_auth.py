@@ -139,7 +139,7 @@ def test_wallet_login_then_me_and_a_tap_over_the_websocket(demo):
         assert client.wait_for(lambda: client.open_cell(0) is not None, 10)
         col, lo, mult = client.open_cell(0)
         ack = client.tap(col, lo, 200, min_mult=mult)
-        assert ack["ok"] is True and ack["balance"] == body["balance"] - 200
+        assert ack["ok"] is True and ack["balance"] == body["balance"] - 200, ack
         # ...and no other key does
         other = TapgridClient(demo.url, signer=SessionSigner.generate())
         frame, nonce = other.signed_tap(col, lo, 200, 101)
