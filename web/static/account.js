@@ -33,8 +33,9 @@ export function showSignIn(note = "") {
 
 async function pollPreview() {
   try {
-    const grid = await apiGet("/api/grid");
-    if (grid && !state.conn) {
+    const q = state.marketId ? `?market_id=${encodeURIComponent(state.marketId)}` : "";
+    const grid = await apiGet(`/api/grid${q}`);
+    if (grid && !state.conn && (!grid.market_id || !state.marketId || grid.market_id === state.marketId)) {
       parts.view.setGrid(grid);
       if (grid.market) setMarket(grid.market, null);
       showPrice();

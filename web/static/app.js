@@ -6,12 +6,14 @@
 //   taps.js     a cell turned into a signed bet; lost acks recovered from history
 //   hints.js    the payout preview, the focused cell in words, the explainer
 //   topup.js    the demo top-up
+//   markets.js  the markets and the switcher (shown when there are several)
 //
 //   <script type="module" src="/static/app.js"></script>
 //   // then, for tests and curious players (read-only, see debug.js):
-//   window.tapgrid.state()      // {connected, user, balance, market, bets: [{nonce, bet, state, col, lo, ...}]}
+//   window.tapgrid.state()      // {connected, user, balance, market, marketId, bets: [{nonce, bet, state, col, lo, market, ...}]}
+//   window.tapgrid.markets()    // [{market_id, asset, column_ms, band_cents}] from /api/markets
 //   window.tapgrid.openCells()  // [{t0, lo, mult, x, y}]  x, y: CSS px inside the canvas
-//   window.tapgrid.stacks()     // [{col, lo, count, stake, potential, payout, state, label: [top, bottom]}]
+//   window.tapgrid.stacks()     // the board's market's [{col, lo, count, stake, potential, payout, state, label: [top, bottom]}]
 //   window.tapgrid.offscreen()  // {above, below}: the player's bets off the visible prices
 
 import { apiGet } from "/static/net.js";
@@ -28,6 +30,7 @@ import { fillPriceHistory } from "/static/frames.js";
 import { tap, reconcile, refreshHistory } from "/static/taps.js";
 import { showPreview, describeFocus, closeExplainer } from "/static/hints.js";
 import { topUp } from "/static/topup.js";
+import { loadMarkets, boardBets, boardStacks, marketOf, several } from "/static/markets.js";
 
 function setMuted(muted) {
   sounds.setMuted(muted);
@@ -46,8 +49,8 @@ function toggleHistory(open) {
 function buildBoard() {
   const view = new GridView($("grid-canvas"), {
     now: () => (state.conn ? state.conn.serverNow() : Date.now()),
-    bets: () => book.list,
-    stacks: () => book.stacks(),
+    bets: boardBets,
+    stacks: boardStacks,
     onTap: (cell) => guard(() => tap(cell)),
     onHover: (cell, point) => showPreview(cell, point),
     onFocusCell: (cell) => describeFocus(cell),
@@ -60,13 +63,13 @@ function buildBoard() {
     live: new LivePanel($("live")),
     history: new HistoryPanel($("history"), {
       token: () => state.token,
-      bandCents: () => view.grid.band_cents,
-      columnMs: () => view.grid.column_ms,
+      market: (id) => marketOf(id),
+      named: () => several(),
       sessionKey: () => state.key,
       onBets: (rows) => summary.addRows(rows),
     }),
   });
-  exposeDebug({ state, book, view, sounds, summary });
+  exposeDebug({ state, book, view, sounds, summary, stacks: boardStacks });
   view.start();
 }
 
@@ -98,6 +101,7 @@ async function boot() {
   }, 500);
   wireButtons();
   setMuted(sounds.muted);
+  await loadMarkets();
   guard(fillPriceHistory);
 
   if (!cryptoAvailable()) {

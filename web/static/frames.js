@@ -12,6 +12,15 @@ import { dollars, reasonText, winText, lossText, refundText, clockTime } from "/
 import { byTestId as $, toast, showAccount } from "/static/ui.js";
 import { state, book, sounds, parts, setBalance, setMarket, showPrice, guard } from "/static/page.js";
 import { reconcile, refreshHistory, scheduleHistoryRefresh } from "/static/taps.js";
+import { currentMarket, isDefault, several, marketLabel, marketOf, subscribe } from "/static/markets.js";
+
+// Frames of a market (or an asset) other than the board's are not drawn: a
+// switch and the socket's subscription cross in flight.
+function onBoard(msg, key) {
+  const m = currentMarket();
+  if (key === "a") return !msg.a || msg.a === m.asset;
+  return !msg.market_id || !m.market_id || msg.market_id === m.market_id;
+}
 
 const HISTORY_FILL_MS = 180000; // the chart's past on load: what the board shows and more
 
@@ -22,6 +31,7 @@ export function onMessage(msg) {
       state.user = msg.user ?? state.user;
       showAccount(state.user ?? "");
       setBalance(msg.balance);
+      subscribe(); // a new socket gets the default market until told otherwise
       // Acks for taps sent on a previous socket went with it; results that
       // fired while we were away are in history too.
       if (book.pending().length) guard(() => reconcile(true));
@@ -29,10 +39,12 @@ export function onMessage(msg) {
       guard(fillPriceHistory); // the gap while we were away
       break;
     case "tick":
+      if (!onBoard(msg, "a")) break;
       view.addTick(msg.p, msg.t);
       showPrice();
       break;
     case "grid":
+      if (!onBoard(msg, "market_id")) break;
       view.setGrid(msg);
       if (msg.market && msg.market !== state.market) setMarket(msg.market, null);
       showPrice();
@@ -59,6 +71,7 @@ export function onMessage(msg) {
       break;
     }
     case "market":
+      if (!onBoard(msg, "market_id")) break;
       setMarket(msg.status, msg.reason);
       break;
     case "feed":
@@ -73,12 +86,15 @@ export function onMessage(msg) {
 }
 
 // A toast, a sound, and the same words in the screen reader's live region.
+// A bet on another market than the board's says which.
 function announceResult(bet, msg) {
-  const where = `${dollars(bet.lo)} at ${clockTime(bet.col)}`;
+  const id = msg.market_id ?? bet.market;
+  const elsewhere = several() && !onBoard({ market_id: id }, "market_id");
+  const where = `${dollars(bet.lo)} at ${clockTime(bet.col)}${elsewhere ? ` (${marketLabel(marketOf(id))})` : ""}`;
   let text;
   if (msg.outcome === "won") {
     text = `You ${winText(msg.payout, bet.stake)} on ${where}`;
-    parts.view.celebrate(bet.col, bet.lo, winText(msg.payout, bet.stake));
+    if (!elsewhere) parts.view.celebrate(bet.col, bet.lo, winText(msg.payout, bet.stake));
     toast(`${text}!`, "win", "won");
     sounds.play("win");
   } else if (msg.outcome === "lost") {
@@ -102,7 +118,8 @@ function announce(text) {
 
 export async function fillPriceHistory() {
   const to = Date.now() + 1000;
-  const data = await apiGet(`/api/ticks?asset=BTC-USD&from=${to - HISTORY_FILL_MS}&to=${to}`);
-  if (data && Array.isArray(data.ticks)) parts.view.addTicks(data.ticks);
+  const asset = currentMarket().asset;
+  const data = await apiGet(`/api/ticks?asset=${encodeURIComponent(asset)}&from=${to - HISTORY_FILL_MS}&to=${to}`);
+  if (data && Array.isArray(data.ticks) && currentMarket().asset === asset) parts.view.addTicks(data.ticks);
   showPrice();
 }

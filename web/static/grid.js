@@ -12,7 +12,7 @@
 //   view.openCells();              // [{t0, lo, mult, x, y}] tappable right now
 
 import { multLabel } from "/static/format.js";
-import { drawStack, drawRejected, drawCelebrations, fitText } from "/static/cells.js";
+import { drawStack, drawRejected, drawCelebrations, fitText, multColour } from "/static/cells.js";
 import { AXIS_BOTTOM, drawBands, drawBandLabels, drawColumns, drawEmpty, drawNowLine, drawPrice, drawPriceTag, drawTimeAxis,
   priceTagBox, tagRoom } from "/static/chart.js";
 import { drawLocked, drawMarkers, drawFocus, offscreenStacks } from "/static/board.js";
@@ -34,13 +34,6 @@ const TICK_KEEP_MS = 180000;
 const SCALE_SMOOTH_MS = 450; // time constant of the vertical auto-scale
 
 const DEFAULT_GRID = { column_ms: 5000, band_cents: 1000, lock_ms: 3000, horizon_ms: 60000, columns: [] };
-
-// Rare (high-multiplier) cells shift from teal to violet to magenta on a log scale.
-function multColour(mult, alpha) {
-  const f = Math.max(0, Math.min(1, Math.log(mult / 100) / Math.log(50)));
-  const hue = 172 + f * 130;
-  return `hsla(${hue.toFixed(0)}, 80%, ${62 - f * 6}%, ${alpha})`;
-}
 
 export class GridView {
   constructor(canvas, { now, bets, stacks, onTap, onHover, onFocusCell, onViewChange }) {
@@ -105,6 +98,22 @@ export class GridView {
     this.cells = cells;
     if (grid.market) this.market = grid.market;
     if (Number.isFinite(grid.price) && Number.isFinite(grid.price_ts)) this.addTick(grid.price, grid.price_ts);
+  }
+
+  // Another market on the board: its grid and its asset's prices replace
+  // everything drawn, and the axes start afresh.
+  reset() {
+    this.grid = { ...DEFAULT_GRID };
+    this.cells = new Map();
+    this.locked = new Map();
+    this.ticks = [];
+    this.cy = null;
+    this.span = null;
+    this.panCents = 0;
+    this.zoom = 1;
+    this.focus = null;
+    this.celebrations = [];
+    this.onViewChange(false);
   }
 
   setMarket(status) {

@@ -24,6 +24,7 @@ export const state = {
   key: null,
   conn: null,
   market: "open",
+  marketId: null, // the market on the board (markets.js); null until /api/markets answers
   stakeChip: STAKE_CHIPS[1],
   demoOff: false,
   status: "idle",

@@ -11,6 +11,7 @@ import { signTap, newNonce } from "/static/keys.js";
 import { reasonText, MINOR_PER_CREDIT, seconds } from "/static/format.js";
 import { toast } from "/static/ui.js";
 import { state, book, sounds, parts } from "/static/page.js";
+import { isDefault } from "/static/markets.js";
 
 const PENDING_CHECK_MS = 8000; // an ack normally takes milliseconds; this long means it was lost
 const PENDING_GIVE_UP_MS = 40000; // past the server's 30 s ts window a tap can no longer land
@@ -31,9 +32,12 @@ export async function tap(cell) {
   const stake = state.stakeChip * MINOR_PER_CREDIT;
   const nonce = newNonce();
   const ts = Math.round(state.conn.serverNow());
-  // Key order is part of the signed bytes (SPEC §9): do not reorder.
-  const payload = JSON.stringify({ col: cell.t0, lo: cell.lo, stake, min_mult: cell.mult, ts, nonce });
-  book.addPending({ nonce, col: cell.t0, lo: cell.lo, stake, mult: cell.mult });
+  // Key order is part of the signed bytes (SPEC §9): do not reorder. A tap
+  // for another market than the default names it first (v1.1).
+  const market = state.marketId;
+  const fields = { col: cell.t0, lo: cell.lo, stake, min_mult: cell.mult, ts, nonce };
+  const payload = JSON.stringify(isDefault(market) ? fields : { market_id: market, ...fields });
+  book.addPending({ nonce, col: cell.t0, lo: cell.lo, stake, mult: cell.mult, market });
   let sig;
   try {
     sig = await signTap(state.key, payload);

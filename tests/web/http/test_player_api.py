@@ -257,3 +257,20 @@ def test_the_top_up_limit_survives_a_server_restart(server_factory):
     assert (status, body["error"]) == (429, "rate_limited"), body
     assert 590 <= int(headers["Retry-After"]) <= 600, headers["Retry-After"]
     c.close()
+
+
+def test_ticks_serves_each_configured_assets_price_record(server_factory):
+    server = server_factory("--seed", "3", "--markets", "BTC-USD/5s,ETH-USD/15s")
+    now = int(time.time() * 1000)
+    deadline = time.monotonic() + 10
+    while True:
+        _, eth = get(server.url, f"/api/ticks?asset=ETH-USD&from={now - 60000}&to={now + 60000}")
+        if eth["ticks"]:
+            break
+        assert time.monotonic() < deadline, eth
+        time.sleep(0.2)
+    _, btc = get(server.url, f"/api/ticks?from={now - 60000}&to={now + 60000}")
+    assert btc["ticks"] and all(p > 2_000_000 for _, p in btc["ticks"])       # BTC by default
+    assert all(p < 2_000_000 for _, p in eth["ticks"])                        # ETH's own record
+    status, body = get(server.url, "/api/ticks?asset=SOL-USD")                # not configured here
+    assert status == 400 and body["error"] == "bad_request"
