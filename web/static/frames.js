@@ -12,7 +12,7 @@ import { dollars, reasonText, winText, lossText, refundText, clockTime } from "/
 import { byTestId as $, toast, showAccount } from "/static/ui.js";
 import { state, book, sounds, parts, setBalance, setMarket, showPrice, guard } from "/static/page.js";
 import { reconcile, refreshHistory, scheduleHistoryRefresh } from "/static/taps.js";
-import { currentMarket, isDefault, several, marketLabel, marketOf, subscribe } from "/static/markets.js";
+import { currentMarket, several, marketLabel, marketOf, subscribe, loaded as loadedMarkets, loadMarkets } from "/static/markets.js";
 
 // Frames of a market (or an asset) other than the board's are not drawn: a
 // switch and the socket's subscription cross in flight.
@@ -31,6 +31,8 @@ export function onMessage(msg) {
       state.user = msg.user ?? state.user;
       showAccount(state.user ?? "");
       setBalance(msg.balance);
+      // A page that booted while the server was away learns the markets now.
+      if (!loadedMarkets()) guard(loadMarkets);
       subscribe(); // a new socket gets the default market until told otherwise
       // Acks for taps sent on a previous socket went with it; results that
       // fired while we were away are in history too.

@@ -59,6 +59,10 @@ export function marketList() {
   return markets.list.map((m) => ({ market_id: m.market_id, asset: m.asset, column_ms: m.column_ms, band_cents: m.band_cents }));
 }
 
+export function loaded() {
+  return markets.defaultId !== null;
+}
+
 export async function loadMarkets() {
   let data = null;
   try {
