@@ -19,6 +19,15 @@ request. At the end it checks that the database holds every acked bet.
     .venv/bin/python perf/bench_server.py --modes group:0,group:2,per-tap:2 --steps 1000,3000
     .venv/bin/python perf/bench_server.py --profile 3000       # py-spy during that step
     .venv/bin/python perf/bench_server.py --root /tmp/old-checkout   # another tree's server
+    .venv/bin/python perf/bench_server.py --market-sets 1,4 --modes group:0 --steps 1000,3000
+
+``--market-sets 1,4`` runs every mode twice side by side: the server with
+one market (BTC-USD/5s) and with four (``FOUR_MARKETS``: three BTC column
+lengths and ETH, each priced on every tick, with its own Resolver); the
+taps go to the default market in both, so the two rows are the CPU per tap
+against one market with one and with four configured. Each step also
+reports the age of the price behind the accepted multipliers (p50/p99,
+from /metrics).
 
 Writes perf/results/server.json and perf/results/server_latency.png; the
 last line printed is the JSON summary.
@@ -33,23 +42,28 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "perf", "results")
 sys.path.insert(0, ROOT)
 
 from tests.serverproc import LoadServer  # noqa: E402
+from perf._scrape import lag_figures, price_age_ms, scrape  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
+#: the four markets of ``--market-sets 4``
+FOUR_MARKETS = "BTC-USD/5s,BTC-USD/15s,BTC-USD/30s:horizon_ms=120000,ETH-USD/5s"
 
 
 class Server(LoadServer):
     """A fresh database per commit mode, the player limits lifted; from
     ``root`` (another checkout) when given, for before/after side by side."""
 
+    made = 0
+
     def __init__(self, workdir, commit, delay_ms, root=None, env=None):
-        db = os.path.join(workdir, f"{commit}-{delay_ms}.db")
+        Server.made += 1            # a fresh database per server (runs, market sets)
+        db = os.path.join(workdir, f"{commit}-{delay_ms}-{Server.made}.db")
         super().__init__(db, "--seed", "1", "--commit", commit, "--commit-delay-ms", str(delay_ms),
                          env=env)
         if root:
@@ -83,48 +97,6 @@ def _stat_cpu(path):
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def scrape(server):
-    try:
-        with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:
-            return r.read().decode()
-    except OSError:
-        return ""
-
-
-def lag_figures(before, after):
-    """(p99 ms, max ms) of the loop lag between two scrapes (None, None
-    from a server without the histogram)."""
-    def buckets(text):
-        out = {}
-        for line in text.splitlines():
-            if line.startswith("tapgrid_loop_lag_sample_seconds_bucket{"):
-                le = line.split('le="', 1)[1].split('"', 1)[0]
-                out[float(le)] = float(line.rsplit(" ", 1)[1])
-        return out
-    b0, b1 = buckets(before), buckets(after)
-    if not b1:
-        return None, None
-    bounds = sorted(b1)
-    counts = [b1[b] - b0.get(b, 0) for b in bounds]     # cumulative
-    total = counts[-1]
-    p99 = None
-    if total:
-        prev_b, prev_c = 0.0, 0
-        for b, c in zip(bounds, counts):
-            if c >= 0.99 * total:
-                if b == float("inf"):
-                    p99 = prev_b
-                else:   # linear inside the bucket
-                    p99 = prev_b + (b - prev_b) * (0.99 * total - prev_c) / max(1, c - prev_c)
-                break
-            prev_b, prev_c = b, c
-    mx = None
-    for line in after.splitlines():
-        if line.startswith("tapgrid_loop_lag_max_seconds "):
-            mx = float(line.split()[1]) * 1000
-    return (round(p99 * 1000, 1) if p99 is not None else None), (round(mx, 1) if mx is not None else None)
 
 
 def wait_drained(server, timeout=120):
@@ -182,6 +154,7 @@ def run_step(server, rate, seconds, conns, profile=None):
     r["other_cpu_us_per_tap"] = round((cpu - loop) * 1e6 / n, 1) if n else None
     r["server_cpu_s"] = round(cpu, 2)
     r["loop_lag_p99_ms"], r["loop_lag_max_ms"] = lag_figures(m0, m1)
+    r["price_age_p50_ms"], r["price_age_p99_ms"] = price_age_ms(m1)
     r["rss_mb"] = round(server.rss_mb(), 1)
     return r, bets
 
@@ -224,7 +197,8 @@ def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profil
                   f"p50={r['p50_ms']:.1f} p99={r['p99_ms']:.1f} p99.9={r['p999_ms']:.1f} ms "
                   f"cpu/tap={r['cpu_us_per_tap']}µs (loop {r['loop_cpu_us_per_tap']}, other "
                   f"{r['other_cpu_us_per_tap']}) lag p99/max={r['loop_lag_p99_ms']}/"
-                  f"{r['loop_lag_max_ms']}ms rss={r['rss_mb']}MB rejects={r['rejects']} "
+                  f"{r['loop_lag_max_ms']}ms price age p50/p99={r['price_age_p50_ms']}/"
+                  f"{r['price_age_p99_ms']}ms rss={r['rss_mb']}MB rejects={r['rejects']} "
                   f"[load {os.getloadavg()[0]:.2f}]", flush=True)
             if steps is None:
                 if not keeps_up(r) or rate >= 30000:
@@ -288,11 +262,14 @@ def main():
     ap.add_argument("--profile", type=int, default=None,
                     help="py-spy the server (all threads) during this step of the first mode")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
+    ap.add_argument("--market-sets", default="1",
+                    help="markets configured, side by side: 1 (BTC-USD/5s) and/or 4 (FOUR_MARKETS)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "server.json"))
     a = ap.parse_args()
     steps = [int(s) for s in a.steps.split(",")] if a.steps else None
     modes = [(m.split(":")[0], float(m.split(":")[1])) for m in a.modes.split(",")]
     env = dict(kv.split("=", 1) for kv in a.env)
+    market_sets = [int(n) for n in a.market_sets.split(",")]
     workdir = tempfile.mkdtemp(prefix="tapgrid-bench-")
     os.makedirs(RESULTS, exist_ok=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
@@ -300,19 +277,31 @@ def main():
           f"server from {a.root or ROOT}; load {os.getloadavg()}", flush=True)
     results, lost, profiles = {}, 0, {}
     try:
+        labels = {}
         for mi, (commit, delay) in enumerate(modes):
-            label = f"{commit} {delay:g}ms"
-            runs = []
-            for run in range(a.runs):
-                profile = None
-                if a.profile and mi == 0 and run == 0:
-                    path = os.path.splitext(a.out)[0] + f"_profile_{a.profile}.txt"
-                    profile = (a.profile, path)
-                    profiles[label] = path
-                rows, missing = run_mode(workdir, commit, delay, steps, a.seconds, a.conns,
-                                         a.root, profile, env)
-                lost += missing
-                runs.append(rows)
+            for n in market_sets:
+                labels[(commit, delay, n)] = f"{commit} {delay:g}ms" + (
+                    f" {n} markets" if n != 1 else "")
+        runs_of = {label: [] for label in labels.values()}
+        for run in range(a.runs):
+            # the market sets alternate within each run: side by side, same load
+            for mi, (commit, delay) in enumerate(modes):
+                for n in market_sets:
+                    label = labels[(commit, delay, n)]
+                    profile = None
+                    if a.profile and mi == 0 and run == 0 and n == market_sets[0]:
+                        path = os.path.splitext(a.out)[0] + f"_profile_{a.profile}.txt"
+                        profile = (a.profile, path)
+                        profiles[label] = path
+                    menv = dict(env, TAPGRID_MARKETS=FOUR_MARKETS) if n == 4 else env
+                    if n not in (1, 4):
+                        raise SystemExit("--market-sets takes 1 and/or 4")
+                    print(f"--- {label}, run {run + 1}", flush=True)
+                    rows, missing = run_mode(workdir, commit, delay, steps, a.seconds, a.conns,
+                                             a.root, profile, menv)
+                    lost += missing
+                    runs_of[label].append(rows)
+        for label, runs in runs_of.items():
             results[label] = median_rows(runs)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -354,7 +343,21 @@ def main():
         "loop_cpu_us_per_tap": at("group 0ms", 3000, "loop_cpu_us_per_tap"),
         "p999_ms_at_3000": at("group 0ms", 3000, "p999_ms"),
         "loop_lag_p99_ms_at_3000": at("group 0ms", 3000, "loop_lag_p99_ms"),
+        "price_age_p99_ms_at_3000": at("group 0ms", 3000, "price_age_p99_ms"),
     }
+    if 4 in market_sets:
+        four = "group 0ms 4 markets"
+        summary.update({
+            "four_markets_max_taps_per_s_p99_under_100ms": best(four),
+            "four_markets_cpu_us_per_tap_at_3000": at(four, 3000, "cpu_us_per_tap"),
+            "four_markets_loop_cpu_us_per_tap_at_3000": at(four, 3000, "loop_cpu_us_per_tap"),
+            "four_markets_p99_ms_at_3000": at(four, 3000, "p99_ms"),
+            "four_markets_price_age_p99_ms_at_3000": at(four, 3000, "price_age_p99_ms"),
+            "four_vs_one_cpu_per_tap": (
+                round(at(four, 3000, "cpu_us_per_tap") / at("group 0ms", 3000, "cpu_us_per_tap"),
+                      2) if at(four, 3000, "cpu_us_per_tap") and
+                at("group 0ms", 3000, "cpu_us_per_tap") else None),
+        })
     print(json.dumps(summary))
 
 

@@ -60,6 +60,18 @@ PANELS = [
      [("rate(tapgrid_verify_held_back_total[$__rate_interval])", "held/s")]),
     ("tapgrid_price_age_seconds", "Price age", "s", [("tapgrid_price_age_seconds", "age")]),
     ("tapgrid_market_open", "Market open", "short", [("tapgrid_market_open", "open")]),
+    # several markets (issue 11): each one's state and grid age, and the age
+    # of the price behind accepted multipliers (at most 250 ms, SPEC 7)
+    ("tapgrid_market_state_open", "Markets open", "short",
+     [("tapgrid_market_state_open", "{{market_id}}")]),
+    ("tapgrid_market_grid_age_seconds", "Grid age per market", "s",
+     [("tapgrid_market_grid_age_seconds", "{{market_id}}")]),
+    ("tapgrid_tap_price_age_seconds", "Price age behind accepted taps", "s",
+     [("tapgrid_tap_price_age_seconds", "p{{quantile}}")]),
+    ("tapgrid_tap_price_aged", "Accepted taps priced", "ops",
+     [("rate(tapgrid_tap_price_aged_total[$__rate_interval])", "taps/s")]),
+    ("tapgrid_taps_repriced", "Columns priced from a tick newer than the grid", "ops",
+     [("rate(tapgrid_taps_repriced_total[$__rate_interval])", "per s")]),
     ("tapgrid_price_source_age_seconds", "Price source age", "s",
      [("tapgrid_price_source_age_seconds", "{{asset}} {{source}}")]),
     ("tapgrid_price_source_deviation_bp", "Price source deviation from the median", "short",

@@ -32,6 +32,7 @@ __all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX"]
 
 TICKS_MAX = 10_000
 DEFAULT_SPAN_MS = 180_000
+ASSETS = ("BTC-USD",)          # without a market list: BTC-USD's record only
 
 
 class AddressLimiter:
@@ -51,12 +52,11 @@ class AddressLimiter:
         return bucket.take(now)
 
 
-def _read_ticks(db, start, end, limit, asset=None):
-    table = record_tables(asset)[0]      # a name of our own making, never the client's text
+def _read_ticks(db, start, end, limit, table="ticks"):
     conn = open_readonly(db)
     try:
-        return conn.execute(f"SELECT ts, price FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts LIMIT ?",
-                            (start, end, limit + 1)).fetchall()
+        return conn.execute(f"SELECT ts, price FROM {table} WHERE ts >= ? AND ts < ? ORDER BY ts"
+                            " LIMIT ?", (start, end, limit + 1)).fetchall()
     finally:
         conn.close()
 
@@ -80,7 +80,9 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     `address()` the caller's address (for the rate limits), `session()`
     the caller's session (or ApiError 401)."""
     ticks_limit = AddressLimiter(rate=5, burst=20)
-    assets = list(dict.fromkeys(spec.asset for spec in cfg.market_specs()))   # the default's first
+    # every configured market's asset has a record; the default market's first
+    units = getattr(market, "units", None)
+    assets = tuple(dict.fromkeys(u.spec.asset for u in units)) if units else ASSETS
     # A first filter per address, in this process; the limit per guest is
     # the market's, in the database (``MarketHandle.top_up``), so every
     # gateway process agrees on it and a restart keeps it.
@@ -130,6 +132,6 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
         if not ticks_limit.allow(address()):
             bottle.response.set_header("Retry-After", "1")
             raise ApiError(429, "rate_limited", "too many price-record requests; slow down")
-        rows = run_blocking(_read_ticks, cfg.db, start, end, TICKS_MAX, asset)
+        rows = run_blocking(_read_ticks, cfg.db, start, end, TICKS_MAX, record_tables(asset)[0])
         nxt = rows[TICKS_MAX][0] if len(rows) > TICKS_MAX else None
         return {"ticks": [[ts, price] for ts, price in rows[:TICKS_MAX]], "next": nxt}

@@ -491,6 +491,8 @@ def test_server_archiver_deletes_through_the_writer_while_taps_flow(tmp_path):
     # bet must come back from hot DB and archive exactly as it was.
     got = full_history(db, "u4")
     assert [b["bet"] for b in got] == [b["bet"] for b in want]
+    # the server named the database's markets (v1.1): every old bet is the default's
+    assert {b.pop("market_id") for b in got} == {"BTC-USD/1s"}
     for old, new in zip(want, got):
         if old["outcome"] == "open" and new["outcome"] == "void":
             assert new["payout"] == old["stake"]

@@ -3,6 +3,7 @@ with market_id, subscribe, market_id in frames and history, the keyed tap
 payload; and every v1 client's view unchanged. A real server with three
 markets, the Python client."""
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -126,3 +127,19 @@ def test_metrics_show_every_market_and_the_price_age(server):
     for mid in ("BTC-USD/5s", "BTC-USD/15s", "ETH-USD/5s"):
         assert f'tapgrid_market_state_open{{market_id="{mid}"}} 1.0' in text
     assert 'tapgrid_tap_price_age_seconds{quantile="0.99"}' in text
+
+
+def test_api_ticks_serves_each_assets_record(server):
+    def get(q):
+        try:
+            with urllib.request.urlopen(server.url + "/api/ticks" + q, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+    wait_until(lambda: len(get("?asset=ETH-USD")[1]["ticks"]) > 2, timeout=10, what="ETH ticks")
+    status, eth = get("?asset=ETH-USD")
+    assert status == 200 and all(p < 1_000_000 for _, p in eth["ticks"])
+    status, btc = get("")                               # the default market's asset
+    assert status == 200 and all(p > 1_000_000 for _, p in btc["ticks"])
+    status, body = get("?asset=DOGE-USD")
+    assert status == 400 and body["error"] == "bad_request"

@@ -1,0 +1,59 @@
+"""The server figures bench_server reads from /metrics: the loop-lag
+histogram between two scrapes and the age of the price behind accepted
+multipliers."""
+import urllib.request
+
+__all__ = ["scrape", "lag_figures", "price_age_ms"]
+
+
+def scrape(server):
+    try:
+        with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def lag_figures(before, after):
+    """(p99 ms, max ms) of the loop lag between two scrapes (None, None
+    from a server without the histogram)."""
+    def buckets(text):
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("tapgrid_loop_lag_sample_seconds_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                out[float(le)] = float(line.rsplit(" ", 1)[1])
+        return out
+    b0, b1 = buckets(before), buckets(after)
+    if not b1:
+        return None, None
+    bounds = sorted(b1)
+    counts = [b1[b] - b0.get(b, 0) for b in bounds]     # cumulative
+    total = counts[-1]
+    p99 = None
+    if total:
+        prev_b, prev_c = 0.0, 0
+        for b, c in zip(bounds, counts):
+            if c >= 0.99 * total:
+                if b == float("inf"):
+                    p99 = prev_b
+                else:   # linear inside the bucket
+                    p99 = prev_b + (b - prev_b) * (0.99 * total - prev_c) / max(1, c - prev_c)
+                break
+            prev_b, prev_c = b, c
+    mx = None
+    for line in after.splitlines():
+        if line.startswith("tapgrid_loop_lag_max_seconds "):
+            mx = float(line.split()[1]) * 1000
+    return (round(p99 * 1000, 1) if p99 is not None else None), (round(mx, 1) if mx is not None else None)
+
+
+def price_age_ms(text):
+    """(p50, p99) ms of the price age behind accepted multipliers, from a scrape."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith('tapgrid_tap_price_age_seconds{quantile="'):
+            q = line.split('"')[1]
+            v = float(line.rsplit(" ", 1)[1])
+            out[q] = round(v * 1000, 1) if v >= 0 else None
+    return out.get("0.5"), out.get("0.99")
