@@ -296,11 +296,21 @@ def test_history_rows_label_their_times_and_the_receipt_verifies_in_the_browser(
     page, watch = page_of(flat_server.url)
     sign_in_as_guest(page)
     record_after_click(page)
-    cell = None
-    while cell is None:
-        cell = cell_at_price(page, 3, 2)
-    click_cell(page, cell)
-    bet = wait_js(page, "() => window.tapgrid.state().bets.find((b) => b.bet !== null) || null", what="an acked bet")
+    # The grid reprices on every tick: a tap may meet odds_changed (SPEC
+    # section 3); tap again, as a player would.
+    for _ in range(6):
+        cell = None
+        while cell is None:
+            cell = cell_at_price(page, 3, 2)
+        click_cell(page, cell)
+        bet = wait_js(page, """() => { const b = window.tapgrid.state().bets;
+                                  return b.find((x) => x.bet !== null) || (b.length && b.every((x) => x.state === 'rejected') ? 'no' : null); }""",
+                      what="an acked bet")
+        if bet != "no":
+            break
+        assert all(b["reason"] == "odds_changed" for b in state(page)["bets"]), state(page)["bets"]
+    else:
+        raise AssertionError(f"six taps refused: {state(page)['bets']}")
     row = page.locator(f'[data-testid=history-row][data-bet="{bet["bet"]}"]')
     row.wait_for(state="visible")
     text = row.inner_text()
