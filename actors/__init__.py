@@ -15,7 +15,7 @@ from ._expiring import ExpiringKeys
 from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
                      TapOrder, payout_for)
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
-                      SaveTicks, Settle)
+                      SaveTicks, Settle, TopUp, TopUpResult)
 from ._odds import (MULT_BUCKETS, Volatility, column_multipliers, mult_bucket, multiplier,
                     touch_probability)
 from ._runtime import MarketHandle, start_market
@@ -25,6 +25,7 @@ from ._market import MarketMaker, open_columns, price_grid
 from ._resolver import Resolver, path_of, touches
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
+from ._board import Board, BoardView
 
 __all__ = [
     "Config", "parse_size", "start_market", "MarketHandle", "MarketContext", "Sinks",
@@ -36,7 +37,7 @@ __all__ = [
     "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
     "TapOrder", "PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSession",
-    "Maintenance", "ArchiveStep",
+    "Maintenance", "ArchiveStep", "TopUp", "TopUpResult", "Board", "BoardView",
 ]
 
 

@@ -38,8 +38,10 @@ field              written by (and when)               why it is safe
 ``writer_stats``   Columns (``pending_taps`` +=);      ``+=`` on an int runs
                    Writer (``pending_taps`` -=, the    whole; the Writer touches
                    batch counters)                     it after the commit
-``sinks``          the caller of ``start_market``      the web layer's Fanout, set
-                                                       at construction
+``sinks``          the caller of ``start_market``;     the web layer's Fanout, set
+                   ``start_market`` wraps it in        before any actor that
+                   ``BoardSinks`` (settlements also    calls it is spawned
+                   go to the Board)
 ``counters``       Columns and ``MarketHandle.place``  ``count`` has no blocking
                    (reject reasons)                    call in it
 =================  ==================================  ==========================
@@ -75,6 +77,9 @@ class Sinks:
 
     def on_result(self, user, settlement, balance):
         pass
+
+    def on_feed(self, view):
+        """The players' board (a ``BoardView``, see ``_board``), at a bounded rate."""
 
 
 class _ScopedSinks:

@@ -21,6 +21,7 @@ import gevent
 from engine import Future, run_blocking
 
 from .archive import Archiver
+from ._board import BOARD_KEY_SQL, Board, BoardSinks, read_board
 from ._context import MarketContext, Sinks
 from ._diskguard import DiskGuard
 from .feeds import make_sources
@@ -31,13 +32,13 @@ from ._resolver import Resolver
 from .store import Store, acquire_lock, record_tables, release_lock
 from ._watchdog import Watchdog
 from ._writer import Writer
-from ._writes import Credit, EnsureUser, Maintenance, PurgeGuests, SaveSession
+from ._writes import Credit, EnsureUser, Maintenance, PurgeGuests, SaveSession, TopUp
 
 __all__ = ["start_market", "MarketHandle", "MarketUnit"]
 
 
 def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix=""):
-    """Spawn the Writer, then per market its Resolver and MarketMaker, per asset
+    """Spawn the Writer and the Board, then per market its Resolver and MarketMaker, per asset
     its Watchdog (stopped in reverse order: the Watchdogs first, the Writer
     last, so every queued bet is written). ``feed`` overrides the default
     market's asset's sources (one feed or a list), or is a dict
@@ -62,6 +63,11 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
     root.taken.load(run_blocking(store.recent_nonces, now - root.taken.keep_ms), now)
     p = name_prefix
     root.writer = system.spawn(Writer, root, store, name=p + "writer")
+    # The players' board, one for every market: loaded from the database,
+    # fed every settlement (the markets' contexts take root.sinks below).
+    root.writer.ask(Maintenance(BOARD_KEY_SQL, (secrets.token_bytes(16),)), timeout=30)
+    board = system.spawn(Board, root, run_blocking(read_board, cfg.db, root.now()), name=p + "board")
+    root.sinks = BoardSinks(root.sinks, board)
     by_asset = {a: root.for_asset(a, record_tables(a), default=(a == specs[0].asset))
                 for a in assets}
     units = []
@@ -99,7 +105,7 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
         u.watchdog = watchdogs[u.spec.asset]
         u.feed = feeds[u.spec.asset]
     archiver = system.spawn(Archiver, root, name=p + "archiver")
-    return MarketHandle(system, root, units, archiver)
+    return MarketHandle(system, root, units, archiver, board)
 
 
 class MarketUnit:
@@ -120,8 +126,9 @@ class MarketUnit:
 class MarketHandle:
     """The market's front door for the web layer and the REPL."""
 
-    def __init__(self, system, root, units, archiver=None):
+    def __init__(self, system, root, units, archiver=None, board=None):
         self.system = system
+        self.board = board
         self.archiver = archiver
         self.root = root                 # the server's context (ledger, writer, disk status)
         self.units = units               # every market, the default first
@@ -209,6 +216,10 @@ class MarketHandle:
 
     def balance(self, user):
         return self.ctx.ledger.balance(user)
+
+    def top_up(self, user, to_balance, below, every_ms, timeout=10):
+        """A demo top-up under its limit: a ``TopUpResult``."""
+        return self.writer.ask(TopUp(user, to_balance, below, every_ms), timeout=timeout)
 
     def save_session(self, row, timeout=10):
         return self.writer.ask(SaveSession(row), timeout=timeout)

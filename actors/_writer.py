@@ -55,7 +55,7 @@ from engine import Actor, NativePool
 from ._model import Ack, cell_key, payout_for
 from .store import Store, UserExists, is_disk_full
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
-                      SaveTicks, Settle, PurgeGuests)
+                      SaveTicks, Settle, PurgeGuests, TopUp, TopUpResult)
 
 __all__ = ["Writer"]
 
@@ -98,7 +98,7 @@ class _Batch:
         elif kind is ArchiveStep:
             self.deletes.extend(msg.statements)
             self.done_asks.append(reply)
-        elif kind is EnsureUser or kind is Maintenance or kind is PurgeGuests:
+        elif kind is EnsureUser or kind is Maintenance or kind is PurgeGuests or kind is TopUp:
             self.singles.append((msg, reply))
         elif reply is not None:
             reply.fail(ValueError(f"writer: unknown message {msg!r}"))
@@ -289,6 +289,8 @@ class Writer(Actor):
             elif type(msg) is PurgeGuests:
                 result = self.lane.call(self.store.purge_idle_guests, msg.created_before)
                 self.ctx.ledger.forget(result)
+            elif type(msg) is TopUp:
+                result = self._top_up(msg)
             else:
                 self.lane.call(self.store.write_batch, (), (), (), (), (),
                                [(msg.sql, tuple(msg.params))], self.ctx.now())
@@ -301,3 +303,19 @@ class Writer(Actor):
             return
         if reply is not None:
             reply.set(result)
+
+    def _top_up(self, msg):
+        # The balance is the ledger's (stakes reserved but not yet written
+        # count); the limit is the database's, checked in the credit's own
+        # transaction. Singles run one at a time, so two top-ups of one
+        # user can never both pass the check.
+        ledger = self.ctx.ledger
+        balance = ledger.balance(msg.user)
+        if balance >= msg.below:
+            return TopUpResult("balance_not_low", 0, balance)
+        amount = msg.to_balance - balance
+        ok, wait = self.lane.call(self.store.top_up, msg.user, amount, msg.every_ms, self.ctx.now())
+        if not ok:
+            return TopUpResult("rate_limited", 0, balance, wait)
+        ledger.credit(msg.user, amount)
+        return TopUpResult(None, amount, ledger.balance(msg.user))

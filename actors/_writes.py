@@ -7,7 +7,7 @@ nothing else). Asks are answered as noted; tells are written all the same.
 from typing import NamedTuple
 
 __all__ = ["PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSession",
-           "Maintenance", "ArchiveStep", "PurgeGuests", "WRITER_MESSAGES"]
+           "Maintenance", "ArchiveStep", "PurgeGuests", "TopUp", "TopUpResult", "WRITER_MESSAGES"]
 
 
 class PlaceBets(NamedTuple):
@@ -45,6 +45,25 @@ class PurgeGuests(NamedTuple):
     created_before: int
 
 
+class TopUp(NamedTuple):
+    """A demo top-up back to ``to_balance`` for a user under ``below``, at
+    most one per ``every_ms`` (ask -> ``TopUpResult``). The market decides,
+    and the limit is in the database: every gateway process agrees on it."""
+    user: int
+    to_balance: int
+    below: int
+    every_ms: int
+
+
+class TopUpResult(NamedTuple):
+    """``reason`` is None (credited), ``balance_not_low`` or ``rate_limited``
+    (``retry_ms`` until the next is allowed)."""
+    reason: str | None
+    credited: int
+    balance: int
+    retry_ms: int = 0
+
+
 class SaveTicks(NamedTuple):
     """``[(ts, price), ...]`` from the Watchdog, kept for settlement."""
     ticks: list
@@ -70,4 +89,4 @@ class ArchiveStep(NamedTuple):
 
 
 WRITER_MESSAGES = (PlaceBets, Settle, Credit, EnsureUser, SaveTicks, SaveSession, Maintenance,
-                   ArchiveStep, PurgeGuests)
+                   ArchiveStep, PurgeGuests, TopUp)

@@ -88,8 +88,8 @@ class Server:
             self.hub = RelayFanout(cfg, self.metrics)
             self.market = RemoteMarket(cfg)
             self.market.sinks = self.hub
-            # Every gateway names players alike in the wins feed: one key, in Redis.
-            self.hub.feed = PlayerFeed(cfg, self.hub, key=shared_feed_key(self.market.r))
+            # The board is the market's (actors.Board), relayed like the grid.
+            self.hub.feed = PlayerFeed(cfg, self.hub)
             self.hub.start(self.market)
             self.market.start()
         else:
@@ -212,13 +212,6 @@ class Server:
         except Exception:
             pass
         log.info("stopped")
-
-
-def shared_feed_key(r):
-    """The wins feed's naming key, the same for every gateway (set once, NX)."""
-    import secrets
-    r.set("tapgrid:feed-key", secrets.token_hex(16), nx=True)
-    return bytes.fromhex(r.get("tapgrid:feed-key").decode())
 
 
 def serve(cfg, remote=False):

@@ -61,6 +61,7 @@ def _history(h, uid, cursor, limit):
 METHODS = {
     "create_user": lambda h, name, credit, new: h.create_user(name, credit, new=new),
     "credit": lambda h, uid, amount: h.credit(uid, amount),
+    "top_up": lambda h, uid, to_balance, below, every_ms: h.top_up(uid, to_balance, below, every_ms),
     "balance": lambda h, uid: h.balance(uid),
     "save_session": lambda h, row: h.save_session(tuple(row)),
     "revoke_session": lambda h, digest: h.revoke_session(digest),

@@ -1,4 +1,5 @@
-"""The market's broadcasts: ticks, grids and market status, encoded once
+"""The market's broadcasts: ticks, grids, market status and the players'
+board (wins and leaders), encoded once
 here and relayed as the same bytes by every gateway; settlements on a
 shared results stream every gateway reads.
 
@@ -34,6 +35,7 @@ class Publisher(Sinks):
         self.status = None
         self._tick = self._grid = None
         self._tick_sent = self._grid_sent = None
+        self._feed = self._feed_sent = None
         self._status_dirty = False
         self._results = []
         self._wake = Event()
@@ -53,6 +55,10 @@ class Publisher(Sinks):
     def on_market(self, status):
         self.status = status
         self._status_dirty = True
+        self._wake.set()
+
+    def on_feed(self, view):
+        self._feed = view               # the Board publishes at a bounded rate
         self._wake.set()
 
     def on_result(self, user, s, balance):
@@ -88,6 +94,9 @@ class Publisher(Sinks):
             if grid is not None and (grid is not self._grid_sent or self._status_dirty):
                 body, f1, f2 = enc.grid(grid, status)
                 blobs.append((b"g", encode_blob(b"g", {"v": grid.version}, body, f1, f2)))
+            feed = self._feed
+            if feed is not None and feed is not self._feed_sent:
+                blobs.append((b"f", encode_blob(b"f", {"v": feed.version, **feed.as_dict()})))
             results, self._results = self._results, []
             for kind, blob in blobs:
                 pipe.hset(keys.state, kind, blob)
@@ -112,6 +121,6 @@ class Publisher(Sinks):
                 backoff.fail("publisher", exc)
                 continue
             self.published += len(blobs)
-            self._tick_sent, self._grid_sent = tick, grid
+            self._tick_sent, self._grid_sent, self._feed_sent = tick, grid, feed
             if blobs and any(k == b"m" for k, _ in blobs):
                 self._status_dirty = False

@@ -29,6 +29,7 @@ from gevent.event import AsyncResult, Event
 from engine import AskTimeout
 
 from .._model import Ack
+from .._writes import TopUpResult
 from .._status import Grid
 from ..store import UserExists
 from ._calls import decode_value, encode_value
@@ -246,6 +247,10 @@ class RemoteMarket:
 
     def credit(self, user, amount, timeout=10):
         return self.call("credit", user, amount)
+
+    def top_up(self, user, to_balance, below, every_ms, timeout=10):
+        """The market checks the limit and credits in one transaction."""
+        return TopUpResult(*self.call("top_up", user, to_balance, below, every_ms))
 
     def balance(self, user):
         """The market's word; while it is away, the last balance it told us

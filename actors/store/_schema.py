@@ -17,6 +17,7 @@ import os
 import pysqlite3.dbapi2 as sqlite3
 
 from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED
+from ._topups import TOPUPS_SCHEMA
 from .._model import VOID, WON
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT", "KIND_REFUND",
@@ -96,7 +97,7 @@ CREATE TABLE IF NOT EXISTS archived(
     payouts INTEGER NOT NULL,
     refunds INTEGER NOT NULL,
     PRIMARY KEY (user, file)) WITHOUT ROWID;
-""" + BETS_VIEW
+""" + BETS_VIEW + TOPUPS_SCHEMA
 
 INSERT_KEY = ("INSERT INTO session_keys(user, key, created, expires) VALUES (?,?,?,?)"
               " ON CONFLICT(user, key) DO UPDATE SET expires = max(expires, excluded.expires)")

@@ -25,6 +25,7 @@ from . import _dblock
 from ._betrows import nonce_text
 from ._schema import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, connect,
                       is_disk_full, migrate, open_readonly)
+from ._topups import top_up
 from .._model import VOID, WON
 
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT",
@@ -261,6 +262,10 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         return uids
+
+    def top_up(self, user, amount, every_ms, now):
+        """A demo top-up under its limit (see ``_topups``)."""
+        return top_up(self.conn, user, amount, every_ms, now, KIND_CREDIT)
 
     def user_balance(self, uid):
         row = self.conn.execute("SELECT balance FROM users WHERE id=?", (uid,)).fetchone()

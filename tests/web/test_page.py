@@ -249,6 +249,17 @@ def test_labels_banner_and_toasts_do_not_collide_and_the_lock_strip_says_why(fla
                 or label["x"] >= layout["now"]["x"] + layout["now"]["w"] + gap), (label, layout["now"])
     # Price labels are drawn over the cells and bets, not under them.
     assert layout["layers"].index("price-labels") > layout["layers"].index("bets")
+    # The price tag: no price label on it (on the phone "$95,000" was drawn over
+    # "$95,000.50"), and left of the now dot, not over it. Boxes as Chromium
+    # measured the canvas text.
+    tag = {"x": layout["priceTag"]["x"], "y": layout["priceTag"]["y"],
+           "width": layout["priceTag"]["w"], "height": layout["priceTag"]["h"]}
+    for label in layout["bands"]:
+        assert not rects_overlap(tag, {"x": label["x"], "y": label["y"], "width": label["w"],
+                                       "height": label["h"]}), (tag, label)
+    assert len(layout["bands"]) >= 3, layout["bands"]
+    assert tag["x"] >= 0 and tag["x"] + tag["width"] <= layout["nowX"] - 10, (tag, layout["nowX"])
+    assert layout["layers"].index("price-tag") > layout["layers"].index("price-labels")
     # The banner's title stays on one line.
     page.evaluate("""() => { const b = document.querySelector('[data-testid=market-banner]'); b.hidden = false;
         b.querySelector('.banner-reason').textContent = '— the price feed is stale. Open bets in affected windows are refunded.'; }""")
@@ -285,11 +296,21 @@ def test_history_rows_label_their_times_and_the_receipt_verifies_in_the_browser(
     page, watch = page_of(flat_server.url)
     sign_in_as_guest(page)
     record_after_click(page)
-    cell = None
-    while cell is None:
-        cell = cell_at_price(page, 3, 2)
-    click_cell(page, cell)
-    bet = wait_js(page, "() => window.tapgrid.state().bets.find((b) => b.bet !== null) || null", what="an acked bet")
+    # The grid reprices on every tick: a tap may meet odds_changed (SPEC
+    # section 3); tap again, as a player would.
+    for _ in range(6):
+        cell = None
+        while cell is None:
+            cell = cell_at_price(page, 3, 2)
+        click_cell(page, cell)
+        bet = wait_js(page, """() => { const b = window.tapgrid.state().bets;
+                                  return b.find((x) => x.bet !== null) || (b.length && b.every((x) => x.state === 'rejected') ? 'no' : null); }""",
+                      what="an acked bet")
+        if bet != "no":
+            break
+        assert all(b["reason"] == "odds_changed" for b in state(page)["bets"]), state(page)["bets"]
+    else:
+        raise AssertionError(f"six taps refused: {state(page)['bets']}")
     row = page.locator(f'[data-testid=history-row][data-bet="{bet["bet"]}"]')
     row.wait_for(state="visible")
     text = row.inner_text()

@@ -272,3 +272,41 @@ def test_a_player_new_to_a_gateway_while_the_market_is_away_is_told_to_retry(rig
     assert all(a.get("reason") in (None, "market_suspended", "column_closed") for a in seen), seen
     other.close()
     assert "Traceback" not in r.gateways[1].log()
+
+
+
+@pytest.mark.timeout(120)
+def test_both_gateways_show_the_markets_board(rig):
+    """The wins-and-leaders board is the market's (``actors.Board``),
+    published once and relayed: both gateways show the same one."""
+    r = rig(gateways=2, env={"TAPGRID_FEED_EVERY_MS": "250"})
+    r.players(1)
+    r.tapping()
+
+    def board(gw):
+        with urllib.request.urlopen(r.gateways[gw].url + "/api/feed", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    wait_until(lambda: board(0)["wins"] and board(0) == board(1), timeout=60,
+               what="the same board, with a win, on both gateways")
+    r.stop_tapping()
+
+
+@pytest.mark.timeout(120)
+def test_a_top_up_limit_holds_whichever_gateway_asks(rig):
+    """A demo top-up is the market's one transaction: after one through
+    gateway 0, the same guest asking through gateway 1 is refused."""
+    from tests.web.http.test_player_api import post, spend_down
+    from web.client import TapgridClient
+    r = rig(gateways=2, env={"TAPGRID_GUEST_CREDIT": "1500", "TAPGRID_TOPUP_EVERY_MS": "600000"})
+    c = TapgridClient(r.gateways[0].url)
+    c.guest()
+    c.connect()
+    assert c.wait_for(lambda: c.grid is not None, 10)
+    spend_down(c)
+    status, body, _ = post(r.gateways[0].url, "/api/topup", c.token)
+    assert status == 200 and body["balance"] == 1500, body
+    spend_down(c)
+    status, body, headers = post(r.gateways[1].url, "/api/topup", c.token)
+    assert (status, body["error"]) == (429, "rate_limited"), body
+    c.close()

@@ -233,12 +233,14 @@ class Fanout(Sinks):
 
     feed = None     # a PlayerFeed (wins and leaderboard), when the server has one
 
+    def on_feed(self, view):
+        if self.feed is not None:
+            self.feed.update(view)
+
     def on_result(self, user, s, balance):
         self.on_market_result(None, user, s, balance)
 
     def on_market_result(self, market_id, user, s, balance):
-        if self.feed is not None:
-            self.feed.record(user, s)
         conns = self.by_user.get(user)
         if self.metrics is not None:
             self.metrics.result(OUTCOME_NAMES[s.outcome], s)

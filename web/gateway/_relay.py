@@ -15,6 +15,8 @@ import time
 
 import gevent
 
+from actors import BoardView
+
 from ._hub import Fanout, frame, grid2_json, grid_json
 from ._wsfast import encode_text_frame
 
@@ -71,6 +73,9 @@ class RelayFanout(Fanout):
             self._tick = _Tick(head["p"], head["t"], parts[0])
         elif kind == b"g":
             self._grid = _Grid(head["v"], *parts[:3])
+        elif kind == b"f":
+            self.on_feed(BoardView(head["v"], head["day"], tuple(head["wins"]),
+                                   tuple(head["leaders"])))
         elif kind == b"m":
             if parts[0] == self._relayed_market:
                 return                  # the same status again (a resubscribe)

@@ -8,8 +8,10 @@ the current wins feed and leaderboard (later ones come as ``feed`` frames).
     POST /api/topup   (Bearer token; demo mode, guests only)
       -> {"balance": B, "credited": N}
          404 not_found (no demo mode), 403 not_guest, 409 balance_not_low,
-         429 rate_limited (one per guest per topup_every_ms; per address too)
-    GET /api/feed -> {"day", "wins": [...], "leaders": [...]}   (see _feed.py)
+         429 rate_limited (one per guest per topup_every_ms, kept by the market
+         in the database; a bucket per address in each gateway too)
+    GET /api/feed -> {"day", "wins": [...], "leaders": [...]}
+         (the market's board, actors/_board.py, as this gateway last got it)
 
 At most ``TICKS_MAX`` ticks a call, oldest first; ``next`` is the ``from``
 of the following page (null when the range is done). The query runs in a
@@ -22,7 +24,7 @@ import bottle
 
 from ..gateway import TokenBucket
 
-__all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX", "ASSETS"]
+__all__ = ["add_player_routes", "AddressLimiter", "TICKS_MAX"]
 
 TICKS_MAX = 10_000
 DEFAULT_SPAN_MS = 180_000
@@ -56,6 +58,10 @@ def _int_param(q, name, default):
         return None
 
 
+def _not_low(ApiError, cfg):
+    return ApiError(409, "balance_not_low", f"top-ups are for a balance under {cfg.topup_below} minor units")
+
+
 def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     """Mount the routes on `app`; `api` is build_app's JSON wrapper,
     `address()` the caller's address (for the rate limits), `session()`
@@ -64,8 +70,10 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     # every configured market's asset has a record; the default market's first
     units = getattr(market, "units", None)
     assets = tuple(dict.fromkeys(u.spec.asset for u in units)) if units else ASSETS
+    # A first filter per address, in this process; the limit per guest is
+    # the market's, in the database (``MarketHandle.top_up``), so every
+    # gateway process agrees on it and a restart keeps it.
     topup_limit = AddressLimiter(rate=0.1, burst=5)
-    topped = {}                     # uid -> monotonic time of the last top-up
 
     @app.post("/api/topup")
     @api
@@ -75,22 +83,18 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
         s = session()
         if not str(s.user).startswith("guest-"):
             raise ApiError(403, "not_guest", "only demo guests can top up")
-        balance = market.balance(s.uid)
-        if balance >= cfg.topup_below:
-            raise ApiError(409, "balance_not_low",
-                           f"top-ups are for a balance under {cfg.topup_below} minor units")
-        now = time.monotonic()
-        last = topped.get(s.uid)
-        if (last is not None and (now - last) * 1000 < cfg.topup_every_ms) or not topup_limit.allow(address()):
-            wait = cfg.topup_every_ms / 1000 - (now - last) if last is not None else 10
-            bottle.response.set_header("Retry-After", str(max(1, int(wait))))
+        if market.balance(s.uid) >= cfg.topup_below:
+            raise _not_low(ApiError, cfg)
+        if not topup_limit.allow(address()):
+            bottle.response.set_header("Retry-After", "10")
+            raise ApiError(429, "rate_limited", "too many top-ups from this address; slow down")
+        r = market.top_up(s.uid, cfg.guest_credit, cfg.topup_below, cfg.topup_every_ms)
+        if r.reason == "balance_not_low":
+            raise _not_low(ApiError, cfg)
+        if r.reason == "rate_limited":
+            bottle.response.set_header("Retry-After", str(max(1, -(-r.retry_ms // 1000))))
             raise ApiError(429, "rate_limited", "one top-up per guest every few minutes")
-        if len(topped) > 100_000:
-            topped.clear()
-        topped[s.uid] = now
-        amount = cfg.guest_credit - balance
-        market.credit(s.uid, amount)
-        return {"balance": market.balance(s.uid), "credited": amount}
+        return {"balance": r.balance, "credited": r.credited}
 
     @app.get("/api/feed")
     @api

@@ -4,9 +4,10 @@
 //
 //   import { BetBook } from "/static/bets.js";
 //   const book = new BetBook();
-//   book.addPending({nonce: "n1", col: 1000, lo: 6712000, stake: 500, mult: 235});
+//   book.addPending({nonce: "n1", col: 1000, lo: 6712000, stake: 500, mult: 235, market: "BTC-USD/5s"});
 //   book.ack({nonce: "n1", ok: true, bet: 7, mult: 240, balance: 99500});
 //   book.result({bet: 7, outcome: "won", payout: 1200, balance: 100700}).state  // "won"
+//   book.stacks("BTC-USD/5s")   // the stacks on that market's board (null: every market)
 
 import { payoutOf } from "/static/format.js";
 
@@ -37,8 +38,8 @@ export class BetBook {
     bet.changedAt = performance.now();
   }
 
-  addPending({ nonce, col, lo, stake, mult }) {
-    const bet = { nonce, bet: null, state: "pending", col, lo, stake, mult, payout: null, reason: null, sentAt: Date.now(), changedAt: performance.now() };
+  addPending({ nonce, col, lo, stake, mult, market = null }) {
+    const bet = { nonce, bet: null, state: "pending", col, lo, stake, mult, market, payout: null, reason: null, sentAt: Date.now(), changedAt: performance.now() };
     this.list.push(bet);
     this.byNonce.set(nonce, bet);
     return bet;
@@ -93,7 +94,8 @@ export class BetBook {
       if (!bet && nonce) bet = this.byNonce.get(nonce);
       if (!bet) {
         if (row.col + columnMs < now - KEEP_SETTLED_MS / 2) continue;
-        bet = { nonce, bet: row.bet, state, col: row.col, lo: row.lo, stake: row.stake, mult: row.mult, payout: row.payout, reason: null, sentAt: row.placed_at, changedAt: -1e9 };
+        bet = { nonce, bet: row.bet, state, col: row.col, lo: row.lo, stake: row.stake, mult: row.mult, market: row.market_id ?? null,
+          payout: row.payout, reason: null, sentAt: row.placed_at, changedAt: -1e9 };
         this.list.push(bet);
         if (nonce) this.byNonce.set(nonce, bet);
         this.byBet.set(row.bet, bet);
@@ -136,11 +138,13 @@ export class BetBook {
   // Taps on one cell stack: one entry per cell with the total stake, the
   // count, what it pays if touched (potential) and, once settled, what it
   // paid. Rejected taps are not part of a stack. Drawn by cells.js.
-  stacks() {
+  // `market`: only that market's bets (a bet with no market is the default's, `fallback`).
+  stacks(market = null, fallback = null) {
     const by = new Map();
     for (const b of this.list) {
       if (b.state === "rejected") continue;
-      const key = `${b.col}:${b.lo}`;
+      if (market !== null && (b.market ?? fallback) !== market) continue;
+      const key = `${b.market}:${b.col}:${b.lo}`;
       let s = by.get(key);
       if (!s) {
         s = { col: b.col, lo: b.lo, count: 0, stake: 0, potential: 0, payout: 0, states: new Set(), changedAt: -1e9, mult: b.mult, bets: [] };
@@ -167,6 +171,7 @@ export class BetBook {
   }
 
   snapshot() {
-    return this.list.map((b) => ({ nonce: b.nonce, bet: b.bet, state: b.state, col: b.col, lo: b.lo, stake: b.stake, mult: b.mult, reason: b.reason }));
+    return this.list.map((b) => ({ nonce: b.nonce, bet: b.bet, state: b.state, col: b.col, lo: b.lo, stake: b.stake, mult: b.mult,
+      market: b.market, reason: b.reason }));
   }
 }

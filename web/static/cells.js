@@ -37,6 +37,13 @@ function visible(geo, r) {
 // Draws text centred at (x, y) in the largest size up to `size` that fits
 // maxWidth; text that cannot fit even at 8px is left out rather than spill
 // over the neighbouring cell.
+// Rare (high-multiplier) cells shift from teal to violet to magenta on a log scale.
+export function multColour(mult, alpha) {
+  const f = Math.max(0, Math.min(1, Math.log(mult / 100) / Math.log(50)));
+  const hue = 172 + f * 130;
+  return `hsla(${hue.toFixed(0)}, 80%, ${62 - f * 6}%, ${alpha})`;
+}
+
 export function fitText(ctx, text, x, y, maxWidth, size, weight = 600) {
   let px = Math.floor(size);
   ctx.font = `${weight} ${px}px ${FONT}`;

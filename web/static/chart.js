@@ -10,6 +10,10 @@
 import { dollars, clockTime } from "/static/format.js";
 
 export const AXIS_BOTTOM = 24;
+const TAG_H = 20;
+const TAG_PAD = 14;
+const TAG_GAP = 12; // from the tag's right end to the now dot (its glow is 10 px)
+const LABEL_GAP = 3;
 const FONT = "ui-sans-serif, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const MONO = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace";
 
@@ -19,6 +23,41 @@ export function drawEmpty(ctx, geo) {
   ctx.textAlign = "center";
   ctx.textBaseline = "middle";
   ctx.fillText("Waiting for the price feed…", geo.w / 2, geo.h / 2);
+}
+
+function touches(a, b, gap) {
+  return a.x < b.x + b.w + gap && b.x < a.x + a.w + gap && a.y < b.y + b.h + gap && b.y < a.y + a.h + gap;
+}
+
+function tagWidth(ctx, price) {
+  ctx.font = `600 12px ${MONO}`;
+  return ctx.measureText(dollars(price, { decimals: true })).width + TAG_PAD;
+}
+
+// How far from the left edge "now" must be for the price tag to sit between
+// the edge and the now dot (a narrow board moves "now" left, see grid.js).
+export function tagRoom(ctx, price) {
+  return 4 + tagWidth(ctx, price) + TAG_GAP;
+}
+
+// The price tag sits left of the now dot, at the price (kept inside the plot).
+export function priceTagBox(ctx, geo, price) {
+  const w = tagWidth(ctx, price);
+  const cy = Math.min(Math.max(geo.yOf(price), geo.plotTop + TAG_H / 2), geo.plotBottom - TAG_H / 2);
+  return { x: Math.max(4, geo.nowX - w - TAG_GAP), y: cy - TAG_H / 2, w, h: TAG_H };
+}
+
+// Drawn last of the labels: nothing may cover the live price.
+export function drawPriceTag(ctx, price, box) {
+  ctx.font = `600 12px ${MONO}`;
+  ctx.fillStyle = "#f7b733";
+  ctx.beginPath();
+  ctx.roundRect(box.x, box.y, box.w, box.h, box.h / 2);
+  ctx.fill();
+  ctx.fillStyle = "#17130a";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText(dollars(price, { decimals: true }), box.x + box.w / 2, box.y + box.h / 2 + 0.5);
 }
 
 function bandStep(geo, grid) {
@@ -45,7 +84,9 @@ export function drawBands(ctx, geo, grid) {
 
 // The dollar labels go on top of everything drawn in the plot (a settled
 // cell sliding into the past must not cover them), each on its own backing.
-export function drawBandLabels(ctx, geo, grid, layout) {
+// Labels that would touch one of the `avoid` boxes (the price tag) are
+// left out, as the clock labels leave room for "NOW".
+export function drawBandLabels(ctx, geo, grid, layout, avoid = []) {
   const band = grid.band_cents;
   const every = bandStep(geo, grid);
   const top = Math.ceil(geo.pOf(geo.plotTop) / band) * band;
@@ -59,13 +100,15 @@ export function drawBandLabels(ctx, geo, grid, layout) {
     if (y <= geo.plotTop + 6 || y >= geo.plotBottom - 6) continue;
     const text = dollars(p);
     const w = ctx.measureText(text).width;
+    const box = { x: 4, y: y - 14, w: w + 8, h: 14 };
+    if (avoid.some((a) => touches(a, box, LABEL_GAP))) continue;
     ctx.fillStyle = "rgba(10, 14, 22, 0.72)";
     ctx.beginPath();
     ctx.roundRect(4, y - 14, w + 8, 14, 4);
     ctx.fill();
     ctx.fillStyle = "rgba(148, 163, 184, 0.85)";
     ctx.fillText(text, 8, y - 7);
-    if (layout) layout.bands.push({ text, x: 4, y: y - 14, w: w + 8, h: 14 });
+    if (layout) layout.bands.push({ text, ...box });
   }
 }
 
@@ -154,20 +197,6 @@ export function drawPrice(ctx, geo, ticks) {
   ctx.beginPath();
   ctx.arc(geo.nowX, yNow, 3.5, 0, Math.PI * 2);
   ctx.fill();
-
-  const label = dollars(price, { decimals: true });
-  ctx.font = `600 12px ${MONO}`;
-  const tw = ctx.measureText(label).width + 14;
-  const lx = Math.max(4, geo.nowX - tw - 12);
-  const ly = Math.min(Math.max(yNow, geo.plotTop + 10), geo.plotBottom - 10);
-  ctx.fillStyle = "#f7b733";
-  ctx.beginPath();
-  ctx.roundRect(lx, ly - 10, tw, 20, 10);
-  ctx.fill();
-  ctx.fillStyle = "#17130a";
-  ctx.textAlign = "center";
-  ctx.textBaseline = "middle";
-  ctx.fillText(label, lx + tw / 2, ly + 0.5);
 }
 
 // Clock labels every few columns; none may touch the "NOW" label (each is

@@ -5,20 +5,23 @@
 
 import { verifyTap } from "/static/keys.js";
 import { stackLabel } from "/static/cells.js";
+import { marketList } from "/static/markets.js";
 
-export function exposeDebug({ state, book, view, sounds, summary }) {
+export function exposeDebug({ state, book, view, sounds, summary, stacks }) {
   const api = Object.freeze({
     state: () => ({
       connected: Boolean(state.conn && state.conn.connected),
       user: state.user,
       balance: state.balance,
       market: state.market,
+      marketId: state.marketId,
       bets: book.snapshot(),
     }),
     openCells: () => view.openCells(),
-    stacks: () => book.stacks().map((st) => ({ col: st.col, lo: st.lo, count: st.count, stake: st.stake, potential: st.potential,
+    stacks: () => stacks().map((st) => ({ col: st.col, lo: st.lo, count: st.count, stake: st.stake, potential: st.potential,
       payout: st.payout, state: st.state, label: stackLabel(st) })),
     offscreen: () => view.offscreen(),
+    markets: () => marketList(),
     centreOf: (t0, lo) => view.centreOf(t0, lo),
     layout: () => view.layout,
     view: () => ({ panned: view.panned, panCents: view.panCents, zoom: view.zoom, ticks: view.ticks.length,

@@ -12,15 +12,18 @@
 //   view.openCells();              // [{t0, lo, mult, x, y}] tappable right now
 
 import { multLabel } from "/static/format.js";
-import { drawStack, drawRejected, drawCelebrations, fitText } from "/static/cells.js";
-import { AXIS_BOTTOM, drawBands, drawBandLabels, drawColumns, drawEmpty, drawNowLine, drawPrice, drawTimeAxis } from "/static/chart.js";
+import { drawStack, drawRejected, drawCelebrations, fitText, multColour } from "/static/cells.js";
+import { AXIS_BOTTOM, drawBands, drawBandLabels, drawColumns, drawEmpty, drawNowLine, drawPrice, drawPriceTag, drawTimeAxis,
+  priceTagBox, tagRoom } from "/static/chart.js";
 import { drawLocked, drawMarkers, drawFocus, offscreenStacks } from "/static/board.js";
 import { GridInput } from "/static/gridinput.js";
 
 const NOW_FRACTION = 0.35;
 const MIN_COL_PX = 58; // narrower cells are too small for a thumb and a "24.06x" label
 // A phone is narrow: "now" moves left and columns get thinner, so five or
-// more open columns (25 s+) fit instead of two.
+// more open columns (25 s+) fit instead of two; "now" stays far enough right
+// for the price tag to fit left of it (else it covers the dot and the
+// price labels).
 const NARROW_PX = 600;
 const NARROW_NOW_FRACTION = 0.16;
 const NARROW_MIN_COL_PX = 44;
@@ -31,13 +34,6 @@ const TICK_KEEP_MS = 180000;
 const SCALE_SMOOTH_MS = 450; // time constant of the vertical auto-scale
 
 const DEFAULT_GRID = { column_ms: 5000, band_cents: 1000, lock_ms: 3000, horizon_ms: 60000, columns: [] };
-
-// Rare (high-multiplier) cells shift from teal to violet to magenta on a log scale.
-function multColour(mult, alpha) {
-  const f = Math.max(0, Math.min(1, Math.log(mult / 100) / Math.log(50)));
-  const hue = 172 + f * 130;
-  return `hsla(${hue.toFixed(0)}, 80%, ${62 - f * 6}%, ${alpha})`;
-}
 
 export class GridView {
   constructor(canvas, { now, bets, stacks, onTap, onHover, onFocusCell, onViewChange }) {
@@ -69,6 +65,7 @@ export class GridView {
     this.hover = null;
     this.celebrations = [];
     this.size = { w: 0, h: 0, dpr: 0 };
+    this.tagRoom = 0; // px the price tag needs left of now (measured each frame)
     this.running = false;
     canvas.addEventListener("click", (ev) => this.click(ev));
     canvas.addEventListener("pointerdown", (ev) => this.pointerDown(ev));
@@ -101,6 +98,22 @@ export class GridView {
     this.cells = cells;
     if (grid.market) this.market = grid.market;
     if (Number.isFinite(grid.price) && Number.isFinite(grid.price_ts)) this.addTick(grid.price, grid.price_ts);
+  }
+
+  // Another market on the board: its grid and its asset's prices replace
+  // everything drawn, and the axes start afresh.
+  reset() {
+    this.grid = { ...DEFAULT_GRID };
+    this.cells = new Map();
+    this.locked = new Map();
+    this.ticks = [];
+    this.cy = null;
+    this.span = null;
+    this.panCents = 0;
+    this.zoom = 1;
+    this.focus = null;
+    this.celebrations = [];
+    this.onViewChange(false);
   }
 
   setMarket(status) {
@@ -184,7 +197,7 @@ export class GridView {
     const { w, h } = this.size;
     const g = this.grid;
     const narrow = w < NARROW_PX;
-    const nowX = Math.round(w * (narrow ? NARROW_NOW_FRACTION : NOW_FRACTION));
+    const nowX = narrow ? Math.round(Math.max(w * NARROW_NOW_FRACTION, this.tagRoom)) : Math.round(w * NOW_FRACTION);
     const minCol = narrow ? NARROW_MIN_COL_PX : MIN_COL_PX;
     const pxPerMs = Math.max((w - nowX) / (g.horizon_ms + g.column_ms), minCol / g.column_ms);
     const plotTop = PLOT_TOP;
@@ -303,6 +316,7 @@ export class GridView {
     const { w, h, dpr } = this.size;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, h);
+    if (this.price !== null) this.tagRoom = tagRoom(ctx, this.price);
     const geo = this.geometry(this.now());
     if (this.price === null) {
       drawEmpty(ctx, geo);
@@ -327,8 +341,12 @@ export class GridView {
     ctx.restore();
     drawNowLine(ctx, geo, this.grid);
     drawPrice(ctx, geo, this.ticks);
-    drawBandLabels(ctx, geo, this.grid, layout);
+    const tag = priceTagBox(ctx, geo, this.price);
+    drawBandLabels(ctx, geo, this.grid, layout, [tag]);
     layout.layers.push("price-labels");
+    drawPriceTag(ctx, this.price, tag);
+    layout.priceTag = tag;
+    layout.layers.push("price-tag");
     drawTimeAxis(ctx, geo, this.grid, layout);
     this.markers = drawMarkers(ctx, geo, offscreenStacks(geo, this.grid, stacks, ts));
     layout.markers = this.markers.map(({ x, y, w, h, side, count }) => ({ x, y, w, h, side, count }));

@@ -2,7 +2,9 @@
 // follows the `next` cursor. Each row says when the tap was placed and which
 // window it was for, and opens its signed receipt in words with a Verify
 // button that checks the signature here, in the browser (WebCrypto), against
-// this session's public key. Taps stacked on one cell are marked as such.
+// this session's public key. Taps stacked on one cell are marked as such;
+// with several markets each row names its market (`market(id)` gives its
+// band and column length).
 //
 //   import { HistoryPanel } from "/static/history.js";
 //   const panel = new HistoryPanel(document.querySelector("[data-testid=history]"),
@@ -25,11 +27,12 @@ function el(tag, className, text) {
 }
 
 export class HistoryPanel {
-  constructor(root, { token, bandCents = () => 1000, columnMs = () => 5000, sessionKey = () => null, onBets = () => {} }) {
+  constructor(root, { token, market = () => ({ band_cents: 1000, column_ms: 5000, asset: "BTC-USD" }), named = () => false,
+    sessionKey = () => null, onBets = () => {} }) {
     this.root = root;
     this.token = token;
-    this.bandCents = bandCents;
-    this.columnMs = columnMs;
+    this.market = market;
+    this.named = named;
     this.sessionKey = sessionKey;
     this.onBets = onBets;
     this.next = null;
@@ -95,11 +98,11 @@ export class HistoryPanel {
     }
     this.rows = (this.rows || []).concat(bets);
     const perCell = new Map();
-    for (const b of this.rows) perCell.set(`${b.col}:${b.lo}`, (perCell.get(`${b.col}:${b.lo}`) || 0) + 1);
+    for (const b of this.rows) perCell.set(cellKey(b), (perCell.get(cellKey(b)) || 0) + 1);
     for (const bet of bets) this.list.append(this.row(bet));
     // Stack marks: several taps on one cell say so on every one of them.
     for (const li of this.list.children) {
-      const n = perCell.get(li.dataset.cell) || 1;
+      const n = perCell.get(li.dataset.stackKey) || 1;
       const mark = li.querySelector(".h-stack");
       mark.hidden = n < 2;
       mark.textContent = n < 2 ? "" : `1 of ${n} taps on this cell`;
@@ -115,10 +118,13 @@ export class HistoryPanel {
     li.dataset.bet = String(bet.bet);
     li.dataset.outcome = String(bet.outcome);
     li.dataset.cell = `${bet.col}:${bet.lo}`;
+    li.dataset.stackKey = cellKey(bet);
+    li.dataset.market = String(bet.market_id ?? "");
     const details = el("details");
     const summary = el("summary");
-    const band = this.bandCents();
-    const colMs = this.columnMs();
+    const m = this.market(bet.market_id);
+    const band = m.band_cents;
+    const colMs = m.column_ms;
     const when = el("span", "h-when", `placed ${clockTime(bet.placed_at ?? bet.col)}`);
     const cell = el("span", "h-cell", `window ${clockTime(bet.col)}–${clockTime(bet.col + colMs)} · ${dollars(bet.lo)}–${dollars(bet.lo + band)}`);
     const stake = el("span", "h-stake", `${credits(bet.stake)} @ ${multLabel(bet.mult)}`);
@@ -128,20 +134,26 @@ export class HistoryPanel {
     const stackMark = el("span", "h-stack");
     stackMark.hidden = true;
     summary.append(when, badge, cell, stake, payout, stackMark);
+    if (this.named()) {
+      const name = el("span", "h-market", m.market_id ?? "");
+      name.dataset.testid = "history-market";
+      summary.insertBefore(name, cell);
+    }
     details.append(summary, this.receipt(bet));
     li.append(details);
     return li;
   }
 
   receipt(bet) {
-    const band = this.bandCents();
+    const m = this.market(bet.market_id);
+    const band = m.band_cents;
     const box = el("div", "receipt");
     box.append(el("div", "receipt-title", `Signed receipt · bet #${bet.bet}`));
     let p = null;
     try { p = JSON.parse(bet.payload); } catch (_) { p = null; }
     const words = p
-      ? `You staked ${credits(p.stake)} credits that the BTC price touches ${dollars(p.lo)}–${dollars(p.lo + band)} `
-        + `between ${clockTime(p.col)} and ${clockTime(p.col + this.columnMs())}, at no less than ${multLabel(p.min_mult)} `
+      ? `You staked ${credits(p.stake)} credits that the ${m.asset.split("-")[0]} price touches ${dollars(p.lo)}–${dollars(p.lo + band)} `
+        + `between ${clockTime(p.col)} and ${clockTime(p.col + m.column_ms)}, at no less than ${multLabel(p.min_mult)} `
         + `(you got ${multLabel(bet.mult)}). Signed on your device at ${clockTime(p.ts)}, tap id ${p.nonce}.`
       : "This receipt's payload could not be read.";
     box.append(el("p", "receipt-words", words));
@@ -176,6 +188,10 @@ export class HistoryPanel {
     box.append(row);
     return box;
   }
+}
+
+function cellKey(bet) {
+  return `${bet.market_id ?? ""}:${bet.col}:${bet.lo}`;
 }
 
 // The same words the cell and the toasts use (format.js).

@@ -238,11 +238,15 @@ def test_calls_answer_refuse_and_skip(bus):
     assert gw.call("create_user", "dave", 0, False) == uid
     assert gw.call("history", uid, None, 10) == []
     assert gw.call("save_key", uid, b"\x04" + bytes(64), int(time.time() * 1000) + 60_000)
+    # A demo top-up: the limit and the credit in the market's one transaction.
+    assert gw.call("top_up", uid, 10_000, 6000, 60_000)[:3] == [None, 4300, 10_000]
+    assert gw.call("top_up", uid, 10_000, 20_000, 60_000)[0] == "rate_limited"
+    assert gw.call("top_up", uid, 10_000, 6000, 0)[0] == "balance_not_low"
     assert gw.call("nope")[1][0] == "error"
     # Past its deadline when read: skipped, never applied (its caller said 503).
     client.xadd(K.calls, {b"g": "gwC", b"i": b"old", b"m": "credit", b"x": 1,
                           b"a": encode_value([uid, 1_000_000])})
-    assert gw.call("balance", uid) == 5700
+    assert gw.call("balance", uid) == 10_000
     assert market.stop() == 0
 
 

@@ -221,3 +221,57 @@ def test_wins_feed_and_leaderboard_are_broadcast_at_a_bounded_rate(server_factor
     assert status == 200 and snap["wins"] and set(snap) == {"day", "wins", "leaders"}
     watcher.close()
     player.close()
+
+
+def spend_down(client, below=1000, stake=500):
+    for _ in range(40):
+        if client.me()["balance"] < below:
+            return
+        cell = client.open_cell(offset_bands=3)
+        if cell and client.me()["balance"] >= stake:
+            client.tap(*cell[:2], stake=stake, min_mult=101)
+        else:
+            gevent_sleep(0.2)
+    raise AssertionError(f"could not spend down: {client.me()}")
+
+
+def test_the_top_up_limit_survives_a_server_restart(server_factory):
+    """The limit is the market's, in the database: a restart (or another
+    gateway process) does not hand out a second top-up."""
+    from web.client import TapgridClient
+    server = server_factory("--seed", "9", env={"TAPGRID_GUEST_CREDIT": "1500", "TAPGRID_TOPUP_EVERY_MS": "600000"})
+    c = TapgridClient(server.url)
+    c.guest()
+    c.connect()
+    spend_down(c)
+    status, body, _ = post(server.url, "/api/topup", c.token)
+    assert status == 200 and body["balance"] == 1500, body
+    c.close()
+    server.kill()
+    server.start()
+    again = TapgridClient(server.url, signer=c.signer)     # the same session, kept in the database
+    again.token = c.token
+    c = again
+    c.connect()
+    spend_down(c)
+    status, body, headers = post(server.url, "/api/topup", c.token)
+    assert (status, body["error"]) == (429, "rate_limited"), body
+    assert 590 <= int(headers["Retry-After"]) <= 600, headers["Retry-After"]
+    c.close()
+
+
+def test_ticks_serves_each_configured_assets_price_record(server_factory):
+    server = server_factory("--seed", "3", "--markets", "BTC-USD/5s,ETH-USD/15s")
+    now = int(time.time() * 1000)
+    deadline = time.monotonic() + 10
+    while True:
+        _, eth = get(server.url, f"/api/ticks?asset=ETH-USD&from={now - 60000}&to={now + 60000}")
+        if eth["ticks"]:
+            break
+        assert time.monotonic() < deadline, eth
+        time.sleep(0.2)
+    _, btc = get(server.url, f"/api/ticks?from={now - 60000}&to={now + 60000}")
+    assert btc["ticks"] and all(p > 2_000_000 for _, p in btc["ticks"])       # BTC by default
+    assert all(p < 2_000_000 for _, p in eth["ticks"])                        # ETH's own record
+    status, body = get(server.url, "/api/ticks?asset=SOL-USD")                # not configured here
+    assert status == 400 and body["error"] == "bad_request"
