@@ -29,7 +29,7 @@ recompute the median later, and a price edited alone no longer is one.
 """
 import re
 
-from .feeds import Tick
+from .feeds import Tick  # noqa: F401  (the examples above use it)
 
 __all__ = ["SourceBoard", "median_of", "encode_sources", "decode_sources", "source_names",
            "OK", "QUORUM", "DIVERGENCE"]

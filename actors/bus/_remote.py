@@ -160,7 +160,7 @@ class RemoteMarket:
         kind = fields.get(b"k")
         if kind == b"a":
             pending = self._pending
-            users, balances = self._users, self.balances
+            users = self._users
             for rid, reason, bet, mult, balance in decode_acks(fields[b"d"]):
                 reply = pending.pop(rid, None)
                 user = users.pop(rid, None)
