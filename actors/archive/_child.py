@@ -28,7 +28,7 @@ import sys
 from ._job import archive_steps, new_report
 from ..store import lower_priority
 
-__all__ = ["run_child", "child_main"]
+__all__ = ["run_child", "child_main", "run_steps"]
 
 log = logging.getLogger("tapgrid.archive")
 
@@ -36,6 +36,25 @@ log = logging.getLogger("tapgrid.archive")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]);"
          " from actors.archive._child import child_main; child_main(sys.argv[2])")
+
+
+def run_steps(gen, write):
+    """Drive ``archive_steps``: each ``write`` request goes to
+    ``write(statements)`` (the hot database's one writer, wherever it is),
+    each ``run`` is the shell command (``--archive-cmd``) run here, and a
+    ``pause`` needs nothing (the caller's scheduler gives way)."""
+    result = None
+    while True:
+        try:
+            req = gen.send(result)
+        except StopIteration:
+            return
+        result = None
+        if req[0] == "write":
+            write(req[1])
+            result = True
+        elif req[0] == "run":
+            result = subprocess.call(req[1], shell=True)
 
 
 def child_main(args_json):
@@ -53,26 +72,18 @@ def child_main(args_json):
         os.makedirs(args["adir"], exist_ok=True)
         gen = archive_steps(args["db"], args["adir"], args["now_ms"], args["hot_days"],
                             args.get("archive_cmd"), args.get("delete_shipped", False), report)
-        result = None
-        while True:
-            try:
-                req = gen.send(result)
-            except StopIteration:
-                break
-            result = None
-            if req[0] == "write":
-                out.write(json.dumps({"write": req[1]}) + "\n")
-                line = sys.stdin.readline()
-                if not line:
-                    raise SystemExit("archive child: the parent went away")
-                answer = json.loads(line)
-                if "error" in answer:
-                    gen.close()
-                    raise RuntimeError(f"the Writer refused an archive step: {answer['error']}")
-                result = True
-            elif req[0] == "run":
-                result = subprocess.call(req[1], shell=True)
-            # "pause": nothing to give way to here, the scheduler does it
+
+        def write(statements):          # through the parent, to its Writer
+            out.write(json.dumps({"write": statements}) + "\n")
+            line = sys.stdin.readline()
+            if not line:
+                raise SystemExit("archive child: the parent went away")
+            answer = json.loads(line)
+            if "error" in answer:
+                gen.close()
+                raise RuntimeError(f"the Writer refused an archive step: {answer['error']}")
+
+        run_steps(gen, write)
     except Exception as exc:
         log.exception("archive run failed")
         out.write(json.dumps({"error": repr(exc), "report": report}) + "\n")

@@ -19,7 +19,6 @@ the writer. A lock file keeps it to one archiver per archive directory.
 import fcntl
 import logging
 import os
-import subprocess
 import time
 
 import gevent
@@ -28,7 +27,7 @@ from gevent.threadpool import ThreadPool
 
 from engine import Actor
 
-from ._child import run_child
+from ._child import run_child, run_steps
 from ._job import archive_steps, new_report
 from ._files import archive_dir_of
 from ..store import Store
@@ -75,18 +74,7 @@ def archive_offline(cfg, now_ms=None):
     try:
         gen = archive_steps(cfg.db, adir, now_ms, cfg.hot_days, cfg.archive_cmd,
                             cfg.archive_delete_shipped, report)
-        result = None
-        while True:
-            try:
-                req = gen.send(result)
-            except StopIteration:
-                break
-            result = None
-            if req[0] == "write":
-                store.write_batch(deletes=req[1], now=now_ms)
-                result = True
-            elif req[0] == "run":
-                result = subprocess.call(req[1], shell=True)
+        run_steps(gen, lambda statements: store.write_batch(deletes=statements, now=now_ms))
     finally:
         store.close()
         lock.release()
