@@ -144,6 +144,12 @@ def click_cell(page, cell):
     page.mouse.click(box["x"] + cell["x"], box["y"] + cell["y"])
 
 
+def cell_at(page, t0, lo):
+    """The open cell (t0, lo) where the board draws it now, or None."""
+    return page.evaluate("""([t0, lo]) => window.tapgrid.openCells()
+        .find((c) => c.t0 === t0 && c.lo === lo) || null""", [t0, lo])
+
+
 def cell_at_price(page, column_index=2, bands=0):
     """The open cell `bands` bands above (negative: below) the one holding
     the live price, in the `column_index`-th open column, or None."""
