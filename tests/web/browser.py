@@ -140,8 +140,18 @@ def pick_cell(page, column_index=2):
 
 
 def click_cell(page, cell):
+    """Click the board where `cell` is drawn. The point must reach the
+    canvas: anything drawn over it (a toast, a dialog) would take the click
+    instead, and a test would wait for a tap that was never made."""
     box = page.get_by_test_id("grid-canvas").bounding_box()
-    page.mouse.click(box["x"] + cell["x"], box["y"] + cell["y"])
+    x, y = box["x"] + cell["x"], box["y"] + cell["y"]
+    over = page.evaluate("""([x, y]) => {
+        const el = document.elementFromPoint(x, y);
+        if (el && el.dataset.testid === 'grid-canvas') return null;
+        return el ? (el.dataset.testid || el.className || el.tagName) : 'nothing';
+    }""", [x, y])
+    assert over is None, f"the cell at ({x:.0f}, {y:.0f}) is covered by {over!r}: the click would miss the board"
+    page.mouse.click(x, y)
 
 
 def cell_at(page, t0, lo):

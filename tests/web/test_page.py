@@ -305,6 +305,10 @@ def test_labels_banner_and_toasts_do_not_collide_and_the_lock_strip_says_why(fla
         node = page.get_by_test_id(tid)
         if node.is_visible():
             assert not rects_overlap(tb, node.bounding_box()), tid
+    # A toast over the board is click-through: a tap on a cell under it
+    # reaches the board (it used to be swallowed by the toast).
+    centre = [tb["x"] + tb["width"] / 2, tb["y"] + tb["height"] / 2]
+    assert page.evaluate("([x, y]) => document.elementFromPoint(x, y).dataset.testid", centre) == "grid-canvas"
     if phone:
         page.get_by_test_id("history-toggle").click()
         page.get_by_test_id("history").wait_for(state="visible")
@@ -704,5 +708,8 @@ def test_a_refund_is_shown_when_the_feed_stalls_inside_the_window(server_factory
             what="a toast for the refund")
     stack = next(s for s in page.evaluate("() => window.tapgrid.stacks()") if s["state"] == "void")
     assert stack["label"] == ["refunded", "5"]
-    assert "refunded" in page.get_by_test_id("announcer").inner_text()
+    # The live region is emptied and refilled 30 ms later, so that the same
+    # words twice are read twice: wait for its text, do not sample it.
+    wait_js(page, "() => document.querySelector('[data-testid=announcer]').textContent.includes('refunded')",
+            what="the refund in the ARIA live region")
     watch.assert_clean()
