@@ -82,6 +82,10 @@ class Column(Actor):
         t0 = self.t0
         closed = now >= t0 - cfg.lock_ms or t0 > now + cfg.horizon_ms
         cells, price_ts = self._cells(now) if not closed else ({}, 0)
+        # With a bound, no multiplier comes from a price older than it (SPEC 7):
+        # the newest tick is then too old to say what the price is now.
+        bound = cfg.max_price_age_ms
+        too_old = bool(bound) and not closed and now - price_ts > bound
         number = ctx.number
         ages = ctx.price_ages
         backlog_room = cfg.writer_queue - ctx.writer_stats.pending_taps
@@ -101,6 +105,9 @@ class Column(Actor):
                         if reason is None:
                             reason, mult = self._check(tap, cells, closed, status, ledger, cfg,
                                                        number)
+                            if reason is None and too_old:
+                                reason = "market_suspended"
+                                ages.too_old += 1
                         else:
                             mult = None
                     except (TypeError, ValueError):

@@ -57,6 +57,8 @@ class Config:
     divergence_bp: int = 100            # a fresh source this far from the median suspends
     sim_noise_bp: float = 1.0           # per-source noise of simulated sources (sim,sim,...)
     sim_lag_ms: int = 100               # each further simulated source lags this much more
+    sim_interval_ms: int = 100          # the sim's tick (a liquid exchange trades this often or more)
+    max_price_age_ms: int = 0           # a tap whose newest price is older is refused (0: no bound)
     outlier_bp: int = 500               # a tick jumping >5% from the last is rejected
     # markets (actors/_markets.py): ids like BTC-USD/5s, each optionally with
     # :field=value overrides (TOML: [[markets]] tables); empty: BTC-USD/<column_ms>
@@ -176,6 +178,8 @@ class Config:
                              f" got {self.quorum}")
         if self.divergence_bp <= 0:
             raise ValueError("divergence_bp must be positive")
+        if self.sim_interval_ms <= 0 or self.max_price_age_ms < 0:
+            raise ValueError("sim_interval_ms must be positive, max_price_age_ms >= 0")
         if "replay" in self.sources and not self.feed_file:
             raise ValueError("a replay source needs --feed-file")
         if self.feed == "replay" and not self.feed_file:

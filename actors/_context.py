@@ -140,6 +140,7 @@ class PriceAges:
         self.recent = deque(maxlen=keep)
         self.n = 0
         self.repriced = 0              # taps priced from a tick newer than the grid
+        self.too_old = 0               # taps refused: the newest price older than max_price_age_ms
 
     def add(self, age_ms):
         self.recent.append(age_ms)

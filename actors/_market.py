@@ -3,8 +3,8 @@
 It keeps one ``Column`` per time column from just after the lock out to the
 horizon (spawned ahead, stopped when the column locks), publishes the
 routing table in ``ctx.columns``, restarts a crashed Column (one-for-one),
-and reprices the grid from the latest tick and volatility a few times a
-second, in the threadpool.
+and reprices the grid from the latest tick and volatility on every tick
+(ticks that arrive while it prices are coalesced), in the threadpool.
 
 A MarketMaker with the clock standing still at 1,000,000 ms: with no price yet it
 holds betting (``starting``); the first tick gets the grid priced, one
@@ -96,6 +96,23 @@ class MarketMaker(Actor):
 
     def on_stop(self):
         self.ctx.columns.clear()
+
+    def receive_batch(self, batch):
+        # Ticks that queued while the pricer ran are coalesced: the newest
+        # prices the grid once (pricing each in turn would only add to the
+        # age of the last). Columns price from the newest tick meanwhile.
+        ticked = False
+        for msg, reply in batch:
+            if type(msg) is Tick:
+                self.last = msg
+                self.dirty = ticked = True
+                out = None
+            else:
+                out = self.receive(msg)
+            if reply is not None:
+                reply.set(out)
+        if ticked:
+            self._roll()
 
     def receive(self, msg):
         if type(msg) is Tick:

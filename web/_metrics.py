@@ -176,6 +176,8 @@ def _market_metrics(market):
                                   " was measured", value=ages.n)
         yield CounterMetricFamily("tapgrid_taps_repriced", "Column prices from a tick newer than"
                                   " the grid", value=ages.repriced)
+        yield CounterMetricFamily("tapgrid_taps_price_too_old", "Taps refused: the newest price"
+                                  " was older than max_price_age_ms", value=ages.too_old)
 
 
 def _bus_metrics(market):

@@ -267,7 +267,8 @@ def make_sources(cfg, start_price=None, asset="BTC-USD"):
         return [make_feed(kind, url=cfg.feed_url if kind in _EXCHANGES else None,
                           file=cfg.feed_file if kind == "replay" else None,
                           seed=cfg.seed if kind == "sim" else None,
-                          start_price=start_price if kind == "sim" else None)]
+                          start_price=start_price if kind == "sim" else None,
+                          interval_ms=cfg.sim_interval_ms)]
     feeds = []
     sims = 0
     # one walk for all simulated sources, even unseeded: else they drift apart
@@ -275,7 +276,7 @@ def make_sources(cfg, start_price=None, asset="BTC-USD"):
     for kind in kinds:
         if kind == "sim":
             feeds.append(SimFeed(seed=seed, start_price=start_price, source=sims, noise_bp=cfg.sim_noise_bp,
-                                 lag_ms=sims * cfg.sim_lag_ms))
+                                 lag_ms=sims * cfg.sim_lag_ms, interval_ms=cfg.sim_interval_ms))
             sims += 1
         else:
             feeds.append(make_feed(kind, file=cfg.feed_file if kind == "replay" else None))
@@ -294,7 +295,7 @@ def _asset_sources(cfg, kinds, start_price, asset):
         if kind == "sim":
             feeds.append(SimFeed(seed=seed, start_price=start_price, asset=asset, source=sims,
                                  noise_bp=cfg.sim_noise_bp if len(kinds) > 1 else 0.0,
-                                 lag_ms=sims * cfg.sim_lag_ms))
+                                 lag_ms=sims * cfg.sim_lag_ms, interval_ms=cfg.sim_interval_ms))
             sims += 1
         elif kind == "coinbase":
             feeds.append(CoinbaseFeed(None, product=asset))
@@ -307,12 +308,12 @@ def _asset_sources(cfg, kinds, start_price, asset):
     return feeds
 
 
-def make_feed(kind, *, url=None, file=None, seed=None, start_price=None):
+def make_feed(kind, *, url=None, file=None, seed=None, start_price=None, interval_ms=250):
     """Build a feed by name: sim | replay | coinbase | binance | kraken. `file` is
     for replay (default: the shipped sample), `url` for the exchanges;
     a stray file/url is a ValueError. `seed` and `start_price` (cents;
     None: the sim's default) drive sim and are ignored by the others,
-    since a run-wide --seed is normal."""
+    since a run-wide --seed is normal; so is ``interval_ms``, the sim's tick."""
     name = kind.strip().lower() if isinstance(kind, str) else kind
     if name not in FEED_KINDS:
         raise ValueError(f"unknown feed kind {kind!r}: expected one of {', '.join(FEED_KINDS)}")
@@ -321,7 +322,7 @@ def make_feed(kind, *, url=None, file=None, seed=None, start_price=None):
     if file is not None and name != "replay":
         raise ValueError(f"file= applies to the replay feed, not {name}")
     if name == "sim":
-        return SimFeed(seed=seed, start_price=start_price)
+        return SimFeed(seed=seed, start_price=start_price, interval_ms=interval_ms)
     if name == "replay":
         return ReplayFeed(file or SAMPLE_TICKS)
     if name == "coinbase":

@@ -5,10 +5,10 @@ age of the price behind every accepted multiplier is measured."""
 from actors._config import Config
 from actors._context import MarketContext
 from actors._column import Column
-from actors._market import price_grid
+from actors._market import MarketMaker, price_grid
 from actors._model import Tap
 from actors._runtime import start_market
-from actors.feeds import Tick
+from actors.feeds import SimFeed, Tick, make_sources
 from actors.store._store import Store
 from actors._writer import Writer
 from actors._writes import EnsureUser
@@ -23,8 +23,8 @@ START = 1_800_000_000_000
 class Rig:
     """A Column over a real Writer; the grid priced at PRICE, the clock still."""
 
-    def __init__(self, system, db_path):
-        cfg = Config(db=db_path)
+    def __init__(self, system, db_path, **cfg_kw):
+        cfg = Config(db=db_path, **cfg_kw)
         self.ms = START
         self.ctx = ctx = MarketContext(cfg, clock=lambda: self.ms / 1000)
         store = Store(db_path)
@@ -118,3 +118,58 @@ def test_the_maker_reprices_on_every_tick(system, db_path):
     for i in range(1, 4):
         feed.push(PRICE + i * 100)
         wait_until(lambda: market.grid.price == PRICE + i * 100, what=f"repriced for tick {i}")
+
+
+def test_with_a_bound_a_grid_older_than_it_is_priced_from_the_newest_tick(system, db_path):
+    rig = Rig(system, db_path, max_price_age_ms=250)
+    lo = PRICE // BAND * BAND - 2 * BAND
+    old = rig.mult(lo)
+    rig.ms += 400                                     # the grid is 500 ms old now
+    rig.ctx.latest.tick = Tick(PRICE + BAND, rig.ms - 20)   # but a tick came 20 ms ago
+    ack = rig.tap(lo, 101)
+    assert ack.reason is None and ack.mult > old     # the cell the price left pays more
+    assert list(rig.ctx.price_ages.recent) == [20]
+    assert rig.ctx.price_ages.too_old == 0
+
+
+def test_with_a_bound_no_multiplier_comes_from_an_older_price(system, db_path):
+    rig = Rig(system, db_path, max_price_age_ms=250)
+    lo = PRICE // BAND * BAND + BAND
+    rig.ms += 150                                     # the newest price is 250 ms old: on the bound
+    assert rig.tap(lo, 101).reason is None
+    rig.ms += 1                                       # 251 ms: no fresh price to judge by
+    assert rig.tap(lo, 101).reason == "market_suspended"
+    ages = rig.ctx.price_ages
+    assert ages.too_old == 1 and list(ages.recent) == [250]
+    rig.ctx.latest.tick = Tick(PRICE, rig.ms - 5)     # the feed speaks again: taken
+    assert rig.tap(lo, 101).reason is None and ages.recent[-1] == 5
+
+
+def test_without_a_bound_an_old_price_still_prices(system, db_path):
+    rig = Rig(system, db_path)                        # the default: no bound
+    rig.ms += 5000
+    lo = PRICE // BAND * BAND + BAND
+    assert rig.tap(lo, 101).reason is None
+    assert rig.ctx.price_ages.recent[-1] == 5100
+
+
+def test_the_sim_ticks_at_the_configured_interval():
+    # the price behind a multiplier is at most one tick old (plus delivery):
+    # the sim's tick sets the age, whatever the repricing does
+    assert [f.interval_ms for f in make_sources(Config())] == [100]
+    assert [f.interval_ms for f in make_sources(Config(sim_interval_ms=50, sources=["sim"] * 3))] \
+        == [50, 50, 50]
+    eth = make_sources(Config(sim_interval_ms=40), asset="ETH-USD")
+    assert [type(f) for f in eth] == [SimFeed] and eth[0].interval_ms == 40
+
+
+def test_ticks_queued_while_the_maker_prices_are_coalesced(system, db_path):
+    cfg = Config(db=db_path)
+    ctx = MarketContext(cfg, clock=lambda: START / 1000)
+    maker = system.spawn(MarketMaker, ctx, name="maker")
+    maker.ask("columns", timeout=5)                   # started, idle
+    version = ctx.grid.version
+    for i in range(5):                                # queued before the maker runs again
+        maker.tell(Tick(PRICE + i * 100, START - 50 + i))
+    wait_until(lambda: ctx.grid.price == PRICE + 400, what="the newest tick priced")
+    assert ctx.grid.version == version + 1 and ctx.grid.price_ts == START - 46
