@@ -7,9 +7,16 @@ are signed before the step starts, in a process pool, so the driver spends
 its CPU on the wire, not on ECDSA.
 
     python perf/_driver.py --url http://127.0.0.1:8080 --rate 3000 --seconds 30 --conns 50
+    python perf/_driver.py --url ... --rate 3000 --markets all    # v1.1 taps, every market
 
-Prints one JSON object: sent, acked ok, rejects by reason, latency
-percentiles (ms), and the bet ids acknowledged (for the durability check).
+Without ``--markets`` the taps are v1 (no ``market_id``: the default
+market). With it (``all``, or ids such as ``BTC-USD/5s,ETH-USD/5s``) they
+are v1.1 taps naming their market first in the payload, round-robin over
+the markets, each on its own grid's columns and bands.
+
+Prints one JSON object: sent, acked ok (in all and per market), rejects by
+reason, latency percentiles (ms), and the bet ids acknowledged (for the
+durability check).
 """
 import argparse
 import json
@@ -35,10 +42,26 @@ def _sign_chunk(args):
     key = serialization.load_der_private_key(der, None)
     signer = SessionSigner(key)
     out = []
-    for col, lo, stake, ts, nonce in items:
-        payload = encode_tap_payload(col, lo, stake, 101, ts, nonce)
+    for col, lo, stake, ts, nonce, market_id in items:
+        payload = encode_tap_payload(col, lo, stake, 101, ts, nonce, market_id)
         sig = signer.sign(payload)
         out.append(('{"type":"tap","payload":%s,"sig":"%s"}' % (json.dumps(payload), sig), nonce))
+    return out
+
+
+def market_grids(client, markets):
+    """[(market_id or None, column_ms, band_cents, lock_ms, price)]: the
+    default market's grid for v1 taps (market_id None), else one per market."""
+    if not markets:
+        g = client.fetch_grid()
+        return [(None, g["column_ms"], g["band_cents"], g["lock_ms"], g["price"])]
+    ids = ([m["market_id"] for m in client.fetch_markets()["markets"]] if markets == "all"
+           else [m.strip() for m in markets.split(",") if m.strip()])
+    out = []
+    for mid in ids:
+        g = client.fetch_grid(mid)
+        out.append((g.get("market_id", mid), g["column_ms"], g["band_cents"], g["lock_ms"],
+                    g["price"]))
     return out
 
 
@@ -56,6 +79,8 @@ def main():
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--stake", type=int, default=100)
     ap.add_argument("--lead", type=float, default=2.0, help="seconds between signing and sending")
+    ap.add_argument("--markets", default=None,
+                    help="v1.1 taps round-robin over these market ids, or 'all' (default: v1 taps)")
     a = ap.parse_args()
 
     clients = []
@@ -63,9 +88,7 @@ def main():
         c = TapgridClient(a.url, timeout=30)
         c.guest()
         clients.append(c)
-    grid = clients[0].fetch_grid()
-    col_ms, band, lock = grid["column_ms"], grid["band_cents"], grid["lock_ms"]
-    price = grid["price"]
+    grids = market_grids(clients[0], a.markets)
     total = int(a.rate * a.seconds)
     start = time.time() + a.lead + total * 60e-6     # signing takes ~60 µs a tap on 2 workers
     # Work out every tap's cell and time, then sign them all up front.
@@ -74,10 +97,11 @@ def main():
     for i in range(total):
         t = start + i / a.rate
         ts = int(t * 1000)
+        market_id, col_ms, band, lock, price = grids[i % len(grids)]
         col = ((ts + lock + 1500) // col_ms + 1 + (i % 3)) * col_ms
         lo = (price // band + 2 + (i % 9)) * band
         k = i % len(clients)
-        per_conn[k].append((col, lo, a.stake, ts, secrets.token_urlsafe(12)))
+        per_conn[k].append((col, lo, a.stake, ts, secrets.token_urlsafe(12), market_id))
         schedule.append((t, k, len(per_conn[k]) - 1))
     ders = [c.signer._key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption()) for c in clients]
@@ -85,6 +109,8 @@ def main():
         frames = pool.map(_sign_chunk, list(zip(ders, per_conn)))
     sockets = [WSClient.connect(f"{c.ws_url}?token={c.token}", timeout=30) for c in clients]
 
+    market_of = {item[4]: item[5] for items in per_conn for item in items}
+    by_market = {}
     sent_at = {}
     acks = {}
     rejects = {}
@@ -106,6 +132,9 @@ def main():
             latencies.append((now - t) * 1000)
             if msg["ok"]:
                 ok_bets.append(msg["bet"])
+                if market_of:
+                    mid = market_of.get(msg["nonce"])
+                    by_market[mid] = by_market.get(mid, 0) + 1
             else:
                 rejects[msg["reason"]] = rejects.get(msg["reason"], 0) + 1
             acks[0] = acks.get(0, 0) + 1
@@ -143,6 +172,8 @@ def main():
         "offered": a.rate, "sent": total, "acked_ok": len(ok_bets), "no_answer": lost,
         "rejects": rejects, "elapsed_s": round(elapsed, 2),
         "ok_per_s": round(len(ok_bets) / a.seconds, 1),
+        "markets": [g[0] for g in grids] if a.markets else None,
+        "ok_by_market": {k: by_market[k] for k in sorted(by_market, key=str)},
         "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99), "p999_ms": pct(latencies, 99.9),
         "max_send_lag_ms": round(lag * 1000, 1), "bets": ok_bets}))
 

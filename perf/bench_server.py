@@ -138,11 +138,12 @@ def py_spy(pid, seconds, path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def run_step(server, rate, seconds, conns, profile=None):
+def run_step(server, rate, seconds, conns, profile=None, markets=None):
     wait_drained(server)
     driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "perf", "_driver.py"), "--url",
                                server.url, "--rate", str(rate), "--seconds", str(seconds),
-                               "--conns", str(conns)], stdout=subprocess.PIPE,
+                               "--conns", str(conns)] + (["--markets", markets] if markets else []),
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     cpu0 = cpu1 = None
     # a server of several processes (market, gateways, Redis) says what each spent
@@ -211,7 +212,8 @@ def lost_bets(db, acked):
     return len(set(acked) - have)
 
 
-def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profile=None, env=None):
+def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profile=None, env=None,
+             markets=None):
     """``steps``: a list of rates, or None to step up by 1,000 until the
     server no longer keeps up (that step is reported too)."""
     server = Server(workdir, commit, delay_ms, root, env)
@@ -226,7 +228,7 @@ def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profil
             prof = None
             if profile and profile[0] == rate:
                 prof = profile[1]
-            r, bets = run_step(server, rate, seconds, conns, prof)
+            r, bets = run_step(server, rate, seconds, conns, prof, markets)
             acked += bets
             rows.append(r)
             print(f"  {commit:8} delay={delay_ms}ms offered={rate:>5} acked/s={r['ok_per_s']:>7.0f} "
@@ -304,13 +306,14 @@ def main():
                     help="py-spy the server (all threads) during this step of the first mode")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     ap.add_argument("--market-sets", default="1",
-                    help="markets configured, side by side: 1 (BTC-USD/5s) and/or 4 (FOUR_MARKETS)")
+                    help="markets configured, side by side: 1 (BTC-USD/5s), 4 (FOUR_MARKETS, v1"
+                         " taps to the default) and/or 4x (FOUR_MARKETS, v1.1 taps spread over all four)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "server.json"))
     a = ap.parse_args()
     steps = [int(s) for s in a.steps.split(",")] if a.steps else None
     modes = [(m.split(":")[0], float(m.split(":")[1])) for m in a.modes.split(",")]
     env = dict(kv.split("=", 1) for kv in a.env)
-    market_sets = [int(n) for n in a.market_sets.split(",")]
+    market_sets = [n if n == "4x" else int(n) for n in a.market_sets.split(",")]
     workdir = tempfile.mkdtemp(prefix="tapgrid-bench-")
     os.makedirs(RESULTS, exist_ok=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
@@ -322,7 +325,7 @@ def main():
         for mi, (commit, delay) in enumerate(modes):
             for n in market_sets:
                 labels[(commit, delay, n)] = f"{commit} {delay:g}ms" + (
-                    f" {n} markets" if n != 1 else "")
+                    " 4 markets spread" if n == "4x" else f" {n} markets" if n != 1 else "")
         runs_of = {label: [] for label in labels.values()}
         for run in range(a.runs):
             # the market sets alternate within each run: side by side, same load
@@ -334,12 +337,13 @@ def main():
                         path = os.path.splitext(a.out)[0] + f"_profile_{a.profile}.txt"
                         profile = (a.profile, path)
                         profiles[label] = path
-                    menv = dict(env, TAPGRID_MARKETS=FOUR_MARKETS) if n == 4 else env
-                    if n not in (1, 4):
-                        raise SystemExit("--market-sets takes 1 and/or 4")
+                    menv = dict(env, TAPGRID_MARKETS=FOUR_MARKETS) if n in (4, "4x") else env
+                    if n not in (1, 4, "4x"):
+                        raise SystemExit("--market-sets takes 1, 4 and/or 4x")
                     print(f"--- {label}, run {run + 1}", flush=True)
                     rows, missing = run_mode(workdir, commit, delay, steps, a.seconds, a.conns,
-                                             a.root, profile, menv)
+                                             a.root, profile, menv,
+                                             "all" if n == "4x" else None)
                     lost += missing
                     runs_of[label].append(rows)
         for label, runs in runs_of.items():
@@ -407,6 +411,24 @@ def main():
             "one_market_price_age_p99_ms": at("group 0ms", rate, "price_age_p99_ms"),
             "four_markets_price_age_p99_ms": at(four, rate, "price_age_p99_ms"),
             "four_vs_one_cpu_per_tap": round(four_cpu / one_cpu, 2) if one_cpu and four_cpu
+            else None,
+        })
+    if "4x" in market_sets:
+        # v1.1 taps spread over the four markets, beside the one-market server
+        spread = "group 0ms 4 markets spread"
+        common = ({r["offered"] for r in results.get("group 0ms", [])}
+                  & {r["offered"] for r in results.get(spread, [])})
+        rate = max(common) if common else max((r["offered"] for r in results.get(spread, [])),
+                                              default=None)
+        one_cpu, sp_cpu = at("group 0ms", rate, "cpu_us_per_tap"), at(spread, rate, "cpu_us_per_tap")
+        summary.update({
+            "spread_compared_at": rate,
+            "spread_taps_per_s": at(spread, rate, "ok_per_s"),
+            "spread_cpu_us_per_tap": sp_cpu,
+            "spread_p99_ms": at(spread, rate, "p99_ms"),
+            "spread_price_age_p50_ms": at(spread, rate, "price_age_p50_ms"),
+            "spread_price_age_p99_ms": at(spread, rate, "price_age_p99_ms"),
+            "spread_vs_one_cpu_per_tap": round(sp_cpu / one_cpu, 2) if one_cpu and sp_cpu
             else None,
         })
     print(json.dumps(summary))
