@@ -28,6 +28,7 @@ import { state, book, sounds, parts, setStatus, loadStake, guard, onFailure } fr
 import { resume, signIn, signOut, showSignIn, setBusy } from "/static/account.js";
 import { fillPriceHistory } from "/static/frames.js";
 import { tap, reconcile, refreshHistory } from "/static/taps.js";
+import { loadTolerance } from "/static/slippage.js";
 import { showPreview, describeFocus, closeExplainer } from "/static/hints.js";
 import { topUp } from "/static/topup.js";
 import { loadMarkets, boardBets, boardStacks, marketOf, several } from "/static/markets.js";
@@ -90,6 +91,7 @@ function wireButtons() {
 
 async function boot() {
   loadStake();
+  loadTolerance();
   buildBoard();
   setStatus("idle");
   setInterval(() => {

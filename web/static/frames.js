@@ -11,7 +11,7 @@ import { apiGet } from "/static/net.js";
 import { dollars, reasonText, winText, lossText, refundText, clockTime } from "/static/format.js";
 import { byTestId as $, toast, showAccount } from "/static/ui.js";
 import { state, book, sounds, parts, setBalance, setMarket, showPrice, guard } from "/static/page.js";
-import { reconcile, refreshHistory, scheduleHistoryRefresh } from "/static/taps.js";
+import { reconcile, refreshHistory, scheduleHistoryRefresh, refused } from "/static/taps.js";
 import { currentMarket, several, marketLabel, marketOf, subscribe, loaded as loadedMarkets, loadMarkets } from "/static/markets.js";
 
 // Frames of a market (or an asset) other than the board's are not drawn: a
@@ -58,7 +58,7 @@ export function onMessage(msg) {
         if (bet) summary.place(msg.bet, bet);
         scheduleHistoryRefresh();
       } else if (bet) {
-        toast(reasonText(msg.reason), "error", msg.reason);
+        guard(() => refused(bet, msg.reason)); // odds_changed: what they are now, and a retry
       }
       break;
     }
