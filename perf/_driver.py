@@ -109,7 +109,7 @@ def main():
         frames = pool.map(_sign_chunk, list(zip(ders, per_conn)))
     sockets = [WSClient.connect(f"{c.ws_url}?token={c.token}", timeout=30) for c in clients]
 
-    market_of = {item[4]: item[5] for items in per_conn for item in items}
+    market_of = {item[4]: item[5] for items in per_conn for item in items} if a.markets else {}
     by_market = {}
     sent_at = {}
     acks = {}
