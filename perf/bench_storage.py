@@ -41,6 +41,11 @@ sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
 import gevent  # noqa: E402
 
 from actors.archive._job import DAY_MS  # noqa: E402
+try:
+    from actors.archive._columns import is_columnar  # noqa: E402
+except ImportError:         # code from before format 3 (benchmarked side by side)
+    def is_columnar(path):
+        return False
 from actors.store._audit import audit  # noqa: E402
 from actors._config import Config  # noqa: E402
 from actors.feeds._local import SimFeed  # noqa: E402
@@ -209,6 +214,8 @@ def main():
         xz = sum(os.path.getsize(os.path.join(adir, f)) for f in os.listdir(adir)
                  if f.endswith(".xz"))
         arch_bpb = xz / moved
+        formats = {3 if is_columnar(os.path.join(adir, f)) else 2 for f in os.listdir(adir)
+                   if f.endswith(".xz")}
         problems = audit(db)
         daily = RATE_PER_DAY
         usable = 256e9 * 0.99
@@ -217,7 +224,8 @@ def main():
         print(f"archive: {moved:,} bets into {len(report['files'])} files in {archive_s:.1f} s"
               f" ({moved / archive_s:,.0f} bets/s), errors {report['errors']}")
         print(f"hot DB after archiving: {hot_n:,} bets, {hot_bpb:.1f} B/bet;"
-              f" archive {arch_bpb:.1f} B/bet (lzma SQLite, signature and nonce included)")
+              f" archive {arch_bpb:.1f} B/bet (file formats {sorted(formats)}, signature and nonce"
+              f" included)")
         print(f"tap ack p50/p99: without archiver {pct(without, .5):.1f}/{pct(without, .99):.1f} ms"
               f" ({len(without)} taps), during {pct(during, .5):.1f}/{pct(during, .99):.1f} ms"
               f" ({len(during)} taps)")
@@ -237,6 +245,10 @@ def main():
                    "p99_ms_without": round(pct(without, .99), 2),
                    "days_to_fill_256gb": round(days_to_fill, 1),
                    "archive_phase_s": report.get("phase_s"),
+                   # the compressor thread alone (format 3: by column; read back before
+                   # the plain file goes)
+                   "compress_bets_per_s": round(moved / max(1e-9, phases.get("compress", 0))),
+                   "archive_file_formats": sorted(formats),
                    "archive_priority": report.get("priority")}
     finally:
         shutil.rmtree(dirpath, ignore_errors=True)

@@ -9,8 +9,14 @@ SQLite); once its bets are gone from the hot DB it is compressed to
 ``<name>.xz`` (lzma). Reading a compressed file decompresses it once into
 ``<archive dir>/.cache/`` (a bounded cache), then it is plain SQLite again.
 
-The checksum of a part is BLAKE2b over its logical rows in id order (nonce
-as text), the same whether computed from the hot DB or from the file.
+The checksum of a part is BLAKE2b over its logical rows and market in id
+order (nonce as text), the same whether computed from the hot DB or from
+the file (``Checksum``; files recorded before the market was covered keep
+their version 1 checksum).
+
+Compressed files of format 3 (``_columns``) hold the rows by column; those
+of formats 1 and 2 are the SQLite file itself, lzma-compressed. Both read
+back as the same SQLite file.
 
     >>> import tempfile, os
     >>> d = tempfile.mkdtemp()
@@ -35,6 +41,7 @@ import urllib.parse
 
 import pysqlite3.dbapi2 as sqlite3
 
+from ._columns import is_columnar, unpack
 from ..store import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
                        nonce_text, pack_nonce)
 
@@ -85,11 +92,22 @@ def to_stored(row):
 
 
 class Checksum:
-    """Order-sensitive digest of logical rows (feed them in id order)."""
+    """Order-sensitive digest of logical rows (feed them in id order, the
+    columns ``self.columns``). Version 2, recorded as ``"2:<hex>"``, covers
+    the market too (``LOGICAL_COLUMNS`` then ``mkt``); version 1, a bare
+    hex digest, is what files made before it were recorded with, and is
+    still checked as such (``Checksum.like(recorded)``)."""
 
-    def __init__(self):
+    def __init__(self, version=2):
+        self.version = version
+        self.columns = LOGICAL_COLUMNS + (", mkt" if version >= 2 else "")
         self.h = hashlib.blake2b(digest_size=16)
         self.n = 0
+
+    @classmethod
+    def like(cls, recorded):
+        """A checksum of the version ``recorded`` was made with."""
+        return cls(2 if str(recorded).startswith("2:") else 1)
 
     def add(self, row):
         head = row[:8] + (nonce_text(row[8]),) + row[10:]
@@ -98,7 +116,7 @@ class Checksum:
         self.n += 1
 
     def hexdigest(self):
-        return self.h.hexdigest()
+        return ("2:" if self.version >= 2 else "") + self.h.hexdigest()
 
 
 def uri_of(path, mode=None):
@@ -200,8 +218,11 @@ def _decompressed(adir, xz_path, name):
             return target
         os.makedirs(cache, exist_ok=True)
         tmp = target + f".{os.getpid()}.{threading.get_ident()}.tmp"
-        with lzma.open(xz_path, "rb") as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
+        if is_columnar(xz_path):
+            unpack(xz_path, tmp)            # format 3: the rows by column
+        else:
+            with lzma.open(xz_path, "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
         # format 2 ships without the history index (smaller): build it once here
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:

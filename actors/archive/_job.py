@@ -10,7 +10,8 @@ recorded in the hot DB's ``archive_files`` only once it is true on disk:
               the hot DB, in small transactions through the Writer, each of
               which also adds what it removed to the per-user ``archived``
               totals, so balances stay provable at every commit;
-3. COMPRESSED the file is lzma-compressed (``<name>.xz``);
+3. COMPRESSED the file is compressed to ``<name>.xz``, by column (format 3,
+              ``_columns``), read back and compared with the plain file first;
 4. SHIPPED    ``archive_cmd`` succeeded on it;
 5. REMOVED    and ``archive_delete_shipped`` deleted the local copy.
 
@@ -41,6 +42,7 @@ from ._files import (COMPRESSED, COPIED, DELETED, REMOVED, SHIPPED,
                      STATE_NAMES, STORED_COLUMNS, HOT_COLUMNS, attach_hot, compress_steps,
                      create_file,
                      fsync_dir, fsync_path, uri_of)
+from ._columns import Unsupported, pack_steps
 from ._verify import DIFFERS, ArchiveError, explain, verify
 from ..store import KIND_PAYOUT, KIND_REFUND, nice_thread, open_readonly
 from ..store import copy_record_steps, prune_record_steps
@@ -60,7 +62,7 @@ CHUNK_MS = 12.0             # the Writer round trip aimed at (the batch's fsync 
 CHUNK_MIN, CHUNK_MAX = 200, 4_000
 VACUUM_PAGES = 64           # pages reclaimed per incremental_vacuum step
 SYNC_STEPS = 2              # copy steps between fsyncs of the file being built
-XZ_PRESET = 6               # lzma: ~5% smaller than preset 0, ~5x the CPU (at nice 10)
+XZ_PRESET = 6               # format 2 (whole-file lzma), for what format 3 cannot hold
 STOP_SLACK_MS = 3_600_000   # scan this far past the part's end (ids are only roughly time-ordered)
 
 _IDS = "(SELECT value FROM json_each(?))"
@@ -157,8 +159,13 @@ class _Compressor:
                 nice_thread(10)
             t = time.monotonic()
             try:
-                for _ in compress_steps(plain, xz, XZ_PRESET):
-                    pass
+                try:
+                    for _ in pack_steps(plain, xz, fsync_dir):
+                        pass
+                except Unsupported as exc:      # a value format 3 cannot hold exactly
+                    log.warning("%s: %s; compressed as format 2", name, exc)
+                    for _ in compress_steps(plain, xz, XZ_PRESET):
+                        pass
             except BaseException as exc:     # re-raised in the job by finish()
                 errors.append(exc)
             finally:
@@ -306,7 +313,8 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
             lo_col = conn.execute("SELECT min(col) FROM bet_rows").fetchone()[0]
             report["ticks_archived"] = report.get("ticks_archived", 0) + (
                 yield from copy_record_steps(ro, conn, lo_col, end, sync))
-        conn.execute("INSERT INTO meta VALUES ('format', 2)")
+        # 3: compressed by column, checksum version 2 (``_columns``, ``Checksum``)
+        conn.execute("INSERT INTO meta VALUES ('format', 3)")
         conn.execute("COMMIT")
     finally:
         conn.close()

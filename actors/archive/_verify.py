@@ -47,7 +47,7 @@ def verify(path, db_path, n, scan_rows):
             f" coalesce(sum(CASE outcome WHEN {VOID} THEN payout ELSE 0 END), 0)"
             " FROM bets").fetchone()
         ck = Checksum()
-        cur = conn.execute(f"SELECT {LOGICAL_COLUMNS} FROM bets ORDER BY id")
+        cur = conn.execute(f"SELECT {ck.columns} FROM bets ORDER BY id")
         while True:
             rows = cur.fetchmany(scan_rows)
             if not rows:

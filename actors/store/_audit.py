@@ -38,7 +38,6 @@ import pysqlite3.dbapi2 as sqlite3
 
 from ..archive import (COPIED, REMOVED, SHIPPED, STATE_NAMES, Checksum, archive_dir_of,
                              local_path, open_file)
-from ._betrows import LOGICAL_COLUMNS
 from .._model import LOST, OPEN, VOID, WON
 from ._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, open_readonly
 
@@ -309,8 +308,8 @@ def _archive_file(conn, fconn, fid, name, state, count, checksum, n):
     rows = fconn.execute("PRAGMA quick_check").fetchmany(n)
     if [r[0] for r in rows] != ["ok"]:
         return [f"archive: {name}: {r[0]}" for r in rows]
-    ck = Checksum()
-    for r in fconn.execute(f"SELECT {LOGICAL_COLUMNS} FROM bets ORDER BY id"):
+    ck = Checksum.like(checksum)     # version 2 covers the market too
+    for r in fconn.execute(f"SELECT {ck.columns} FROM bets ORDER BY id"):
         ck.add(r)
     out = []
     if (ck.n, ck.hexdigest()) != (count, checksum):

@@ -35,6 +35,33 @@ def backup(db_path, out, pages=128, sleep_s=0.01):
         return dict(_backup(db_path, out, pages, sleep_s), priority=how)
 
 
+class _Flusher:
+    """The backup's ``progress`` callback: writes the copy's dirty pages out
+    every ``SYNC_BYTES`` (fdatasync), so the kernel never holds tens of MB
+    of them to flush at once (the Writer's fsyncs would queue behind that
+    flood), and the final fsync is short."""
+
+    def __init__(self, path, pages, page_size=4096):
+        self.path, self.step, self.since, self.fd = path, pages * page_size, 0, None
+
+    def __call__(self, status, remaining, total):
+        self.since += self.step
+        if self.since < SYNC_BYTES or not os.path.exists(self.path):
+            return
+        self.since = 0
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        os.fdatasync(self.fd)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+SYNC_BYTES = 2 << 20
+
+
 def _backup(db_path, out, pages, sleep_s):
     if not os.path.exists(db_path):
         raise FileNotFoundError(db_path)
@@ -47,16 +74,18 @@ def _backup(db_path, out, pages, sleep_s):
     src = sqlite3.connect("file:" + os.path.abspath(db_path) + "?mode=ro", uri=True,
                           isolation_level=None, timeout=5)
     dst = sqlite3.connect(tmp, isolation_level=None)
+    flusher = _Flusher(tmp, pages)
     try:
         src.execute("BEGIN")
         src.execute("SELECT count(*) FROM sqlite_master").fetchone()   # pins the snapshot
-        src.backup(dst, pages=pages, sleep=sleep_s)
+        src.backup(dst, pages=pages, sleep=sleep_s, progress=flusher)
         src.execute("COMMIT")
         if dst.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise OSError(f"{tmp}: quick_check failed")
         n = dst.execute("PRAGMA page_count").fetchone()[0]
         dst.execute("PRAGMA journal_mode=DELETE")   # one self-contained file
     finally:
+        flusher.close()
         dst.close()
         src.close()
     fd = os.open(tmp, os.O_RDONLY)

@@ -263,20 +263,79 @@ def test_audit_checks_archive_files_against_the_hot_totals(db_path):
     assert audit(db_path) == []
     # a file that lost a row: count and checksum disagree with the record
     adir = archive_dir_of(None, db_path)
-    import lzma
-    xz = os.path.join(adir, name + ".xz")
-    plain = os.path.join(adir, "tmp.db")
-    with lzma.open(xz) as f, open(plain, "wb") as out:
-        out.write(f.read())
-    fc = sqlite3.connect(plain)
-    fc.execute("DELETE FROM bet_rows WHERE id = (SELECT min(id) FROM bet_rows)")
-    fc.commit()
-    fc.close()
-    with open(plain, "rb") as f, lzma.open(xz, "wb") as out:
-        out.write(f.read())
-    os.remove(plain)
+    rewrite_file(adir, name, "DELETE FROM bet_rows WHERE id = (SELECT min(id) FROM bet_rows)")
     problems = audit(db_path)
     assert problems and problems[0].startswith(f"archive: {name} holds")
+
+
+def rewrite_file(adir, name, sql):
+    """Change archive file ``name`` behind the archiver's back: unpack it,
+    run ``sql`` on it, pack it again (format 3), drop the cached copies."""
+    from actors.archive._columns import pack_steps, unpack
+    from actors.archive._files import fsync_dir
+    xz = os.path.join(adir, name + ".xz")
+    plain = os.path.join(adir, "tmp-" + name)
+    unpack(xz, plain)
+    fc = sqlite3.connect(plain)
+    fc.execute(sql)
+    fc.commit()
+    fc.close()
+    for _ in pack_steps(plain, xz, fsync_dir):
+        pass
+    os.remove(plain)
+    cache = os.path.join(adir, ".cache")
+    for f in os.listdir(cache) if os.path.isdir(cache) else ():
+        os.remove(os.path.join(cache, f))
+
+
+def test_audit_catches_a_bet_moved_to_another_market_in_an_archive_file(db_path):
+    make_db(db_path, days=8, per_day=300)
+    archive_offline(Config(db=db_path), now_ms=NOW)
+    assert audit(db_path) == []
+    conn = open_readonly(db_path)
+    name, checksum = conn.execute("SELECT name, checksum FROM archive_files").fetchone()
+    conn.close()
+    assert checksum.startswith("2:")            # the version that covers the market
+    adir = archive_dir_of(None, db_path)
+    rewrite_file(adir, name, "UPDATE bet_rows SET mkt = 2 WHERE id = (SELECT min(id) FROM bet_rows)")
+    problems = audit(db_path)
+    assert problems and problems[0].startswith(f"archive: {name} holds")
+    assert "checksum" in problems[0]
+
+
+def test_files_of_format_2_with_a_version_1_checksum_still_read(db_path):
+    """Files made before format 3 (the SQLite file, lzma'd; the checksum
+    without the market) are read and audited as they were."""
+    from actors.archive._columns import unpack
+    from actors.archive._files import Checksum, compress
+    make_db(db_path, days=9, per_day=300)
+    want = full_history(db_path, "u1")
+    archive_offline(Config(db=db_path), now_ms=NOW)
+    adir = archive_dir_of(None, db_path)
+    conn = sqlite3.connect(db_path)
+    for fid, name in conn.execute("SELECT id, name FROM archive_files").fetchall():
+        xz = os.path.join(adir, name + ".xz")
+        plain = os.path.join(adir, name)
+        unpack(xz, plain)
+        fc = sqlite3.connect(plain)
+        ck = Checksum(1)
+        for r in fc.execute(f"SELECT {ck.columns} FROM bets ORDER BY id"):
+            ck.add(r)
+        fc.execute("DELETE FROM meta WHERE key = 'format'")
+        fc.execute("INSERT INTO meta VALUES ('format', 2)")
+        fc.commit()
+        fc.close()
+        compress(plain, xz)
+        os.remove(plain)
+        with open(xz, "rb") as f:
+            assert f.read(6) == b"\xfd7zXZ\x00"
+        assert not ck.hexdigest().startswith("2:")
+        conn.execute("UPDATE archive_files SET checksum = ? WHERE id = ?", (ck.hexdigest(), fid))
+    conn.commit()
+    conn.close()
+    assert not os.path.exists(os.path.join(adir, ".cache"))      # nothing read them yet
+    assert audit(db_path) == []
+    assert full_history(db_path, "u1") == want
 
 
 def test_commands_archive_history_and_audit(db_path, capsys):
