@@ -21,7 +21,10 @@ WAL is checkpointed by a second thread on a connection of its own
 checkpoint inside its fsync.
 
 Acks are made here, after the fsync: each tap's reply gets ``set(Ack)``,
-and a gateway's reply formats its frame right then (no future per tap).
+or, if it has a ``sink`` (a callable), the sink gets the whole commit's
+``[(reply, bet_id, mult, balance), ...]`` of its replies at once: the
+gateway then writes every ack of the commit in one pass (no future, no
+Ack, no callback per tap).
 If a commit fails, the stakes reserved in memory are released and every
 tap gets a clear reject (``disk_low`` for a full disk, else ``overloaded``).
 
@@ -195,9 +198,26 @@ class Writer(Actor):
     def _answer(self, bets, replies, ids):
         balance = self.ctx.ledger.balance
         self.ctx.writer_stats.pending_taps -= len(bets)
+        sinks = None
         for bet, reply, bet_id in zip(bets, replies, ids):
-            if reply is not None:
+            if reply is None:
+                continue
+            sink = getattr(reply, "sink", None)
+            if sink is None:
                 reply.set(Ack(None, bet_id, bet.mult, balance(bet.user)))
+                continue
+            # A reply with a sink (the gateway's tap pipeline) is answered
+            # with the rest of its sink's in one call: one pass writes the
+            # whole commit's acks, with no Ack object or call per tap.
+            if sinks is None:
+                sinks = {}
+            got = sinks.get(sink)
+            if got is None:
+                got = sinks[sink] = []
+            got.append((reply, bet_id, bet.mult, balance(bet.user)))
+        if sinks:
+            for sink, acks in sinks.items():
+                sink(acks)
 
     def _settled(self, settlements, applied, settle_asks):
         ledger = self.ctx.ledger

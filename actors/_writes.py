@@ -13,7 +13,9 @@ __all__ = ["PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSess
 class PlaceBets(NamedTuple):
     """From a Column: ``[(Bet, reply), ...]``, stakes already reserved in the
     ledger. Each reply (a Future, or anything with ``set``/``fail``) gets an
-    ``Ack`` after the commit's fsync, or a reject with its reason."""
+    ``Ack`` after the commit's fsync, or a reject with its reason; a reply
+    with a ``sink`` is acked through it instead, with the others of its
+    sink in that commit: ``sink([(reply, bet_id, mult, balance), ...])``."""
     bets: list
 
 

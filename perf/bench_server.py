@@ -93,8 +93,14 @@ class Server(LoadServer):
         """CPU seconds so far per thread name (``/proc/PID/task/*/comm``:
         the loop is the main thread, engine.NativePool names its threads
         after their pool: verify-N, commit, checkpoint, resolver)."""
+        return self.role_stats()[0]
+
+    def role_stats(self):
+        """(CPU seconds, voluntary context switches) so far per thread
+        role. A voluntary switch is a thread blocking (a futex, epoll, the
+        GIL) and being woken again: the wake-ups the tap path costs."""
         pid = self.proc.pid
-        out = {}
+        out, woken = {}, {}
         for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else ():
             base = f"/proc/{pid}/task/{task}"
             cpu = _stat_cpu(base + "/stat")
@@ -107,7 +113,19 @@ class Server(LoadServer):
                 continue
             name = "loop" if int(task) == pid else name.split("-")[0]
             out[name] = out.get(name, 0.0) + cpu
-        return out
+            woken[name] = woken.get(name, 0) + _switches(base + "/status")
+        return out, woken
+
+
+def _switches(path):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _stat_cpu(path):
@@ -157,13 +175,13 @@ def run_step(server, rate, seconds, conns, profile=None, markets=None):
             m0 = scrape(server)
             cpu0 = server.thread_cpu()
             roles0 = by_role()
-            threads0 = server.role_cpu()
+            threads0, woken0 = server.role_stats()
             if profile:
                 spy = py_spy(server.pid, max(1, seconds - 1), profile)
         elif line.strip() == "END":
             cpu1 = server.thread_cpu()
             roles1 = by_role()
-            threads1 = server.role_cpu()
+            threads1, woken1 = server.role_stats()
             m1 = scrape(server)
         else:
             lines.append(line)
@@ -190,6 +208,9 @@ def run_step(server, rate, seconds, conns, profile=None, markets=None):
     # Per role (threads that ended meanwhile are missing: the totals above count them).
     r["cpu_us_per_tap_by_thread"] = {k: round((threads1[k] - threads0.get(k, 0.0)) * 1e6 / n, 1)
                                      for k in sorted(threads1) if n and threads1[k] - threads0.get(k, 0.0) > 0}
+    # Wake-ups (voluntary context switches) per acked tap, by thread role.
+    r["wakeups_per_tap_by_thread"] = {k: round((woken1[k] - woken0.get(k, 0)) / n, 2)
+                                      for k in sorted(woken1) if n and woken1[k] > woken0.get(k, 0)}
     r["loop_lag_p99_ms"], r["loop_lag_max_ms"] = lag_figures(m0, m1)
     r["price_age_p50_ms"], r["price_age_p99_ms"] = price_age_ms(m1)
     r["rss_mb"] = round(server.rss_mb(), 1)
@@ -237,7 +258,7 @@ def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profil
                   f"{r['other_cpu_us_per_tap']}) lag p99/max={r['loop_lag_p99_ms']}/"
                   f"{r['loop_lag_max_ms']}ms price age p50/p99={r['price_age_p50_ms']}/"
                   f"{r['price_age_p99_ms']}ms rss={r['rss_mb']}MB rejects={r['rejects']} "
-                  f"threads={r['cpu_us_per_tap_by_thread']} "
+                  f"threads={r['cpu_us_per_tap_by_thread']} wakeups/tap={r['wakeups_per_tap_by_thread']} driver={r.get('driver_cpu_us_per_tap')}µs/tap "
                   f"[load {os.getloadavg()[0]:.2f}]", flush=True)
             if steps is None:
                 if not keeps_up(r) or rate >= 30000:
@@ -264,7 +285,7 @@ def median_rows(runs):
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 vals = [r[k] for r in step_rows if r.get(k) is not None]
                 m[k] = statistics.median(vals) if vals else None
-            elif k == "cpu_us_per_tap_by_thread":
+            elif k in ("cpu_us_per_tap_by_thread", "wakeups_per_tap_by_thread"):
                 names = sorted({n for r in step_rows for n in (r.get(k) or {})})
                 m[k] = {n: statistics.median([(r.get(k) or {}).get(n, 0.0) for r in step_rows])
                         for n in names}

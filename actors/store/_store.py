@@ -31,8 +31,20 @@ from .._model import VOID, WON
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT",
            "KIND_REFUND", "is_disk_full"]
 
-_INSERT_BET = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
-               " nonce, sig, mkt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+_INSERT_BETS = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
+                " nonce, sig, mkt) VALUES ")
+_BET_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+#: a batch's bets go in statements of these many rows (its size in binary):
+#: one step each, where ``executemany`` steps once per row, and each step
+#: gives the GIL up and takes it back (a hand-over with the event loop
+#: when the loop holds it); eight shapes, so every statement stays cached
+_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)
+_INSERT_SQL = {n: _INSERT_BETS + ",".join([_BET_VALUES] * n) for n in _CHUNKS}
+# The stakes leave the balances in one statement, summed from the rows
+# just written (ids ?1..?2), instead of one UPDATE per user.
+_DEBIT_STAKES = ("UPDATE users SET balance = balance - d.total FROM (SELECT user, sum(stake)"
+                 " AS total FROM bet_rows WHERE id BETWEEN ?1 AND ?2 GROUP BY user) AS d"
+                 " WHERE users.id = d.user")
 # Settlement, set-based: the batch's settlements go into a temp table, and
 # a handful of statements apply them all. A bet settles once: only the
 # first settlement of a bet in the batch, and only while it is still open.
@@ -58,6 +70,21 @@ _SETTLE_STEPS = (
      " FROM settle_in WHERE applied = 1 AND payout != 0 GROUP BY user) AS d"
      " WHERE users.id = d.user", False),
 )
+
+
+def _insert_bets(conn, first, bets):
+    flat = []
+    for i, b in enumerate(bets, first):
+        flat += (i, b.user, b.col, b.lo, b.stake, b.mult, b.mult - b.min_mult, b.col - b.ts,
+                 b.placed - b.ts, b.nonce, b.sig, b.mkt)
+    pos, left = 0, len(bets)
+    while left:
+        n = next(c for c in _CHUNKS if c <= left)
+        conn.execute(_INSERT_SQL[n], flat[pos * 12:(pos + n) * 12])
+        pos += n
+        left -= n
+
+
 class UserExists(ValueError):
     """``ensure_user(new=True)`` for a name that is taken."""
 
@@ -136,15 +163,8 @@ class Store:
             if bets:
                 first = self.next_bet_id
                 ids = list(range(first, first + len(bets)))
-                conn.executemany(_INSERT_BET, [
-                    (i, b.user, b.col, b.lo, b.stake, b.mult, b.mult - b.min_mult,
-                     b.col - b.ts, b.placed - b.ts, b.nonce, b.sig, b.mkt)
-                    for i, b in zip(ids, bets)])
-                deltas = {}
-                for b in bets:
-                    deltas[b.user] = deltas.get(b.user, 0) - b.stake
-                conn.executemany("UPDATE users SET balance = balance + ? WHERE id = ?",
-                                 [(d, u) for u, d in deltas.items()])
+                _insert_bets(conn, first, bets)
+                conn.execute(_DEBIT_STAKES, (first, ids[-1]))
             if settlements:
                 applied = self._settle(conn, settlements, now)
             for user, amount in credits:

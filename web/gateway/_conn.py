@@ -112,6 +112,16 @@ class Connection:
         if len(cork) == 1:
             self._loop.run_callback(self._uncork)
 
+    def send_ack(self, frame):
+        """Write ``frame`` now (``send``: straight to the socket when nothing
+        is queued, else behind what is), unless frames corked earlier in
+        this turn are waiting: then after them, so a connection's frames
+        keep the order they were made in."""
+        if self._cork:
+            self.send_soon(frame)
+        else:
+            self.send(frame)
+
     def _uncork(self):
         cork = self._cork
         if cork:
