@@ -576,6 +576,13 @@ def test_a_guest_who_ran_out_tops_up_and_sees_the_live_feed(server_factory, page
             what="the balance topped up")
     assert not topup.is_visible()
     watch.assert_clean()
+    # Topped up, the balance is no longer low: the server refuses (409
+    # `limit`, a SPEC reason) and the page's toast says why in words.
+    page.evaluate("async () => (await import('/static/topup.js')).topUp()")
+    toast = wait_js(page, "() => [...document.querySelectorAll('[data-testid=toast]')]"
+                          ".map((t) => t.dataset.reason === 'limit' ? t.textContent : null).find(Boolean) || null",
+                    what="the refused top-up's toast")
+    assert toast == "Top-ups are for a balance that ran out.", toast_texts(page)
 
 
 # ---- the README's pictures ------------------------------------------------------------------------------
