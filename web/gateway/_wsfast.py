@@ -298,8 +298,8 @@ class FastHandler(WebSocketHandler):
             return refusal("400 Bad Request", "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64")
         return None
 
-    def _refuse(self, refusal_):
-        status, headers, body = refusal_
+    def _refuse(self, answer):
+        status, headers, body = answer
         extra = list(getattr(self.server, "refusal_headers", ()))   # the security headers
         self.start_response(status, headers + extra + [("Content-Length", str(len(body)))])
         self.write(body)
