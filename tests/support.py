@@ -1,8 +1,10 @@
 """Helpers the tests import (fixtures stay in conftest.py): waiting on a
-condition instead of sleeping, a free loopback port, the project root, and
+condition instead of sleeping, a free loopback port, the project root,
 ``ServerProcess``, the ``tapgrid serve`` launcher with the per-address
 sign-in limit lifted (the launcher itself, shared with perf/, is
-tests/serverproc.py)."""
+tests/serverproc.py), and one line run in a server's live console
+(``--backdoor``)."""
+import socket
 import time
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import gevent
 from tests.serverproc import ROOT, free_port
 from tests.serverproc import ServerProcess as _ServerProcess
 
-__all__ = ["ROOT", "free_port", "wait_until", "ServerProcess", "VECTORS"]
+__all__ = ["ROOT", "free_port", "wait_until", "ServerProcess", "VECTORS", "CONSOLE_PROMPT",
+           "console_connect", "read_until", "console_line"]
 
 #: public test vectors, beside the checkout (CI puts ../shared there too)
 VECTORS = (Path(__file__).resolve().parent.parent / "../shared/vectors").resolve()
@@ -40,3 +43,35 @@ class ServerProcess(_ServerProcess):
                 "TAPGRID_HANDSHAKE_RATE_PER_ADDRESS": "100000",
                 "TAPGRID_MAX_CONNS_PER_ADDRESS": "100000",
                 "TAPGRID_GUEST_RATE": "100000", "TAPGRID_GUEST_BURST": "100000"}
+
+
+CONSOLE_PROMPT = b">>> "
+
+
+def console_connect(path):
+    """A socket to the live console at the Unix socket `path`."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    return s
+
+
+def read_until(s, marker):
+    """Bytes from `s` up to and including `marker`, or all until EOF."""
+    buf = b""
+    while not buf.endswith(marker):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def console_line(path, line):
+    """Send one line after the console's prompt: (banner, what it printed
+    back, up to the next prompt)."""
+    with console_connect(path) as s:
+        banner = read_until(s, CONSOLE_PROMPT)
+        assert banner.endswith(CONSOLE_PROMPT), "the console hung up"
+        s.sendall(line.encode() + b"\n")
+        return banner, read_until(s, CONSOLE_PROMPT)
