@@ -373,6 +373,20 @@ def test_the_phone_shows_many_future_columns_a_labelled_balance_and_one_top_bar_
     watch.assert_clean()
 
 
+def test_every_open_cell_on_the_phone_shows_its_multiplier(flat_server, page_of):
+    """A capped cell's "100.00x" is wider than a phone's column: it was drawn
+    blank. Now it reads "100x" (fewer decimals, rounded down)."""
+    page, watch = page_of(flat_server.url, phone=True)
+    sign_in_as_guest(page)
+    cells = wait_js(page, """() => { const c = window.tapgrid.openCells();
+        return c.some((x) => x.mult >= 10000) ? c : null; }""", what="a capped cell on the board")
+    assert any(c["mult"] >= 10000 for c in cells)
+    layout = wait_js(page, "() => { const l = window.tapgrid.layout(); return l.layers.includes('cells') ? l : null; }",
+                     what="a drawn board")
+    assert layout["unlabelled"] == 0, layout["unlabelled"]
+    watch.assert_clean()
+
+
 # ---- what players missed -----------------------------------------------------------------------------
 
 def test_hover_shows_the_potential_payout_before_the_tap(flat_server, page_of):
