@@ -262,6 +262,12 @@ class _ScrapeCollector:
                                 value=system.dead_letters.count)
         yield GaugeMetricFamily("tapgrid_connections", "Open WebSocket connections",
                                 value=len(getattr(hub, "conns", ())))
+        if hasattr(hub, "skipped"):
+            yield CounterMetricFamily("tapgrid_fanout_broadcasts", "Tick/grid broadcasts sent",
+                                      value=hub.broadcasts)
+            yield CounterMetricFamily(
+                "tapgrid_fanout_skipped", "Broadcasts (ticks, grids) a connection skipped because "
+                "its send buffer was full; acks and results are never skipped", value=hub.skipped)
         gateway = getattr(hub, "gateway", None)
         if gateway is not None:
             yield GaugeMetricFamily("tapgrid_loop_lag_seconds", "How late the event loop runs",
