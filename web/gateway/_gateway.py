@@ -2,6 +2,7 @@
 connection handed to the tap pipeline (``_taps.py``), which turns its
 frames into verified taps and acks (SPEC sections 4, 5 and 9).
 """
+import json
 import logging
 import time
 from urllib.parse import parse_qs
@@ -12,11 +13,17 @@ from engine import AskTimeout
 from .._addr import LruTable, client_addr
 from ..auth import SessionsUnavailable
 from ._conn import Connection, TokenBucket
+from ._gate import HandshakeGate
 from ._taps import TapPipeline
 
 __all__ = ["Gateway"]
 
 log = logging.getLogger("tapgrid.gateway")
+
+
+def _reason(code, detail):
+    """A refused upgrade's body: ``{"error": code, "detail": text}``, as the HTTP API's."""
+    return json.dumps({"error": code, "detail": detail.decode()}, separators=(",", ":")).encode()
 
 
 class Gateway:
@@ -28,6 +35,8 @@ class Gateway:
         self.nonces = nonces
         self.metrics = metrics
         self.handshakes = TokenBucket(cfg.handshake_rate, max(1.0, cfg.handshake_rate), time.monotonic())
+        # upgrades worked on at once (admission to the first frames written)
+        self.gate = HandshakeGate(cfg.handshake_concurrency, cfg.handshake_queue, cfg.handshake_wait_s)
         self.accepting = True
         self.shed = 0
         self.upgrading = 0        # admitted, not yet a registered connection
@@ -50,7 +59,10 @@ class Gateway:
         The cheap, server-wide checks first; then everything that is per
         client (its address's handshake rate and connection count) before
         the token is looked up; the global handshake budget is charged only
-        for a token that checks out, so bogus upgrades cannot drain it."""
+        for a token that checks out, so bogus upgrades cannot drain it.
+        Last, the HandshakeGate: the upgrade waits for one of
+        ``handshake_concurrency`` slots (held until its first frames are
+        written, see ``serve``), or is refused once the queue is full."""
         if environ.get("PATH_INFO") != "/ws":
             return None
         if not self.accepting:
@@ -88,6 +100,10 @@ class Gateway:
         if not self.handshakes.take(time.monotonic()):
             self.shed += 1
             return self._refuse("503 Service Unavailable", b"handshake rate exceeded", retry=1)
+        if not self.gate.enter():
+            self.shed += 1
+            return self._refuse("503 Service Unavailable", b"too many upgrades at once; retry", retry=1)
+        environ["tapgrid.gate"] = True
         environ["tapgrid.session"] = session
         environ["tapgrid.admitted"] = True
         environ["tapgrid.slot"] = (addr, session.uid)
@@ -105,7 +121,13 @@ class Gateway:
 
     def _limit(self, reason, body):
         self.refused[reason] = self.refused.get(reason, 0) + 1
-        return ("429 Too Many Requests", [("Content-Type", "text/plain"), ("Retry-After", "5")], body)
+        return ("429 Too Many Requests", [("Content-Type", "application/json"), ("Retry-After", "5")],
+                _reason("rate_limited", body))
+
+    def through_gate(self, environ):
+        """The upgrade's first frames are out (or it failed): free its slot."""
+        if environ.pop("tapgrid.gate", False):
+            self.gate.leave()
 
     def upgrade_done(self, environ):
         """An admitted upgrade became a connection (or failed): stop counting it."""
@@ -120,6 +142,7 @@ class Gateway:
 
     def release(self, environ):
         """The connection (or failed upgrade) is over: free its address slot."""
+        self.through_gate(environ)
         self.upgrade_done(environ)
         slot = environ.pop("tapgrid.slot", None)
         if slot is not None:
@@ -131,7 +154,9 @@ class Gateway:
 
     @staticmethod
     def _refuse(status, body, retry):
-        return (status, [("Content-Type", "text/plain"), ("Retry-After", str(retry))], body)
+        # 503: the reason code a tap gets when the server sheds (SPEC section 9)
+        return (status, [("Content-Type", "application/json"), ("Retry-After", str(retry))],
+                _reason("overloaded", body))
 
     def origin_allowed(self, origin, host=None):
         """The Origin (scheme, host and port) must be one this server is
@@ -188,6 +213,8 @@ class Gateway:
                 conn.close(1013, b"the market is away; retry")
                 return
             self.hub.welcome(conn, balance)
+            if environ is not None:
+                self.through_gate(environ)
             self.pipeline.run(conn, ws.receive, getattr(ws, "receive_many", None))
         finally:
             self.hub.remove(conn)
