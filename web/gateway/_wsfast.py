@@ -17,12 +17,15 @@ and reading is ours (site-packages stays untouched):
   behind frames already being written instead of interleaving with them;
 - ``FastHandler`` asks ``server.admit(environ)`` before upgrading, so the
   server can shed load with HTTP 503 + Retry-After (or refuse an origin)
-  before any WebSocket exists.
+  before any WebSocket exists; an upgrade whose Sec-WebSocket-Key is not
+  16 bytes of base64 is a 400 with a reason before that.
 
     from gevent.pywsgi import WSGIServer
     from web.gateway._wsfast import FastHandler
     WSGIServer(("127.0.0.1", 8080), app, handler_class=FastHandler).serve_forever()
 """
+import base64
+import json
 import socket
 import struct
 from collections import deque
@@ -40,6 +43,21 @@ DEFAULT_FRAME_LIMIT = 4096
 RECV_SIZE = 65536
 LINGER_S = 2.0            # after our close frame, read (and drop) until the peer's EOF
 LINGER_BYTES = 1 << 18
+
+
+def bad_key(key):
+    """Why ``key`` (the Sec-WebSocket-Key header) is not 16 bytes of
+    base64 as RFC 6455 4.1 asks, or None when it is."""
+    key = (key or "").strip()
+    if not key:
+        return "Sec-WebSocket-Key is missing"
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (ValueError, UnicodeError):
+        return "Sec-WebSocket-Key is not base64"
+    if len(raw) != 16:
+        return "Sec-WebSocket-Key must be 16 bytes of base64"
+    return None
 
 
 def encode_frame(opcode, data):
@@ -230,6 +248,18 @@ class FastHandler(WebSocketHandler):
     def run_application(self):
         env = self.environ
         if env.get("HTTP_UPGRADE", "").lower() == "websocket":
+            upgrading = (env.get("REQUEST_METHOD") == "GET"
+                         and "upgrade" in env.get("HTTP_CONNECTION", "").lower())
+            bad = bad_key(env.get("HTTP_SEC_WEBSOCKET_KEY")) if upgrading else None
+            if bad is not None:
+                # Before admission: a malformed upgrade costs no slot, no budget.
+                # (gevent-websocket's own check raised on bad base64: a 500.)
+                body = json.dumps({"error": "bad_request", "detail": bad}).encode()
+                extra = list(getattr(self.server, "refusal_headers", ()))
+                self.start_response("400 Bad Request", [("Content-Type", "application/json")] + extra
+                                    + [("Content-Length", str(len(body)))])
+                self.write(body)
+                return
             admit = getattr(self.server, "admit", None)
             refusal = admit(env) if admit is not None else None
             if refusal is not None:
