@@ -1,9 +1,10 @@
 """The HandshakeGate (web/gateway/_gate.py): at most ``handshake_concurrency``
 upgrades worked on at once; more wait in order for a slot, up to
 ``handshake_queue`` of them and ``handshake_wait_s`` each; beyond that, a
-503 with Retry-After and a JSON reason (SPEC section 9). A real server
-(one slot, a queue of one); the test holds the slot through the server's
-backdoor console, so nothing depends on timing."""
+503 with Retry-After and a JSON reason (SPEC section 9). Before the gate,
+``accept_batch`` connections at most are accepted per loop turn. A real
+server (one slot, a queue of one); the test holds the slot through the
+server's backdoor console, so nothing depends on timing."""
 import json
 import os
 import shutil
@@ -44,7 +45,7 @@ def gated():
     path = os.path.join(top, "console", "backdoor.sock")
     server = ServerProcess(os.path.join(top, "tapgrid.db"), "--seed", "1", "--backdoor", path,
                            env={"TAPGRID_HANDSHAKE_CONCURRENCY": "1", "TAPGRID_HANDSHAKE_QUEUE": "1",
-                                "TAPGRID_HANDSHAKE_WAIT_S": "60"}).start()
+                                "TAPGRID_HANDSHAKE_WAIT_S": "60", "TAPGRID_ACCEPT_BATCH": "2"}).start()
     wait_until(lambda: os.path.exists(path), timeout=10, what="the backdoor socket")
     yield server, path
     server.kill()
@@ -110,6 +111,24 @@ def test_an_upgrade_that_waits_too_long_is_refused_and_leaves_the_queue(gated):
     assert status == 503 and headers["retry-after"] == "1"
     assert json.loads(body)["error"] == "overloaded"
     assert console(path, f"({gate}.busy, len({gate}.waiting), {gate}.refused)") == f"(0, 0, {before + 1})"
+    assert upgrade(server.port, player.token)[0] == 101
+
+
+def test_a_loop_turn_accepts_a_few_connections_and_the_rest_wait_their_turn(gated):
+    # accept_batch: at most 2 accepted per loop turn; 40 at once all get in all the same
+    server, path = gated
+    assert console(path, "server.http.max_accept") == "2"
+    player = TapgridClient(server.url)
+    player.guest()
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(40)]
+    try:
+        for s in socks:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = [s.recv(64) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers
     assert upgrade(server.port, player.token)[0] == 101
 
 
