@@ -103,6 +103,11 @@ class Gateway:
         if not self.gate.enter():
             self.shed += 1
             return self._refuse("503 Service Unavailable", b"too many upgrades at once; retry", retry=1)
+        if len(self.hub.conns) + self.upgrading >= cfg.max_connections or not self.accepting:
+            # filled up (or began shutting down) while this one waited at the gate
+            self.gate.leave()
+            self.shed += 1
+            return self._refuse("503 Service Unavailable", b"too many connections", retry=2)
         environ["tapgrid.gate"] = True
         environ["tapgrid.session"] = session
         environ["tapgrid.admitted"] = True

@@ -114,6 +114,32 @@ def test_an_upgrade_that_waits_too_long_is_refused_and_leaves_the_queue(gated):
     assert upgrade(server.port, player.token)[0] == 101
 
 
+def test_an_upgrade_let_in_after_the_server_filled_up_is_refused(gated):
+    server, path = gated
+    player = TapgridClient(server.url)
+    player.guest()
+    gate, cfg = "server.gateway.gate", "server.gateway.cfg"
+    limit = console(path, f"{cfg}.max_connections")
+    assert console(path, f"{gate}.enter()") == "True"
+    try:
+        waiting = {}
+        t = threading.Thread(target=lambda: waiting.update(r=upgrade(server.port, player.token)))
+        t.start()
+        wait_until(lambda: console(path, f"len({gate}.waiting)") == "1", timeout=10,
+                   what="the upgrade queued at the gate")
+        # while it waits, the server fills up: no room left when its turn comes
+        console(path, f"setattr({cfg}, 'max_connections', len(server.hub.conns))")
+    finally:
+        console(path, f"{gate}.leave()")
+    t.join(20)
+    console(path, f"setattr({cfg}, 'max_connections', {limit})")
+    status, headers, body = waiting["r"]
+    assert status == 503 and json.loads(body)["error"] == "overloaded", (status, body)
+    assert "too many connections" in json.loads(body)["detail"]
+    assert console(path, f"({gate}.busy, len({gate}.waiting))") == "(0, 0)"
+    assert upgrade(server.port, player.token)[0] == 101
+
+
 def test_a_loop_turn_accepts_a_few_connections_and_the_rest_wait_their_turn(gated):
     # accept_batch: at most 2 accepted per loop turn; 40 at once all get in all the same
     server, path = gated
