@@ -2,7 +2,8 @@
 condition instead of sleeping, a free loopback port, the project root,
 ``ServerProcess``, the ``tapgrid serve`` launcher with the per-address
 sign-in limit lifted (the launcher itself, shared with perf/, is
-tests/serverproc.py), and one line run in a server's live console
+tests/serverproc.py), a WebSocket upgrade written by hand
+(``raw_upgrade``), and one line run in a server's live console
 (``--backdoor``)."""
 import socket
 import time
@@ -14,7 +15,7 @@ from tests.serverproc import ROOT, free_port
 from tests.serverproc import ServerProcess as _ServerProcess
 
 __all__ = ["ROOT", "free_port", "wait_until", "ServerProcess", "VECTORS", "CONSOLE_PROMPT",
-           "console_connect", "read_until", "console_line"]
+           "console_connect", "read_until", "console_line", "raw_upgrade"]
 
 #: public test vectors, beside the checkout (CI puts ../shared there too)
 VECTORS = (Path(__file__).resolve().parent.parent / "../shared/vectors").resolve()
@@ -30,6 +31,31 @@ def wait_until(predicate, timeout=5.0, interval=0.005, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         gevent.sleep(interval)
+
+
+def raw_upgrade(port, token, key="dGhlIHNhbXBsZSBub25jZQ=="):
+    """A WebSocket upgrade by hand, with any ``key`` (None: no
+    Sec-WebSocket-Key header): (status, lower-cased headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   + ("" if key is None else f"Sec-WebSocket-Key: {key}\r\n") + "\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+        status = int(lines[0].split()[1])
+        if status != 101:
+            while len(body) < int(headers.get("content-length", 0)):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+    return status, headers, body
 
 
 class ServerProcess(_ServerProcess):

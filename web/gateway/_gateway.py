@@ -12,6 +12,7 @@ from engine import AskTimeout
 from .._addr import LruTable, client_addr
 from ..auth import SessionsUnavailable
 from ._conn import Connection, TokenBucket
+from ._gate import HandshakeGate
 from ._taps import TapPipeline
 from ._wsfast import refusal
 
@@ -29,6 +30,8 @@ class Gateway:
         self.nonces = nonces
         self.metrics = metrics
         self.handshakes = TokenBucket(cfg.handshake_rate, max(1.0, cfg.handshake_rate), time.monotonic())
+        # upgrades worked on at once (admission to the first frames written)
+        self.gate = HandshakeGate(cfg.handshake_concurrency, cfg.handshake_queue, cfg.handshake_wait_s)
         self.accepting = True
         self.shed = 0
         self.upgrading = 0        # admitted, not yet a registered connection
@@ -55,7 +58,10 @@ class Gateway:
         The cheap, server-wide checks first; then everything that is per
         client (its address's handshake rate and connection count) before
         the token is looked up; the global handshake budget is charged only
-        for a token that checks out, so bogus upgrades cannot drain it."""
+        for a token that checks out, so bogus upgrades cannot drain it.
+        Last, the HandshakeGate: the upgrade waits for one of
+        ``handshake_concurrency`` slots (held until its first frames are
+        written, see ``serve``), or is refused once the queue is full."""
         if environ.get("PATH_INFO") != "/ws":
             return None
         if not self.accepting:
@@ -89,6 +95,13 @@ class Gateway:
             return self._limit("per_user", "limit", "too many connections for this account")
         if not self.handshakes.take(time.monotonic()):
             return self._shed("handshake rate exceeded", retry=1)
+        if not self.gate.enter():
+            return self._shed("too many upgrades at once; retry", retry=1)
+        if len(self.hub.conns) + self.upgrading >= cfg.max_connections or not self.accepting:
+            # filled up (or began shutting down) while this one waited at the gate
+            self.gate.leave()
+            return self._shed("too many connections", retry=2)
+        environ["tapgrid.gate"] = True
         environ["tapgrid.session"] = session
         environ["tapgrid.admitted"] = True
         environ["tapgrid.slot"] = (addr, session.uid)
@@ -108,6 +121,11 @@ class Gateway:
         self.refused[counter] = self.refused.get(counter, 0) + 1
         return refusal("429 Too Many Requests", reason, detail, [("Retry-After", "5")])
 
+    def through_gate(self, environ):
+        """The upgrade's first frames are out (or it failed): free its slot."""
+        if environ.pop("tapgrid.gate", False):
+            self.gate.leave()
+
     def upgrade_done(self, environ):
         """An admitted upgrade became a connection (or failed): stop counting it."""
         if environ.pop("tapgrid.admitted", False):
@@ -121,6 +139,7 @@ class Gateway:
 
     def release(self, environ):
         """The connection (or failed upgrade) is over: free its address slot."""
+        self.through_gate(environ)
         self.upgrade_done(environ)
         slot = environ.pop("tapgrid.slot", None)
         if slot is not None:
@@ -189,6 +208,8 @@ class Gateway:
                 conn.close(1013, b"the market is away; retry")
                 return
             self.hub.welcome(conn, balance)
+            if environ is not None:
+                self.through_gate(environ)
             self.pipeline.run(conn, ws.receive, getattr(ws, "receive_many", None))
         finally:
             self.hub.remove(conn)

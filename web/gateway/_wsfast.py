@@ -29,7 +29,6 @@ and reading is ours (site-packages stays untouched):
     WSGIServer(("127.0.0.1", 8080), app, handler_class=FastHandler).serve_forever()
 """
 import base64
-import binascii
 import json
 import socket
 import struct
@@ -73,6 +72,21 @@ _PARSE_ERRORS = {
     "400": _raw_answer("400 Bad Request", "bad_request", "malformed HTTP request"),
     "414": _raw_answer("414 Request URI Too Long", "bad_request", "request line too long"),
 }
+
+
+def bad_key(key):
+    """Why ``key`` (the Sec-WebSocket-Key header) is not 16 bytes of
+    base64 as RFC 6455 4.1 asks, or None when it is."""
+    key = (key or "").strip()
+    if not key:
+        return "Sec-WebSocket-Key is missing"
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (ValueError, UnicodeError):
+        return "Sec-WebSocket-Key is not base64"
+    if len(raw) != 16:
+        return "Sec-WebSocket-Key must be 16 bytes of base64"
+    return None
 
 
 def encode_frame(opcode, data):
@@ -290,12 +304,9 @@ class FastHandler(WebSocketHandler):
             return refusal("426 Upgrade Required", "bad_request", "Sec-WebSocket-Version is missing", offer)
         if version not in WS_VERSIONS:
             return refusal("400 Bad Request", "bad_request", "unsupported Sec-WebSocket-Version", offer)
-        try:
-            key_ok = len(base64.b64decode(env.get("HTTP_SEC_WEBSOCKET_KEY", "").strip(), validate=True)) == 16
-        except (binascii.Error, ValueError):
-            key_ok = False
-        if not key_ok:
-            return refusal("400 Bad Request", "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64")
+        bad = bad_key(env.get("HTTP_SEC_WEBSOCKET_KEY"))
+        if bad is not None:
+            return refusal("400 Bad Request", "bad_request", bad)
         return None
 
     def _refuse(self, answer):
