@@ -387,6 +387,35 @@ def test_every_open_cell_on_the_phone_shows_its_multiplier(flat_server, page_of)
     watch.assert_clean()
 
 
+def test_the_page_asks_for_compact_grids_and_draws_them(flat_server, page_of):
+    """The page opens /ws with grid=2 (a sixth of a grid frame's bytes in the
+    fan-out) and turns each grid2 frame into the grid web.client would."""
+    import json
+    from tests.support import wait_until
+    from web.client import grid_from_grid2
+    page, watch = page_of(flat_server.url)
+    urls, grids = [], []
+
+    def on_socket(ws):
+        urls.append(ws.url)
+
+        def on_frame(payload):
+            msg = json.loads(payload) if isinstance(payload, str) else {}
+            if msg.get("type") in ("grid", "grid2"):
+                grids.append(msg)
+        ws.on("framereceived", on_frame)
+    page.on("websocket", on_socket)
+    sign_in_as_guest(page)
+    wait_js(page, "() => window.tapgrid.openCells().length > 0 || null", what="open cells")
+    wait_until(lambda: grids, what="a grid frame")
+    assert urls and all("grid=2" in u for u in urls), urls
+    assert {g["type"] for g in grids} == {"grid2"}
+    frame = grids[-1]
+    assert page.evaluate("(f) => import('/static/frames.js').then((m) => m.gridFromGrid2(f))",
+                         frame) == grid_from_grid2(frame)
+    watch.assert_clean()
+
+
 # ---- what players missed -----------------------------------------------------------------------------
 
 def test_hover_shows_the_potential_payout_before_the_tap(flat_server, page_of):

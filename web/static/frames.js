@@ -22,10 +22,21 @@ function onBoard(msg, key) {
   return !msg.market_id || !m.market_id || msg.market_id === m.market_id;
 }
 
+// A grid2 frame as the v1 grid frame it stands for (as web.client.grid_from_grid2).
+export function gridFromGrid2(msg) {
+  const band = msg.band_cents;
+  const columns = msg.columns.map((c) => ({
+    t0: c.t0,
+    cells: c.mults.flatMap((mult, i) => (mult === null ? [] : [{ lo: c.lo + i * band, mult }])),
+  }));
+  return { ...msg, type: "grid", columns };
+}
+
 const HISTORY_FILL_MS = 180000; // the chart's past on load: what the board shows and more
 
 export function onMessage(msg) {
   const { view, summary, live } = parts;
+  if (msg.type === "grid2") msg = gridFromGrid2(msg);
   switch (msg.type) {
     case "hello":
       state.user = msg.user ?? state.user;
