@@ -27,7 +27,7 @@ from ._redis import BLOCK_MS, Backoff, RedisError
 __all__ = ["RemoteStatus", "Watcher", "grid_from_body"]
 
 log = logging.getLogger("tapgrid.bus")
-_HAS_MARKET_ID = "market_id" in Settlement._fields
+_STATE_ORDER = {b"k": 0, b"m": 1, b"g": 2, b"t": 3}
 _REJECT = {"stale_price": "market_suspended", "disk_low": "disk_low", "overloaded": "overloaded"}
 
 
@@ -88,6 +88,7 @@ class Watcher:
         self.relayed = 0
         self.results = 0
         self.resubscribes = 0
+        self._list_read = 0.0
 
     def start(self):
         return [gevent.spawn(self.broadcasts), gevent.spawn(self.settlements),
@@ -96,16 +97,47 @@ class Watcher:
     def _blob(self, data):
         kind, head, parts = decode_blob(data)
         remote = self.remote
-        if kind == b"g":
-            remote.grid = grid_from_body(parts[0], head["v"])
-        elif kind == b"m":
-            remote.status.update(head)
+        if kind == b"k":
+            if remote.catalog.update(head):
+                log.info("the market runs %s", ", ".join(remote.catalog.by_id))
+        elif kind in (b"g", b"m"):
+            # Blobs of a market process before several markets carry no id: the default's.
+            mid = head.get("id")
+            unit = remote.catalog.unit(mid)
+            if unit is None and mid is not None:
+                unit = self._unknown_market(mid)
+                if unit is None:
+                    return
+            if kind == b"g":
+                grid = grid_from_body(parts[0], head["v"])
+                if unit is not None:
+                    unit.ctx.grid = grid
+                if unit is None or unit.market_id == remote.catalog.default_id:
+                    remote.grid = grid
+            elif unit is not None:
+                unit.ctx.status.update(head)
+            else:
+                remote.status.update(head)
         elif kind == b"t":
-            remote.last_tick = (head["p"], head["t"])
+            if head.get("a") in (None, remote.default_asset()):
+                remote.last_tick = (head["p"], head["t"])
         self.relayed += 1
         sinks = remote.sinks
         if sinks is not None:
             sinks.relay(kind, head, parts)
+
+    def _unknown_market(self, market_id):
+        """A broadcast of a market not in our list: the list changed (a market
+        restarted with other markets) and its new list was missed (published
+        only while this gateway was resubscribing). Read it again, at most
+        once a second."""
+        now = time.monotonic()
+        if now - self._list_read >= 1.0:
+            self._list_read = now
+            data = self.r.hget(self.keys.state, self.keys.markets_field)
+            if data is not None:
+                self._blob(data)
+        return self.remote.catalog.unit(market_id)
 
     def broadcasts(self):
         backoff = Backoff()
@@ -119,9 +151,10 @@ class Watcher:
                 ps.subscribe(self.keys.broadcast)
                 # After (re)subscribing: the latest of each, in case we missed it.
                 state = self.r.hgetall(self.keys.state)
-                for kind in (b"m", b"g", b"t"):
-                    if kind in state:
-                        self._blob(state[kind])
+                # the market list first, then statuses, grids and ticks
+                for field in sorted(state, key=lambda f: _STATE_ORDER.get(f[:1], 9)):
+                    if field[:1] in _STATE_ORDER:
+                        self._blob(state[field])
                 backoff.ok()
                 while True:
                     msg = ps.get_message(timeout=BLOCK_MS / 1000)
@@ -162,14 +195,15 @@ class Watcher:
         except (KeyError, ValueError):
             return
         remember = self.remote.remember
+        on_result = getattr(sinks, "on_market_result", None)
         for row in rows:
             user, bet, col, lo, stake, mult, outcome, payout, balance = row[:9]
             s = Settlement(bet, user, col, lo, stake, mult, outcome, payout)
-            if len(row) > 9 and _HAS_MARKET_ID:
-                s = s._replace(market_id=row[9])
             self.results += 1
             remember(user, balance)
-            if sinks is not None:
+            if on_result is not None:
+                on_result(row[9] if len(row) > 9 else None, user, s, balance)
+            elif sinks is not None:
                 sinks.on_result(user, s, balance)
 
     def heartbeat(self):
@@ -201,5 +235,5 @@ class Watcher:
                     remote.last_beat = now - (d["ttl"] - pttl) / 1000
                 except (ValueError, KeyError, TypeError):
                     remote.last_beat = now
-            remote.status.set_away(not alive)
+            remote.set_away(not alive)
             gevent.sleep(every)
