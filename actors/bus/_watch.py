@@ -88,7 +88,9 @@ class Watcher:
         self.relayed = 0
         self.results = 0
         self.resubscribes = 0
-        self._list_read = 0.0
+        self._state_read = 0.0
+        self._stale = False              # a broadcast named a market not in our list
+        self._heard_status = False       # the default market's status, since subscribing
 
     def start(self):
         return [gevent.spawn(self.broadcasts), gevent.spawn(self.settlements),
@@ -105,19 +107,18 @@ class Watcher:
             mid = head.get("id")
             unit = remote.catalog.unit(mid)
             if unit is None and mid is not None:
-                unit = self._unknown_market(mid)
-                if unit is None:
-                    return
+                self._stale = True       # a market not in our list: read the state again
+                return
             if kind == b"g":
                 grid = grid_from_body(parts[0], head["v"])
                 if unit is not None:
                     unit.ctx.grid = grid
                 if unit is None or unit.market_id == remote.catalog.default_id:
                     remote.grid = grid
-            elif unit is not None:
-                unit.ctx.status.update(head)
             else:
-                remote.status.update(head)
+                (unit.ctx.status if unit is not None else remote.status).update(head)
+                if unit is None or unit.market_id == remote.catalog.default_id:
+                    self._heard_status = True
         elif kind == b"t":
             if head.get("a") in (None, remote.default_asset()):
                 remote.last_tick = (head["p"], head["t"])
@@ -126,18 +127,25 @@ class Watcher:
         if sinks is not None:
             sinks.relay(kind, head, parts)
 
-    def _unknown_market(self, market_id):
-        """A broadcast of a market not in our list: the list changed (a market
-        restarted with other markets) and its new list was missed (published
-        only while this gateway was resubscribing). Read it again, at most
-        once a second."""
-        now = time.monotonic()
-        if now - self._list_read >= 1.0:
-            self._list_read = now
-            data = self.r.hget(self.keys.state, self.keys.markets_field)
-            if data is not None:
-                self._blob(data)
-        return self.remote.catalog.unit(market_id)
+    def _read_state(self):
+        """The latest of each from ``Keys.state``: the market list first, then
+        statuses, grids and ticks."""
+        self._state_read = time.monotonic()
+        self._stale = False
+        state = self.r.hgetall(self.keys.state)
+        for field in sorted(state, key=lambda f: _STATE_ORDER.get(f[:1], 9)):
+            if field[:1] in _STATE_ORDER:
+                self._blob(state[field])
+
+    def _incomplete(self):
+        """Read the state again (at most once a second) while it lacks what
+        pub/sub may never bring: a status is published only when it changes
+        and the market list only when the market starts, so a gateway that
+        read the state of a Redis just back empty, before the market wrote
+        it again, or missed a restarted market's new list, would wait for
+        them forever."""
+        return (self._stale or not self._heard_status) and \
+            time.monotonic() - self._state_read >= 1.0
 
     def broadcasts(self):
         backoff = Backoff()
@@ -150,16 +158,15 @@ class Watcher:
             try:
                 ps.subscribe(self.keys.broadcast)
                 # After (re)subscribing: the latest of each, in case we missed it.
-                state = self.r.hgetall(self.keys.state)
-                # the market list first, then statuses, grids and ticks
-                for field in sorted(state, key=lambda f: _STATE_ORDER.get(f[:1], 9)):
-                    if field[:1] in _STATE_ORDER:
-                        self._blob(state[field])
+                self._heard_status = False
+                self._read_state()
                 backoff.ok()
                 while True:
                     msg = ps.get_message(timeout=BLOCK_MS / 1000)
                     if msg is not None and msg["type"] == "message":
                         self._blob(msg["data"])
+                    if self._incomplete():
+                        self._read_state()
             except (RedisError, OSError) as exc:
                 backoff.fail("broadcast feed", exc)
             except Exception:
