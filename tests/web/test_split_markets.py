@@ -13,14 +13,17 @@ the one-process server's (tests/web/markets_checks.py):
 - a tap or a subscription naming an unknown market is ``bad_request``, and
   the connection stays;
 - a v1 client (no market_id anywhere) sees and taps the default market only;
-- a gateway's ``/metrics`` has every market, ``/api/ticks`` every asset.
+- a gateway's ``/metrics`` has every market, ``/api/ticks`` every asset;
+- ``serve --gateways 2 --markets ...`` serves them all behind its one port.
 """
 import contextlib
 
 import pytest
 
+from tests.serverproc import ClusterProcess, exited
+from tests.support import wait_until
 from tests.web import markets_checks as checks
-from tests.web.splitrig import Rig
+from tests.web.splitrig import ENV, Rig
 from web.client import TapgridClient
 
 
@@ -79,3 +82,20 @@ def test_a_gateways_metrics_and_price_record_cover_every_market(rig):
     for gw in rig.gateways:
         checks.check_markets_in_metrics(gw.url)
         checks.check_ticks_per_asset(gw.url)
+
+
+@pytest.mark.timeout(120)
+def test_serve_gateways_runs_every_market_behind_one_port(tmp_path):
+    """``tapgrid serve --gateways 2 --markets ...``: every child gets the
+    flag, the market runs them, the gateways serve what it publishes."""
+    server = ClusterProcess(str(tmp_path / "cluster.db"), "--seed", "2", "--markets",
+                            checks.MARKETS, gateways=2, env=ENV).start()
+    pids = list(server.roles().values())
+    try:
+        checks.check_markets_and_grids(TapgridClient(server.url))
+        with players(server) as (c,):
+            checks.check_subscribe_then_tap(c)
+    finally:
+        server.kill()
+        for pid in pids:
+            wait_until(lambda pid=pid: exited(pid), 20, interval=0.05, what=f"child {pid} gone")
