@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv bench clean load
+.PHONY: run test venv bench clean load screenshots
 
 # `make load`: locust against a fresh server (perf/load.py); report in perf/results/.
 LOAD_USERS ?= 50
@@ -35,6 +35,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Retake the README's two pictures (desktop and phone) from a real game.
+screenshots: $(STAMP)
+	TAPGRID_RETAKE_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:cacheprovider -q \
+		tests/web/test_page.py -k screenshot
 
 bench: $(STAMP)
 	$(BIN)/python perf/bench_engine.py

@@ -12,8 +12,8 @@ from .feeds import BinanceFeed, CoinbaseFeed, ReplayFeed, SimFeed, Tick, make_fe
 from .store import Store, UserExists, audit, credit_offline, history_offline, open_readonly
 from ._ledger import Ledger
 from ._expiring import ExpiringKeys
-from ._model import (LOST, OPEN, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet, Settlement, Tap,
-                     TapOrder, payout_for)
+from ._model import (LOST, OPEN, OPERATOR_SIG, OUTCOME_NAMES, REASONS, VOID, WON, Ack, Bet,
+                     Settlement, Tap, TapOrder, payout_for)
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
                       SaveTicks, Settle, TopUp, TopUpResult)
 from ._odds import (MULT_BUCKETS, Volatility, column_multipliers, mult_bucket, multiplier,
@@ -31,7 +31,7 @@ __all__ = [
     "Config", "parse_size", "start_market", "MarketHandle", "MarketContext", "Sinks",
     "WriterStats", "Tick", "SimFeed", "ReplayFeed", "CoinbaseFeed", "BinanceFeed", "make_feed",
     "Ledger", "ExpiringKeys", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
-    "OUTCOME_NAMES", "REASONS", "payout_for", "touch_probability", "multiplier",
+    "OUTCOME_NAMES", "OPERATOR_SIG", "REASONS", "payout_for", "touch_probability", "multiplier",
     "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus",
     "Store", "UserExists", "open_readonly", "Column", "MarketMaker", "price_grid", "open_columns", "Resolver",
     "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",

@@ -112,6 +112,10 @@ class Config:
     tap_burst: int = 100
     handshake_rate: float = 2000.0      # upgrades/s admitted (charged for valid tokens only)
     handshake_rate_per_address: float = 20.0   # upgrades/s per client address
+    handshake_concurrency: int = 32     # upgrades worked on at once (web/gateway/_gate.py)
+    handshake_queue: int = 4096         # more wait for a slot, in order; beyond: 503
+    handshake_wait_s: float = 10.0      # the longest wait for a slot before a 503
+    accept_batch: int = 16              # connections accepted per loop turn (gevent's default: 100)
     max_conns_per_user: int = 8
     max_conns_per_address: int = 256
     max_strikes: int = 20               # malformed frames or bad signatures before close 1008

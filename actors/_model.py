@@ -10,10 +10,14 @@ hundredths (235 = 2.35x).
 from typing import NamedTuple
 
 __all__ = ["Tap", "TapOrder", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
-           "OUTCOME_NAMES", "payout_for", "REASONS", "cell_key"]
+           "OUTCOME_NAMES", "payout_for", "REASONS", "cell_key", "OPERATOR_SIG"]
 
 OPEN, WON, LOST, VOID = 0, 1, 2, 3
 OUTCOME_NAMES = {OPEN: "open", WON: "won", LOST: "lost", VOID: "void"}
+
+#: the signature of a bet the operator placed from the console: no player
+#: signed it, and ``tapgrid verify`` says so instead of calling it forged
+OPERATOR_SIG = bytes(64)
 
 #: every reject reason of SPEC section 9
 REASONS = ("bad_request", "bad_signature", "expired", "replay", "column_closed",

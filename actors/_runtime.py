@@ -27,7 +27,7 @@ from ._diskguard import DiskGuard
 from .feeds import make_sources
 from ._market import MarketMaker
 from ._markets import market_cfg, markets_body
-from ._model import Ack, Tap, TapOrder
+from ._model import OPERATOR_SIG, Ack, Tap, TapOrder
 from ._resolver import Resolver
 from .store import Store, acquire_lock, record_tables, release_lock
 from ._watchdog import Watchdog
@@ -202,7 +202,7 @@ class MarketHandle:
     def tap(self, user, col, lo, stake, min_mult=101, market_id=None):
         """An operator's tap from the console (no player signature)."""
         tap = Tap(user, col, lo, stake, min_mult, self.ctx.now(),
-                  secrets.token_urlsafe(12), bytes(64), market_id)
+                  secrets.token_urlsafe(12), OPERATOR_SIG, market_id)
         return self.place(tap)
 
     # --- users and money --------------------------------------------------------------------

@@ -11,13 +11,16 @@ For each settled bet (hot DB and local archive files alike, columns in
 3. ``payout:``    the payout is what that outcome pays (SPEC section 3);
 4. ``signature:`` the receipt (the canonical payload rebuilt from the bet)
                   verifies under one of the user's session keys that was
-                  valid when the bet was placed.
+                  valid when the bet was placed. A bet the operator placed
+                  from the console carries ``OPERATOR_SIG`` (no player
+                  signed it): a mismatch, unless the caller accepts such
+                  bets, when they are counted and listed instead.
 
 The first mismatch stops the run and is named. Signatures are checked by a
 callable handed in (``check(key_bytes, payload, sig_bytes) -> bool``): the
 ECDSA code lives with the wire format, outside this package.
 """
-from ._model import OUTCOME_NAMES
+from ._model import OPERATOR_SIG, OUTCOME_NAMES
 from ._resolver import outcome_for, window_path
 from ._sources import decode_sources, median_of
 from .archive import archive_dir_of, open_file
@@ -40,14 +43,16 @@ class VerifyError(Exception):
     """The first mismatch; ``str()`` names it."""
 
 
-def verify(db_path, cfg, check_signature, from_ms=None, to_ms=None):
+def verify(db_path, cfg, check_signature, from_ms=None, to_ms=None, operator_bets=False):
     """Check every settled bet as above; a report dict ``{"bets", "windows",
-    "ticks", "files", "skipped_files"}``, or ``VerifyError`` at the first
-    mismatch."""
+    "ticks", "files", "skipped_files", "operator_bets"}`` (the ids of the
+    operator's bets, accepted only with ``operator_bets``), or
+    ``VerifyError`` at the first mismatch."""
     lo_ms = 0 if from_ms is None else from_ms
     hi_ms = (1 << 62) if to_ms is None else to_ms
     conn = open_readonly(db_path)
-    report = {"bets": 0, "windows": 0, "ticks": 0, "files": 0, "skipped_files": []}
+    report = {"bets": 0, "windows": 0, "ticks": 0, "files": 0, "skipped_files": [],
+              "operator_bets": [], "accept_operator_bets": operator_bets}
     try:
         keys = _KeyRing(conn)
         seen = set()
@@ -140,7 +145,14 @@ def _check_part(bets_conn, record_conn, where, grids, keys, check, lo_ms, hi_ms,
         payload = encode_tap_payload(col, lo, stake, min_mult, ts, nonce_text(nonce),
                                      market_id if mkt & 1 else None)
         sig = bytes(sig)
-        if not any(check(k, payload, sig) for k in keys.candidates(user, placed)):
+        if sig == OPERATOR_SIG:
+            # Outcome and payout were checked above; only the player's word is missing.
+            if not report["accept_operator_bets"]:
+                raise VerifyError(f"signature: bet {bid} ({where}) of user {user} was placed by"
+                                  f" the operator from the console: no player signed it"
+                                  f" (--operator-bets accepts such bets and lists them)")
+            report["operator_bets"].append(bid)
+        elif not any(check(k, payload, sig) for k in keys.candidates(user, placed)):
             raise VerifyError(f"signature: bet {bid} ({where}) of user {user}: the receipt"
                               f" {payload} does not verify under any session key the user held then")
         report["bets"] += 1

@@ -1,9 +1,9 @@
-"""The server figures bench_server reads from /metrics: the loop-lag
-histogram between two scrapes and the age of the price behind accepted
-multipliers."""
+"""The server figures the benchmarks read from /metrics: the loop-lag and
+tap-latency histograms between two scrapes and the age of the price
+behind accepted multipliers."""
 import urllib.request
 
-__all__ = ["scrape", "lag_figures", "price_age_ms"]
+__all__ = ["scrape", "hist_quantile", "lag_figures", "tap_latency_p99_ms", "price_age_ms"]
 
 
 def scrape(server):
@@ -14,38 +14,49 @@ def scrape(server):
         return ""
 
 
-def lag_figures(before, after):
-    """(p99 ms, max ms) of the loop lag between two scrapes (None, None
-    from a server without the histogram)."""
+def hist_quantile(before, after, family, q=0.99):
+    """The ``q`` quantile (seconds, linear inside its bucket) of histogram
+    ``family`` between two scrapes; None without samples or the family."""
     def buckets(text):
         out = {}
         for line in text.splitlines():
-            if line.startswith("tapgrid_loop_lag_sample_seconds_bucket{"):
+            if line.startswith(family + "_bucket{"):
                 le = line.split('le="', 1)[1].split('"', 1)[0]
                 out[float(le)] = float(line.rsplit(" ", 1)[1])
         return out
     b0, b1 = buckets(before), buckets(after)
     if not b1:
-        return None, None
+        return None
     bounds = sorted(b1)
     counts = [b1[b] - b0.get(b, 0) for b in bounds]     # cumulative
     total = counts[-1]
-    p99 = None
-    if total:
-        prev_b, prev_c = 0.0, 0
-        for b, c in zip(bounds, counts):
-            if c >= 0.99 * total:
-                if b == float("inf"):
-                    p99 = prev_b
-                else:   # linear inside the bucket
-                    p99 = prev_b + (b - prev_b) * (0.99 * total - prev_c) / max(1, c - prev_c)
-                break
-            prev_b, prev_c = b, c
+    if not total:
+        return None
+    prev_b, prev_c = 0.0, 0
+    for b, c in zip(bounds, counts):
+        if c >= q * total:
+            if b == float("inf"):
+                return prev_b
+            return prev_b + (b - prev_b) * (q * total - prev_c) / max(1, c - prev_c)
+        prev_b, prev_c = b, c
+    return None
+
+
+def lag_figures(before, after):
+    """(p99 ms, max ms) of the loop lag between two scrapes (None, None
+    from a server without the histogram)."""
+    p99 = hist_quantile(before, after, "tapgrid_loop_lag_sample_seconds")
     mx = None
     for line in after.splitlines():
         if line.startswith("tapgrid_loop_lag_max_seconds "):
             mx = float(line.split()[1]) * 1000
     return (round(p99 * 1000, 1) if p99 is not None else None), (round(mx, 1) if mx is not None else None)
+
+
+def tap_latency_p99_ms(before, after):
+    """The server's own p99 from a tap's receipt to its ack, between two scrapes."""
+    p99 = hist_quantile(before, after, "tapgrid_tap_latency_seconds")
+    return round(p99 * 1000, 1) if p99 is not None else None
 
 
 def price_age_ms(text):

@@ -35,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from perf._scrape import lag_figures, scrape, tap_latency_p99_ms  # noqa: E402
 from tests.serverproc import ROOT, LoadServer, listen_drops, raise_nofile  # noqa: E402
 
 WORKER = os.path.join(ROOT, "perf", "_storm_clients.py")
@@ -243,11 +244,13 @@ def measure(server, a, backdoor=None):
         pids = [w.proc.pid for w in workers]
         spy = a.profile and start_profile(server.pid, a.fanout_s, os.path.join(a.profile, "fanout.txt"))
         ask_all(workers, "record")
+        m0 = scrape(server)
         c0, w0, k0 = server.cpu_seconds(), time.time(), sum(proc_cpu(p) for p in pids)
         r0 = _cpu_by_role(server)
         time.sleep(a.fanout_s)
         c1, w1, k1 = server.cpu_seconds(), time.time(), sum(proc_cpu(p) for p in pids)
         r1 = _cpu_by_role(server)
+        m1 = scrape(server)
         replies = ask_all(workers, "stop_record")
         if spy:
             spy.wait()
@@ -256,6 +259,8 @@ def measure(server, a, backdoor=None):
         if r1:
             fan["cpu_pct_by_role"] = _role_pct(r0, r1, w1 - w0)
         fan["clients_cpu_pct"] = round(100 * (k1 - k0) / (w1 - w0), 1)
+        fan["loop_lag_p99_ms"], fan["loop_lag_max_ms"] = lag_figures(m0, m1)
+        fan["server_tap_p99_ms"] = tap_latency_p99_ms(m0, m1)     # receipt to ack, in the server
         fan["loadavg"] = os.getloadavg()[0]
         fan["steady"] = latency_summary(steady.ask("report", w0, w1))
         fan["steady"].pop("fails", None)
@@ -270,6 +275,7 @@ def measure(server, a, backdoor=None):
         r0 = _cpu_by_role(server)
         spy = a.profile and start_profile(server.pid, 20, os.path.join(a.profile, "storm.txt"))
         drops0 = listen_drops()
+        m0 = scrape(server)
         t_drop = time.time()
         if a.drop in ("shutdown", "close"):
             # One statement in the server: every crowd socket dropped in the same loop pass,
@@ -299,6 +305,9 @@ def measure(server, a, backdoor=None):
                 back_at = time.time()
                 break
         t_end = back_at or time.time()
+        m1 = scrape(server)
+        out["storm_loop_lag_p99_ms"], out["storm_loop_lag_max_ms"] = lag_figures(m0, m1)
+        out["storm_server_tap_p99_ms"] = tap_latency_p99_ms(m0, m1)
         if spy:
             spy.wait()
         backs = ask_all(workers, "backs", t_drop)

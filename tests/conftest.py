@@ -1,6 +1,6 @@
 """Shared fixtures, defined once: a running actor system, a temp database
 path, a real redis-server on a free loopback port, servers in child
-processes. The helpers tests import (wait_until, free_port, ServerProcess,
+processes, a browser and its pages. The helpers tests import (wait_until, free_port, ServerProcess,
 ROOT) live in tests/support.py."""
 import shutil
 import socket
@@ -154,3 +154,21 @@ def browser():
         yield b
         if not isinstance(b, str):
             b.close()
+
+
+@pytest.fixture
+def page_of(browser):
+    """``page_of(url, phone=False, init_script=None, bindings=None)``:
+    ``open_page`` on the module's browser, (page, watch); every context it
+    opened is closed at the end of the test."""
+    from tests.web.browser import open_page
+    opened = []
+
+    def make(url, phone=False, init_script=None, bindings=None):
+        page, watch = open_page(browser, url, init_script=init_script, bindings=bindings, phone=phone)
+        opened.append(page.context)
+        return page, watch
+
+    yield make
+    for context in opened:
+        context.close()

@@ -163,7 +163,8 @@ def cmd_verify(cfg, args):
     if not os.path.exists(cfg.db):
         raise FileNotFoundError(f"no database at {cfg.db}")
     try:
-        report = verify(cfg.db, cfg, check, args.from_ms, args.to_ms)
+        report = verify(cfg.db, cfg, check, args.from_ms, args.to_ms,
+                        operator_bets=args.operator_bets)
     except VerifyError as exc:
         print(f"verify FAILED: {exc}", file=sys.stderr)
         return 1
@@ -171,4 +172,9 @@ def cmd_verify(cfg, args):
     print(f"verify ok: {report['bets']} settled bets in {report['windows']} windows"
           f" ({report['ticks']} ticks, {report['files']} archive files)"
           + (f"; not on this machine, not checked: {', '.join(skipped)}" if skipped else ""))
+    ops = report["operator_bets"]
+    if ops:
+        shown = ", ".join(map(str, ops[:20])) + (", ..." if len(ops) > 20 else "")
+        print(f"of which {len(ops)} placed by the operator from the console, with no player"
+              f" signature: bets {shown}")
     return 0

@@ -262,6 +262,12 @@ class _ScrapeCollector:
                                 value=system.dead_letters.count)
         yield GaugeMetricFamily("tapgrid_connections", "Open WebSocket connections",
                                 value=len(getattr(hub, "conns", ())))
+        if hasattr(hub, "skipped"):
+            yield CounterMetricFamily("tapgrid_fanout_broadcasts", "Tick/grid broadcasts sent",
+                                      value=hub.broadcasts)
+            yield CounterMetricFamily(
+                "tapgrid_fanout_skipped", "Broadcasts (ticks, grids) a connection skipped because "
+                "its send buffer was full; acks and results are never skipped", value=hub.skipped)
         gateway = getattr(hub, "gateway", None)
         if gateway is not None:
             yield GaugeMetricFamily("tapgrid_loop_lag_seconds", "How late the event loop runs",
@@ -285,6 +291,19 @@ class _ScrapeCollector:
                                           value=pipe.held_back)
             yield GaugeMetricFamily("tapgrid_handshakes_shed", "Upgrades refused with 503",
                                     value=gateway.shed)
+            gate = getattr(gateway, "gate", None)
+            if gate is not None:
+                yield GaugeMetricFamily("tapgrid_handshakes_in_progress",
+                                        "Upgrades being worked on (at most handshake_concurrency)",
+                                        value=gate.busy)
+                yield GaugeMetricFamily("tapgrid_handshakes_waiting",
+                                        "Upgrades queued at the HandshakeGate for a slot",
+                                        value=len(gate.waiting))
+                yield CounterMetricFamily("tapgrid_handshakes_queued",
+                                          "Upgrades that waited at the HandshakeGate", value=gate.queued)
+                yield CounterMetricFamily("tapgrid_handshakes_gate_refused",
+                                          "Upgrades refused (503) by the HandshakeGate: its queue "
+                                          "full, or no slot within handshake_wait_s", value=gate.refused)
             refused = CounterMetricFamily(
                 "tapgrid_connections_limited", "Upgrades refused (per_user, per_address, "
                 "address_rate) and sockets closed (strikes, slow_reader) by a per-client limit",
@@ -295,7 +314,7 @@ class _ScrapeCollector:
             limits = GaugeMetricFamily("tapgrid_limit", "Configured per-client limits", labels=["name"])
             cfg = gateway.cfg
             for name in ("max_conns_per_user", "max_conns_per_address", "handshake_rate_per_address",
-                         "handshake_rate", "tap_rate", "tap_burst", "max_strikes", "max_send_buffer",
+                         "handshake_rate", "handshake_concurrency", "handshake_queue", "tap_rate", "tap_burst", "max_strikes", "max_send_buffer",
                          "max_connections", "max_body"):
                 limits.add_metric([name], float(getattr(cfg, name)))
             yield limits

@@ -114,6 +114,11 @@ class Server:
                                log=None, error_log=logging.getLogger("tapgrid.http"),
                                spawn=Pool(handler_pool_size(cfg)))
         self.http.header_timeout = cfg.header_timeout_s
+        # Each accepted connection's request head is read and parsed before
+        # admission (and the HandshakeGate): a loop turn takes in at most
+        # this many, so a storm's accepts queue in the listen backlog instead
+        # of making one turn of thousands ahead of players' taps.
+        self.http.max_accept = max(1, cfg.accept_batch)
         self.http.admit = self.gateway.admit
         self.http.upgrade_done = self.gateway.upgrade_done
         self.http.release = self.gateway.release

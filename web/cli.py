@@ -107,6 +107,9 @@ def build_parser():
                    help="only columns starting at or after this Unix ms")
     p.add_argument("--to", dest="to_ms", type=int, metavar="MS",
                    help="only columns starting before this Unix ms")
+    p.add_argument("--operator-bets", action="store_true",
+                   help="accept bets placed from the operator console (no player signature):"
+                        " count and list them instead of failing")
     _add_config_flags(p, with_server=False)
     p.add_argument("--band-cents", type=int, help="the grid the bets were settled on")
     p.add_argument("--column-ms", type=int)
@@ -124,7 +127,8 @@ def build_parser():
 
 
 _NOT_CONFIG = ("command", "config", "user", "amount", "limit", "out", "kind", "listen",
-               "server_name", "prefix", "timestamp", "from_ms", "to_ms", "path", "argv")
+               "server_name", "prefix", "timestamp", "from_ms", "to_ms", "path", "argv",
+               "operator_bets")
 
 
 def load_config(args):

@@ -120,10 +120,13 @@ def balance_shown(page):
     return (int(minor) if minor else None), node.inner_text().strip()
 
 
-def credits_text(minor):
-    """What format.js shows for `minor` units: 101230 -> '1,012.30'."""
-    sign = "\u2212" if minor < 0 else ""
-    return f"{sign}{abs(minor) // 100:,}.{abs(minor) % 100:02d}"
+def credits_text(minor, sign=False):
+    """What format.js's credits() shows for `minor` units: 101230 ->
+    '1,012.30'; with `sign`, a gain as '+1,012.30'."""
+    text = f"{abs(minor) // 100:,}.{abs(minor) % 100:02d}"
+    if minor < 0:
+        return "\u2212" + text
+    return ("+" + text) if sign else text
 
 
 def pick_cell(page, column_index=2):

@@ -7,7 +7,6 @@ import _socket
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -16,9 +15,8 @@ import time
 
 import pytest
 
-from tests.support import ServerProcess
-
-PROMPT = b">>> "
+from tests.support import CONSOLE_PROMPT as PROMPT
+from tests.support import ServerProcess, console_connect, console_line, read_until
 
 
 @pytest.fixture(scope="module")
@@ -38,31 +36,6 @@ def backdoor():
     shutil.rmtree(top, ignore_errors=True)
 
 
-def _connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(path)
-    return s
-
-
-def _read_until(s, marker):
-    buf = b""
-    while not buf.endswith(marker):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
-
-
-def _console(path, line):
-    """Send one line after the prompt; what the console printed back."""
-    with _connect(path) as s:
-        banner = _read_until(s, PROMPT)
-        s.sendall(line.encode() + b"\n")
-        return banner, _read_until(s, PROMPT)
-
-
 def test_the_socket_is_private(backdoor):
     _, path, _ = backdoor
     assert stat.S_ISSOCK(os.stat(path).st_mode)
@@ -72,7 +45,7 @@ def test_the_socket_is_private(backdoor):
 
 def test_the_owner_gets_the_live_console(backdoor):
     server, path, top = backdoor
-    banner, out = _console(path, "print('total', market.ctx.ledger is not None, server.port)")
+    banner, out = console_line(path, "print('total', market.ctx.ledger is not None, server.port)")
     assert b"tapgrid shell" in banner
     assert f"total True {server.port}".encode() in out
 
@@ -99,8 +72,8 @@ def test_the_attach_command_relays_the_console(backdoor):
 def test_an_http_request_gets_nothing_executed(backdoor, request_text):
     _, path, top = backdoor
     mark = os.path.join(top, f"pwned-{time.monotonic_ns()}")
-    with _connect(path) as s:
-        _read_until(s, PROMPT)
+    with console_connect(path) as s:
+        read_until(s, PROMPT)
         s.sendall(request_text.format(mark=mark).encode())
         rest = b""
         while True:                      # the server hangs up: read to EOF
@@ -113,7 +86,7 @@ def test_an_http_request_gets_nothing_executed(backdoor, request_text):
     # traces for "Host:" and friends, no second prompt).
     assert b"Traceback" not in rest and PROMPT not in rest
     # The console still serves its owner afterwards.
-    assert b"42" in _console(path, "print(6 * 7)")[1]
+    assert b"42" in console_line(path, "print(6 * 7)")[1]
 
 
 def _as_nobody(path, mark):
@@ -188,7 +161,7 @@ def test_another_uid_is_refused_by_peer_credentials(backdoor):
         os.chmod(directory, 0o700)
     assert seen == "got b''", seen
     assert not os.path.exists(mark)
-    assert b"42" in _console(path, "print(6 * 7)")[1]
+    assert b"42" in console_line(path, "print(6 * 7)")[1]
 
 
 def test_a_tcp_address_is_refused():

@@ -16,7 +16,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from tests.support import ROOT, ServerProcess
-from tests.web.browser import (SETTLED, balance_shown, credits_text, open_page,
+from tests.web.browser import (SETTLED, balance_shown, credits_text,
                                record_after_click, sign_in_as_guest, state, tap_until_taken,
                                toasts, wait_bet, wait_connected, wait_js)
 
@@ -33,21 +33,6 @@ def fast_server(tmp_path_factory):
     s = ServerProcess(db, "--seed", "1", env=FAST).start()
     yield s
     s.kill()
-
-
-@pytest.fixture
-def page_of(browser):
-    """open_page, with every context closed at the end of the test."""
-    opened = []
-
-    def make(url, init_script=None, bindings=None):
-        page, watch = open_page(browser, url, init_script, bindings)
-        opened.append(page.context)
-        return page, watch
-
-    yield make
-    for context in opened:
-        context.close()
 
 
 def api_get(url, path, token):

@@ -109,4 +109,4 @@ def test_non_utf8_host_header_on_login_is_400(live_server):
                              b"Content-Type: application/json\r\n"
                              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                              % (parts.port, len(body), body))
-    assert status == 400 and reply["error"] in ("bad_request", "bad_domain"), reply
+    assert status == 400 and reply["error"] == "bad_request", reply

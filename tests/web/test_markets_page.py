@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.web.browser import (open_page, pick_cell, click_cell, record_after_click, sign_in_as_guest,
+from tests.web.browser import (pick_cell, click_cell, record_after_click, sign_in_as_guest,
                                state, wait_bet, wait_js)
 
 MARKETS = "BTC-USD/5s,ETH-USD/15s"
@@ -26,20 +26,6 @@ def markets_server(tmp_path_factory):
     s = ServerProcess(str(d / "tapgrid.db"), "--seed", "4", "--markets", MARKETS).start()
     yield s
     s.kill()
-
-
-@pytest.fixture
-def page_of(browser):
-    opened = []
-
-    def make(url, phone=False, init_script=None):
-        page, watch = open_page(browser, url, init_script=init_script, phone=phone)
-        opened.append(page.context)
-        return page, watch
-
-    yield make
-    for context in opened:
-        context.close()
 
 
 def shown_price(page):

@@ -14,37 +14,21 @@ condition (wait_js / wait_until), never on a sleep."""
 import json
 import os
 import re
-import socket
 import time
 
 import pytest
 
-from tests.support import ServerProcess, wait_until
+from tests.support import ServerProcess, console_line, wait_until
 from tests.web.browser import (PageWatch, VIEWPORT, click_cell, dismiss_explainer, toasts,
                                wait_connected, wait_js)
 from web.client import TapgridClient
 
-PROMPT = b">>> "
 LOCK_MS, COLUMN_MS, BAND = 3000, 5000, 1000
 
 
 def _console(path, line):
     """Run one line in the server's live console; what it printed."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(path)
-        buf = b""
-        while not buf.endswith(PROMPT):
-            chunk = s.recv(65536)
-            assert chunk, "the console hung up"
-            buf += chunk
-        s.sendall(line.encode() + b"\n")
-        out = b""
-        while not out.endswith(PROMPT):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
+    out = console_line(path, line)[1]
     assert b"Traceback" not in out, out.decode(errors="replace")
     return out.decode(errors="replace")
 

@@ -12,20 +12,12 @@ import time
 
 import pytest
 
-from tests.web.browser import (SETTLED, cell_at, cell_at_price, click_cell, open_page,
-                               record_after_click, sign_in_as_guest, state, wait_bet,
+from tests.web.browser import (SETTLED, cell_at, cell_at_price, click_cell,
+                               credits_text as credits, record_after_click, sign_in_as_guest, state, wait_bet,
                                wait_connected, wait_js)
 
 FAST = {"TAPGRID_COLUMN_MS": "2000", "TAPGRID_LOCK_MS": "1000", "TAPGRID_HORIZON_MS": "20000"}
 FLAT_PRICE = 9_500_050          # inside the band 9,500,000-9,501,000
-
-
-def credits(minor, sign=False):
-    """format.js's credits(): 1560 -> '15.60', with sign '+15.60'."""
-    text = f"{abs(minor) // 100:,}.{abs(minor) % 100:02d}"
-    if minor < 0:
-        return "\u2212" + text
-    return ("+" + text) if sign else text
 
 
 def win_text(payout, stake):
@@ -52,20 +44,6 @@ def flat_server(tmp_path_factory):
     s.kill()
 
 
-@pytest.fixture
-def page_of(browser):
-    opened = []
-
-    def make(url, phone=False, init_script=None):
-        page, watch = open_page(browser, url, init_script=init_script, phone=phone)
-        opened.append(page.context)
-        return page, watch
-
-    yield make
-    for context in opened:
-        context.close()
-
-
 def tap_and_settle(page, bands, column_index=1, attempts=6):
     """Tap the cell `bands` away from the price; the bet once settled. A
     tap refused because the odds moved (odds_changed, SPEC section 3) is
@@ -88,6 +66,14 @@ def tap_and_settle(page, bands, column_index=1, attempts=6):
             continue
         return wait_bet(page, tap["nonce"], SETTLED, timeout=max(0, (bet["col"] + 2000) / 1000 - time.time()) + 10)
     raise AssertionError(f"{attempts} taps and none taken")
+
+
+def new_bets_answered(page, seen, count, what):
+    """The `count` bets made since `seen` (the nonces there were), once
+    none of them is pending any more."""
+    return wait_js(page, """([seen, count]) => { const b = window.tapgrid.state().bets.filter((b) => !seen.includes(b.nonce));
+                           return b.length === count && b.every((x) => x.state !== 'pending') ? b : null; }""",
+                   arg=[seen, count], what=what)
 
 
 def toast_texts(page):
@@ -161,9 +147,7 @@ def test_a_double_tap_stacks_on_the_cell_and_lists_both(flat_server, page_of, ph
             page.touchscreen.tap(x, y)
         else:
             page.mouse.dblclick(x, y)
-        here = wait_js(page, """(seen) => { const b = window.tapgrid.state().bets.filter((b) => !seen.includes(b.nonce));
-                              return b.length === 2 && b.every((x) => x.state !== 'pending') ? b : null; }""",
-                       arg=seen, what="both taps answered")
+        here = new_bets_answered(page, seen, 2, "both taps answered")
         if here[0]["col"] != here[1]["col"] or here[0]["lo"] != here[1]["lo"]:
             continue           # the board scrolled between the two touches
         cell = {**cell, "t0": here[0]["col"], "lo": here[0]["lo"]}
@@ -180,9 +164,7 @@ def test_a_double_tap_stacks_on_the_cell_and_lists_both(flat_server, page_of, ph
                 if now is None:
                     break
                 (page.touchscreen.tap if phone else page.mouse.click)(box["x"] + now["x"], box["y"] + now["y"])
-                again = wait_js(page, """(seen) => { const b = window.tapgrid.state().bets.filter((b) => !seen.includes(b.nonce));
-                                      return b.length === 1 && b[0].state !== 'pending' ? b : null; }""",
-                                arg=seen, what="the tap answered")
+                again = new_bets_answered(page, seen, 1, "the tap answered")
                 if again[0]["state"] == "confirmed" and again[0]["col"] == cell["t0"] \
                         and again[0]["lo"] == cell["lo"]:
                     break
@@ -391,6 +373,20 @@ def test_the_phone_shows_many_future_columns_a_labelled_balance_and_one_top_bar_
     watch.assert_clean()
 
 
+def test_every_open_cell_on_the_phone_shows_its_multiplier(flat_server, page_of):
+    """A capped cell's "100.00x" is wider than a phone's column: it was drawn
+    blank. Now it reads "100x" (fewer decimals, rounded down)."""
+    page, watch = page_of(flat_server.url, phone=True)
+    sign_in_as_guest(page)
+    cells = wait_js(page, """() => { const c = window.tapgrid.openCells();
+        return c.some((x) => x.mult >= 10000) ? c : null; }""", what="a capped cell on the board")
+    assert any(c["mult"] >= 10000 for c in cells)
+    layout = wait_js(page, "() => { const l = window.tapgrid.layout(); return l.layers.includes('cells') ? l : null; }",
+                     what="a drawn board")
+    assert layout["unlabelled"] == 0, layout["unlabelled"]
+    watch.assert_clean()
+
+
 # ---- what players missed -----------------------------------------------------------------------------
 
 def test_hover_shows_the_potential_payout_before_the_tap(flat_server, page_of):
@@ -594,6 +590,13 @@ def test_a_guest_who_ran_out_tops_up_and_sees_the_live_feed(server_factory, page
             what="the balance topped up")
     assert not topup.is_visible()
     watch.assert_clean()
+    # Topped up, the balance is no longer low: the server refuses (409
+    # `limit`, a SPEC reason) and the page's toast says why in words.
+    page.evaluate("async () => (await import('/static/topup.js')).topUp()")
+    toast = wait_js(page, "() => [...document.querySelectorAll('[data-testid=toast]')]"
+                          ".map((t) => t.dataset.reason === 'limit' ? t.textContent : null).find(Boolean) || null",
+                    what="the refused top-up's toast")
+    assert toast == "Top-ups are for a balance that ran out.", toast_texts(page)
 
 
 # ---- the README's pictures ------------------------------------------------------------------------------
@@ -631,9 +634,7 @@ def test_screenshot_with_a_win_a_stacked_cell_and_the_summary(server_factory, pa
             cell = cell_at_price(page, column_index, 1)
         seen = [b["nonce"] for b in state(page)["bets"]]
         page.mouse.dblclick(box["x"] + cell["x"], box["y"] + cell["y"])
-        here = wait_js(page, """(seen) => { const b = window.tapgrid.state().bets.filter((b) => !seen.includes(b.nonce));
-                              return b.length === 2 && b.every((x) => x.state !== 'pending') ? b : null; }""",
-                       arg=seen, what="both taps answered")
+        here = new_bets_answered(page, seen, 2, "both taps answered")
         if here[0]["col"] != here[1]["col"] or here[0]["lo"] != here[1]["lo"]:
             continue           # the board scrolled between the two clicks
         cell = {**cell, "t0": here[0]["col"], "lo": here[0]["lo"]}
@@ -660,7 +661,11 @@ def test_screenshot_with_a_win_a_stacked_cell_and_the_summary(server_factory, pa
     shot = os.path.join(ROOT, "tests", "artifacts", name)
     page.screenshot(path=shot)
     assert os.path.getsize(shot) > 10_000
-    shutil.copyfile(shot, os.path.join(ROOT, "web", "static", name))
+    # The README's pictures are tracked files: a test run leaves them alone
+    # unless asked (`make screenshots`), so a commit after tests never
+    # carries a picture nobody chose.
+    if os.environ.get("TAPGRID_RETAKE_SCREENSHOTS") == "1":
+        shutil.copyfile(shot, os.path.join(ROOT, "web", "static", name))
     watch.assert_clean()
 
 

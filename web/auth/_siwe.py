@@ -16,8 +16,8 @@ check a login that authorises a P-256 session key (SPEC sections 4 and 9).
 
 Error codes (``Rejected.code``), a deliberately small set:
 - ``bad_request``: not a well-formed EIP-4361 message or signature hex; no
-  expiration, a session longer than allowed, no usable session key;
-- ``bad_domain``: made for another domain, URI or chain;
+  expiration, a session longer than allowed, no usable session key; made
+  for another domain, URI, scheme or chain (the message says which);
 - ``expired``: issued-at outside the allowed skew, past its expiration, or
   before its not-before;
 - ``bad_signature``: the signature does not recover the message's address;
@@ -262,15 +262,15 @@ def verify_login(message_text, signature_hex, *, domain, uri, chain_id, now_ms,
     """
     msg = parse_message(message_text)
     if msg.domain != domain:
-        raise Rejected("bad_domain", "message is for another domain")
+        raise Rejected("bad_request", "message is for another domain")
     if msg.uri != uri:
-        raise Rejected("bad_domain", "message is for another URI")
+        raise Rejected("bad_request", "message is for another URI")
     if msg.scheme is not None and msg.scheme.lower() != uri.partition("://")[0].lower():
         # EIP-4361: a scheme on the domain line must be the one the site is
         # served over (an http:// page must not reuse an https:// login).
-        raise Rejected("bad_domain", "message is for another scheme")
+        raise Rejected("bad_request", "message is for another scheme")
     if msg.chain_id != chain_id:
-        raise Rejected("bad_domain", "message is for another chain")
+        raise Rejected("bad_request", "message is for another chain")
     if abs(now_ms - msg.issued_at_ms) > max_age_ms:
         raise Rejected("expired", "issued-at is too far from now")
     if msg.expiration_ms is None:

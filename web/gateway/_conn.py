@@ -2,9 +2,14 @@
 writer greenlet, so nobody ever blocks on a slow client's socket.
 
 Frames are bytes, already encoded (broadcasts are encoded once for all).
-Droppable frames (ticks, grids) are skipped when the client is behind;
-acks, results and market changes are never dropped: a client so far
-behind that even those pile up is disconnected (close 1008).
+Droppable frames (ticks, grids) go straight to the socket or not at all:
+one that finds the kernel's send buffer full, or anything already queued,
+is skipped (``send`` says False), so a broadcast never queues megabytes
+of stale grids or spawns a writer per slow client; the next broadcast
+brings the newest state. Only the rest of a droppable frame the socket
+took in part is queued (a frame cannot stop halfway). Acks, results and
+market changes are never dropped: a client so far behind that even those
+pile up is disconnected (close 1008).
 
     conn = Connection(ws, user="guest-1", uid=1, session_key=key, key_id=kid,
                       bucket=TokenBucket(rate=20, burst=40, now=time.monotonic()))
@@ -26,7 +31,6 @@ import gevent
 
 __all__ = ["Connection", "TokenBucket"]
 
-MAX_BEHIND = 32          # droppable frames are skipped beyond this queue depth
 MAX_QUEUE = 20000        # beyond this the client is cut off
 MAX_BUFFER = 1 << 20     # or beyond this many queued bytes (cfg.max_send_buffer)
 SEND_BUFFER = 256 * 1024
@@ -130,8 +134,10 @@ class Connection:
             self.send(data)
 
     def send(self, frame, droppable=False):
+        """Write or queue ``frame``; False if it was not taken (a droppable
+        frame skipped because the client is behind, or the connection is over)."""
         if self.closed:
-            return
+            return False
         out = self.out
         if not out and self.writer is None and self._try_send is not None:
             try:
@@ -140,23 +146,26 @@ class Connection:
                 n = 0
             except OSError:
                 self.close(1006)
-                return
+                return False
             if n == len(frame):
-                return
+                return True
+            if n == 0 and droppable:
+                self.dropped += 1         # the kernel buffer is full: skip it whole
+                return False
             frame = frame[n:]         # the rest, in order, before anything else
-            droppable = False
-        if droppable and (len(out) >= MAX_BEHIND or self.queued + len(frame) > self.max_buffer):
-            self.dropped += 1
-            return
+        elif droppable and (out or self.writer is not None):
+            self.dropped += 1             # still writing an earlier frame: behind
+            return False
         if len(out) >= MAX_QUEUE or self.queued + len(frame) > self.max_buffer:
             # A reader this far behind pins memory for nothing: cut it off.
             self.cut_off = True
             self.close(1008, b"too far behind")
-            return
+            return False
         out.append(frame)
         self.queued += len(frame)
         if self.writer is None:
             self.writer = gevent.spawn(self._write_loop)
+        return True
 
     def _write_loop(self):
         out = self.out

@@ -12,7 +12,9 @@ from engine import AskTimeout
 from .._addr import LruTable, client_addr
 from ..auth import SessionsUnavailable
 from ._conn import Connection, TokenBucket
+from ._gate import HandshakeGate
 from ._taps import TapPipeline
+from ._wsfast import refusal
 
 __all__ = ["Gateway"]
 
@@ -28,6 +30,8 @@ class Gateway:
         self.nonces = nonces
         self.metrics = metrics
         self.handshakes = TokenBucket(cfg.handshake_rate, max(1.0, cfg.handshake_rate), time.monotonic())
+        # upgrades worked on at once (admission to the first frames written)
+        self.gate = HandshakeGate(cfg.handshake_concurrency, cfg.handshake_queue, cfg.handshake_wait_s)
         self.accepting = True
         self.shed = 0
         self.upgrading = 0        # admitted, not yet a registered connection
@@ -45,49 +49,59 @@ class Gateway:
     # --- admission, before the upgrade ------------------------------------------------------
 
     def admit(self, environ):
-        """None to upgrade, else (status, headers, body) to refuse.
+        """None to upgrade, else (status, headers, body) to refuse: JSON
+        ``{"error": reason, "detail": text}``, the reason from SPEC section 9
+        (``overloaded`` for the server's own limits, ``rate_limited`` and
+        ``limit`` for the client's, ``bad_request`` for a wrong origin or
+        token: the status says which).
 
         The cheap, server-wide checks first; then everything that is per
         client (its address's handshake rate and connection count) before
         the token is looked up; the global handshake budget is charged only
-        for a token that checks out, so bogus upgrades cannot drain it."""
+        for a token that checks out, so bogus upgrades cannot drain it.
+        Last, the HandshakeGate: the upgrade waits for one of
+        ``handshake_concurrency`` slots (held until its first frames are
+        written, see ``serve``), or is refused once the queue is full."""
         if environ.get("PATH_INFO") != "/ws":
             return None
         if not self.accepting:
-            return self._refuse("503 Service Unavailable", b"shutting down", retry=5)
+            return self._shed("shutting down", retry=5, count=False)
         if len(self.hub.conns) + self.upgrading >= self.cfg.max_connections:
-            self.shed += 1
-            return self._refuse("503 Service Unavailable", b"too many connections", retry=2)
+            return self._shed("too many connections", retry=2)
         if self.loop_lag_ms > self.cfg.max_loop_lag_ms:
             # The event loop is already late: players' taps come first, new
             # connections wait (a reconnect storm must not starve acks).
-            self.shed += 1
-            return self._refuse("503 Service Unavailable", b"busy", retry=1)
+            return self._shed("busy", retry=1)
         addr = client_addr(environ, self.cfg.trusted_proxies)
         cfg = self.cfg
         bucket = self._addr_buckets.get_or_make(addr, lambda: TokenBucket(
             cfg.handshake_rate_per_address, max(1.0, cfg.handshake_rate_per_address), time.monotonic()))
         if not bucket.take(time.monotonic()):
-            return self._limit("address_rate", b"too many upgrades from this address")
+            return self._limit("address_rate", "rate_limited", "too many upgrades from this address")
         if self._per_addr.get(addr, 0) >= cfg.max_conns_per_address:
-            return self._limit("per_address", b"too many connections from this address")
+            return self._limit("per_address", "limit", "too many connections from this address")
         origin = environ.get("HTTP_ORIGIN")
         if origin and not self.origin_allowed(origin, environ.get("HTTP_HOST", "")):
-            return ("403 Forbidden", [("Content-Type", "text/plain")], b"origin not allowed")
+            return refusal("403 Forbidden", "bad_request", "origin not allowed")
         try:
             token = self._ticket_or_token(environ)
             session = self.sessions.get(token, int(time.time() * 1000)) if token else None
         except SessionsUnavailable:
-            self.shed += 1
-            return self._refuse("503 Service Unavailable", b"sessions unavailable; retry", retry=1)
+            return self._shed("sessions unavailable; retry", retry=1)
         if session is None:
-            return ("401 Unauthorized", [("Content-Type", "text/plain")], b"invalid or expired token")
+            return refusal("401 Unauthorized", "bad_request", "missing, invalid or expired token")
         if len(self.hub.by_user.get(session.uid, ())) + self._upgrading_users.get(session.uid, 0) \
                 >= cfg.max_conns_per_user:
-            return self._limit("per_user", b"too many connections for this account")
+            return self._limit("per_user", "limit", "too many connections for this account")
         if not self.handshakes.take(time.monotonic()):
-            self.shed += 1
-            return self._refuse("503 Service Unavailable", b"handshake rate exceeded", retry=1)
+            return self._shed("handshake rate exceeded", retry=1)
+        if not self.gate.enter():
+            return self._shed("too many upgrades at once; retry", retry=1)
+        if len(self.hub.conns) + self.upgrading >= cfg.max_connections or not self.accepting:
+            # filled up (or began shutting down) while this one waited at the gate
+            self.gate.leave()
+            return self._shed("too many connections", retry=2)
+        environ["tapgrid.gate"] = True
         environ["tapgrid.session"] = session
         environ["tapgrid.admitted"] = True
         environ["tapgrid.slot"] = (addr, session.uid)
@@ -103,9 +117,14 @@ class Gateway:
             return self.tickets.redeem(ticket)
         return query.get("token", [""])[0]
 
-    def _limit(self, reason, body):
-        self.refused[reason] = self.refused.get(reason, 0) + 1
-        return ("429 Too Many Requests", [("Content-Type", "text/plain"), ("Retry-After", "5")], body)
+    def _limit(self, counter, reason, detail):
+        self.refused[counter] = self.refused.get(counter, 0) + 1
+        return refusal("429 Too Many Requests", reason, detail, [("Retry-After", "5")])
+
+    def through_gate(self, environ):
+        """The upgrade's first frames are out (or it failed): free its slot."""
+        if environ.pop("tapgrid.gate", False):
+            self.gate.leave()
 
     def upgrade_done(self, environ):
         """An admitted upgrade became a connection (or failed): stop counting it."""
@@ -120,6 +139,7 @@ class Gateway:
 
     def release(self, environ):
         """The connection (or failed upgrade) is over: free its address slot."""
+        self.through_gate(environ)
         self.upgrade_done(environ)
         slot = environ.pop("tapgrid.slot", None)
         if slot is not None:
@@ -129,9 +149,9 @@ class Gateway:
             else:
                 self._per_addr.pop(slot[0], None)
 
-    @staticmethod
-    def _refuse(status, body, retry):
-        return (status, [("Content-Type", "text/plain"), ("Retry-After", str(retry))], body)
+    def _shed(self, detail, retry, count=True):
+        self.shed += count
+        return refusal("503 Service Unavailable", "overloaded", detail, [("Retry-After", str(retry))])
 
     def origin_allowed(self, origin, host=None):
         """The Origin (scheme, host and port) must be one this server is
@@ -188,6 +208,8 @@ class Gateway:
                 conn.close(1013, b"the market is away; retry")
                 return
             self.hub.welcome(conn, balance)
+            if environ is not None:
+                self.through_gate(environ)
             self.pipeline.run(conn, ws.receive, getattr(ws, "receive_many", None))
         finally:
             self.hub.remove(conn)

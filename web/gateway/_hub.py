@@ -6,8 +6,15 @@ each at once, unless the previous broadcast was under ``1/fanout_hz`` ago
 (then at that moment): a tick waits only for the fan-out itself, not for
 a poll, and at most ``fanout_hz`` broadcasts a second go out, one encoding
 per broadcast shared by all connections. Results go to the player's own
-connections; market changes go
-to everyone at once. Nothing here blocks the caller.
+connections; market changes go to everyone at once. Nothing here blocks
+the caller.
+
+A broadcast writes straight to each socket (``Connection.send`` with
+``droppable``) and hands the loop back every ``SLICE_S`` (4 ms) of that
+work, so a tap's ack waits for one slice, not for 10,000 sends. A
+connection whose send buffer is full skips the broadcast (counted:
+``tapgrid_fanout_skipped``) and gets its markets' grids whole with the
+next one it takes; acks and results are never skipped.
 
 A connection opened with ``/ws?...&grid=2`` gets ``grid2`` frames in place
 of ``grid`` (README, "Protocol addition: grid2"): the same grid, each
@@ -38,6 +45,9 @@ from actors import OUTCOME_NAMES, Sinks
 from ._wsfast import encode_text_frame
 
 __all__ = ["Fanout", "grid_json", "grid2_json", "frame"]
+
+SLICE_S = 0.004     # the broadcaster gives the loop back after this much work
+YIELD_S = 0.0001    # ... for one loop pass (its sockets polled), then goes on
 
 
 def frame(obj):
@@ -101,6 +111,8 @@ class Fanout(Sinks):
         self.subs = {}                           # conn -> its markets, if not the default's
         self._loop = None
         self.broadcasts = 0
+        self.skipped = 0                         # broadcasts a connection missed (behind)
+        self.owed = set()                        # connections that missed a grid since
 
     def start(self, market):
         self.market = market
@@ -121,6 +133,7 @@ class Fanout(Sinks):
 
     def remove(self, conn):
         self.conns.discard(conn)
+        self.owed.discard(conn)
         self.compact.discard(conn)
         self.subs.pop(conn, None)
         mine = self.by_user.get(conn.uid)
@@ -338,32 +351,51 @@ class Fanout(Sinks):
             return
         compact = self.compact
         subs = self.subs
+        owed = self.owed
         cache = {}
 
-        def data(markets, v2):
-            # one concatenation per (markets, version): encoded once, shared
-            key = (markets, v2)
+        def data(conn):
+            # one concatenation per (markets, version, owed): encoded once, shared
+            key = (subs.get(conn, default), conn in compact, conn in owed)
             out = cache.get(key)
             if out is None:
+                markets, v2, whole = key
                 parts = []
                 for asset in dict.fromkeys(self._asset_of(m) for m in markets):
                     if asset in ticks:
                         parts.append(ticks[asset])
                 for m in markets:
-                    if m in grids:
+                    if m in grids or (whole and m in self._grids):
                         parts.append(self.grid2_frame(m) if v2 else self.grid_frame(m))
                 out = cache[key] = b"".join(parts)
             return out
 
         default = (self.default_id,)
         self.broadcasts += 1
-        conns = list(self.conns)
-        for i in range(0, len(conns), 500):
-            for conn in conns[i:i + 500]:
-                d = data(subs.get(conn, default), conn in compact)
-                if d:
-                    conn.send(d, True)
-            gevent.sleep(0)        # let taps in between slices of a big fan-out
+        self._deliver(list(self.conns), data)
+
+    def _deliver(self, conns, data):
+        """``data(conn)`` to each of ``conns``, straight to its socket, with
+        the loop given back every ``SLICE_S`` of work, so a tap's ack waits
+        for one slice of a big fan-out, never for all of it. A connection
+        that is behind skips the broadcast (counted) and is owed its grids."""
+        owed = self.owed
+        clock = time.perf_counter
+        until = clock() + SLICE_S
+        for i, conn in enumerate(conns):
+            d = data(conn)
+            if d:
+                if conn.send(d, True) is False:
+                    if not conn.closed:
+                        self.skipped += 1
+                        owed.add(conn)
+                elif owed:
+                    owed.discard(conn)
+            if i & 15 == 15 and clock() >= until:
+                # A timer, not sleep(0): the loop polls its sockets before
+                # resuming us (sleep(0) may run up to 50 callbacks first).
+                gevent.sleep(YIELD_S)
+                until = clock() + SLICE_S
 
     def _asset_of(self, market_id):
         unit = self._unit(market_id)

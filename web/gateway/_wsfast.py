@@ -15,14 +15,21 @@ and reading is ours (site-packages stays untouched):
 - control frames we write (pong, close) go through ``control_send`` /
   ``closer`` when the connection sets them (web/gateway/_conn.py), so they queue
   behind frames already being written instead of interleaving with them;
-- ``FastHandler`` asks ``server.admit(environ)`` before upgrading, so the
-  server can shed load with HTTP 503 + Retry-After (or refuse an origin)
-  before any WebSocket exists.
+- ``FastHandler`` checks the handshake itself and asks
+  ``server.admit(environ)`` before upgrading, so the server can shed load
+  with HTTP 503 + Retry-After (or refuse an origin) before any WebSocket
+  exists. Every refusal before the upgrade, and every error the HTTP parser
+  answers, is JSON ``{"error": reason, "detail": text}`` with a SPEC section
+  9 reason (``refusal``): gevent-websocket's own answers were bare text, one
+  with status 402, and a Sec-WebSocket-Key that is not base64 made it raise
+  (a 500).
 
     from gevent.pywsgi import WSGIServer
     from web.gateway._wsfast import FastHandler
     WSGIServer(("127.0.0.1", 8080), app, handler_class=FastHandler).serve_forever()
 """
+import base64
+import json
 import socket
 import struct
 from collections import deque
@@ -34,12 +41,52 @@ from geventwebsocket.websocket import WebSocket
 
 from ._wsframes import FrameReader, unmask
 
-__all__ = ["FastWebSocket", "FastHandler", "unmask", "encode_text_frame", "encode_frame"]
+__all__ = ["FastWebSocket", "FastHandler", "unmask", "encode_text_frame", "encode_frame", "refusal"]
 
 DEFAULT_FRAME_LIMIT = 4096
 RECV_SIZE = 65536
 LINGER_S = 2.0            # after our close frame, read (and drop) until the peer's EOF
 LINGER_BYTES = 1 << 18
+WS_VERSIONS = ("13", "8", "7")     # what gevent-websocket speaks
+
+
+def refusal(status, reason, detail, headers=()):
+    """An HTTP answer refusing a request before the app (or the upgrade):
+    ``(status line, headers, body)``, the body JSON with a SPEC reason."""
+    body = json.dumps({"error": reason, "detail": detail}, separators=(",", ":")).encode()
+    return (status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+            + list(headers), body)
+
+
+def _raw_answer(status, reason, detail):
+    """``refusal`` as the bytes of a whole response, for the parser's errors
+    (sent before a request exists, and the connection closes)."""
+    status, headers, body = refusal(status, reason, detail)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers + [("Content-Length", str(len(body))),
+                                                           ("Connection", "close")])
+    return f"HTTP/1.1 {status}\r\n{head}\r\n".encode("latin-1") + body
+
+
+# gevent.pywsgi's answers to requests it cannot parse, in the same JSON
+_PARSE_ERRORS = {
+    "400": _raw_answer("400 Bad Request", "bad_request", "malformed HTTP request"),
+    "414": _raw_answer("414 Request URI Too Long", "bad_request", "request line too long"),
+}
+
+
+def bad_key(key):
+    """Why ``key`` (the Sec-WebSocket-Key header) is not 16 bytes of
+    base64 as RFC 6455 4.1 asks, or None when it is."""
+    key = (key or "").strip()
+    if not key:
+        return "Sec-WebSocket-Key is missing"
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (ValueError, UnicodeError):
+        return "Sec-WebSocket-Key is not base64"
+    if len(raw) != 16:
+        return "Sec-WebSocket-Key must be 16 bytes of base64"
+    return None
 
 
 def encode_frame(opcode, data):
@@ -218,9 +265,55 @@ class FastHandler(WebSocketHandler):
 
     def handle_one_request(self):
         try:
-            return super().handle_one_request()
+            result = super().handle_one_request()
         finally:
             self._cancel_head_timer()     # e.g. a 414 returned before read_request
+        if type(result) is tuple and result[0] in _PARSE_ERRORS:
+            return result[0], _PARSE_ERRORS[result[0]]
+        return result
+
+    def _send_error_response_if_possible(self, error_code):
+        # pywsgi's own 400 (a body that breaks off) and 500 (the app raised:
+        # logged, never shown) are bare text; these are JSON, no traceback.
+        if self.response_length:
+            self.close_connection = True
+            return
+        if error_code == 500:
+            status, headers, body = refusal("500 Internal Server Error", "internal", "internal error")
+        else:
+            status, headers, body = refusal("400 Bad Request", "bad_request", "malformed request body")
+        try:
+            self.start_response(status, headers + [("Connection", "close"),
+                                                   ("Content-Length", str(len(body)))])
+            self.write(body)
+        except socket.error:
+            self.close_connection = True
+
+    def _handshake_fault(self):
+        """Why an upgrade request cannot become a WebSocket, as a refusal, or
+        None. The same checks as gevent-websocket's (which answer in bare
+        text), plus a strict key: RFC 6455 4.2.1 wants 16 bytes, base64."""
+        env = self.environ
+        if env.get("REQUEST_METHOD") != "GET" or "upgrade" not in env.get("HTTP_CONNECTION", "").lower():
+            return None          # not an upgrade: the app answers (405, or /ws's 400)
+        if self.request_version != "HTTP/1.1":
+            return refusal("400 Bad Request", "bad_request", "a WebSocket upgrade needs HTTP/1.1")
+        version = env.get("HTTP_SEC_WEBSOCKET_VERSION")
+        offer = [("Sec-WebSocket-Version", ", ".join(WS_VERSIONS))]
+        if not version:
+            return refusal("426 Upgrade Required", "bad_request", "Sec-WebSocket-Version is missing", offer)
+        if version not in WS_VERSIONS:
+            return refusal("400 Bad Request", "bad_request", "unsupported Sec-WebSocket-Version", offer)
+        bad = bad_key(env.get("HTTP_SEC_WEBSOCKET_KEY"))
+        if bad is not None:
+            return refusal("400 Bad Request", "bad_request", bad)
+        return None
+
+    def _refuse(self, answer):
+        status, headers, body = answer
+        extra = list(getattr(self.server, "refusal_headers", ()))   # the security headers
+        self.start_response(status, headers + extra + [("Content-Length", str(len(body)))])
+        self.write(body)
 
     def _cancel_head_timer(self):
         timer, self._head_timer = self._head_timer, None
@@ -230,14 +323,15 @@ class FastHandler(WebSocketHandler):
     def run_application(self):
         env = self.environ
         if env.get("HTTP_UPGRADE", "").lower() == "websocket":
+            # The handshake's own faults first: they cost nothing and take
+            # no admission slot.
+            fault = self._handshake_fault()
+            if fault is not None:
+                return self._refuse(fault)
             admit = getattr(self.server, "admit", None)
-            refusal = admit(env) if admit is not None else None
-            if refusal is not None:
-                status, headers, body = refusal
-                extra = list(getattr(self.server, "refusal_headers", ()))   # the security headers
-                self.start_response(status, headers + extra + [("Content-Length", str(len(body)))])
-                self.write(body)
-                return
+            refused = admit(env) if admit is not None else None
+            if refused is not None:
+                return self._refuse(refused)
         try:
             super().run_application()
         finally:

@@ -18,6 +18,9 @@ from ._player_api import add_player_routes
 
 __all__ = ["build_app"]
 
+# Every status bottle itself answers with (routing, static files, bodies)
+BOTTLE_ERRORS = (400, 401, 403, 404, 405, 408, 411, 413, 414, 416, 431, 500, 501, 503)
+
 
 def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
     app = bottle.Bottle(catchall=False)
@@ -31,10 +34,15 @@ def build_app(cfg, market, hub, gateway, sessions, challenges, metrics):
                       kit.session, market, hub)
 
     def json_error(err):
+        # bottle's own refusals (no such route, wrong method, a static file
+        # that is not there or a Range it cannot serve): the client's fault,
+        # so SPEC's ``bad_request`` with the status saying which; a 500 is
+        # ours, ``internal``, logged and never shown.
         bottle.response.content_type = "application/json"
-        return json.dumps({"error": "not_found" if err.status_code == 404 else "error",
-                           "detail": err.status_line})
+        bottle.response.set_header("Cache-Control", "no-store")
+        reason = "internal" if err.status_code >= 500 else "bad_request"
+        return json.dumps({"error": reason, "detail": err.status_line}, separators=(",", ":"))
 
-    for code in (400, 404, 405, 413, 500):
+    for code in BOTTLE_ERRORS:
         app.error(code)(json_error)
     return app

@@ -32,7 +32,7 @@ def add_auth_routes(app, kit, market, gateway, sessions, challenges):
     @api
     def guest():
         if not cfg.demo:
-            raise ApiError(404, "not_found", "guest accounts exist in demo mode only")
+            raise ApiError(404, "bad_request", "guest accounts exist in demo mode only")
         kit.auth_limit()
         data = kit.body()
         key_b64 = data.get("session_key")
@@ -87,7 +87,7 @@ def add_auth_routes(app, kit, market, gateway, sessions, challenges):
         own = {cfg.host + port, "127.0.0.1" + port, "localhost" + port, "[::1]" + port}
         own |= {o.split("://", 1)[-1].rstrip("/") for o in cfg.allowed_origins}
         if host not in own:
-            raise ApiError(400, "bad_domain", "this server does not answer to that host name")
+            raise ApiError(400, "bad_request", "this server does not answer to that host name")
         # bottle's urlparts believes X-Forwarded-Proto from anyone: only a
         # trusted proxy may say the client spoke https.
         scheme = bottle.request.environ.get("wsgi.url_scheme", "http")
@@ -139,5 +139,5 @@ def add_auth_routes(app, kit, market, gateway, sessions, challenges):
         """A single-use ticket for ``/ws?ticket=``: the token stays out of URLs."""
         kit.session()
         if gateway.tickets is None:
-            raise ApiError(404, "not_found", "this server offers no tickets")
+            raise ApiError(404, "bad_request", "this server offers no tickets")
         return {"ticket": gateway.tickets.issue(kit.bearer()), "expires_in_ms": cfg.ws_ticket_ttl_ms}

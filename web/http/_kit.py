@@ -104,7 +104,7 @@ class Kit:
             bottle.response.set_header("Retry-After", "1")
             raise ApiError(503, "overloaded", "sessions unavailable; retry shortly") from None
         if s is None:
-            raise ApiError(401, "unauthorized", "missing, invalid or expired token")
+            raise ApiError(401, "bad_request", "missing, invalid or expired token")
         return s
 
     def auth_limit(self):

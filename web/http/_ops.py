@@ -25,6 +25,9 @@ def add_ops_routes(app, cfg, market, metrics):
         if cfg.metrics_token:
             given = bottle.request.environ.get("HTTP_AUTHORIZATION", "")
             if not hmac.compare_digest(given.encode("latin-1"), f"Bearer {cfg.metrics_token}".encode()):
+                # ``unauthorized`` is not a SPEC section 9 reason, and on
+                # purpose: /metrics is the operator's (section 5), read by
+                # Prometheus, not part of the player's wire protocol.
                 bottle.response.status = 401
                 bottle.response.content_type = "application/json"
                 bottle.response.set_header("WWW-Authenticate", "Bearer")

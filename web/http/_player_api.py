@@ -7,8 +7,8 @@ the current wins feed and leaderboard (later ones come as ``feed`` frames).
       -> {"ticks": [[ts, price_cents], ...], "next": C | null}
     POST /api/topup   (Bearer token; demo mode, guests only)
       -> {"balance": B, "credited": N}
-         404 not_found (no demo mode), 403 not_guest, 409 balance_not_low,
-         429 rate_limited (one per guest per topup_every_ms, kept by the market
+         404 bad_request (no demo mode), 403 bad_request (not a guest),
+         409 limit (the balance is not low), 429 rate_limited (one per guest per topup_every_ms, kept by the market
          in the database; a bucket per address in each gateway too)
     GET /api/feed -> {"day", "wins": [...], "leaders": [...]}
          (the market's board, actors/_board.py, as this gateway last got it)
@@ -59,7 +59,7 @@ def _int_param(q, name, default):
 
 
 def _not_low(ApiError, cfg):
-    return ApiError(409, "balance_not_low", f"top-ups are for a balance under {cfg.topup_below} minor units")
+    return ApiError(409, "limit", f"top-ups are for a balance under {cfg.topup_below} minor units")
 
 
 def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
@@ -82,10 +82,10 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     @api
     def topup():
         if not cfg.demo:
-            raise ApiError(404, "not_found", "top-ups exist in demo mode only")
+            raise ApiError(404, "bad_request", "top-ups exist in demo mode only")
         s = session()
         if not str(s.user).startswith("guest-"):
-            raise ApiError(403, "not_guest", "only demo guests can top up")
+            raise ApiError(403, "bad_request", "only demo guests can top up")
         if market.balance(s.uid) >= cfg.topup_below:
             raise _not_low(ApiError, cfg)
         if not topup_limit.allow(address()):

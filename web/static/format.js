@@ -43,6 +43,15 @@ export function multLabel(hundredths) {
   return `${Math.floor(h / 100)}.${String(h % 100).padStart(2, "0")}x`;
 }
 
+// For a cell too narrow for multLabel (a phone's "100.00x"): fewer decimals,
+// rounded down like the multiplier itself, so it never promises more.
+export function shortMultLabel(hundredths) {
+  const h = Math.trunc(hundredths);
+  if (h >= 10000) return `${Math.floor(h / 100)}x`;
+  if (h >= 1000) return `${Math.floor(h / 100)}.${Math.floor((h % 100) / 10)}x`;
+  return multLabel(h);
+}
+
 export function clockTime(ms) {
   const d = new Date(ms);
   const p = (n) => String(n).padStart(2, "0");

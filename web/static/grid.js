@@ -11,7 +11,7 @@
 //   view.start();
 //   view.openCells();              // [{t0, lo, mult, x, y}] tappable right now
 
-import { multLabel } from "/static/format.js";
+import { multLabel, shortMultLabel } from "/static/format.js";
 import { drawStack, drawRejected, drawCelebrations, fitText, multColour } from "/static/cells.js";
 import { AXIS_BOTTOM, drawBands, drawBandLabels, drawColumns, drawEmpty, drawNowLine, drawPrice, drawPriceTag, drawTimeAxis,
   priceTagBox, tagRoom } from "/static/chart.js";
@@ -332,7 +332,7 @@ export class GridView {
     drawColumns(ctx, geo, this.grid);
     layout.locked = drawLocked(ctx, geo, this.grid, this.locked, this.cells);
     layout.nowX = geo.nowX;
-    this.drawCells(geo, stacks);
+    layout.unlabelled = this.drawCells(geo, stacks); // open cells whose multiplier did not fit
     layout.layers.push("cells");
     for (const bet of this.bets()) if (bet.state === "rejected") drawRejected(ctx, geo, this.grid, bet, ts);
     for (const st of stacks) drawStack(ctx, geo, this.grid, st, ts);
@@ -360,6 +360,7 @@ export class GridView {
     const hovered = this.hover ? this.cellAt(this.hover.x, this.hover.y) : null;
     this.canvas.style.cursor = hovered && hovered.open ? "pointer" : hovered && hovered.locked ? "not-allowed" : "default";
     const betCells = new Set(stacks.map((st) => `${st.col}:${st.lo}`));
+    let unlabelled = 0;
     for (const [t0, row] of this.cells) {
       const x0 = geo.xOf(t0);
       const x1 = geo.xOf(t0 + g.column_ms);
@@ -384,10 +385,12 @@ export class GridView {
         // the partly visible last column shows its cells but no numbers.
         if (ch >= 14 && x1 <= geo.w + 1 && !betCells.has(`${t0}:${lo}`)) {
           ctx.fillStyle = open ? multColour(mult, isHover ? 1 : 0.9) : "rgba(148, 163, 184, 0.28)";
-          fitText(ctx, multLabel(mult), x0 + 2 + cw / 2, yTop + 2 + ch / 2, cw - 6, Math.min(13, Math.max(10, ch * 0.3)));
+          const at = [x0 + 2 + cw / 2, yTop + 2 + ch / 2, cw - 6, Math.min(13, Math.max(10, ch * 0.3))];
+          if (!fitText(ctx, multLabel(mult), ...at) && !fitText(ctx, shortMultLabel(mult), ...at) && open) unlabelled++;
         }
       }
     }
+    return unlabelled;
   }
 }
 

@@ -11,11 +11,13 @@ import { credits, MINOR_PER_CREDIT } from "/static/format.js";
 import { byTestId as $, toast } from "/static/ui.js";
 import { state, STAKE_CHIPS, setBalance } from "/static/page.js";
 
+// The server's reason (SPEC section 9) and, where one reason covers several
+// refusals, the HTTP status that tells them apart.
 const REFUSED = {
-  rate_limited: "You topped up a moment ago. Try again in a few minutes.",
-  balance_not_low: "Top-ups are for a balance that ran out.",
-  not_guest: "Top-ups are for demo guests.",
-  not_found: "Demo mode is off on this server.",
+  "429 rate_limited": "You topped up a moment ago. Try again in a few minutes.",
+  "409 limit": "Top-ups are for a balance that ran out.",
+  "403 bad_request": "Top-ups are for demo guests.",
+  "404 bad_request": "Demo mode is off on this server.",
 };
 
 export function showTopUp() {
@@ -30,7 +32,7 @@ export async function topUp() {
     toast(`Topped up: ${credits(r.credited)} demo credits.`, "info", "topup");
   } catch (err) {
     const code = err instanceof HttpError && err.body ? err.body.error : null;
-    const text = REFUSED[code] || "The top-up did not go through. Try again shortly.";
+    const text = REFUSED[`${err.status} ${code}`] || "The top-up did not go through. Try again shortly.";
     toast(text, "error", code || "topup");
   }
 }

@@ -3,6 +3,7 @@ server's trouble, not the player's: HTTP says 503 with Retry-After and the
 WebSocket upgrade 503, never the 401 that would send a signed-in player
 back to sign in. Once a stalled Redis answers again, the same token works."""
 import http.client
+import json
 import signal
 from urllib.parse import urlsplit
 
@@ -49,8 +50,9 @@ def test_redis_down_answers_503_and_the_token_survives(server_factory, own_redis
     def refused_for_now():
         status, headers, body = get(server.url, "/api/me", auth)
         assert status == 503 and b'"overloaded"' in body and int(headers["Retry-After"]) >= 1
-        status, headers, _ = get(server.url, "/ws?token=" + client.token, upgrade)
+        status, headers, body = get(server.url, "/ws?token=" + client.token, upgrade)
         assert status == 503 and "Retry-After" in headers
+        assert json.loads(body)["error"] == "overloaded", body     # JSON, a SPEC reason
 
     own_redis.proc.send_signal(signal.SIGSTOP)          # too slow: the reads time out
     try:

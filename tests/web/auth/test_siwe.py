@@ -41,9 +41,13 @@ def login(store, text, sig, now_ms=NOW):
 
 
 def code_of(store, text, sig, now_ms=NOW):
+    return refusal_of(store, text, sig, now_ms).code
+
+
+def refusal_of(store, text, sig, now_ms=NOW):
     with pytest.raises(Rejected) as err:
         login(store, text, sig, now_ms)
-    return err.value.code
+    return err.value
 
 
 @pytest.fixture
@@ -104,10 +108,12 @@ def test_checksum_address_matches_eip55_vectors():
         assert checksum_address(addr.lower()) == addr
 
 
-def test_wrong_domain_uri_chain_are_bad_domain(store):
-    for kwargs in [dict(domain="evil.example"), dict(uri="https://evil.example"), dict(chain_id=5)]:
+def test_wrong_domain_uri_chain_are_refused_saying_which(store):
+    for kwargs, which in [(dict(domain="evil.example"), "another domain"),
+                          (dict(uri="https://evil.example"), "another URI"), (dict(chain_id=5), "another chain")]:
         text = make_message(store, **kwargs)
-        assert code_of(store, text, sign(text)) == "bad_domain"
+        e = refusal_of(store, text, sign(text))
+        assert (e.code, e.detail) == ("bad_request", f"message is for {which}")
 
 
 def test_expired_message(store):
@@ -256,6 +262,7 @@ def test_a_scheme_on_the_domain_line_must_match_the_site(store):
     scheme = URI.partition("://")[0]
     other = "http" if scheme == "https" else "https"
     text = make_message(store, domain=f"{other}://{DOMAIN}")
-    assert code_of(store, text, sign(text)) == "bad_domain"
+    e = refusal_of(store, text, sign(text))
+    assert (e.code, e.detail) == ("bad_request", "message is for another scheme")
     text = make_message(store, domain=f"{scheme}://{DOMAIN}")
     assert login(store, text, sign(text)).address

@@ -57,7 +57,7 @@ def verify_eip4361(fields, signature, now_ms, domain=None, nonce=None):
     text = message_from(fields)
     msg = parse_message(text)
     if domain is not None and msg.domain != domain:
-        raise Rejected("bad_domain", "domain binding")
+        raise Rejected("bad_request", "domain binding")
     if nonce is not None and msg.nonce != nonce:
         raise Rejected("replay", "nonce mismatch")
     if msg.expiration_ms is not None and now_ms >= msg.expiration_ms:

@@ -102,7 +102,7 @@ def test_no_demo_has_no_guest_accounts(server_factory):
     s = server_factory("--seed", "1", "--no-demo")
     status, body = call(s.url, "POST", "/api/auth/guest",
                         {"session_key": SessionSigner.generate().public_b64})
-    assert status == 404 and body["error"] == "not_found"
+    assert status == 404 and body["error"] == "bad_request" and "demo" in body["detail"]
     # wallets still sign in, with no play money
     account, signer = Account.create(), SessionSigner.generate()
     _, message, sig = siwe(s.url, account, signer)
@@ -113,7 +113,7 @@ def test_no_demo_has_no_guest_accounts(server_factory):
 def test_me_without_a_valid_token_is_401(demo):
     assert call(demo.url, "GET", "/api/me")[0] == 401
     status, body = call(demo.url, "GET", "/api/me", token="x" * 43)
-    assert status == 401 and body["error"] == "unauthorized"
+    assert status == 401 and body["error"] == "bad_request" and "token" in body["detail"]
 
 
 # --- Sign-In with Ethereum -----------------------------------------------------------------------
@@ -152,16 +152,22 @@ def test_wallet_login_then_me_and_a_tap_over_the_websocket(demo):
 
 
 def login_error(url, message, sig):
+    return login_refusal(url, message, sig)[0]
+
+
+def login_refusal(url, message, sig):
+    """(reason, detail) of a refused login."""
     status, body = call(url, "POST", "/api/auth/login", {"message": message, "signature": sig})
     assert status == 401, body
     assert "token" not in body
-    return body["error"]
+    return body["error"], body["detail"]
 
 
 def test_a_message_for_another_domain_is_refused(demo):
     _, message, sig = siwe(demo.url, Account.create(), SessionSigner.generate(),
                            domain="evil.example:8080")
-    assert login_error(demo.url, message, sig) == "bad_domain"
+    reason, detail = login_refusal(demo.url, message, sig)
+    assert reason == "bad_request" and "another domain" in detail, detail
 
 
 def test_a_foreign_domain_cannot_pass_by_naming_it_in_the_host_header(demo):
