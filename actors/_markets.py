@@ -23,7 +23,7 @@ import re
 from typing import NamedTuple
 
 __all__ = ["MarketSpec", "market_specs", "market_cfg", "parse_market_id", "format_market_id",
-           "MARKET_FIELDS", "DEFAULT_BANDS", "asset_slug"]
+           "MARKET_FIELDS", "DEFAULT_BANDS", "asset_slug", "markets_body"]
 
 #: the per-market settings (all integers), overridable per entry
 MARKET_FIELDS = ("lock_ms", "horizon_ms", "band_cents", "max_bands", "cell_liability_cap")
@@ -129,3 +129,13 @@ def market_cfg(cfg, spec):
     return cfg.replace(column_ms=spec.column_ms, lock_ms=spec.lock_ms,
                        horizon_ms=spec.horizon_ms, band_cents=spec.band_cents,
                        max_bands=spec.max_bands, cell_liability_cap=spec.cell_liability_cap)
+
+
+def markets_body(default_id, units):
+    """The ``/api/markets`` body (SPEC 9, v1.1) of ``units`` (each with
+    ``spec`` and ``ctx.status``: a market's or what a gateway heard of it)."""
+    return {"default": default_id, "markets": [
+        {"market_id": s.market_id, "asset": s.asset, "column_ms": s.column_ms,
+         "band_cents": s.band_cents, "lock_ms": s.lock_ms, "horizon_ms": s.horizon_ms,
+         "market": "open" if u.ctx.status.is_open else "suspended"}
+        for u in units for s in (u.spec,)]}

@@ -26,7 +26,7 @@ from ._context import MarketContext, Sinks
 from ._diskguard import DiskGuard
 from .feeds import make_sources
 from ._market import MarketMaker
-from ._markets import market_cfg
+from ._markets import market_cfg, markets_body
 from ._model import OPERATOR_SIG, Ack, Tap, TapOrder
 from ._resolver import Resolver
 from .store import Store, acquire_lock, record_tables, release_lock
@@ -332,14 +332,7 @@ class MarketHandle:
 
     def markets(self):
         """The ``/api/markets`` body (SPEC 9, v1.1)."""
-        out = []
-        for u in self.units:
-            s = u.spec
-            out.append({"market_id": s.market_id, "asset": s.asset, "column_ms": s.column_ms,
-                        "band_cents": s.band_cents, "lock_ms": s.lock_ms,
-                        "horizon_ms": s.horizon_ms,
-                        "market": "open" if u.ctx.status.is_open else "suspended"})
-        return {"default": self.default_id, "markets": out}
+        return markets_body(self.default_id, self.units)
 
     def stats(self):
         return {"writer": self.ctx.writer_stats.as_dict(), "rejects": dict(self.ctx.counters),

@@ -74,10 +74,10 @@ class Split(ClusterProcess):
         out["supervisor"] = super().cpu_seconds()
         return out
 
-    def role_cpu(self):
-        """bench_server's per-thread split is for one process; here the split
-        is per process (``cpu_by_role``)."""
-        return {}
+    def role_stats(self):
+        """bench_server's per-thread split (CPU, wake-ups) is for one process;
+        here the split is per process (``cpu_by_role``)."""
+        return {}, {}
 
     def cpu_seconds(self):
         return sum(v for v in self.cpu_by_role().values() if v is not None)

@@ -47,6 +47,22 @@ class Keys:
         self.alive = prefix + "market"       # the market's heartbeat (expires)
         self.group = "market"                # the consumer group on taps and calls
 
+    # Fields of ``state``: the market list, and the latest status and grid of
+    # each market, tick of each asset (``Publisher``).
+    markets_field = b"k"
+
+    @staticmethod
+    def status_field(market_id):
+        return b"m:" + market_id.encode()
+
+    @staticmethod
+    def grid_field(market_id):
+        return b"g:" + market_id.encode()
+
+    @staticmethod
+    def tick_field(asset):
+        return b"t:" + asset.encode() if asset else b"t"
+
     def inbox(self, gateway):
         """One gateway's stream of acks and call replies."""
         return self.prefix + "gw:" + gateway

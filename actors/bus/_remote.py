@@ -33,6 +33,7 @@ from .._writes import TopUpResult
 from .._status import Grid
 from ..store import UserExists
 from ._calls import decode_value, encode_value
+from ._catalog import Catalog
 from ._codec import Keys, decode_acks, encode_taps
 from ._redis import Backoff, RedisError, connect
 from ._watch import RemoteStatus, Watcher
@@ -57,9 +58,11 @@ class RemoteMarket:
         self.gateway_id = (gateway_id or cfg.gateway_id
                            or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
         self.inbox = self.keys.inbox(self.gateway_id)
-        self.sinks = None                  # the RelayFanout: relay() and on_result()
+        self.sinks = None                  # the RelayFanout: relay() and on_market_result()
+        self.away_listeners = []           # called when the market goes away or comes back
         self.grid = Grid()
-        self.status = RemoteStatus()
+        self.status = RemoteStatus()       # the default market's (and /healthz's)
+        self.catalog = Catalog(cfg, self.status)
         self.last_tick = None
         self.seen = 0.0                    # when the market's heartbeat was last there
         self.last_beat = 0.0               # when the market last beat (monotonic)
@@ -98,12 +101,18 @@ class RemoteMarket:
     # --- taps ---------------------------------------------------------------------------
 
     def place_order(self, tap, reply):
+        market_id = getattr(tap, "market_id", None)
+        if market_id is not None and self.catalog.units and market_id not in self.catalog.by_id:
+            # Not a market the market process runs: refused here, as it would refuse it.
+            self.count("bad_request")
+            reply.set(Ack("bad_request"))
+            return
         rid = next(self._rids)
         self._pending[rid] = reply
         self._users[rid] = tap.user
         now = time.monotonic()
         self._expiry.append((now + (self.cfg.bus_tap_wait_ms + GRACE_MS) / 1000, rid, now))
-        self._out.append((rid, tap, getattr(tap, "market_id", None), now))
+        self._out.append((rid, tap, market_id, now))
         self._out_wake.set()
 
     def _send_loop(self):
@@ -296,6 +305,43 @@ class RemoteMarket:
         return self.call("ticks", start, end, limit, asset)
 
     # --- what is on ---------------------------------------------------------------------
+
+    # The markets as the market process published them (``MarketHandle``'s names).
+    @property
+    def units(self):
+        return self.catalog.units
+
+    @property
+    def by_id(self):
+        return self.catalog.by_id
+
+    @property
+    def default_id(self):
+        return self.catalog.default_id
+
+    def unit(self, market_id=None):
+        return self.catalog.unit(market_id)
+
+    def default_asset(self):
+        unit = self.catalog.unit(None)
+        return None if unit is None else unit.spec.asset
+
+    def markets(self):
+        """``/api/markets``: what the market published; ``AskTimeout`` (a 503)
+        before it ever did."""
+        body = self.catalog.listing()
+        if body is None:
+            raise AskTimeout("the market has not published its markets yet")
+        return body
+
+    def set_away(self, away):
+        """The market's heartbeat went (or came back): every market's status says so."""
+        changed = away != self.status.away
+        for status in self.catalog.statuses():
+            status.set_away(away)
+        if changed:
+            for fn in list(self.away_listeners):
+                fn()
 
     def health(self):
         return self.status.is_open, self.status.reason

@@ -27,7 +27,7 @@ from ._redis import BLOCK_MS, Backoff, RedisError
 __all__ = ["RemoteStatus", "Watcher", "grid_from_body"]
 
 log = logging.getLogger("tapgrid.bus")
-_HAS_MARKET_ID = "market_id" in Settlement._fields
+_STATE_ORDER = {b"k": 0, b"m": 1, b"g": 2, b"t": 3}
 _REJECT = {"stale_price": "market_suspended", "disk_low": "disk_low", "overloaded": "overloaded"}
 
 
@@ -88,6 +88,9 @@ class Watcher:
         self.relayed = 0
         self.results = 0
         self.resubscribes = 0
+        self._state_read = 0.0
+        self._stale = False              # a broadcast named a market not in our list
+        self._heard_status = False       # the default market's status, since subscribing
 
     def start(self):
         return [gevent.spawn(self.broadcasts), gevent.spawn(self.settlements),
@@ -96,16 +99,53 @@ class Watcher:
     def _blob(self, data):
         kind, head, parts = decode_blob(data)
         remote = self.remote
-        if kind == b"g":
-            remote.grid = grid_from_body(parts[0], head["v"])
-        elif kind == b"m":
-            remote.status.update(head)
+        if kind == b"k":
+            if remote.catalog.update(head):
+                log.info("the market runs %s", ", ".join(remote.catalog.by_id))
+        elif kind in (b"g", b"m"):
+            # Blobs of a market process before several markets carry no id: the default's.
+            mid = head.get("id")
+            unit = remote.catalog.unit(mid)
+            if unit is None and mid is not None:
+                self._stale = True       # a market not in our list: read the state again
+                return
+            if kind == b"g":
+                grid = grid_from_body(parts[0], head["v"])
+                if unit is not None:
+                    unit.ctx.grid = grid
+                if unit is None or unit.market_id == remote.catalog.default_id:
+                    remote.grid = grid
+            else:
+                (unit.ctx.status if unit is not None else remote.status).update(head)
+                if unit is None or unit.market_id == remote.catalog.default_id:
+                    self._heard_status = True
         elif kind == b"t":
-            remote.last_tick = (head["p"], head["t"])
+            if head.get("a") in (None, remote.default_asset()):
+                remote.last_tick = (head["p"], head["t"])
         self.relayed += 1
         sinks = remote.sinks
         if sinks is not None:
             sinks.relay(kind, head, parts)
+
+    def _read_state(self):
+        """The latest of each from ``Keys.state``: the market list first, then
+        statuses, grids and ticks."""
+        self._state_read = time.monotonic()
+        self._stale = False
+        state = self.r.hgetall(self.keys.state)
+        for field in sorted(state, key=lambda f: _STATE_ORDER.get(f[:1], 9)):
+            if field[:1] in _STATE_ORDER:
+                self._blob(state[field])
+
+    def _incomplete(self):
+        """Read the state again (at most once a second) while it lacks what
+        pub/sub may never bring: a status is published only when it changes
+        and the market list only when the market starts, so a gateway that
+        read the state of a Redis just back empty, before the market wrote
+        it again, or missed a restarted market's new list, would wait for
+        them forever."""
+        return (self._stale or not self._heard_status) and \
+            time.monotonic() - self._state_read >= 1.0
 
     def broadcasts(self):
         backoff = Backoff()
@@ -118,15 +158,15 @@ class Watcher:
             try:
                 ps.subscribe(self.keys.broadcast)
                 # After (re)subscribing: the latest of each, in case we missed it.
-                state = self.r.hgetall(self.keys.state)
-                for kind in (b"m", b"g", b"t"):
-                    if kind in state:
-                        self._blob(state[kind])
+                self._heard_status = False
+                self._read_state()
                 backoff.ok()
                 while True:
                     msg = ps.get_message(timeout=BLOCK_MS / 1000)
                     if msg is not None and msg["type"] == "message":
                         self._blob(msg["data"])
+                    if self._incomplete():
+                        self._read_state()
             except (RedisError, OSError) as exc:
                 backoff.fail("broadcast feed", exc)
             except Exception:
@@ -162,14 +202,15 @@ class Watcher:
         except (KeyError, ValueError):
             return
         remember = self.remote.remember
+        on_result = getattr(sinks, "on_market_result", None)
         for row in rows:
             user, bet, col, lo, stake, mult, outcome, payout, balance = row[:9]
             s = Settlement(bet, user, col, lo, stake, mult, outcome, payout)
-            if len(row) > 9 and _HAS_MARKET_ID:
-                s = s._replace(market_id=row[9])
             self.results += 1
             remember(user, balance)
-            if sinks is not None:
+            if on_result is not None:
+                on_result(row[9] if len(row) > 9 else None, user, s, balance)
+            elif sinks is not None:
                 sinks.on_result(user, s, balance)
 
     def heartbeat(self):
@@ -201,5 +242,5 @@ class Watcher:
                     remote.last_beat = now - (d["ttl"] - pttl) / 1000
                 except (ValueError, KeyError, TypeError):
                     remote.last_beat = now
-            remote.status.set_away(not alive)
+            remote.set_away(not alive)
             gevent.sleep(every)

@@ -40,12 +40,13 @@ class Player:
 
 
 class Rig:
-    def __init__(self, tmp_path, gateways=2, env=None, seed=2):
+    def __init__(self, tmp_path, gateways=2, env=None, seed=2, market_args=()):
         self.tmp = tmp_path
         self.redis = RedisProcess(tmp_path)
         self.env = dict(ENV, **(env or {}))
         self.db = str(tmp_path / "market.db")
         self.seed = seed
+        self.market_args = tuple(market_args)      # e.g. ("--markets", "BTC-USD/5s,ETH-USD/5s")
         self.market = None
         self.gateways = []
         self.n_gateways = gateways
@@ -68,7 +69,7 @@ class Rig:
 
     def start_market(self):
         self.market = MarketProcess(self.db, self.redis.url, "--seed", str(self.seed),
-                                    env=self.env, log_path=self.db + f".{len(self.log)}.log")
+                                    *self.market_args, env=self.env, log_path=self.db + f".{len(self.log)}.log")
         self.market.start()
         return self.market
 

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -168,6 +169,43 @@ def test_redis_restarted_everyone_reconnects_and_no_replay_is_taken(rig):
     assert r.market.stop() == 0
     assert audit(r.db) == []
     print(f"\nredis restart: {len(r.log)} taps, {len(acked)} acked, {len(replies)} replays refused")
+
+
+def healthz(gw):
+    try:
+        with urllib.request.urlopen(gw.url + "/healthz", timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.timeout(120)
+def test_a_gateway_that_read_an_empty_state_still_hears_the_market(rig):
+    """Redis back empty, a gateway started before the market wrote its state
+    again: a status (and the market list) is published only when it changes,
+    so pub/sub alone would never bring it; the gateway reads the state again
+    until it has them, and becomes healthy."""
+    r = rig(gateways=1)
+    os.kill(r.market.pid, signal.SIGSTOP)       # it writes nothing meanwhile
+    try:
+        r.redis.kill()
+        r.redis.start()
+        late = GatewayProcess(str(r.tmp / "late-gateway.db"), "--redis", r.redis.url, env=r.env)
+        r.gateways.append(late.start(wait_open=False))
+        assert healthz(late) == 503             # nothing heard: the market is away
+    finally:
+        os.kill(r.market.pid, signal.SIGCONT)
+    wait_until(lambda: healthz(late) == 200, timeout=30, what="the late gateway healthy")
+    from web.client import TapgridClient
+    c = TapgridClient(late.url)
+    c.guest()
+    c.connect()
+    try:
+        assert c.wait_for(lambda: c.grid is not None, 10)
+        col, lo, mult = wait_until(lambda: c.open_cell(2), timeout=10, what="an open cell")
+        assert c.tap(col, lo, 100, 101)["ok"]
+    finally:
+        c.close()
 
 
 @pytest.mark.timeout(180)

@@ -67,9 +67,12 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     `address()` the caller's address (for the rate limits), `session()`
     the caller's session (or ApiError 401)."""
     ticks_limit = AddressLimiter(rate=5, burst=20)
-    # every configured market's asset has a record; the default market's first
-    units = getattr(market, "units", None)
-    assets = tuple(dict.fromkeys(u.spec.asset for u in units)) if units else ASSETS
+
+    def assets():
+        """Every market's asset has a record, the default market's first. Asked
+        each time: a gateway learns the markets from the market, after it starts."""
+        units = getattr(market, "units", None)
+        return tuple(dict.fromkeys(u.spec.asset for u in units)) if units else ASSETS
     # A first filter per address, in this process; the limit per guest is
     # the market's, in the database (``MarketHandle.top_up``), so every
     # gateway process agrees on it and a restart keeps it.
@@ -106,8 +109,9 @@ def add_player_routes(app, cfg, api, ApiError, address, session, market, hub):
     @api
     def get_ticks():
         q = bottle.request.query
-        asset = q.get("asset") or assets[0]
-        if asset not in assets:
+        known = assets()
+        asset = q.get("asset") or known[0]
+        if asset not in known:
             raise ApiError(400, "bad_request", f"unknown asset {asset!r}")
         now = int(time.time() * 1000)
         end = _int_param(q, "to", now + 1)

@@ -108,7 +108,7 @@ def bus(tmp_path):
 
 def open_cell(client, ahead_ms=4500):
     def cell():
-        state = client.hget(K.state, "g")
+        state = client.hget(K.state, K.grid_field("BTC-USD/5s"))
         if state is None:
             return None
         _, head, parts = decode_blob(state)
@@ -126,7 +126,7 @@ def open_cell(client, ahead_ms=4500):
 
 def wait_open(client):
     def is_open():
-        m = client.hget(K.state, "m")
+        m = client.hget(K.state, K.status_field("BTC-USD/5s"))
         return m is not None and decode_blob(m)[1]["status"] == "open"
     wait_until(is_open, timeout=20, what="the market open")
 
