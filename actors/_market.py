@@ -67,7 +67,7 @@ SLICE_COLUMNS = 1
 
 
 def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0,
-               tick_sd_ms=None, market_id=None, pause=None):
+               tick_sd_ms=None, market_id=None, pause=None, sigma_floor=0.0):
     """Multipliers of every open column, ``SLICE_COLUMNS`` at a time,
     calling ``pause()`` between slices (the MarketMaker passes
     ``gevent.idle``, so no slice holds the loop for more than about a
@@ -78,7 +78,9 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
     which sets how much a discretely observed path undershoots a continuous
     one; ``sigma_sd`` the standard error of log(sigma) (``Volatility.log_sd``);
     ``tick_sd_ms`` the spread of the gaps (``Volatility.tick_sd_ms``), which
-    says whether the ticks to come can be placed from the last one.
+    says whether the ticks to come can be placed from the last one;
+    ``sigma`` the estimate (``Volatility.estimate``) and ``sigma_floor`` the
+    least sigma priced (``Volatility.floor``, see ``price_columns``).
     """
     if tick_ms is None:
         tick_ms = cfg.tick_interval_ms
@@ -89,8 +91,9 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
             pause()
         columns.update(price_columns(price, price_ts, now, t0s[i:i + SLICE_COLUMNS],
                                      cfg.column_ms, cfg.band_cents, cfg.max_bands, sigma,
-                                     cfg.edge_bp, tick_ms, sigma_sd, tick_sd_ms=tick_sd_ms))
-    return Grid(version, price, price_ts, sigma, columns, now, market_id)
+                                     cfg.edge_bp, tick_ms, sigma_sd, tick_sd_ms=tick_sd_ms,
+                                     sigma_floor=sigma_floor))
+    return Grid(version, price, price_ts, max(sigma, sigma_floor), columns, now, market_id)
 
 
 class MarketMaker(Actor):
@@ -167,9 +170,10 @@ class MarketMaker(Actor):
             # the loop runs before its timers and I/O, so back-to-back
             # slices kept timers ~50 ms late on a loaded box; idle() waits
             # until they have run.
-            grid = price_grid(cfg, self.last.price, self.last.ts, vol.sigma, now, self.version,
-                              vol.tick_ms, vol.log_sd, vol.tick_sd_ms,
-                              getattr(ctx.market, "market_id", None), pause=gevent.idle)
+            grid = price_grid(cfg, self.last.price, self.last.ts, vol.estimate, now,
+                              self.version, vol.tick_ms, vol.log_sd, vol.tick_sd_ms,
+                              getattr(ctx.market, "market_id", None), pause=gevent.idle,
+                              sigma_floor=vol.floor)
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
             if ctx.status.holds("starting"):

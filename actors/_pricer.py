@@ -296,8 +296,17 @@ def _estimate_aware(pr):
 
 
 def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, sigma,
-                  edge_bp=500, tick_ms=0.0, sigma_sd=0.0, wait_from=None, tick_sd_ms=None):
+                  edge_bp=500, tick_ms=0.0, sigma_sd=0.0, wait_from=None, tick_sd_ms=None,
+                  sigma_floor=0.0):
     """{t0: {lo: mult}} of the offered cells of every column in ``t0s``.
+
+    ``sigma`` is the estimate (``Volatility.estimate``) and ``sigma_floor``
+    the least sigma the market is priced for (``Volatility.floor``): a bound
+    on the true sigma, not on the estimate. Clipping the estimate at the
+    floor priced a feed just above it as if every low estimate were the
+    floor's own (the 30 %/yr sim, the floor 28 %, returned 0.90 in its
+    10-99.99x bucket); here only the values of the estimate's error below
+    the floor are taken as the floor.
 
     ``price`` is the last tick (at ``price_ts``); ``tick_ms`` the feed's
     mean tick interval and ``tick_sd_ms`` the spread of its gaps
@@ -308,6 +317,7 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     """
     if price <= 0 or band_cents <= 0 or max_bands < 0:
         raise ValueError("price > 0, band_cents > 0, max_bands >= 0")
+    estimate, sigma = sigma, max(sigma, sigma_floor)
     base = price // band_cents * band_cents
     los = base + band_cents * np.arange(-max_bands, max_bands + 1)
     los = los[los >= 0]
@@ -347,7 +357,10 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     # returns is unbiased for the variance, so its log is low by about
     # var(log var) / 2 and log sigma by sigma_sd^2 (0.3 % at the default
     # 60 s half-life, which far cells feel ten times over).
+    # Nodes under the floor are values the true sigma is taken never to have.
     scales = np.exp(_GH3_X * sigma_sd + sigma_sd * sigma_sd)
+    if sigma > 0:
+        scales = np.maximum(estimate * scales, sigma_floor) / sigma
     sy = np.sqrt(s1 * s1 + s2 * s2) * scales[-1]
     with np.errstate(all="ignore"):
         bound = 2.0 * phi(np.where(sy > 0, -edge / sy, -np.inf))

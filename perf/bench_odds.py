@@ -212,16 +212,16 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None):
         if not t0s:
             continue
         if true_sigma is None:
-            sigma, sigma_sd = vol.sigma, vol.log_sd
+            sigma, sigma_sd, floor = vol.estimate, vol.log_sd, vol.floor
         else:
-            sigma, sigma_sd = true_sigma, 0.0
+            sigma, sigma_sd, floor = true_sigma, 0.0, 0.0
         t = time.perf_counter()
         grid = price_columns(price, ts, now, t0s, col_ms, band, args.bands,
                              sigma * args.sigma_scale, cfg.edge_bp, vol.tick_ms, sigma_sd,
-                             tick_sd_ms=vol.tick_sd_ms)
+                             tick_sd_ms=vol.tick_sd_ms, sigma_floor=floor)
         price_s += time.perf_counter() - t
         n_priced += 1
-        sig_sum += sigma
+        sig_sum += max(sigma, floor)
         if step is not None:
             j = bisect.bisect_left(times, t0s[-1] + col_ms)
             ftimes = times[i:j]
