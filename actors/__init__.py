@@ -22,6 +22,7 @@ from ._runtime import MarketHandle, start_market
 from ._status import Grid, MarketStatus
 from ._column import Column
 from ._market import MarketMaker, open_columns, price_grid
+from ._pricer import price_columns
 from ._resolver import Resolver, path_of, touches
 from ._watchdog import Health, Watchdog
 from ._writer import Writer
@@ -33,7 +34,8 @@ __all__ = [
     "Ledger", "ExpiringKeys", "Tap", "Bet", "Settlement", "Ack", "OPEN", "WON", "LOST", "VOID",
     "OUTCOME_NAMES", "OPERATOR_SIG", "REASONS", "payout_for", "touch_probability", "multiplier",
     "Volatility", "column_multipliers", "MULT_BUCKETS", "mult_bucket", "Grid", "MarketStatus",
-    "Store", "UserExists", "open_readonly", "Column", "MarketMaker", "price_grid", "open_columns", "Resolver",
+    "Store", "UserExists", "open_readonly", "Column", "MarketMaker", "price_grid", "open_columns",
+    "price_columns", "Resolver",
     "path_of", "touches", "Watchdog", "Health", "Writer", "shell_namespace",
     "audit", "credit_offline", "history_offline",
     "TapOrder", "PlaceBets", "Settle", "Credit", "EnsureUser", "SaveTicks", "SaveSession",

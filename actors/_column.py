@@ -66,9 +66,9 @@ class Column(Actor):
             cfg = ctx.cfg
             vol = ctx.vol
             cells = price_columns(latest.price, latest.ts, now, [self.t0], cfg.column_ms,
-                                  cfg.band_cents, cfg.max_bands, vol.sigma, cfg.edge_bp,
-                                  vol.tick_ms, vol.log_sd,
-                                  tick_sd_ms=getattr(vol, "tick_sd_ms", None)).get(self.t0) or {}
+                                  cfg.band_cents, cfg.max_bands, vol.estimate, cfg.edge_bp,
+                                  vol.tick_ms, vol.log_sd, tick_sd_ms=vol.tick_sd_ms,
+                                  sigma_floor=vol.floor).get(self.t0) or {}
             self._fresh = (latest, cells)
             ctx.price_ages.repriced += 1
         return cells, latest.ts

@@ -142,19 +142,28 @@ def phase_mix(ahead, window, sd):
         return [(1.0, max(0, c - 1), int(math.ceil(ahead + window)) - max(c, 0))]
     lo = max(0, int(math.floor(ahead - 8.5 * sd)) - 1)
     hi = int(math.ceil(ahead + 8.5 * sd)) + 1
-    edges = []
-    for j in range(lo, hi + 1):
-        edges += [(j, whole, j, j + 1 - f), (j, whole + 1, j + 1 - f, j + 1)]
+    scale = 1.0 / (sd * math.sqrt(2.0))
+
+    def cdf(x):
+        # P(ahead - error <= x); past 7 s.d. it is 0 or 1 to 1e-12, below
+        # what any outcome kept here weighs, and erfc need not be called
+        z = (ahead - x) * scale
+        return 0.0 if z > 4.95 else 1.0 if z < -4.95 else 0.5 * math.erfc(z)
+
     out = []
-    for j, m, x0, x1 in edges:
-        if x1 <= x0:
-            continue
-        # P(x0 < x <= x1), x ~ N(ahead, sd^2); j = 0 takes all of x <= 1 - f
-        top = 0.5 * math.erfc(-(x1 - ahead) / (sd * math.sqrt(2.0)))
-        bot = 0.0 if j == 0 and x0 <= 0 else 0.5 * math.erfc(-(x0 - ahead) / (sd * math.sqrt(2.0)))
-        w = top - bot
-        if w > _MIX_MIN:
-            out.append((w, j, m))
+    x_prev = c_prev = None
+    for j in range(lo, hi + 1):
+        for m, x0, x1 in ((whole, j, j + 1 - f), (whole + 1, j + 1 - f, j + 1)):
+            if x1 <= x0:
+                continue
+            # P(x0 < x <= x1), x ~ N(ahead, sd^2); j = 0 takes all of x <= 1 - f.
+            # Each boundary's CDF once: an outcome's top is the next one's bottom.
+            bot = 0.0 if j == 0 and x0 <= 0 else c_prev if x0 == x_prev else cdf(x0)
+            top = cdf(x1)
+            x_prev, c_prev = x1, top
+            w = top - bot
+            if w > _MIX_MIN:
+                out.append((w, j, m))
     total = sum(w for w, _, _ in out)
     return [(w / total, j, m) for w, j, m in out]
 

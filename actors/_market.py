@@ -4,7 +4,8 @@ It keeps one ``Column`` per time column from just after the lock out to the
 horizon (spawned ahead, stopped when the column locks), publishes the
 routing table in ``ctx.columns``, restarts a crashed Column (one-for-one),
 and reprices the grid from the latest tick and volatility on every tick
-(ticks that arrive while it prices are coalesced), in the threadpool.
+(ticks that arrive while it prices are coalesced), on the loop a slice of
+columns at a time, yielding between slices.
 
 A MarketMaker with the clock standing still at 1,000,000 ms: with no price yet it
 holds betting (``starting``); the first tick gets the grid priced, one
@@ -35,7 +36,9 @@ Column per open column, and betting opens:
 """
 import logging
 
-from engine import Actor, OneForOne, run_blocking
+import gevent
+
+from engine import Actor, OneForOne
 
 from ._column import Column
 from .feeds import Tick
@@ -55,24 +58,42 @@ def open_columns(cfg, now):
     return range(first, now + cfg.horizon_ms + 1, col_ms)
 
 
+# Columns priced per slice of a grid. One column of 101 bands is ~0.45 ms
+# of CPU at 100 ms ticks on this box (p99 ~1.2 ms on a loaded one, two
+# columns ~1.7: perf/bench_pricer.py); a whole grid is 3-5 ms. In the
+# threadpool that time was the loop's too: the Python between numpy's
+# loops holds the GIL, and the loop waited up to a switch interval (5 ms).
+SLICE_COLUMNS = 1
+
+
 def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0,
-               tick_sd_ms=None, market_id=None):
-    """Multipliers of every open column (pure; run it off the loop: numpy
-    does the work, so the GIL is free most of the time).
+               tick_sd_ms=None, market_id=None, pause=None, sigma_floor=0.0):
+    """Multipliers of every open column, ``SLICE_COLUMNS`` at a time,
+    calling ``pause()`` between slices (the MarketMaker passes
+    ``gevent.idle``, so no slice holds the loop for more than about a
+    millisecond; None: one call after another).
 
     ``price`` is the last tick, stamped ``price_ts``; ``tick_ms`` the feed's
     mean tick interval (``Volatility.tick_ms``; default: the configured one),
     which sets how much a discretely observed path undershoots a continuous
     one; ``sigma_sd`` the standard error of log(sigma) (``Volatility.log_sd``);
     ``tick_sd_ms`` the spread of the gaps (``Volatility.tick_sd_ms``), which
-    says whether the ticks to come can be placed from the last one.
+    says whether the ticks to come can be placed from the last one;
+    ``sigma`` the estimate (``Volatility.estimate``) and ``sigma_floor`` the
+    least sigma priced (``Volatility.floor``, see ``price_columns``).
     """
     if tick_ms is None:
         tick_ms = cfg.tick_interval_ms
-    columns = price_columns(price, price_ts, now, list(open_columns(cfg, now)), cfg.column_ms,
-                            cfg.band_cents, cfg.max_bands, sigma, cfg.edge_bp, tick_ms, sigma_sd,
-                            tick_sd_ms=tick_sd_ms)
-    return Grid(version, price, price_ts, sigma, columns, now, market_id)
+    t0s = list(open_columns(cfg, now))
+    columns = {}
+    for i in range(0, len(t0s), SLICE_COLUMNS):
+        if i and pause is not None:
+            pause()
+        columns.update(price_columns(price, price_ts, now, t0s[i:i + SLICE_COLUMNS],
+                                     cfg.column_ms, cfg.band_cents, cfg.max_bands, sigma,
+                                     cfg.edge_bp, tick_ms, sigma_sd, tick_sd_ms=tick_sd_ms,
+                                     sigma_floor=sigma_floor))
+    return Grid(version, price, price_ts, max(sigma, sigma_floor), columns, now, market_id)
 
 
 class MarketMaker(Actor):
@@ -144,9 +165,15 @@ class MarketMaker(Actor):
             self.priced_at = now
             self.version += 1
             vol = ctx.vol           # the Watchdog's estimate, fed with the same medians
-            grid = run_blocking(price_grid, cfg, self.last.price, self.last.ts,
-                                vol.sigma, now, self.version, vol.tick_ms, vol.log_sd,
-                                vol.tick_sd_ms, getattr(ctx.market, "market_id", None))
+            # On the loop, in slices: taps, ticks and frames run between them.
+            # idle(), not sleep(0): a yield by sleep(0) is a callback, which
+            # the loop runs before its timers and I/O, so back-to-back
+            # slices kept timers ~50 ms late on a loaded box; idle() waits
+            # until they have run.
+            grid = price_grid(cfg, self.last.price, self.last.ts, vol.estimate, now,
+                              self.version, vol.tick_ms, vol.log_sd, vol.tick_sd_ms,
+                              getattr(ctx.market, "market_id", None), pause=gevent.idle,
+                              sigma_floor=vol.floor)
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
             if ctx.status.holds("starting"):

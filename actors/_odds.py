@@ -310,6 +310,12 @@ class Volatility:
         return None if self._gap_dev is None else self._gap_dev * math.sqrt(math.pi / 2.0)
 
     @property
+    def estimate(self) -> float:
+        """The EWMA's own sigma, under the floor too: the pricer takes the
+        floor as a bound on the true sigma, not on this estimate of it."""
+        return math.sqrt(self._var)
+
+    @property
     def sigma(self) -> float:
         return max(self.floor, math.sqrt(self._var))
 

@@ -1,22 +1,38 @@
 """Do the multipliers keep their promise? A calibration benchmark in compressed time.
 
-Price paths come from the sim feed (``SimFeed.next_price``, many seeds,
-several volatilities and tick rates) and from the recorded ticks of
-``actors/data/sample_ticks.csv``. Over each path the MarketMaker is replayed
-without a wall clock: every tick updates the pricer's own online
-``Volatility``; every 100 ms "roll" reprices the grid with the MarketMaker's
-``price_grid`` when a tick came and 500 ms have passed, as ``MarketMaker._roll``
-does. Random taps between rolls take the multiplier of the grid then
-current (the Column's rule: open columns only, the cell must be offered),
-on cells within ``--bands`` of the price of the moment. Every bet is settled
-with the Resolver's own ``path_of`` and ``touches``.
+Price paths come from the sim feed (``SimFeed``: many seeds, several
+volatilities and tick rates; the first feed is the one ``make run``
+serves, BTC's 60 %/yr every ``sim_interval_ms``) and from the recorded
+ticks of ``actors/data/sample_ticks.csv``. Each path is played as the
+server plays it, with no wall clock: every tick updates the pricer's own
+online ``Volatility`` (as the Watchdog does); at random ticks a tap
+arrives a random moment before the next tick and every open column is
+priced from that tick exactly as the Column prices a tap (``price_columns``
+with the live sigma, its error, the feed's tick spacing and its spread).
+Every offered cell within ``--bands`` of the tick's price is bet on (a
+random cell, summed over every choice) and settled with the Resolver's own
+``path_of`` and ``touches``.
 
-Reported per multiplier bucket, overall and per feed: bets, windows, the
-realised win rate against the implied one ((1 - edge) / mult) and the
-return to player (payouts / stakes) with standard errors clustered by
-200 s blocks (bets of one window share its path, and neighbouring windows
-share the pricer's sigma error), and
-the pricer's sigma against the path's realised sigma.
+The sim's ticks keep a clock as a live process does (scheduled every
+interval, each stamped a little late: ``--jitter-ms``), with a period a
+little off the nominal one, so the phase of the ticks against the column
+boundaries turns slowly and each window sees its own phase.
+
+A sim pricing is settled on ``--futures`` independent futures of the path
+from the priced tick (the sim's own step law on the path's own clock):
+one path's big move decides every far cell of a minute of columns, noise
+that futures average away where only many more hours of path would. The
+pricer's sigma is learnt from the path itself, so its error, which far
+cells feel most and which lasts a few EWMA half-lives, is what it is live:
+standard errors are clustered by 200 s blocks of a path (each block's
+pricings share that error), with the per-pricing ("window") clustering
+beside them. Recorded ticks are settled on the path itself.
+
+Reported per multiplier bucket, overall and per feed: bets, clusters, the
+realised win rate against the implied one ((1 - edge) / mult), the return
+to player (payouts / stakes), and the pricer's sigma against the path's
+realised sigma. ``--sigma true`` prices the sim with its own sigma (the
+touch model alone, no estimation error).
 
 The recorded sample is only three minutes long; it is replayed pass after
 pass, alternating forward, time-reversed, mirrored and both, each pass
@@ -24,12 +40,11 @@ continuing from the price the previous one ended on (``ReplayFeed`` jumps
 back to the first price instead, a $175 move no pricer should see). Its
 windows repeat the same few moves, so its standard errors are optimistic.
 
-    python perf/bench_odds.py                 # ~5 min on this box
-    python perf/bench_odds.py --hours 0.2     # a quick look
+    python perf/bench_odds.py                       # ~4 min on a quiet box
+    python perf/bench_odds.py --feeds make-run --hours 1
 """
 import argparse
 import bisect
-import itertools
 import json
 import math
 import os
@@ -38,23 +53,20 @@ import sys
 import time
 from collections import defaultdict
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from actors import (MULT_BUCKETS, Config, SimFeed, Volatility, open_columns,  # noqa: E402
-                    path_of, payout_for, price_grid, touches)
+                    path_of, payout_for, price_columns, touches)
 from actors.feeds import SAMPLE_TICKS, load_ticks  # noqa: E402
 
 BUCKETS = MULT_BUCKETS    # the last one is the capped 100x
-ROLL_MS = 100      # MarketMaker.schedule_every(0.1, "roll")
-REPRICE_MS = 500   # MarketMaker(reprice_ms=500)
+CAPPED = len(BUCKETS) - 1
 T_START = 1_750_000_000_000
 STAKE = 100
-# Standard errors are clustered by 200 s blocks of a path, not by window:
-# the pricer's sigma error lasts a few of its EWMA's 60 s half-lives, so
-# neighbouring windows share it (clustering by window understated the far
-# buckets' s.e. about twice).
-BLOCK_MS = 200_000
-_PATHS = itertools.count()
+_MS_PER_YEAR = 365.25 * 24 * 3600 * 1000
+BLOCK_MS = 200_000        # sigma's error lasts a few of its EWMA's 60 s half-lives
 
 
 def bucket_of(mult):
@@ -64,13 +76,30 @@ def bucket_of(mult):
     raise ValueError(mult)
 
 
-def sim_ticks(seed, interval_ms, annual_vol, seconds):
-    """The sim's prices at its rhythm; the phase against the columns is
-    random, as with a wall clock."""
+def sim_ticks(seed, interval_ms, annual_vol, seconds, jitter_ms):
+    """The sim's prices on a live process's clock: tick k is scheduled at
+    k periods from a random start, the period off the nominal one by up to
+    0.05 % (the phase against the columns turns by a tick every few
+    minutes), and each is stamped an exponential ``jitter_ms`` late (the
+    loop was busy); one price per ms, as the Watchdog keeps it."""
+    r = random.Random(seed)
     feed = SimFeed(seed=seed, interval_ms=interval_ms, annual_vol=annual_vol)
-    n = int(seconds * 1000 // interval_ms)
-    t = T_START + random.Random(seed).randrange(interval_ms)
-    return [(t + i * interval_ms, feed.next_price()) for i in range(n)]
+    period = interval_ms * (1.0 + r.uniform(-5e-4, 5e-4))
+    start = T_START + r.random() * interval_ms
+    out = []
+    last = -1
+    for k in range(int(seconds * 1000 // interval_ms)):
+        ts = int(start + k * period + (r.expovariate(1.0 / jitter_ms) if jitter_ms > 0 else 0.0))
+        ts = max(ts, last + 1)
+        last = ts
+        out.append((ts, feed.next_price()))
+    return out
+
+
+def sim_step(annual_vol, interval_ms):
+    """(mu, sd) of the sim's log return per tick (``SimFeed``'s own law)."""
+    feed = SimFeed(seed=0, interval_ms=interval_ms, annual_vol=annual_vol)
+    return feed._mu, feed._sigma
 
 
 def replay_ticks(seconds, path=SAMPLE_TICKS):
@@ -87,8 +116,7 @@ def replay_ticks(seconds, path=SAMPLE_TICKS):
         g, r = (gaps, rets) if k % 2 == 0 else (gaps[::-1], rets[::-1])
         sign = -1.0 if (k // 2) % 2 else 1.0
         ts = out[-1][0] + gap_ms
-        # the first tick of a pass repeats the last price, one gap later
-        out.append((ts, out[-1][1]))
+        out.append((ts, out[-1][1]))       # the first tick of a pass repeats the last price
         for dt, dr in zip(g, r):
             ts += dt
             x += sign * dr
@@ -103,230 +131,270 @@ def realised_sigma(ticks):
 
 
 class Tally:
-    """Per (feed, bucket, window): bets, wins, payouts, implied wins."""
+    """Per (feed, bucket, cluster): [bets, wins, payout, implied wins]."""
 
     def __init__(self):
         self.cells = defaultdict(lambda: [0, 0, 0, 0.0])
-        self.sigma = {}      # feed -> [sum of pricer sigma, grids, realised sigma sum, paths]
+        self.sigma = {}      # feed -> [pricer sigma sum, pricings, realised sigma sum, paths]
+        self.paths = 0
 
-    def add(self, feed, bucket, window, won, pay, implied):
-        c = self.cells[(feed, bucket, window)]
-        c[0] += 1
-        c[1] += won
+    def add(self, feed, bucket, cluster, n, wins, pay, implied):
+        c = self.cells[(feed, bucket, cluster)]
+        c[0] += n
+        c[1] += wins
         c[2] += pay
         c[3] += implied
 
-    def summary(self, feed=None):
-        """{bucket: row} (and "all", "uncapped") for one feed or all."""
-        groups = defaultdict(list)
-        for (f, b, w), c in self.cells.items():
-            if feed is None or f == feed:
-                groups[b].append(c)
-                groups["all"].append(c)
-                if b != len(BUCKETS) - 1:
-                    groups["uncapped"].append(c)
-        return {b: _row(cs) for b, cs in groups.items()}
+    def rows(self, feed=None, cluster="fine"):
+        """{bucket index | "uncapped" | "all": row} for one feed or all,
+        clustered by window (a pricing's futures) or by 200 s block."""
+        groups = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0.0]))
+        for (f, b, (path, fine, block)), c in self.cells.items():
+            if feed is not None and f != feed:
+                continue
+            key = (path, fine if cluster == "fine" else block)
+            for g in (b, "all") + (("uncapped",) if b != CAPPED else ()):
+                m = groups[g][key]
+                for i in range(4):
+                    m[i] += c[i]
+        return {g: _row(list(cs.values())) for g, cs in groups.items()}
 
 
 def _row(clusters):
-    # One cluster per window (a bucket's rows, or a window's rows merged for
-    # "all"): the ratio estimator's variance from the cluster residuals.
+    # The ratio estimator's variance from its cluster residuals.
     n = sum(c[0] for c in clusters)
-    wins = sum(c[1] for c in clusters)
     pay = sum(c[2] for c in clusters)
-    implied = sum(c[3] for c in clusters)
     stake = STAKE * n
     rtp = pay / stake
     g = len(clusters)
     e2 = sum((c[2] - rtp * STAKE * c[0]) ** 2 for c in clusters)
     se = math.sqrt(g / (g - 1) * e2) / stake if g > 1 else float("nan")
-    return {"bets": n, "windows": g, "win_rate": wins / n, "implied": implied / n,
-            "rtp": rtp, "se": se}
+    return {"bets": n, "windows": g, "win_rate": sum(c[1] for c in clusters) / n,
+            "implied": sum(c[3] for c in clusters) / n, "rtp": rtp, "se": se}
 
 
-def _merge_windows(tally, feed=None):
-    """Clusters for "all": one per window, all buckets of it together."""
-    by_win = defaultdict(lambda: [0, 0, 0, 0.0])
-    for (f, b, w), c in tally.cells.items():
-        if feed is None or f == feed:
-            m = by_win[(f, w)]
-            for i in range(4):
-                m[i] += c[i]
-    return _row(list(by_win.values()))
+def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None):
+    """Tap at random over ``ticks`` as the Column prices taps; returns
+    (pricings, seconds spent pricing).
 
-
-def run_path(label, ticks, cfg, rng, tally, taps_per_roll, bands, warmup_s):
-    """Replay the MarketMaker's pricing over ``ticks`` and tap at random; returns
-    (grids priced, seconds spent pricing)."""
+    ``step``: the sim's (mu, sd) of a tick's log return. Each pricing is then
+    settled on ``args.futures`` independent futures of the path from the
+    priced tick (the sim's own step law, on the path's own clock, so the
+    tick in force at each t0 is where it would be): the outcome noise of
+    one path's windows is shared by every cell of a big move, and futures
+    average it away where only more hours of path would. The pricer still
+    learns sigma from the path itself, so its error is what it is live.
+    None (recorded ticks): every bet is settled on the path.
+    ``true_sigma``: price with it and no estimation error (the touch model alone).
+    """
+    tally.paths += 1
+    path_no = tally.paths
+    nprng = np.random.default_rng(rng.randrange(1 << 32))
     times = [t for t, _ in ticks]
-    path_no = next(_PATHS)
-    band = cfg.band_cents
+    band, col_ms = cfg.band_cents, cfg.column_ms
     edge = (10000 - cfg.edge_bp) / 10000
     stale_after = 2 * cfg.tick_interval_ms
-    vol = Volatility(initial_tick_ms=cfg.tick_interval_ms)   # as MarketMaker.on_start
-    paths = {}
-    grid = None
-    last = None
-    priced_at = -10 ** 18
-    dirty = False
-    ti = 0
-    n_grids = 0
+    vol = Volatility(initial_tick_ms=cfg.tick_interval_ms)     # as MarketContext makes it
+    warm_until = times[0] + args.warmup_s * 1000
+    end = times[-1] - cfg.horizon_ms - 2 * col_ms
+    windows = {}
+    n_priced = 0
     price_s = 0.0
     sig_sum = 0.0
-    end = times[-1] - cfg.horizon_ms - 2 * cfg.column_ms
-    warm_until = times[0] + warmup_s * 1000
-    now = times[0]
-    while now < end:
-        while ti < len(ticks) and times[ti] <= now:
-            last = ticks[ti]
-            vol.update(last[1], last[0])
-            dirty = True
-            ti += 1
-        if now < warm_until - 2 * REPRICE_MS:
-            now += ROLL_MS       # warming up: sigma learns, nothing is priced yet
+    gap_s = (times[-1] - times[0]) / 1000 / max(1, len(times) - 1)
+    rate = min(1.0, args.pricings_per_s * gap_s)       # a pricing on this share of the ticks
+    for i, (ts, price) in enumerate(ticks[:-1]):
+        vol.update(price, ts)
+        if ts < warm_until or ts >= end or rng.random() >= rate:
             continue
-        if last is not None and dirty and now - priced_at >= REPRICE_MS:
-            dirty = False
-            priced_at = now
-            t = time.perf_counter()
-            grid = price_grid(cfg, last[1], last[0], vol.sigma, now, n_grids, vol.tick_ms,
-                              vol.log_sd, vol.tick_sd_ms)
-            price_s += time.perf_counter() - t
-            n_grids += 1
-            sig_sum += grid.sigma
-        if grid is not None and now >= warm_until:
-            for _ in range(taps_per_roll):
-                tt = now + rng.randrange(ROLL_MS)
-                price = ticks[bisect.bisect_right(times, tt) - 1][1]
-                cols = [t0 for t0 in open_columns(cfg, tt) if t0 in grid.columns]
-                if not cols:
-                    continue
-                t0 = rng.choice(cols)
-                lo = (price // band + rng.randint(-bands, bands)) * band
-                mult = grid.columns[t0].get(lo)
-                if mult is None:
-                    continue       # bad_cell: not offered
-                rng_ = paths.get(t0)
-                if rng_ is None:
-                    i = bisect.bisect_left(times, t0 - 4 * stale_after)
-                    j = bisect.bisect_left(times, t0 + cfg.column_ms)
-                    rng_ = paths[t0] = path_of(ticks[i:j], t0, t0 + cfg.column_ms, stale_after)
-                low, high, _stale = rng_
-                won = touches(lo, band, low, high)
-                tally.add(label, bucket_of(mult), (path_no, t0 // BLOCK_MS), int(won),
-                          payout_for(STAKE, mult) if won else 0, edge * 100 / mult)
-        now += ROLL_MS
+        now = ts + int(rng.random() * (times[i + 1] - ts))   # before the next tick arrives
+        t0s = list(open_columns(cfg, now))[:args.columns]
+        if not t0s:
+            continue
+        if true_sigma is None:
+            sigma, sigma_sd, floor = vol.estimate, vol.log_sd, vol.floor
+        else:
+            sigma, sigma_sd, floor = true_sigma, 0.0, 0.0
+        t = time.perf_counter()
+        grid = price_columns(price, ts, now, t0s, col_ms, band, args.bands,
+                             sigma * args.sigma_scale, cfg.edge_bp, vol.tick_ms, sigma_sd,
+                             tick_sd_ms=vol.tick_sd_ms, sigma_floor=floor)
+        price_s += time.perf_counter() - t
+        n_priced += 1
+        sig_sum += max(sigma, floor)
+        if step is not None:
+            j = bisect.bisect_left(times, t0s[-1] + col_ms)
+            ftimes = times[i:j]
+            logp = math.log(price) + np.cumsum(
+                nprng.normal(step[0], step[1], (args.futures, j - i - 1)), axis=1)
+            fprices = np.maximum(1, np.rint(np.exp(logp))).astype(np.int64).tolist()
+            futures = [list(zip(ftimes, [price] + row)) for row in fprices]
+        block = now // BLOCK_MS
+        for t0 in t0s:
+            if step is None:
+                path = windows.get(t0)
+                if path is None:
+                    a = bisect.bisect_left(times, t0 - 4 * stale_after)
+                    b = bisect.bisect_left(times, t0 + col_ms)
+                    path = windows[t0] = path_of(ticks[a:b], t0, t0 + col_ms, stale_after)
+                ranges = [path[:2]]
+                cluster = (path_no, t0, block)
+            else:
+                a = max(0, bisect.bisect_left(ftimes, t0) - 1)
+                b = bisect.bisect_left(ftimes, t0 + col_ms)
+                ranges = [path_of(f[a:b], t0, t0 + col_ms, stale_after)[:2] for f in futures]
+                cluster = (path_no, n_priced, block)
+            n = len(ranges)
+            for lo, mult in grid[t0].items():
+                w = sum(touches(lo, band, low, high) for low, high in ranges)
+                tally.add(label, bucket_of(mult), cluster, n, w, w * payout_for(STAKE, mult),
+                          n * edge * 100 / mult)
     s = tally.sigma.setdefault(label, [0.0, 0, 0.0, 0])
     s[0] += sig_sum
-    s[1] += n_grids
-    s[2] += realised_sigma([tk for tk in ticks if tk[0] >= warm_until - 2 * REPRICE_MS])
+    s[1] += n_priced
+    s[2] += realised_sigma([tk for tk in ticks if tk[0] >= warm_until])
     s[3] += 1
-    return n_grids, price_s
+    return n_priced, price_s
 
 
 def table(tally, feed=None):
-    rows = tally.summary(feed)
-    lines = ["| multiplier | bets | blocks | win rate | implied | RTP ± s.e. |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for i, (name, _, _) in enumerate(BUCKETS):
-        r = rows.get(i)
+    rows = tally.rows(feed)
+    blocks = tally.rows(feed, cluster="block")
+    lines = ["| multiplier | bets | windows | win rate | implied | RTP ± s.e. (200 s block) "
+             "| s.e. (window) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key, name in [(i, b[0]) for i, b in enumerate(BUCKETS)] + [("uncapped", "uncapped"),
+                                                                   ("all", "all")]:
+        r = rows.get(key)
         if r:
             lines.append(f"| {name} | {r['bets']:,} | {r['windows']:,} | {r['win_rate']:.4f} | "
-                         f"{r['implied']:.4f} | {r['rtp']:.3f} ± {r['se']:.3f} |")
-    for name in ("uncapped", "all"):
-        r = rows.get(name)
-        if r:
-            lines.append(f"| {name} | {r['bets']:,} | | {r['win_rate']:.4f} | {r['implied']:.4f} "
-                         f"| {r['rtp']:.3f} ± {r['se']:.3f} |")
+                         f"{r['implied']:.4f} | {r['rtp']:.3f} ± {blocks[key]['se']:.3f} | "
+                         f"{r['se']:.3f} |")
     return "\n".join(lines)
+
+
+def _worst(rows):
+    big = [(rows[i]["rtp"], BUCKETS[i][0]) for i in range(CAPPED)
+           if i in rows and rows[i]["bets"] >= 1000]
+    return min(big) if big else (float("nan"), "-")
+
+
+# name -> (annual vol, tick ms); "make-run" is what `make run` serves.
+def feed_specs(cfg, names):
+    out = []
+    for name in names.split(","):
+        name = name.strip()
+        if name == "make-run":
+            out.append(("sim", 0.6, cfg.sim_interval_ms))
+        elif name == "replay":
+            out.append(("replay", None, None))
+        else:                                  # sim:VOL:MS, e.g. sim:0.3:1000
+            _, v, ms = name.split(":")
+            out.append(("sim", float(v), int(ms)))
+    return out
+
+
+DEFAULT_FEEDS = "make-run,sim:0.3:100,sim:1.2:100,sim:0.6:250,sim:0.6:1000,replay"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--hours", type=float, default=2.0,
-                    help="sim hours per (volatility, tick rate); the replay gets --hours x 3")
+    ap.add_argument("--feeds", default=DEFAULT_FEEDS,
+                    help="make-run (the sim `make run` serves), sim:VOL:MS, replay")
+    ap.add_argument("--hours", type=float, default=4.0,
+                    help="hours of play per feed (the make-run feed gets three times as many)")
     ap.add_argument("--segment-s", type=float, default=1800.0,
-                    help="seconds per sim path (each its own seed and a fresh pricer)")
-    ap.add_argument("--vols", default="0.3,0.6,1.2", help="sim annual volatilities")
-    ap.add_argument("--intervals", default="100,250,1000", help="sim tick intervals, ms")
-    ap.add_argument("--taps", type=int, default=4, help="taps per 100 ms roll")
-    ap.add_argument("--bands", type=int, default=12, help="taps within this many bands of the price")
-    ap.add_argument("--warmup-s", type=float, default=900.0,
-                    help="no taps (and no pricing) in each path's first seconds: sigma starts "
-                         "at Volatility's default and needs ~10 half-lives to forget it")
+                    help="seconds of play per path (each its own seed and a fresh pricer)")
+    ap.add_argument("--pricings-per-s", type=float, default=0.2,
+                    help="taps priced a second of feed time (each bets every offered cell "
+                         "within --bands in every open column)")
+    ap.add_argument("--futures", type=int, default=8,
+                    help="independent futures each sim pricing is settled on")
+    ap.add_argument("--bands", type=int, default=12, help="cells within this many bands of the price")
+    ap.add_argument("--columns", type=int, default=12, help="taps in the N nearest open columns")
+    ap.add_argument("--jitter-ms", type=float, default=2.0, help="the sim's mean emission delay")
+    ap.add_argument("--warmup-s", type=float, default=600.0,
+                    help="no taps in each path's first seconds: sigma starts at Volatility's "
+                         "default and needs a few half-lives to forget it")
+    ap.add_argument("--sigma-scale", type=float, default=1.0,
+                    help="price with the estimate times this (a deliberately wrong sigma)")
+    ap.add_argument("--sigma", choices=("estimated", "true"), default="estimated",
+                    help="true: price the sim with its own sigma (no estimation error)")
     ap.add_argument("--seed", type=int, default=17)
-    ap.add_argument("--no-replay", action="store_true")
     args = ap.parse_args(argv)
 
     cfg = Config()
     rng = random.Random(args.seed)
     tally = Tally()
     t_all = time.perf_counter()
-    grids = 0
+    pricings = 0
     price_s = 0.0
     seed = args.seed * 1000
-    seg = args.segment_s + args.warmup_s
-    for vol in [float(v) for v in args.vols.split(",")]:
-        for iv in [int(v) for v in args.intervals.split(",")]:
-            label = f"sim {vol:.0%}/yr {iv} ms"
-            left = args.hours * 3600
-            while left > 0:
-                seed += 1
-                ticks = sim_ticks(seed, iv, vol, min(seg, left + args.warmup_s)
-                                  + cfg.horizon_ms / 1000 + 20)
-                g, p = run_path(label, ticks, cfg, rng, tally, args.taps, args.bands,
-                                args.warmup_s)
-                grids += g
-                price_s += p
-                left -= args.segment_s
-            print(f"# {label}: done at {time.perf_counter() - t_all:.0f} s", file=sys.stderr)
-    if not args.no_replay:
-        ticks = replay_ticks(args.hours * 3 * 3600 + args.warmup_s + cfg.horizon_ms / 1000 + 20)
-        g, p = run_path("replay sample_ticks", ticks, cfg, rng, tally, args.taps, args.bands,
-                        args.warmup_s)
-        grids += g
-        price_s += p
+    labels = []
+    for kind, vol, iv in feed_specs(cfg, args.feeds):
+        hours = args.hours * (3 if (kind, vol, iv) == ("sim", 0.6, cfg.sim_interval_ms) else 1)
+        left = hours * 3600
+        label = f"sim {vol:.0%}/yr {iv} ms" if kind == "sim" else "replay sample_ticks"
+        labels.append(label)
+        while left > 0:
+            seed += 1
+            span = min(args.segment_s, left)
+            secs = span + args.warmup_s + cfg.horizon_ms / 1000 + 20
+            ticks = (sim_ticks(seed, iv, vol, secs, args.jitter_ms) if kind == "sim"
+                     else replay_ticks(secs))
+            true = (vol * math.sqrt(1000 / _MS_PER_YEAR)
+                    if kind == "sim" and args.sigma == "true" else None)
+            step = sim_step(vol, iv) if kind == "sim" and args.futures > 0 else None
+            g, p = play_path(label, ticks, cfg, rng, tally, args, step, true)
+            pricings += g
+            price_s += p
+            left -= span
+        print(f"# {label}: done at {time.perf_counter() - t_all:.0f} s", file=sys.stderr)
     wall = time.perf_counter() - t_all
 
-    feeds = sorted(tally.sigma)
-    print(f"## All feeds ({len(feeds)} feeds)\n")
+    print(f"## All feeds ({len(labels)})\n")
     print(table(tally))
-    print("\n## Per feed: uncapped RTP, pricer sigma vs realised\n")
+    print("\n## Per feed: RTP, pricer sigma vs realised\n")
     print("| feed | bets | RTP all ± s.e. | RTP uncapped ± s.e. | worst bucket (n ≥ 1000) "
           "| pricer σ | realised σ |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     per_feed = {}
-    for f in feeds:
-        rows = tally.summary(f)
-        allr = _merge_windows(tally, f)
-        unc = rows["uncapped"]
-        big = [(rows[i]["rtp"], BUCKETS[i][0]) for i in range(len(BUCKETS) - 1)
-               if i in rows and rows[i]["bets"] >= 1000]
-        worst = min(big) if big else (float("nan"), "-")
+    for f in labels:
+        rows = tally.rows(f, cluster="block")
+        allr, unc = rows["all"], rows["uncapped"]
+        worst = _worst(rows)
         s = tally.sigma[f]
-        per_feed[f] = {"rtp": round(allr["rtp"], 4), "rtp_uncapped": round(unc["rtp"], 4)}
+        per_feed[f] = {"rtp": round(allr["rtp"], 4), "rtp_uncapped": round(unc["rtp"], 4),
+                       "se_uncapped": round(unc["se"], 4),
+                       "rtp_by_bucket": {BUCKETS[i][0]: round(rows[i]["rtp"], 4)
+                                         for i in range(len(BUCKETS)) if i in rows}}
         print(f"| {f} | {allr['bets']:,} | {allr['rtp']:.3f} ± {allr['se']:.3f} | "
               f"{unc['rtp']:.3f} ± {unc['se']:.3f} | {worst[1]}: {worst[0]:.3f} | "
               f"{s[0] / max(1, s[1]):.3e} | {s[2] / s[3]:.3e} |")
-    for f in feeds:
+    for f in labels:
         print(f"\n### {f}\n")
         print(table(tally, f))
-    rows = tally.summary()
-    allr = _merge_windows(tally)
-    by_bucket = {BUCKETS[i][0]: round(rows[i]["rtp"], 4) for i in range(len(BUCKETS)) if i in rows}
-    se_by_bucket = {BUCKETS[i][0]: round(rows[i]["se"], 4) for i in range(len(BUCKETS)) if i in rows}
-    worst = min(rows[i]["rtp"] for i in range(len(BUCKETS) - 1)
-                if i in rows and rows[i]["bets"] >= 1000)
-    print(f"\n{allr['bets']:,} bets over {grids:,} grids in {wall:.0f} s "
-          f"({price_s / max(1, grids) * 1000:.2f} ms pricing per grid)")
-    print(json.dumps({"bench": "odds", "rtp": round(allr["rtp"], 4),
-                      "rtp_se": round(allr["se"], 4),
-                      "rtp_uncapped": round(rows["uncapped"]["rtp"], 4),
-                      "rtp_by_bucket": by_bucket, "se_by_bucket": se_by_bucket,
-                      "worst_bucket_rtp": round(worst, 4), "bets": allr["bets"],
-                      "per_feed": per_feed, "grids": grids,
-                      "ms_per_grid": round(price_s / max(1, grids) * 1000, 3),
-                      "seconds": round(wall, 1)}))
+    rows = tally.rows(cluster="block")
+    fine = tally.rows()
+    allr = rows["all"]
+    print(f"\n{allr['bets']:,} bets over {pricings:,} pricings in {wall:.0f} s "
+          f"({price_s / max(1, pricings) * 1000:.2f} ms a pricing)")
+    head = per_feed[labels[0]] if labels else {}
+    print(json.dumps({
+        "bench": "odds", "rtp": round(allr["rtp"], 4), "rtp_se": round(allr["se"], 4),
+        "rtp_uncapped": round(rows["uncapped"]["rtp"], 4),
+        "rtp_uncapped_se": round(rows["uncapped"]["se"], 4),
+        "rtp_by_bucket": {BUCKETS[i][0]: round(rows[i]["rtp"], 4)
+                          for i in range(len(BUCKETS)) if i in rows},
+        "se_by_bucket": {BUCKETS[i][0]: round(rows[i]["se"], 4)
+                         for i in range(len(BUCKETS)) if i in rows},
+        "se_by_bucket_window": {BUCKETS[i][0]: round(fine[i]["se"], 4)
+                                for i in range(len(BUCKETS)) if i in fine},
+        "worst_bucket_rtp": round(_worst(rows)[0], 4), "bets": allr["bets"],
+        "first_feed": labels[0] if labels else None, "first_feed_rtp_uncapped":
+            head.get("rtp_uncapped"), "per_feed": per_feed, "pricings": pricings,
+        "ms_per_pricing": round(price_s / max(1, pricings) * 1000, 3),
+        "seconds": round(wall, 1)}))
 
 
 if __name__ == "__main__":

@@ -155,3 +155,22 @@ def test_a_clock_is_priced_at_its_phase():
     # a loose clock (gaps spread 300 ms) is priced as the mean phase of an
     # irregular feed: the renewal age, dt (1 + cv^2) / 2
     assert grid(950, tick_sd_ms=300.0) != grid(950, tick_sd_ms=0.0)
+
+
+def test_the_floor_bounds_the_true_sigma_not_its_estimate():
+    now, t0s = 1_000_000, [1_005_000, 1_030_000]
+    args = (9_500_000, now - 40, now, t0s, 5000, 1000, 20)
+
+    def grid(sigma, floor, sd=0.05):
+        return price_columns(*args, sigma, 500, 100.0, sd, tick_sd_ms=2.0, sigma_floor=floor)
+
+    # a floor under every node of the estimate's error changes nothing
+    assert grid(1.0e-4, 0.8e-4) == grid(1.0e-4, 0.0)
+    # a floor over every node prices the floor, with no error left
+    assert grid(0.5e-4, 0.8e-4) == grid(0.8e-4, 0.0, sd=0.0)
+    # one in between lifts only the low nodes: far cells pay less than at
+    # the bare estimate, more than with the estimate clipped to the floor
+    far = 9_500_000 + 12 * 1000
+    mid, bare, clipped = (grid(0.97e-4, 1.0e-4)[t0s[1]][far], grid(0.97e-4, 0.0)[t0s[1]][far],
+                          grid(1.0e-4, 0.0)[t0s[1]][far])
+    assert clipped < mid < bare
