@@ -25,6 +25,7 @@ the per-role CPU is what the capacity model in perf/README.md builds on.
     .venv/bin/python perf/bench_scale.py                       # 10 s steps, 1 run
     .venv/bin/python perf/bench_scale.py --runs 3 --storm-runs 1
     .venv/bin/python perf/bench_scale.py --clients 2000 --seconds 5   # a quick look
+    .venv/bin/python perf/bench_scale.py --runs 0 --cpu-runs 0 --grid 1   # storm only, v1 grids
 
 Writes perf/results/scale.json; the last line printed is the JSON summary.
 """
@@ -139,7 +140,8 @@ def storm(kind, workdir, run, a):
     """Phase 2 on a fresh server (client-side drop: no backdoor needed)."""
     server = start(kind, workdir, f"storm{run}")
     sa = bench_storm.parser().parse_args(["--clients", str(a.clients), "--procs", str(a.procs),
-                                          "--drop", "client", "--fanout-s", str(a.fanout_s)])
+                                          "--drop", "client", "--fanout-s", str(a.fanout_s),
+                                          "--grid", str(a.grid)])
     try:
         return bench_storm.measure(server, sa)
     finally:
@@ -212,6 +214,8 @@ def main():
     ap.add_argument("--clients", type=int, default=10000)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--fanout-s", type=float, default=15)
+    ap.add_argument("--grid", type=int, choices=(1, 2), default=2,
+                    help="the grid frames the crowd asks for (2: grid2, as the page does)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "scale.json"))
     a = ap.parse_args()
     a.cpu_rates = [int(x) for x in a.cpu_rates.split(",")]
