@@ -239,6 +239,12 @@ def toasts(page):
         .map((t) => ({reason: t.dataset.reason || null, kind: t.dataset.kind, text: t.textContent}))""")
 
 
+def wait_error_toasts_gone(page, timeout=8):
+    """Until no refusal toast shows (an odds_changed retry's is no picture for the README)."""
+    wait_js(page, """() => ![...document.querySelectorAll('[data-testid=toast]')]
+                 .some((t) => t.dataset.kind === 'error')""", timeout=timeout, what="error toasts to clear")
+
+
 AXE_VERSION = "4.10.2"
 
 

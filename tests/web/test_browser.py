@@ -18,7 +18,7 @@ from eth_account.messages import encode_defunct
 from tests.support import ROOT, ServerProcess
 from tests.web.browser import (SETTLED, balance_shown, credits_text,
                                record_after_click, sign_in_as_guest, state, tap_until_taken,
-                               toasts, wait_bet, wait_connected, wait_js)
+                               toasts, wait_bet, wait_connected, wait_error_toasts_gone, wait_js)
 
 # Short columns so a bet settles within seconds (the page takes the grid's
 # shape from the server).
@@ -194,9 +194,7 @@ def test_screenshot_of_a_game_in_play(fast_server, page_of):
                  const row = (id) => document.querySelector(`[data-testid=history-row][data-bet="${id}"]`);
                  return row(a) && row(a).dataset.outcome === outcome && row(b); }""",
             arg=[first["bet"], first["state"], second["bet"]], what="both bets in the history panel")
-    # A refused tap's toast (odds_changed) is no picture for the README.
-    wait_js(page, """() => ![...document.querySelectorAll('[data-testid=toast]')]
-                 .some((t) => t.dataset.kind === 'error')""", timeout=8, what="error toasts to clear")
+    wait_error_toasts_gone(page)
     assert wait_bet(page, second["nonce"], ("confirmed",))["state"] == "confirmed"
     os.makedirs(ARTIFACTS, exist_ok=True)
     shot = os.path.join(ARTIFACTS, "page.png")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.web.browser import (SETTLED, cell_at, cell_at_price, click_cell,
                                credits_text as credits, record_after_click, sign_in_as_guest, state, wait_bet,
-                               wait_connected, wait_js)
+                               wait_connected, wait_error_toasts_gone, wait_js)
 
 FAST = {"TAPGRID_COLUMN_MS": "2000", "TAPGRID_LOCK_MS": "1000", "TAPGRID_HORIZON_MS": "20000"}
 FLAT_PRICE = 9_500_050          # inside the band 9,500,000-9,501,000
@@ -685,6 +685,7 @@ def test_screenshot_with_a_win_a_stacked_cell_and_the_summary(server_factory, pa
     wait_js(page, "(id) => { const r = document.querySelector(`[data-testid=history-row][data-bet='${id}']`); return r && r.dataset.outcome === 'won'; }",
             arg=bet["bet"], what="the win in the history")
     page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)   # no hover preview in the picture
+    wait_error_toasts_gone(page)
     os.makedirs(os.path.join(ROOT, "tests", "artifacts"), exist_ok=True)
     name = "screenshot-phone.png" if phone else "screenshot.png"
     shot = os.path.join(ROOT, "tests", "artifacts", name)
