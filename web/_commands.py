@@ -14,6 +14,16 @@ def run(command, cfg, args):
         # a message, not a traceback.
         print(f"tapgrid {command}: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from actors.store import is_disk_full
+        if not is_disk_full(exc):
+            raise
+        # SQLite's "disk I/O error" is not an OSError. The step that failed
+        # was rolled back (an archive run records each step, so the next
+        # run finishes the job).
+        print(f"tapgrid {command}: the disk is full or failing ({exc}); free some space and"
+              f" run it again", file=sys.stderr)
+        return 1
 
 
 def backdoor_path(cfg):

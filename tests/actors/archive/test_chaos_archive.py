@@ -54,3 +54,24 @@ def test_the_disk_filling_during_an_archive_run_loses_nothing(tmp_path):
     assert files and all(st == COMPRESSED for st, _ in files.values())
     assert not [f for f in os.listdir(adir) if f.endswith((".building", ".tmp"))]
     assert full_history(db, "u3") == want
+
+
+@pytest.mark.timeout(240)
+def test_tapgrid_archive_on_a_full_disk_says_so_and_the_next_run_finishes(tmp_path):
+    """The operator's command: no traceback, exit 1 and what to do, and
+    nothing lost; run again with room, it finishes the job."""
+    import time
+    db = str(tmp_path / "hot.db")
+    bets, _ = make_db(db, days=11, per_day=2000, users=20, now=int(time.time() * 1000))
+    cmd = [sys.executable, "-m", "web.cli", "archive", "--db", db]
+    full = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_limited(120_000))
+    assert full.returncode == 1, (full.stdout, full.stderr)
+    assert "Traceback" not in full.stderr + full.stdout, full.stderr
+    assert full.stderr.startswith("tapgrid archive: the disk is full or failing"), full.stderr
+    adir = archive_dir_of(None, db)
+    _check_exactly_once(db, adir, set(bets))
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    files = _check_exactly_once(db, adir, set(bets), final=True)
+    assert files and all(st == COMPRESSED for st, _ in files.values())
