@@ -1,6 +1,7 @@
 """The market's encoders (web/gateway/_relay.py Encoders) send what the
-embedded Fanout sends: the split's v1 grid body is built without a dict
-per cell, and must still be exactly ``json.dumps(grid_json(...))``."""
+embedded Fanout sends: the v1 grid body (``grid_bytes``, both use it) is
+built without a dict per cell, and must still be exactly
+``json.dumps(grid_json(...))``."""
 import json
 import time
 
@@ -9,7 +10,7 @@ import pytest
 from actors import Config, Grid, MarketStatus
 from actors._pricer import price_columns
 from web.gateway import Encoders, grid_json
-from web.gateway._relay import grid_body
+from web.gateway._hub import grid_bytes
 
 
 def grids():
@@ -33,7 +34,7 @@ def test_the_grid_body_is_byte_for_byte_the_json_of_grid_json(market_id):
     for grid in grids():
         for status in (open_, suspended):
             want = json.dumps(grid_json(cfg, grid, status, market_id), separators=(",", ":")).encode()
-            assert grid_body(cfg, grid, status, market_id) == want
+            assert grid_bytes(cfg, grid, status, market_id) == want
             body, f1, f2 = Encoders(cfg).grid(grid, status, cfg, market_id)
             assert body == want and f1.endswith(want[1:]) and b'"type":"grid",' in f1
             assert b'"type":"grid2",' in f2
