@@ -15,7 +15,7 @@ from tests.serverproc import ROOT, free_port
 from tests.serverproc import ServerProcess as _ServerProcess
 
 __all__ = ["ROOT", "free_port", "wait_until", "ServerProcess", "VECTORS", "CONSOLE_PROMPT",
-           "console_connect", "read_until", "console_line", "raw_upgrade"]
+           "console_connect", "read_until", "console_line", "raw_upgrade", "parse_answer"]
 
 #: public test vectors, beside the checkout (CI puts ../shared there too)
 VECTORS = (Path(__file__).resolve().parent.parent / "../shared/vectors").resolve()
@@ -33,6 +33,14 @@ def wait_until(predicate, timeout=5.0, interval=0.005, what="condition"):
         gevent.sleep(interval)
 
 
+def parse_answer(data):
+    """The bytes of an HTTP answer as (status, lower-cased headers, body)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
 def raw_upgrade(port, token, key="dGhlIHNhbXBsZSBub25jZQ=="):
     """A WebSocket upgrade by hand, with any ``key`` (None: no
     Sec-WebSocket-Key header): (status, lower-cased headers, body)."""
@@ -45,10 +53,7 @@ def raw_upgrade(port, token, key="dGhlIHNhbXBsZSBub25jZQ=="):
             chunk = s.recv(65536)
             assert chunk, data
             data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
-        status = int(lines[0].split()[1])
+        status, headers, body = parse_answer(data)
         if status != 101:
             while len(body) < int(headers.get("content-length", 0)):
                 chunk = s.recv(65536)

@@ -18,7 +18,7 @@ import pytest
 from actors import REASONS
 from actors.feeds import WSClient
 from actors.wire import SessionSigner
-from tests.support import VECTORS, wait_until
+from tests.support import VECTORS, parse_answer, wait_until
 from web.auth import build_message
 from web.client import HttpError, TapgridClient, Wallet
 
@@ -61,10 +61,7 @@ def exchange(server, data):
         except ConnectionResetError:
             assert got, "reset before any answer"   # an answer, then a reset: still the answer
     assert b"Traceback" not in got and b'File "' not in got, got[:500]
-    head, _, body = got.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict((k.strip().lower(), v.strip()) for k, _, v in (h.partition(":") for h in lines[1:]))
-    return int(lines[0].split()[1]), headers, body
+    return parse_answer(got)
 
 
 def http(server, method, path, body=b"", headers=(), version="HTTP/1.1"):

@@ -16,27 +16,15 @@ import urllib.request
 import gevent
 import pytest
 
-from tests.support import ServerProcess, raw_upgrade as upgrade, wait_until
+from tests.support import CONSOLE_PROMPT, ServerProcess, console_line, raw_upgrade as upgrade, wait_until
 from web.client import TapgridClient
 from web.gateway._gate import HandshakeGate
 
-PROMPT = b">>> "
-
-
 def console(path, expr):
     """``repr(expr)`` evaluated in the server, through its backdoor."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(path)
-        for line in (None, f"print(repr({expr}))\r\n".encode()):
-            if line is not None:
-                s.sendall(line)
-            buf = b""
-            while not buf.endswith(PROMPT):
-                chunk = s.recv(65536)
-                assert chunk, "the console hung up"
-                buf += chunk
-    return buf[:-len(PROMPT)].decode().strip()
+    out = console_line(path, f"print(repr({expr}))")[1]
+    assert out.endswith(CONSOLE_PROMPT), "the console hung up"
+    return out[:-len(CONSOLE_PROMPT)].decode().strip()
 
 
 @pytest.fixture(scope="module")
