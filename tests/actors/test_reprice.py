@@ -154,3 +154,15 @@ def test_vol_state_reads_what_the_column_prices_with():
     m = ctx.for_market(type("Spec", (), {"market_id": "m2", "asset": "BTC-USD"})(), cfg, 2,
                        False, ctx.sinks)
     assert m.repricing is not ctx.repricing and m.repricing.counts is ctx.repricing.counts
+
+
+def test_the_counts_are_in_metrics(live_server):
+    from tests.web.test_ops import scrape, value
+    n = len(open_columns(Config(), 1_800_000_000_000))
+
+    def priced():
+        m = scrape(live_server.url)
+        got = value(m, "tapgrid_columns_priced_total")
+        return m if got is not None and got >= 3 * n else None
+    m = wait_until(priced, timeout=15, what="three grids' columns priced")
+    assert value(m, "tapgrid_column_price_hits_total") is not None
