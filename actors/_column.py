@@ -62,8 +62,9 @@ class Column(Actor):
         if latest.price == grid.price:
             # the newer tick confirms the grid's price: its multipliers stand
             return grid.columns.get(self.t0) or {}, latest.ts
+        # along the other open columns (the routing table): the grid needs them too
         cells, _ = ctx.repricing.column(ctx.cfg, latest.price, latest.ts, now, self.t0,
-                                        *vol_state(ctx.vol))
+                                        *vol_state(ctx.vol), ctx.columns)
         if self._fresh is not latest:
             self._fresh = latest
             ctx.price_ages.repriced += 1

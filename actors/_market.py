@@ -73,9 +73,10 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
     ``gevent.idle``, so no slice holds the loop for more than about a
     millisecond; None: one call after another).
 
-    With ``cache`` (the market's ``Repricer``) each column comes from it,
-    one at a time: a column a Column already priced from this tick is not
-    priced again, and only a column priced here is followed by a pause.
+    With ``cache`` (the market's ``Repricer``) each column comes from it: a
+    column a Column already priced from this tick is not priced again, a
+    pass may price a few cheap columns together (no longer than one far
+    column alone), and only a pass made here is followed by a pause.
 
     ``price`` is the last tick, stamped ``price_ts``; ``tick_ms`` the feed's
     mean tick interval (``Volatility.tick_ms``; default: the configured one),
@@ -96,7 +97,7 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
             if priced and pause is not None:
                 pause()
             columns[t0], priced = cache.column(cfg, price, price_ts, now, t0, sigma, tick_ms,
-                                               sigma_sd, tick_sd_ms, sigma_floor)
+                                               sigma_sd, tick_sd_ms, sigma_floor, t0s)
         return Grid(version, price, price_ts, max(sigma, sigma_floor), columns, now, market_id)
     for i in range(0, len(t0s), SLICE_COLUMNS):
         if i and pause is not None:

@@ -20,8 +20,8 @@ has started is priced afresh, never kept.
 
 No lock is needed: the market runs on one gevent loop, and the look-up,
 the pricing and the store below have no blocking call between them, so two
-asks for the same column cannot both price it; one pricing is one column
-(well under the ~1 ms a loop may be held). The two newest states are kept:
+asks for the same column cannot both price it; one pass prices a few
+columns (``PASS_COST``), well under the ~1 ms a loop may be held. The two newest states are kept:
 the MarketMaker may still be slicing through the grid of a tick while the
 Columns already price from the next one, and neither must evict the other.
 
@@ -39,7 +39,25 @@ from dataclasses import dataclass
 
 from ._pricer import price_columns
 
-__all__ = ["Repricer", "RepricingStatistics", "RepriceCounts", "vol_state"]
+__all__ = ["Repricer", "RepricingStatistics", "RepriceCounts", "vol_state", "PASS_COST",
+           "column_cost"]
+
+# How many columns one pass prices: a pass costs ~0.4 ms of CPU on this box
+# whatever it holds (a few hundred small numpy calls; a whole grid in one
+# pass is ~2.7 ms, not 12 x 0.45), and a column adds ~0.03 ms, or ~0.15 ms
+# when it starts more than ~6 windows after the tick (the bivariate terms'
+# |r| >= 0.925 branch: 0.55 ms alone). So a pass holds up to PASS_COST
+# units, a near column costing 1 and a far one 2: near columns go in threes
+# (0.61-0.66 ms), a far one alone or with one near, and no pass holds the
+# loop longer than a far column alone did (~0.55-0.7 ms; ~0.95 ms p99). A
+# grid is ~4.6 ms instead of ~6.3 (perf/bench_pricer.py's config).
+PASS_COST = 3
+FAR_WINDOWS = 6
+
+
+def column_cost(t0, price_ts, column_ms):
+    """A column's share of a pass (see PASS_COST)."""
+    return 2 if t0 - price_ts > FAR_WINDOWS * column_ms else 1
 
 
 @dataclass(frozen=True)
@@ -74,14 +92,17 @@ class Repricer:
         self._states = {}      # state -> {t0: cells}, oldest first
 
     def column(self, cfg, price, price_ts, now, t0, sigma, tick_ms, sigma_sd=0.0,
-               tick_sd_ms=None, sigma_floor=0.0):
+               tick_sd_ms=None, sigma_floor=0.0, along=()):
         """(cells, priced): the column's {lo: mult} from this state, and
-        whether this call priced it. The cells are shared: never mutate them."""
+        whether this call priced it. On a miss the pass also prices what
+        fits (``PASS_COST``) of the columns ``along`` it (the other open
+        ones) not priced yet, the next ones first: a pass's fixed cost is
+        most of a column's. The cells are shared: never mutate them."""
         counts = self.counts
         if t0 < now:           # started: its price moves with now
             counts.columns_priced += 1
-            return self._price(cfg, price, price_ts, now, t0, sigma, tick_ms, sigma_sd,
-                               tick_sd_ms, sigma_floor), True
+            return self._price(cfg, price, price_ts, now, [t0], sigma, tick_ms, sigma_sd,
+                               tick_sd_ms, sigma_floor)[t0], True
         state = (price, price_ts, sigma, tick_ms, sigma_sd, tick_sd_ms, sigma_floor,
                  cfg.column_ms, cfg.band_cents, cfg.max_bands, cfg.edge_bp)
         states = self._states
@@ -95,16 +116,28 @@ class Repricer:
         if cells is not None:
             counts.hits += 1
             return cells, False
-        cells = cols[t0] = self._price(cfg, price, price_ts, now, t0, sigma, tick_ms, sigma_sd,
-                                       tick_sd_ms, sigma_floor)
-        counts.columns_priced += 1
-        return cells, True
+        t0s = [t0]
+        room = PASS_COST - column_cost(t0, price_ts, cfg.column_ms)
+        if room > 0 and along:
+            rest = [c for c in along if c >= now and c != t0 and c not in cols]
+            rest.sort(key=lambda c: (c < t0, abs(c - t0)))      # the next ones first
+            for c in rest:
+                cost = column_cost(c, price_ts, cfg.column_ms)
+                if cost <= room:
+                    t0s.append(c)
+                    room -= cost
+        priced = self._price(cfg, price, price_ts, now, t0s, sigma, tick_ms, sigma_sd,
+                             tick_sd_ms, sigma_floor)
+        cols.update(priced)
+        counts.columns_priced += len(t0s)
+        return priced[t0], True
 
     @staticmethod
-    def _price(cfg, price, price_ts, now, t0, sigma, tick_ms, sigma_sd, tick_sd_ms, sigma_floor):
-        return price_columns(price, price_ts, now, [t0], cfg.column_ms, cfg.band_cents,
-                             cfg.max_bands, sigma, cfg.edge_bp, tick_ms, sigma_sd,
-                             tick_sd_ms=tick_sd_ms, sigma_floor=sigma_floor).get(t0) or {}
+    def _price(cfg, price, price_ts, now, t0s, sigma, tick_ms, sigma_sd, tick_sd_ms, sigma_floor):
+        out = price_columns(price, price_ts, now, t0s, cfg.column_ms, cfg.band_cents,
+                            cfg.max_bands, sigma, cfg.edge_bp, tick_ms, sigma_sd,
+                            tick_sd_ms=tick_sd_ms, sigma_floor=sigma_floor)
+        return {t0: out.get(t0) or {} for t0 in t0s}
 
     def statistics(self):
         c = self.counts

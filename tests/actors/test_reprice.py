@@ -7,7 +7,7 @@ from actors._context import MarketContext
 from actors._market import MarketMaker, open_columns, price_grid
 from actors._model import Tap
 from actors._pricer import price_columns
-from actors._reprice import Repricer, vol_state
+from actors._reprice import PASS_COST, Repricer, column_cost, vol_state
 from actors.feeds import Tick
 from tests.actors.test_fresh_price import BAND, PRICE, START, Rig
 from tests.support import wait_until
@@ -43,12 +43,47 @@ def test_a_column_answers_with_the_multipliers_it_priced_alone(system, db_path):
     assert (st.columns_priced, st.hits, st.states) == (1, 3, 1)   # priced once, then read
 
 
-def test_a_grid_from_the_repricer_is_the_grid_priced_alone():
+def test_a_grid_from_the_repricer_is_the_grid_priced_a_column_at_a_time():
     cfg = Config()
     args = (cfg, 9_500_000, START - 40, 1.07e-4, START, 1, 100.0, 0.05, 2.0)
-    cached = price_grid(*args, sigma_floor=5e-5, cache=Repricer())
-    assert cached.columns == price_grid(*args, sigma_floor=5e-5).columns
-    assert len(cached.columns) == len(open_columns(cfg, START))
+    pauses = []
+    r = Repricer()
+    cached = price_grid(*args, sigma_floor=5e-5, cache=r, pause=lambda: pauses.append(1))
+    assert cached.columns == price_grid(*args, sigma_floor=5e-5).columns   # SLICE_COLUMNS = 1
+    t0s = list(open_columns(cfg, START))
+    assert list(cached.columns) == t0s
+    # several near columns a pass, a far one alone or with one near; a
+    # pause after each pass but the last
+    costs = [column_cost(t0, START - 40, cfg.column_ms) for t0 in t0s]
+    assert 1 in costs and 2 in costs
+    passes = len(pauses) + 1
+    assert sum(costs) / PASS_COST <= passes < len(t0s)
+    st = r.statistics()
+    assert st.columns_priced == len(t0s) and st.hits == len(t0s) - passes
+
+
+def test_a_pass_prices_what_fits_along_the_column_asked():
+    cfg = Config()
+    r = Repricer()
+    t0s = list(open_columns(cfg, START))
+    ts = START - 40
+    near = [t0 for t0 in t0s if column_cost(t0, ts, cfg.column_ms) == 1]
+    far = [t0 for t0 in t0s if t0 not in near]
+    # a near column takes the next two along with it
+    cells, priced = r.column(cfg, PRICE, ts, START, near[1], 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)
+    assert priced and r.statistics().columns_priced == PASS_COST
+    for t0 in near[1:1 + PASS_COST]:
+        assert not r.column(cfg, PRICE, ts, START, t0, 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)[1]
+    assert r.column(cfg, PRICE, ts, START, near[0], 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)[1]
+    # a far one goes alone when its neighbours are far too, and each is its own price
+    before = r.statistics().columns_priced
+    r.column(cfg, PRICE, ts, START, far[2], 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)
+    assert r.statistics().columns_priced == before + 1
+    vol = type("Vol", (), {"estimate": 1e-4, "tick_ms": 100.0, "log_sd": 0.05,
+                           "tick_sd_ms": 2.0, "floor": 5e-5})
+    for t0 in near[:1 + PASS_COST] + far[2:3]:
+        got, priced = r.column(cfg, PRICE, ts, START, t0, 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)
+        assert not priced and got == alone(cfg, Tick(PRICE, ts), START, t0, vol)
 
 
 def test_every_column_is_priced_once_a_tick_between_the_columns_and_the_maker(system, db_path):
