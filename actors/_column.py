@@ -45,13 +45,13 @@ class Column(Actor):
     def __init__(self, ctx, t0):
         self.ctx = ctx
         self.t0 = t0
-        self._fresh = None             # the newest tick this column priced from (a count)
+        self._fresh = None             # the newest tick priced from here (price_ages.repriced)
 
     def _cells(self, now):
         """This column's multipliers and the time of the price behind them:
         the grid's, unless the asset has a newer tick than the grid was
-        priced from (the MarketMaker reprices on every tick, a column per
-        slice; a tap can arrive in between), then the column priced from
+        priced from (the MarketMaker reprices on every tick, a few columns
+        a pass; a tap can arrive in between), then the column priced from
         that tick: by whichever of this Column and the MarketMaker asked
         the market's Repricer first (~0.3 ms of numpy, once per tick)."""
         ctx = self.ctx
