@@ -33,7 +33,7 @@ cell (2.50x) in its column; the clock stands still at 1,000,000 ms:
 from engine import Actor
 
 from ._model import Ack, Bet, Tap, TapOrder, cell_key, payout_for
-from ._pricer import price_columns
+from ._reprice import vol_state
 from ._writes import PlaceBets
 
 __all__ = ["Column"]
@@ -45,14 +45,15 @@ class Column(Actor):
     def __init__(self, ctx, t0):
         self.ctx = ctx
         self.t0 = t0
-        self._fresh = (None, None)     # (tick, cells) priced here from a tick newer than the grid
+        self._fresh = None             # the newest tick priced from here (price_ages.repriced)
 
     def _cells(self, now):
         """This column's multipliers and the time of the price behind them:
         the grid's, unless the asset has a newer tick than the grid was
-        priced from (the MarketMaker reprices on every tick, in the
-        threadpool; a tap can arrive in between), then this column priced
-        here from that tick (~0.3 ms of numpy, once per tick)."""
+        priced from (the MarketMaker reprices on every tick, a few columns
+        a pass; a tap can arrive in between), then the column priced from
+        that tick: by whichever of this Column and the MarketMaker asked
+        the market's Repricer first (~0.3 ms of numpy, once per tick)."""
         ctx = self.ctx
         grid = ctx.grid
         latest = ctx.latest.tick
@@ -61,15 +62,11 @@ class Column(Actor):
         if latest.price == grid.price:
             # the newer tick confirms the grid's price: its multipliers stand
             return grid.columns.get(self.t0) or {}, latest.ts
-        tick, cells = self._fresh
-        if tick is not latest:
-            cfg = ctx.cfg
-            vol = ctx.vol
-            cells = price_columns(latest.price, latest.ts, now, [self.t0], cfg.column_ms,
-                                  cfg.band_cents, cfg.max_bands, vol.estimate, cfg.edge_bp,
-                                  vol.tick_ms, vol.log_sd, tick_sd_ms=vol.tick_sd_ms,
-                                  sigma_floor=vol.floor).get(self.t0) or {}
-            self._fresh = (latest, cells)
+        # along the other open columns (the routing table): the grid needs them too
+        cells, _ = ctx.repricing.column(ctx.cfg, latest.price, latest.ts, now, self.t0,
+                                        *vol_state(ctx.vol), ctx.columns)
+        if self._fresh is not latest:
+            self._fresh = latest
             ctx.price_ages.repriced += 1
         return cells, latest.ts
 

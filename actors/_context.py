@@ -44,6 +44,9 @@ field              written by (and when)               why it is safe
                    go to the Board)
 ``counters``       Columns and ``MarketHandle.place``  ``count`` has no blocking
                    (reject reasons)                    call in it
+``repricing``      Columns and the MarketMaker (the    a look-up, a pricing and a
+                   columns priced per tick, see        store with no blocking call
+                   ``_reprice``); one per market       between them
 =================  ==================================  ==========================
 
     >>> from actors import Config
@@ -57,6 +60,7 @@ import time
 
 from ._ledger import Ledger
 from ._odds import Volatility
+from ._reprice import Repricer
 from ._status import Grid, MarketStatus
 from ._taken import TakenNonces
 
@@ -210,6 +214,9 @@ class MarketContext:
         self.number = 0                # the market's number in the markets table
         self.default = True            # the default market (v1 taps go there)
         self.price_ages = PriceAges()
+        # each column priced once per tick, by a Column or the MarketMaker
+        # (counts shared by every market's: repricing.statistics())
+        self.repricing = Repricer()
         self.record = ("ticks", "stale_spans")   # the asset's price-record tables
 
     def for_asset(self, asset, record=("ticks", "stale_spans"), default=True):
@@ -236,6 +243,7 @@ class MarketContext:
         child.status = MarketStatus(parent=self.status, market_id=spec.market_id)
         child.grid = Grid(market_id=spec.market_id)
         child.columns = {}
+        child.repricing = Repricer(self.repricing.counts)
         child.sinks = _ScopedSinks(sinks, spec.market_id, spec.asset, default)
         return child
 

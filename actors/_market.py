@@ -67,11 +67,16 @@ SLICE_COLUMNS = 1
 
 
 def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0,
-               tick_sd_ms=None, market_id=None, pause=None, sigma_floor=0.0):
+               tick_sd_ms=None, market_id=None, pause=None, sigma_floor=0.0, cache=None):
     """Multipliers of every open column, ``SLICE_COLUMNS`` at a time,
     calling ``pause()`` between slices (the MarketMaker passes
     ``gevent.idle``, so no slice holds the loop for more than about a
     millisecond; None: one call after another).
+
+    With ``cache`` (the market's ``Repricer``) each column comes from it: a
+    column a Column already priced from this tick is not priced again, a
+    pass may price a few cheap columns together (no longer than one far
+    column alone), and only a pass made here is followed by a pause.
 
     ``price`` is the last tick, stamped ``price_ts``; ``tick_ms`` the feed's
     mean tick interval (``Volatility.tick_ms``; default: the configured one),
@@ -86,6 +91,14 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
         tick_ms = cfg.tick_interval_ms
     t0s = list(open_columns(cfg, now))
     columns = {}
+    if cache is not None:
+        priced = False
+        for t0 in t0s:
+            if priced and pause is not None:
+                pause()
+            columns[t0], priced = cache.column(cfg, price, price_ts, now, t0, sigma, tick_ms,
+                                               sigma_sd, tick_sd_ms, sigma_floor, t0s)
+        return Grid(version, price, price_ts, max(sigma, sigma_floor), columns, now, market_id)
     for i in range(0, len(t0s), SLICE_COLUMNS):
         if i and pause is not None:
             pause()
@@ -101,7 +114,8 @@ class MarketMaker(Actor):
 
     def __init__(self, ctx, reprice_ms=0):
         # Every tick reprices (SPEC 7: a tap is priced from a price at most
-        # 250 ms old); a Column prices from a newer tick itself meanwhile.
+        # 250 ms old); a Column prices from a newer tick itself meanwhile,
+        # through the same Repricer, so no column is priced twice a tick.
         self.ctx = ctx
         self.reprice_ms = reprice_ms
 
@@ -173,7 +187,7 @@ class MarketMaker(Actor):
             grid = price_grid(cfg, self.last.price, self.last.ts, vol.estimate, now,
                               self.version, vol.tick_ms, vol.log_sd, vol.tick_sd_ms,
                               getattr(ctx.market, "market_id", None), pause=gevent.idle,
-                              sigma_floor=vol.floor)
+                              sigma_floor=vol.floor, cache=ctx.repricing)
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
             if ctx.status.holds("starting"):

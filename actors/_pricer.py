@@ -314,6 +314,11 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     phase); ``sigma_sd`` the standard error of log(sigma)
     (``Volatility.log_sd``). ``wait_from`` overrides where the landing variance
     starts (``now`` gives the plain closed form of ``column_multipliers``).
+
+    ``now`` only matters once a column has started (``t0 < now``: its
+    window is shorter): before, the window starts at ``t0`` and the landing
+    variance runs from ``price_ts`` to ``t0``, so a column priced from a
+    tick stays right until the next one (``_reprice`` keeps it that long).
     """
     if price <= 0 or band_cents <= 0 or max_bands < 0:
         raise ValueError("price > 0, band_cents > 0, max_bands >= 0")

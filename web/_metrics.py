@@ -178,6 +178,11 @@ def _market_metrics(market):
                                   " the grid", value=ages.repriced)
         yield CounterMetricFamily("tapgrid_taps_price_too_old", "Taps refused: the newest price"
                                   " was older than max_price_age_ms", value=ages.too_old)
+        rep = market.ctx.repricing.statistics()
+        yield CounterMetricFamily("tapgrid_columns_priced", "Columns priced (once per tick each,"
+                                  " by a Column or the MarketMaker)", value=rep.columns_priced)
+        yield CounterMetricFamily("tapgrid_column_price_hits", "Column prices read from the"
+                                  " tick's pricing instead of priced again", value=rep.hits)
 
 
 def _bus_metrics(market):

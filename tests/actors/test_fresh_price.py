@@ -60,6 +60,7 @@ def test_a_tap_priced_from_the_old_grid_is_refused_after_a_jump(system, db_path)
     fresh = rig.tap(up, 101)
     assert fresh.reason is None and fresh.mult < old
     assert rig.ctx.price_ages.repriced == 1          # priced once for that tick
+    assert rig.ctx.repricing.statistics().columns_priced == 1
 
 
 def test_a_cell_the_price_left_is_taken_at_the_new_higher_multiplier(system, db_path):

@@ -174,3 +174,24 @@ def test_the_floor_bounds_the_true_sigma_not_its_estimate():
     mid, bare, clipped = (grid(0.97e-4, 1.0e-4)[t0s[1]][far], grid(0.97e-4, 0.0)[t0s[1]][far],
                           grid(1.0e-4, 0.0)[t0s[1]][far])
     assert clipped < mid < bare
+
+
+@pytest.mark.parametrize("tick_ms,tick_sd_ms", [(100.0, 2.0), (100.0, None), (250.0, 90.0),
+                                                (0.0, None)])
+def test_a_column_not_started_is_priced_the_same_whatever_the_time_now(tick_ms, tick_sd_ms):
+    # The window starts at t0 and the landing variance runs from the tick to
+    # t0, so until t0 the time of pricing does not enter the price: one
+    # pricing a tick serves every tap of it (actors/_reprice.py).
+    cfg = Config()
+    ts = 1_750_000_000_000
+    t0s = [ts + 10_000, ts + 45_000]
+    prices = [price_columns(9_500_000, ts, now, t0s, cfg.column_ms, cfg.band_cents,
+                            cfg.max_bands, 1.07e-4, cfg.edge_bp, tick_ms, 0.05,
+                            tick_sd_ms=tick_sd_ms, sigma_floor=5e-5)
+              for now in (ts, ts + 40, ts + 3_000, ts + 10_000)]
+    assert all(p == prices[0] for p in prices[1:]) and all(prices[0][t0] for t0 in t0s)
+    # once started, it is: the window left is shorter
+    later = price_columns(9_500_000, ts, ts + 12_000, t0s[:1], cfg.column_ms, cfg.band_cents,
+                          cfg.max_bands, 1.07e-4, cfg.edge_bp, tick_ms, 0.05,
+                          tick_sd_ms=tick_sd_ms, sigma_floor=5e-5)
+    assert later[t0s[0]] != prices[0][t0s[0]]
