@@ -96,14 +96,19 @@ def test_the_market_publishes_the_board_to_its_sinks_at_a_bounded_rate(tmp_path)
     try:
         wait_until(lambda: gateway.views, what="a first board")
         assert gateway.views[0][1].leaders            # loaded from the database, published at once
+        first = len(gateway.views)
+        began = time.monotonic()
         for i in range(5):
             market.ctx.sinks.on_result(users["bob"], Settlement(100 + i, users["bob"], 0, LO, 100, 200, WON, 200), 0)
             gevent.sleep(0.05)
+        burst = time.monotonic() - began
         wait_until(lambda: any(v.wins[0]["payout"] == 200 for _, v in gateway.views), what="the wins published")
         gevent.sleep(0.7)
-        times = [t for t, _ in gateway.views]
-        gaps = [b - a for a, b in zip(times, times[1:])]
-        assert all(g >= 0.25 for g in gaps), gaps      # at most one per feed_every_ms
+        # Five changes in a burst go out as at most one view per 300 ms period of
+        # it, plus the one that ends it; a loaded box only stretches the periods,
+        # so this bound never flakes, while a view per change (5) breaks it.
+        during = len(gateway.views) - first
+        assert 1 <= during <= int(burst / 0.3) + 2, (during, burst)
         assert len({v.version for _, v in gateway.views}) == len(gateway.views)   # only changes
     finally:
         system.stop(timeout=10)
