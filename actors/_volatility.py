@@ -20,8 +20,9 @@ samples of 1 s returns at 100 ms ticks (a third of the error of sigma).
   sandwich variances (sum w^2 (y - g dt)^2 / (sum w dt)^2), so fat tails,
   irregular gaps and bounce widen it as they widen the real error.
 
-Before ticks arrive both ratios hold a prior: ``initial`` as if a minute
-of 1 s Gaussian returns had been seen, which the first ticks outweigh.
+Before ticks arrive both ratios hold a prior: ``initial`` as if an EWMA's
+worth of 1 s Gaussian returns had been seen, and no bounce as if for ~10 s;
+the first ticks outweigh both.
 
     >>> v = Volatility(initial=1e-4)
     >>> round(v.estimate, 6), round(v.log_sd, 3)
@@ -43,10 +44,11 @@ class _Ratio:
     """sum w y / sum w dt with weights decaying in time, and its sandwich variance."""
     __slots__ = ("rate", "y", "dt", "q_yy", "q_ydt", "q_dtdt")
 
-    def __init__(self, half_life_s, prior_rate, prior_sd):
-        # A steady state of 1 s samples of mean prior_rate and s.d. prior_sd.
+    def __init__(self, half_life_s, prior_rate, prior_sd, prior_half_life_s=None):
+        # A steady state of 1 s samples of mean prior_rate and s.d. prior_sd,
+        # as many as an EWMA of prior_half_life_s holds.
         self.rate = _LN2 / half_life_s
-        lam = math.exp(-self.rate)
+        lam = math.exp(-_LN2 / (prior_half_life_s or half_life_s))
         n, n2 = 1.0 / (1.0 - lam), 1.0 / (1.0 - lam * lam)
         self.y, self.dt = prior_rate * n, n
         self.q_yy = (prior_sd ** 2 + prior_rate ** 2) * n2
@@ -91,13 +93,12 @@ class Volatility:
         self.half_life_s = half_life_s
         self.floor = floor
         v0 = initial * initial
-        # Squared 1 s Gaussian returns: mean v0, s.d. sqrt(2) v0 (the error
-        # the pricer starts with: a minute of them); no bounce, taken as
-        # known. Both priors weigh a minute: bounce is learnt in minutes,
-        # then kept for half an hour.
+        # Squared 1 s Gaussian returns: mean v0, s.d. sqrt(2) v0, as many as
+        # the EWMA holds (the error the pricer starts with); no bounce, as
+        # if seen for ~10 s (the feed's own bounce outweighs it in a minute,
+        # then is kept for half an hour).
         self._g0 = _Ratio(half_life_s, v0, math.sqrt(2.0) * v0)
-        self._g1 = _Ratio(half_life_s, 0.0, 0.0)
-        self._g1.rate = _LN2 / noise_half_life_s
+        self._g1 = _Ratio(noise_half_life_s, 0.0, 0.0, prior_half_life_s=7.0)
         self._gap_ms = None
         self._gap_dev = None
         self._initial_tick_ms = float(initial_tick_ms)
