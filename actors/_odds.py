@@ -1,4 +1,4 @@
-"""Odds for a grid cell: touch probability, offered multiplier, online sigma.
+"""Odds for a grid cell: touch probability, offered multiplier (and ``Volatility``, the online sigma, from ``_volatility``).
 
 Model. Log-price X is a driftless Brownian motion with volatility sigma per
 sqrt(second); X_0 = 0 stands for the current price S0. A cell's window
@@ -38,6 +38,8 @@ max_mult; cells under min_mult are not offered (None).
 """
 from decimal import Decimal
 import math
+
+from ._volatility import Volatility
 
 __all__ = ["touch_probability", "multiplier", "Volatility",
            "column_multipliers", "MULT_BUCKETS", "mult_bucket"]
@@ -221,103 +223,6 @@ def multiplier(p: float, edge_bp: int = 500, min_mult: int = 101,
             m = (num * d) // (n * 100)
         m = min(m, max_mult)
     return m if m >= min_mult else None
-
-
-class Volatility:
-    """EWMA of 1-second log returns -> sigma per sqrt(second); the mean tick spacing.
-
-    Ticks are sampled on the 1 s grid (the last price before each second
-    boundary) so tick-level bid/ask bounce does not inflate sigma. A sample
-    spanning dt seconds (a gap in the feed) contributes r^2/dt and carries
-    the decay weight of dt seconds, so irregular spacing is scaled, not
-    miscounted.
-
-        >>> v = Volatility(half_life_s=60.0)
-        >>> for s, px in enumerate([6_000_000, 6_000_600, 5_999_900]):
-        ...     v.update(px, s * 1000)
-        >>> v.sigma > v.floor
-        True
-    """
-
-    # BTC realises ~50-60 %/year: 0.55 / sqrt(365.25 * 86400 s) ~= 1e-4 per
-    # sqrt(s), a sane start before ticks arrive. The floor (~28 %/year) is a
-    # level BTC rarely sits under for long; without it a quiet minute would
-    # price far cells as near-impossible and offer 100x just before a move.
-    DEFAULT_INITIAL = 1.0e-4
-    DEFAULT_FLOOR = 5.0e-5
-
-    # Gaps longer than this are outages, not the feed's rhythm.
-    MAX_GAP_MS = 5000.0
-
-    def __init__(self, half_life_s: float = 60.0, floor: float = DEFAULT_FLOOR,
-                 initial: float = DEFAULT_INITIAL, initial_tick_ms: float = 1000.0):
-        if half_life_s <= 0 or floor < 0 or initial < 0 or initial_tick_ms < 0:
-            raise ValueError("half_life_s > 0, floor >= 0, initial >= 0, initial_tick_ms >= 0")
-        self.half_life_s = half_life_s
-        self.floor = floor
-        self._gap_ms = None
-        self._gap_dev = None
-        self._initial_tick_ms = float(initial_tick_ms)
-        self._var = initial * initial
-        self._last_price = None  # latest tick
-        self._last_ts = None
-        self._anchor_price = None  # price at the last sampled 1 s boundary
-        self._anchor_sec = None
-
-    def update(self, price: int, ts_ms: int) -> None:
-        if price <= 0 or (self._last_ts is not None and ts_ms < self._last_ts):
-            return  # late or nonsense ticks would rewrite history
-        if self._last_ts is not None:
-            # The mean spacing of ticks: the Resolver sees the path only at ticks.
-            gap = min(ts_ms - self._last_ts, self.MAX_GAP_MS)
-            if self._gap_ms is None:
-                self._gap_ms, self._gap_dev = gap, None
-            else:
-                # The gaps' spread says whether the feed ticks on a clock
-                # (the pricer can then place the ticks to come).
-                dev = abs(gap - self._gap_ms)
-                self._gap_dev = dev if self._gap_dev is None else self._gap_dev + 0.02 * (dev - self._gap_dev)
-                self._gap_ms += 0.02 * (gap - self._gap_ms)
-        sec = ts_ms // 1000
-        if self._anchor_sec is None:
-            self._anchor_price, self._anchor_sec = price, sec
-        elif sec > self._anchor_sec:
-            # No tick since _last_price, so it prevailed at boundary `sec`.
-            dt = sec - self._anchor_sec
-            r = math.log(self._last_price / self._anchor_price)
-            alpha = 1.0 - 0.5 ** (dt / self.half_life_s)
-            self._var += alpha * (r * r / dt - self._var)
-            self._anchor_price, self._anchor_sec = self._last_price, sec
-        self._last_price, self._last_ts = price, ts_ms
-
-    @property
-    def log_sd(self) -> float:
-        """Standard error of log(sigma) from the EWMA's own sampling noise:
-        with weight alpha per 1 s return, var(est var) = 2 alpha / (2 - alpha)
-        var^2 for Gaussian returns, and log sigma moves half as much."""
-        alpha = 1.0 - 0.5 ** (1.0 / self.half_life_s)
-        return math.sqrt(alpha / (2.0 * (2.0 - alpha)))
-
-    @property
-    def tick_ms(self) -> float:
-        """Mean milliseconds between ticks (EWMA over ~50 ticks)."""
-        return self._initial_tick_ms if self._gap_ms is None else self._gap_ms
-
-    @property
-    def tick_sd_ms(self) -> float | None:
-        """Spread of the gaps between ticks (the EWMA of |gap - mean gap|
-        as a Gaussian s.d.: x sqrt(pi / 2)); None until there are three ticks."""
-        return None if self._gap_dev is None else self._gap_dev * math.sqrt(math.pi / 2.0)
-
-    @property
-    def estimate(self) -> float:
-        """The EWMA's own sigma, under the floor too: the pricer takes the
-        floor as a bound on the true sigma, not on this estimate of it."""
-        return math.sqrt(self._var)
-
-    @property
-    def sigma(self) -> float:
-        return max(self.floor, math.sqrt(self._var))
 
 
 def column_multipliers(price: int, now_ms: int, t0: int, column_ms: int,

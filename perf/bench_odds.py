@@ -31,14 +31,20 @@ beside them. Recorded ticks are settled on the path itself.
 Reported per multiplier bucket, overall and per feed: bets, clusters, the
 realised win rate against the implied one ((1 - edge) / mult), the return
 to player (payouts / stakes), and the pricer's sigma against the path's
-realised sigma. ``--sigma true`` prices the sim with its own sigma (the
-touch model alone, no estimation error).
+realised sigma. ``--sigma true`` prices the sim with its own sigma and the
+replay with its realised one, held constant (the touch model alone, no
+estimation error).
 
 The recorded sample is only three minutes long; it is replayed pass after
 pass, alternating forward, time-reversed, mirrored and both, each pass
 continuing from the price the previous one ended on (``ReplayFeed`` jumps
 back to the first price instead, a $175 move no pricer should see). Its
-windows repeat the same few moves, so its standard errors are optimistic.
+windows repeat the same few moves, so its standard errors are optimistic:
+the sample rises $177 in three minutes (1.3 s.d. of its sigma) and the
+passes keep that trend for six minutes at a time, a drift the 60 s of
+columns ahead feel (priced at its own constant sigma, ``--sigma true``,
+its uncapped RTP is ~1.01; the 3-5x and 10-99.99x buckets win more than
+the driftless model says whatever sigma is priced).
 
     python perf/bench_odds.py                       # ~4 min on a quiet box
     python perf/bench_odds.py --feeds make-run --hours 1
@@ -319,7 +325,8 @@ def main(argv=None):
     ap.add_argument("--sigma-scale", type=float, default=1.0,
                     help="price with the estimate times this (a deliberately wrong sigma)")
     ap.add_argument("--sigma", choices=("estimated", "true"), default="estimated",
-                    help="true: price the sim with its own sigma (no estimation error)")
+                    help="true: price the sim with its own sigma, the replay with its "
+                         "realised sigma (no estimation error: the touch model alone)")
     ap.add_argument("--seed", type=int, default=17)
     args = ap.parse_args(argv)
 
@@ -342,8 +349,9 @@ def main(argv=None):
             secs = span + args.warmup_s + cfg.horizon_ms / 1000 + 20
             ticks = (sim_ticks(seed, iv, vol, secs, args.jitter_ms) if kind == "sim"
                      else replay_ticks(secs))
-            true = (vol * math.sqrt(1000 / _MS_PER_YEAR)
-                    if kind == "sim" and args.sigma == "true" else None)
+            # The replay's "true" sigma: its own realised one, held constant.
+            true = (None if args.sigma != "true" else vol * math.sqrt(1000 / _MS_PER_YEAR)
+                    if kind == "sim" else realised_sigma(ticks))
             step = sim_step(vol, iv) if kind == "sim" and args.futures > 0 else None
             g, p = play_path(label, ticks, cfg, rng, tally, args, step, true)
             pricings += g
