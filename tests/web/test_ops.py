@@ -153,8 +153,10 @@ def test_settled_stakes_and_payouts_by_multiplier_bucket(server_factory):
     c.connect()
     try:
         assert c.wait_for(lambda: c.grid is not None, 10), "no grid frame"
-        col, lo, mult = c.open_cell(0)
-        assert c.tap(col, lo, 100, min_mult=101)["ok"] is True    # any odds: they reprice per tick
+        col, lo, _ = c.open_cell(0)
+        ack = c.tap(col, lo, 100, min_mult=101)                   # any odds: they reprice per tick
+        assert ack["ok"] is True
+        mult = ack["mult"]       # the bucket is the accepted multiplier's, not the grid's shown one
         results = wait_until(lambda: list(c.results) or None, timeout=30, what="the bet to settle")
         payout = results[0]["payout"] if results[0]["outcome"] == "won" else 0
         m = scrape(s.url)
