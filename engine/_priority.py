@@ -55,6 +55,7 @@ class _UrgentLane:
     """Callbacks run by one async watcher at the loop's highest priority."""
 
     def __init__(self, loop):
+        self.loop = loop
         self.queue = deque()
         self.watcher = loop.async_()
         try:
@@ -97,7 +98,6 @@ def urgent_lane(loop):
     lane = _lanes.get(id(loop))
     if lane is None or lane.loop is not loop:
         lane = _lanes[id(loop)] = _UrgentLane(loop)
-        lane.loop = loop
     return lane
 
 
