@@ -141,6 +141,11 @@ class Config:
     bus_stream_max: int = 100_000       # MAXLEN ~ of every bus stream (entries)
     bus_inbox_ttl_ms: int = 60_000      # a dead gateway's inbox is deleted after this
     bus_heartbeat_ms: int = 1000        # the market's heartbeat; away after 3 missed
+    # taps before bulk work (engine.BulkGate, engine.GcWatch; web/gateway/_gateway.py)
+    bulk_queue_max: int = 128           # loop callbacks queued above which teardowns wait
+    bulk_per_turn: int = 32             # teardowns let go per 1 ms turn of the gate
+    gc_thresholds: str = "20000,4,1000" # gc.set_threshold after start (gen0,gen1,gen2)
+    gc_pace_ms: int = 50                # young collections this often too (0: only CPython's)
 
     @classmethod
     def load(cls, path=None, env=None, overrides=None):

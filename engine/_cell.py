@@ -21,6 +21,7 @@ from ._actor import ActorRef
 from ._errors import ActorDeadError, MailboxFull, Terminated
 from ._future import Future
 from ._cellsup import _ALIVE, Supervised
+from ._priority import wake_soon
 from ._stats import ActorStats
 from ._timers import Timers
 
@@ -92,7 +93,7 @@ class Cell(Supervised):
                 self.peak = n + 1
             if self.idle:
                 self.idle = False
-                self.hub.loop.run_callback(self.switch)
+                wake_soon(self.hub.loop, self.switch)
             return
         self._tell_slow(msg)
 
@@ -105,7 +106,7 @@ class Cell(Supervised):
         self.peak = max(self.peak, len(self.mailbox))
         if self.idle:
             self.idle = False
-            self.hub.loop.run_callback(self.switch)
+            wake_soon(self.hub.loop, self.switch)
 
     def ask(self, msg):
         fut = Future()
@@ -121,7 +122,7 @@ class Cell(Supervised):
             self.peak = len(mb)
         if self.idle:
             self.idle = False
-            self.hub.loop.run_callback(self.switch)
+            wake_soon(self.hub.loop, self.switch)
         return fut
 
     def _overflow(self, msg):
@@ -264,7 +265,7 @@ class Cell(Supervised):
             self.mailbox.appendleft(_STOP)
         if self.idle:
             self.idle = False
-            self.hub.loop.run_callback(self.switch)
+            wake_soon(self.hub.loop, self.switch)
         if self.waiting_senders:
             self.space.set()
 

@@ -15,6 +15,7 @@ from gevent import get_hub
 from gevent.hub import Waiter
 
 from ._errors import AskTimeout
+from ._priority import wake_soon
 
 __all__ = ["Future"]
 
@@ -55,7 +56,7 @@ class Future:
             self._waiter = None
             # Never switch directly: the caller may be an actor greenlet that
             # must keep running; the hub resumes the waiter.
-            get_hub().loop.run_callback(w.switch, None)
+            wake_soon(get_hub().loop, w.switch, None)
         cbs = self._callbacks
         if cbs:
             self._callbacks = None

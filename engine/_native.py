@@ -71,6 +71,13 @@ class NativePool:
         self._done = deque()          # (callback, value, exc): appended by the threads
         hub = get_hub()
         self._async = hub.loop.async_()
+        try:
+            # Results first in each loop turn, before the turn's sockets: a
+            # storm's thousands of ready sockets must not delay a tap's
+            # verified signature or a commit's acks.
+            self._async.priority = hub.loop.MAXPRI
+        except AttributeError:        # pragma: no cover - a loop without priorities
+            pass
         self._async.start(self._deliver)
         # An idle pool must not keep the loop alive on its own; a pool with
         # work out must (else a lone waiter would see LoopExit).

@@ -3,7 +3,8 @@ tap-latency histograms between two scrapes and the age of the price
 behind accepted multipliers."""
 import urllib.request
 
-__all__ = ["scrape", "hist_quantile", "lag_figures", "tap_latency_p99_ms", "price_age_ms"]
+__all__ = ["scrape", "hist_quantile", "lag_figures", "tap_latency_p99_ms", "price_age_ms",
+           "gc_figures"]
 
 
 def scrape(server):
@@ -68,3 +69,39 @@ def price_age_ms(text):
             v = float(line.rsplit(" ", 1)[1])
             out[q] = round(v * 1000, 1) if v >= 0 else None
     return out.get("0.5"), out.get("0.99")
+
+
+def gc_figures(before, after):
+    """Per generation, the collector's pauses between two scrapes:
+    ``{"gen2": {"n": count, "ms": total ms, "max_le_ms": the bound of the
+    highest bucket hit}}``; {} from a server without them."""
+    def read(text):
+        out = {}
+        for line in text.splitlines():
+            if not line.startswith("tapgrid_gc_pause_seconds"):
+                continue
+            name, value = line.rsplit(" ", 1)
+            gen = name.split('generation="', 1)[1].split('"', 1)[0]
+            row = out.setdefault(gen, {"buckets": {}, "sum": 0.0, "count": 0.0})
+            if name.startswith("tapgrid_gc_pause_seconds_bucket"):
+                row["buckets"][name.split('le="', 1)[1].split('"', 1)[0]] = float(value)
+            elif name.startswith("tapgrid_gc_pause_seconds_sum"):
+                row["sum"] = float(value)
+            elif name.startswith("tapgrid_gc_pause_seconds_count"):
+                row["count"] = float(value)
+        return out
+    b0, b1 = read(before), read(after)
+    out = {}
+    for gen, row in sorted(b1.items()):
+        old = b0.get(gen, {"buckets": {}, "sum": 0.0, "count": 0.0})
+        top, prev = None, 0.0
+        for le in sorted(row["buckets"], key=float):
+            c = row["buckets"][le] - old["buckets"].get(le, 0.0)
+            if c > prev:
+                top = le
+            prev = c
+        out["gen" + gen] = {"n": int(row["count"] - old["count"]),
+                            "ms": round((row["sum"] - old["sum"]) * 1000, 1),
+                            "max_le_ms": None if top is None else
+                            ("inf" if top == "+Inf" else round(float(top) * 1000, 2))}
+    return out

@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from perf._scrape import lag_figures, scrape, tap_latency_p99_ms  # noqa: E402
+from perf._scrape import gc_figures, lag_figures, scrape, tap_latency_p99_ms  # noqa: E402
 from tests.serverproc import ROOT, LoadServer, listen_drops, raise_nofile  # noqa: E402
 
 WORKER = os.path.join(ROOT, "perf", "_storm_clients.py")
@@ -261,6 +261,7 @@ def measure(server, a, backdoor=None):
         fan["clients_cpu_pct"] = round(100 * (k1 - k0) / (w1 - w0), 1)
         fan["loop_lag_p99_ms"], fan["loop_lag_max_ms"] = lag_figures(m0, m1)
         fan["server_tap_p99_ms"] = tap_latency_p99_ms(m0, m1)     # receipt to ack, in the server
+        fan["gc"] = gc_figures(m0, m1)
         fan["loadavg"] = os.getloadavg()[0]
         fan["steady"] = latency_summary(steady.ask("report", w0, w1))
         fan["steady"].pop("fails", None)
@@ -308,6 +309,7 @@ def measure(server, a, backdoor=None):
         m1 = scrape(server)
         out["storm_loop_lag_p99_ms"], out["storm_loop_lag_max_ms"] = lag_figures(m0, m1)
         out["storm_server_tap_p99_ms"] = tap_latency_p99_ms(m0, m1)
+        out["storm_gc"] = gc_figures(m0, m1)
         if spy:
             spy.wait()
         backs = ask_all(workers, "backs", t_drop)

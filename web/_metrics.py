@@ -17,6 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from actors import LOST, MULT_BUCKETS, WON, mult_bucket
+from gevent import get_hub
+
+from engine import GC_PAUSE_BUCKETS, urgent_lane
 
 __all__ = ["Metrics"]
 
@@ -50,6 +53,7 @@ class Metrics:
         self.settled = {name: [0, 0, 0] for name, _, _ in MULT_BUCKETS}   # bets, stake, payout
         self._sources = None
         self.replica = None       # the Litestream supervisor, when a replica is on
+        self.gc = None            # an engine.GcWatch, when the process times its collections
         self._batches = [0] * (len(_BATCH_BUCKETS) + 1)
         self._batch_sum = 0
         self._commits = [0] * (len(_COMMIT_BUCKETS) + 1)
@@ -201,6 +205,24 @@ def _bus_metrics(market):
                             value=1 if market.status.away else 0)
 
 
+def _gc_metrics(watch):
+    """The collector's pauses per generation (engine.GcWatch): each one
+    stops the event loop for its whole length."""
+    pauses = HistogramMetricFamily("tapgrid_gc_pause_seconds", "Garbage-collector pauses "
+                                   "(the event loop stopped), by generation", labels=["generation"])
+    worst = GaugeMetricFamily("tapgrid_gc_pause_worst_seconds", "The longest collector pause "
+                              "since start, by generation", labels=["generation"])
+    for st in watch.stats:
+        acc, buckets = 0, []
+        for b, c in zip(list(GC_PAUSE_BUCKETS) + [float("inf")], st.buckets):
+            acc += c
+            buckets.append(("+Inf" if b == float("inf") else str(b), acc))
+        pauses.add_metric([str(st.generation)], buckets, st.seconds)
+        worst.add_metric([str(st.generation)], st.worst)
+    yield pauses
+    yield worst
+
+
 def _settled_families(settled):
     fams = (CounterMetricFamily("tapgrid_settled_bets", "Won and lost bets by multiplier bucket",
                                 labels=["bucket"]),
@@ -296,6 +318,16 @@ class _ScrapeCollector:
                                           value=pipe.held_back)
             yield GaugeMetricFamily("tapgrid_handshakes_shed", "Upgrades refused with 503",
                                     value=gateway.shed)
+            bulk = getattr(gateway, "bulk", None)
+            if bulk is not None:
+                yield CounterMetricFamily("tapgrid_teardowns_parked", "Connection teardowns that "
+                                          "waited for a short loop queue (engine.BulkGate)",
+                                          value=bulk.parked)
+                yield GaugeMetricFamily("tapgrid_teardowns_waiting", "Teardowns waiting now",
+                                        value=bulk.waiting)
+            yield CounterMetricFamily("tapgrid_urgent_wakes", "Wake-ups (actors, taps) run ahead "
+                                      "of a long loop callback queue (engine.wake_soon)",
+                                      value=urgent_lane(get_hub().loop).ran)
             gate = getattr(gateway, "gate", None)
             if gate is not None:
                 yield GaugeMetricFamily("tapgrid_handshakes_in_progress",
@@ -345,5 +377,7 @@ class _ScrapeCollector:
                                     value=1 if m.replica.alive else 0)
             yield GaugeMetricFamily("tapgrid_replica_restarts", "Litestream restarts",
                                     value=m.replica.restarts)
+        if m.gc is not None:
+            yield from _gc_metrics(m.gc)
         yield GaugeMetricFamily("tapgrid_disk_free_bytes", "Free bytes on the database's filesystem",
                                 value=free)

@@ -6,7 +6,6 @@ gevent process, with a graceful shutdown on SIGTERM/SIGINT:
 3. stop the actors (the Writer last, so every accepted bet is written);
 4. close every socket with 1001 (going away).
 """
-import gc
 import json
 import logging
 import resource
@@ -20,7 +19,7 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from actors import Replicator, start_market
-from engine import ActorSystem, notify_ready, start_backdoor, stop_backdoor
+from engine import ActorSystem, GcPacer, GcWatch, notify_ready, settle_gc, start_backdoor, stop_backdoor
 
 from .auth import (ChallengeStore, MemoryNonceStore, RedisChallengeStore, RedisNonceStore,
                    make_session_store, make_tickets)
@@ -125,6 +124,7 @@ class Server:
         self.http.refusal_headers = HEADERS
         self.http.frame_limit = cfg.frame_limit
         self.backdoor = None
+        self.gcwatch = None
         self.replica = None
         self._summary = None
 
@@ -132,9 +132,9 @@ class Server:
         # Everything built so far lives as long as the process: keep it out
         # of the collector's way, and collect less eagerly (a full pass over
         # a large heap is a latency spike).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 50)
+        settle_gc(tuple(int(x) for x in self.cfg.gc_thresholds.split(",")))
+        self.gcwatch = self.metrics.gc = GcWatch().start()
+        self.gcpacer = GcPacer(self.cfg.gc_pace_ms / 1000).start()
         self.http.start()
         if self.cfg.replica and not self.remote:
             # after the Store opened the file (WAL on, writer lock held)
@@ -212,6 +212,9 @@ class Server:
             self.replica.stop()     # after the Writer's last commit: Litestream ships it
         if self.backdoor is not None:
             stop_backdoor(self.backdoor)
+        if self.gcwatch is not None:
+            self.gcwatch.stop()
+            self.gcpacer.stop()
         try:
             self.http.stop(timeout=1)
         except Exception:

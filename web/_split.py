@@ -42,7 +42,7 @@ def _wait_for_signal(done=None):
 def run_market(cfg):
     from actors import Replicator, start_market
     from actors.bus import MarketBus, MarketTaken
-    from engine import ActorSystem, notify_ready
+    from engine import ActorSystem, GcPacer, GcWatch, notify_ready, settle_gc
 
     from ._server import _redacted, setup_logging
     from .gateway import Encoders
@@ -60,13 +60,20 @@ def run_market(cfg):
         system.stop(timeout=cfg.drain_s)
         return 1
     replica = Replicator(cfg).start() if cfg.replica else None
-    ops = _ops_server(cfg, system, handle, bus) if cfg.market_port is not None else None
+    # As in serve: the long-lived state frozen out of the collector's scans,
+    # the young generations collected on a clock, every pause timed.
+    settle_gc(tuple(int(x) for x in cfg.gc_thresholds.split(",")))
+    gcwatch = GcWatch().start()
+    pacer = GcPacer(cfg.gc_pace_ms / 1000).start()
+    ops = _ops_server(cfg, system, handle, bus, gcwatch) if cfg.market_port is not None else None
     purger = gevent.spawn(_purge_guests, cfg, handle)
     log.info("market on %s (db=%s, feed=%s, pid in %s)", _redacted(cfg.redis), cfg.db,
              ",".join(cfg.sources) or cfg.feed, bus.keys.alive)
     notify_ready()          # serve --gateways starts the gateways now (systemd: Type=notify)
     _wait_for_signal(done)
     log.info("market stopping: no new taps")
+    pacer.stop()
+    gcwatch.stop()
     purger.kill(block=False)
     if ops is not None:
         ops.close()
@@ -81,7 +88,7 @@ def run_market(cfg):
     return 0
 
 
-def _ops_server(cfg, system, handle, bus):
+def _ops_server(cfg, system, handle, bus, gcwatch=None):
     """The market's own ``/healthz`` and ``/metrics`` (``--market-port``):
     writer batches and commits, actors, price sources, settled bets by
     multiplier bucket, disk. Gateways have theirs; this one has no players."""
@@ -91,6 +98,7 @@ def _ops_server(cfg, system, handle, bus):
     from ._metrics import Metrics
     from .http import add_ops_routes, guard
     metrics = Metrics()
+    metrics.gc = gcwatch
     bus.publisher.metrics = metrics
     metrics.attach(system, handle, bus.publisher, cfg.db, cfg.min_free_disk)
     app = bottle.Bottle()

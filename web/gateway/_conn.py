@@ -29,6 +29,8 @@ from collections import deque
 
 import gevent
 
+from engine import wake_soon
+
 __all__ = ["Connection", "TokenBucket"]
 
 MAX_QUEUE = 20000        # beyond this the client is cut off
@@ -94,6 +96,7 @@ class Connection:
         except (OSError, AttributeError):
             pass
         self.writer = None            # spawned only when a client falls behind
+        self.urgent = False           # its reads go first in each loop turn (it taps)
         self._cork = []
         self._loop = gevent.get_hub().loop
         if hasattr(ws, "control_send"):
@@ -101,6 +104,21 @@ class Connection:
             # they never interleave with a frame the writer is sending.
             ws.control_send = self.send
             ws.closer = self.finish
+
+    def prioritise(self):
+        """Read this player's frames first in every loop turn, before the
+        turn's other sockets (a storm's EOFs and upgrades): called when it
+        taps. libev runs a turn's ready watchers by priority; the read
+        watcher is idle here (we are its reader, between two reads), the
+        only time its priority may change."""
+        self.urgent = True
+        sock = getattr(getattr(self.ws, "handler", None), "socket", None)
+        watcher = getattr(sock, "_read_event", None)     # gevent's socket's read watcher
+        try:
+            if watcher is not None and not watcher.active:
+                watcher.priority = self._loop.MAXPRI
+        except (AttributeError, ValueError, TypeError):
+            pass
 
     def finish(self, code, reason=b""):
         """Close after what is queued has gone out (the reader saw the
@@ -114,7 +132,7 @@ class Connection:
         cork = self._cork
         cork.append(frame)
         if len(cork) == 1:
-            self._loop.run_callback(self._uncork)
+            wake_soon(self._loop, self._uncork)
 
     def send_ack(self, frame):
         """Write ``frame`` now (``send``: straight to the socket when nothing

@@ -7,7 +7,7 @@ import time
 from urllib.parse import parse_qs
 
 from actors.wire import load_session_key
-from engine import AskTimeout
+from engine import AskTimeout, BulkGate
 
 from .._addr import LruTable, client_addr
 from ..auth import SessionsUnavailable
@@ -32,6 +32,9 @@ class Gateway:
         self.handshakes = TokenBucket(cfg.handshake_rate, max(1.0, cfg.handshake_rate), time.monotonic())
         # upgrades worked on at once (admission to the first frames written)
         self.gate = HandshakeGate(cfg.handshake_concurrency, cfg.handshake_queue, cfg.handshake_wait_s)
+        # Teardowns wait while the loop's callback queue is long (a mass
+        # disconnect), so the players still here are served first.
+        self.bulk = BulkGate(cfg.bulk_queue_max, cfg.bulk_per_turn)
         self.accepting = True
         self.shed = 0
         self.upgrading = 0        # admitted, not yet a registered connection
@@ -213,6 +216,11 @@ class Gateway:
             self.pipeline.run(conn, ws.receive, getattr(ws, "receive_many", None))
         finally:
             self.hub.remove(conn)
+            # The rest of a teardown (and, after it, the socket's close and
+            # this greenlet's end, two loop callbacks) is bulk work when
+            # thousands go at once: it waits while the loop is busy, so the
+            # players still here are served first.
+            self.bulk.wait()
             if conn.cut_off:
                 self.refused["slow_reader"] = self.refused.get("slow_reader", 0) + 1
             mine = self._by_sid.get(conn.sid)

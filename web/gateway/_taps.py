@@ -25,11 +25,10 @@ import time
 from collections import deque
 
 import gevent
-from gevent import get_hub
-from gevent.event import Event
+from gevent import get_hub, getcurrent
 
 from actors import Ack, Tap
-from engine import NativePool
+from engine import NativePool, wake_soon
 
 from .._safejson import loads as json_loads
 from ._hub import frame
@@ -125,8 +124,9 @@ class TapPipeline:
         self._hold = max(0.0, float(getattr(cfg, "verify_hold_ms", 3.0))) / 1000.0
         self._timer = None
         self._ready = deque()          # verified, in each connection's order
-        self._wake = Event()
-        self._loop = get_hub().loop
+        self._parked = False           # the releaser waits for _verified
+        self._hub = get_hub()
+        self._loop = self._hub.loop
         self._releaser = None
         self.verified = 0
         self.batches = 0
@@ -228,6 +228,8 @@ class TapPipeline:
         except Rejected:
             conn.strikes += 1
             return self._reject(conn, p.nonce, "bad_signature")
+        if not conn.urgent:
+            conn.prioritise()
         job = _Pending(conn, p, payload.encode("utf-8"), raw, t0, self.metrics, self._acked)
         conn.inflight += 1
         if self.pool is None:
@@ -245,12 +247,12 @@ class TapPipeline:
                 self._timer = timer = self._loop.timer(self._hold)
                 timer.start(self._flush)
             else:
-                self._loop.run_callback(self._flush)
+                wake_soon(self._loop, self._flush)
         elif n >= _BATCH_FULL and self._timer is not None:
             # Enough to keep both threads busy: no reason to wait longer.
             self._timer.stop()
             self._timer = None
-            self._loop.run_callback(self._flush)
+            wake_soon(self._loop, self._flush)
         return None
 
     # --- verification off the loop -----------------------------------------------------------
@@ -292,14 +294,21 @@ class TapPipeline:
         if ready:
             if self._releaser is None:
                 self._releaser = gevent.spawn(self._release_loop)
-            self._wake.set()
+            elif self._parked:
+                # Straight into the releaser when we are the hub (we are,
+                # from the verify threads' watcher): no trip through the
+                # loop's callback queue, which a storm makes long.
+                self._parked = False
+                if getcurrent() is self._hub:
+                    self._releaser.switch()
+                else:
+                    wake_soon(self._loop, self._releaser.switch)
 
     def _release_loop(self):
         # A greenlet, not the hub: a Redis nonce check waits on a socket.
         ready = self._ready
+        hub = self._hub
         while True:
-            self._wake.wait()
-            self._wake.clear()
             while ready:
                 jobs = list(ready)
                 ready.clear()
@@ -307,6 +316,8 @@ class TapPipeline:
                     self._release(jobs)
                 except Exception:      # never let the pipeline die
                     log.exception("releasing verified taps failed")
+            self._parked = True
+            hub.switch()               # until _verified has more
 
     def _release(self, jobs):
         """Verified taps, each connection's in order: nonce, then the market."""
