@@ -32,6 +32,7 @@ and offline (``_runner``: the Archiver actor and ``archive_offline``).
     'write'
 """
 import datetime
+import json
 import logging
 import os
 import shlex
@@ -44,7 +45,8 @@ from ._files import (COMPRESSED, COPIED, DELETED, REMOVED, SHIPPED,
                      fsync_dir, fsync_path, uri_of)
 from ._columns import Unsupported, pack_steps
 from ._verify import DIFFERS, ArchiveError, explain, verify
-from ..store import KIND_PAYOUT, KIND_REFUND, nice_thread, open_readonly
+from ..store import (DROP_SPAN, KIND_PAYOUT, KIND_REFUND, SPAN_MS, ledger_for, nice_thread,
+                     open_index, open_readonly, span_days, span_ledger, span_table)
 from ..store import copy_record_steps, prune_record_steps
 
 __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED", "DELETED",
@@ -70,21 +72,29 @@ _DELETE_CHUNK = [
     # What leaves the hot DB is added to the user's totals in the same
     # transaction: stakes from the bets, payouts/refunds from the ledger rows.
     f"""INSERT INTO archived(user, file, n, stakes, payouts, refunds)
-        SELECT user, ?, count(*), sum(stake), 0, 0 FROM bet_rows
+        SELECT user, ?, count(*), sum(stake), 0, 0 FROM {{t}}
         WHERE id IN {_IDS} AND outcome != 0 GROUP BY user
         ON CONFLICT(user, file) DO UPDATE SET n = n + excluded.n,
                                               stakes = stakes + excluded.stakes""",
     f"""INSERT INTO archived(user, file, n, stakes, payouts, refunds)
         SELECT user, ?, 0, 0, sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),
-               sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM ledger
+               sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM {{lt}}
         WHERE bet IN {_IDS} AND bet IS NOT NULL AND kind IN ({KIND_PAYOUT},{KIND_REFUND})
         GROUP BY user
         ON CONFLICT(user, file) DO UPDATE SET payouts = payouts + excluded.payouts,
                                               refunds = refunds + excluded.refunds""",
-    f"""DELETE FROM ledger WHERE bet IN {_IDS} AND bet IS NOT NULL
+    f"""DELETE FROM {{lt}} WHERE bet IN {_IDS} AND bet IS NOT NULL
         AND kind IN ({KIND_PAYOUT},{KIND_REFUND})""",
-    f"DELETE FROM bet_rows WHERE id IN {_IDS} AND outcome != 0",
+    f"DELETE FROM {{t}} WHERE id IN {_IDS} AND outcome != 0",
 ]
+# A whole span leaving at once: its per-user totals (``[user, n, stakes,
+# payouts, refunds]`` rows, from the file and the span's ledger), then the
+# Store's checked DROP_SPAN, then the state: one transaction.
+_ADD_TOTALS = """INSERT INTO archived(user, file, n, stakes, payouts, refunds)
+    SELECT value ->> 0, ?, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)
+    WHERE true
+    ON CONFLICT(user, file) DO UPDATE SET n = n + excluded.n, stakes = stakes + excluded.stakes,
+        payouts = payouts + excluded.payouts, refunds = refunds + excluded.refunds"""
 _VACUUM = (f"PRAGMA incremental_vacuum({VACUUM_PAGES})", ())
 
 
@@ -120,9 +130,11 @@ def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_ship
                           " DO UPDATE SET value = excluded.value", (adir,))])
         _cleanup(ro, adir)
         opts = (archive_cmd, delete_shipped, report, bg)
-        for fid, name, state in ro.execute("SELECT id, name, state FROM archive_files"
-                                           " WHERE state < ? ORDER BY id", (REMOVED,)).fetchall():
-            yield from _advance(ro, db_path, adir, fid, name, state, *opts)
+        for fid, name, state, src in ro.execute(
+                "SELECT id, name, state, src FROM archive_files WHERE state < ? ORDER BY id",
+                (REMOVED,)).fetchall():
+            yield from _advance(ro, db_path, adir, fid, name, state, src, *opts)
+        yield from _drop_empty_spans(ro, now_ms, hot_days)
         while True:
             part = yield from _timed(report, "copy", _copy(ro, db_path, adir, now_ms, hot_days,
                                                            report))
@@ -213,12 +225,19 @@ def _cleanup(ro, adir):
             os.remove(path)
 
 
-def _advance(ro, db_path, adir, fid, name, state, archive_cmd, delete_shipped, report, bg):
+def _advance(ro, db_path, adir, fid, name, state, src, archive_cmd, delete_shipped, report,
+             bg):
     plain = os.path.join(adir, name)
     xz = plain + ".xz"
     if state == COPIED:
-        yield from _timed(report, "delete", _delete(ro, db_path, plain, fid, name, report))
-        yield ("write", _set_state(fid, DELETED))
+        table = src or "bet_rows"
+        dropped = yield from _timed(report, "delete", _drop(ro, plain, fid, name, table, report))
+        if not dropped:
+            yield from _timed(report, "delete", _delete(ro, db_path, plain, fid, name, table,
+                                                        report))
+            yield ("write", _set_state(fid, DELETED))
+        yield from _timed(report, "delete", _vacuum(ro))
+        _check_moved(ro, fid, name, report)
         state = DELETED
     if state == DELETED:
         if not os.path.exists(plain):
@@ -256,20 +275,17 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
     COPIED) once recorded, None when nothing is old enough. The rows go
     hot DB -> file by ``INSERT ... SELECT`` over an attached read-only hot
     DB: SQLite does the work in C, with the GIL released."""
-    first = ro.execute("SELECT id, col FROM bet_rows WHERE outcome != 0 ORDER BY id LIMIT 1"
-                       ).fetchone()
-    if first is None:
+    part = _next_part(ro, now_ms - hot_days * DAY_MS)
+    if part is None:
         return None
-    end = (first[1] // DAY_MS + 1) * DAY_MS
-    if end > now_ms - hot_days * DAY_MS:
-        return None
+    table, first, end = part
     fid = (ro.execute("SELECT max(id) FROM archive_files").fetchone()[0] or 0) + 1
     day = datetime.datetime.fromtimestamp((end - DAY_MS) / 1000, datetime.timezone.utc)
     name = f"bets-{day:%Y-%m-%d}-{fid:06d}.db"
     path = os.path.join(adir, name)
     building = path + ".building"
     conn = create_file(building)
-    after = first[0] - 1
+    after = first - 1
     steps = 0
     try:
         conn.execute("COMMIT")
@@ -280,12 +296,12 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
             # settled ones of this part are copied (the hot snapshot is the
             # transaction's, the same for both statements)
             hi, low_col = conn.execute(
-                "SELECT max(id), min(col) FROM (SELECT id, col FROM hot.bet_rows WHERE id > ?"
+                f"SELECT max(id), min(col) FROM (SELECT id, col FROM hot.{table} WHERE id > ?"
                 " ORDER BY id LIMIT ?)", (after, COPY_ROWS)).fetchone()
             if hi is None:
                 break
             conn.execute(f"INSERT INTO main.bet_rows({STORED_COLUMNS}) SELECT {HOT_COLUMNS}"
-                         " FROM hot.bet_rows WHERE id > ? AND id <= ? AND outcome != 0"
+                         f" FROM hot.{table} WHERE id > ? AND id <= ? AND outcome != 0"
                          " AND col < ?", (after, hi, end))
             after = hi
             if low_col >= end + STOP_SLACK_MS:
@@ -324,21 +340,99 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
     yield ("pause",)
     # read back: sound pages, every row identical to the hot DB's, then the
     # checksum and totals (from the file, so they are what the file holds)
-    ck, sums = yield from verify(path, db_path, n, SCAN_ROWS)
+    ck, sums = yield from verify(path, db_path, n, SCAN_ROWS, table)
+    src = None if table == "bet_rows" else table
     yield ("write", [
         ("INSERT INTO archive_files(id, name, state, n, first_id, last_id, checksum, stakes,"
-         " payouts, refunds, bytes, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+         " payouts, refunds, bytes, created, src) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
          (fid, name, COPIED, ck.n, first_id, last_id, ck.hexdigest(), sums[0],
-          sums[1], sums[2], os.path.getsize(path), now_ms)),
+          sums[1], sums[2], os.path.getsize(path), now_ms, src)),
         # ids must never be reused, even when every bet has left the hot DB
         ("INSERT INTO meta VALUES ('max_bet_id', ?) ON CONFLICT(key)"
          " DO UPDATE SET value = max(value, excluded.value)", (last_id,))])
     report["files"].append(name)
     log.info("archived %d bets into %s", ck.n, name)
-    return fid, name, COPIED
+    return fid, name, COPIED, src
 
 
-def _delete(ro, db_path, plain, fid, name, report):
+def _next_part(ro, cutoff):
+    """(table, first settled id, end) of the next part whose day ended
+    before ``cutoff``: ``bet_rows`` first (bets from before spans, one day
+    at a time from its oldest settled bet), then the spans, oldest first."""
+    first = ro.execute("SELECT id, col FROM bet_rows WHERE outcome != 0 ORDER BY id LIMIT 1"
+                       ).fetchone()
+    if first is not None:
+        end = (first[1] // DAY_MS + 1) * DAY_MS
+        if end <= cutoff:
+            return ("bet_rows", first[0], end)
+    for day in span_days(ro):
+        end = (day + 1) * SPAN_MS
+        if end > cutoff:
+            break
+        t = span_table(day)
+        row = ro.execute(f"SELECT id FROM {t} WHERE outcome != 0 ORDER BY id LIMIT 1").fetchone()
+        if row is not None:
+            return (t, row[0], end)
+    return None
+
+
+def _drop_empty_spans(ro, now_ms, hot_days):
+    """Old spans left with no bet (their settled bets deleted row by row
+    by an earlier run): dropped, so the view does not keep growing."""
+    for day in span_days(ro):
+        if (day + 1) * SPAN_MS > now_ms - hot_days * DAY_MS:
+            break
+        if ro.execute(f"SELECT 1 FROM {span_table(day)} LIMIT 1").fetchone() is None:
+            lmax = ro.execute(f"SELECT max(id) FROM {span_ledger(day)}").fetchone()[0]
+            yield ("write", [(DROP_SPAN, (day, 0, lmax))])
+
+
+def _drop(ro, plain, fid, name, table, report):
+    """The part is a whole span (every bet of it in the file, none open):
+    drop its tables in one transaction with the totals that leave, and the
+    state. False when it is not (the rows are then deleted chunk by chunk)."""
+    import pysqlite3.dbapi2 as sqlite3
+    if table == "bet_rows":
+        return False
+    if not os.path.exists(plain):
+        raise ArchiveError(f"{name}: the file is missing (state copied)")
+    day = int(table[len("bet_rows_"):])
+    n_file = ro.execute("SELECT n FROM archive_files WHERE id = ?", (fid,)).fetchone()[0]
+    ro.execute("BEGIN")         # one snapshot: the span, its ledger
+    try:
+        if day not in span_days(ro):
+            return False        # dropped already (a crash after its commit cannot be: one txn)
+        have = ro.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        still_open = ro.execute(f"SELECT count(*) FROM {table} INDEXED BY {open_index(table)}"
+                                " WHERE outcome = 0").fetchone()[0]
+        if have != n_file or still_open:
+            log.info("%s: %s holds %d bets (%d open), the file %d: deleting row by row",
+                     name, table, have, still_open, n_file)
+            return False
+        lt = span_ledger(day)
+        money = {u: (p, r) for u, p, r in ro.execute(
+            f"SELECT user, sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),"
+            f" sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM {lt}"
+            f" WHERE kind IN ({KIND_PAYOUT},{KIND_REFUND}) GROUP BY user")}
+        lmax = ro.execute(f"SELECT max(id) FROM {lt}").fetchone()[0]
+    finally:
+        ro.execute("COMMIT")
+    fconn = sqlite3.connect(uri_of(plain, "ro"), uri=True, isolation_level=None)
+    try:
+        bets = fconn.execute("SELECT user, count(*), sum(stake) FROM bet_rows GROUP BY user"
+                             ).fetchall()
+    finally:
+        fconn.close()
+    totals = [[u, k, st, *money.pop(u, (0, 0))] for u, k, st in bets]
+    totals += [[u, 0, 0, p, r] for u, (p, r) in money.items()]
+    yield ("write", [(_ADD_TOTALS, (fid, json.dumps(totals))),
+                     (DROP_SPAN, (day, n_file, lmax))] + _set_state(fid, DELETED))
+    report["bets"] += n_file
+    yield ("pause",)
+    return True
+
+
+def _delete(ro, db_path, plain, fid, name, table, report):
     """Remove the file's bets from the hot DB, chunk by chunk, each chunk
     compared column by column with the file first (in C; a difference is
     looked at row by row and stops the job)."""
@@ -358,15 +452,16 @@ def _delete(ro, db_path, plain, fid, name, report):
                 break
             ids, k, bad = fconn.execute(
                 f"SELECT json_group_array(h.id), count(*), sum(CASE WHEN {DIFFERS} THEN 1"
-                " ELSE 0 END) FROM main.bet_rows f JOIN hot.bet_rows h ON h.id = f.id"
+                f" ELSE 0 END) FROM main.bet_rows f JOIN hot.{table} h ON h.id = f.id"
                 " WHERE f.id > ? AND f.id <= ?", (after, hi)).fetchone()
             lo, after = after, hi
             if not k:
                 continue            # already deleted by an earlier (interrupted) run
             if bad:
-                explain(fconn, name, lo, hi)
+                explain(fconn, name, lo, hi, table)
             t = time.perf_counter()
-            yield ("write", [(sql, (fid, ids) if sql.startswith("INSERT") else (ids,))
+            yield ("write", [(sql.format(t=table, lt=ledger_for(table)),
+                              (fid, ids) if sql.startswith("INSERT") else (ids,))
                              for sql in _DELETE_CHUNK] + [_VACUUM])
             report["bets"] += k
             # chunks sized by time: the round trip (mostly the batch's fsync,
@@ -376,11 +471,19 @@ def _delete(ro, db_path, plain, fid, name, report):
             yield ("pause",)
     finally:
         fconn.close()
+
+
+def _vacuum(ro):
+    """Give the freed pages back, a few at a time (each step is a Writer round trip)."""
     for _ in range(100000):
         if ro.execute("PRAGMA freelist_count").fetchone()[0] == 0:
             break
         yield ("write", [_VACUUM])
         yield ("pause",)
+
+
+def _check_moved(ro, fid, name, report):
+    """The totals that left the hot DB for the file are the file's."""
     n, stakes, payouts, refunds = ro.execute(
         "SELECT coalesce(sum(n), 0), coalesce(sum(stakes), 0), coalesce(sum(payouts), 0),"
         " coalesce(sum(refunds), 0) FROM archived WHERE file = ?", (fid,)).fetchone()

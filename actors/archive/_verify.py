@@ -6,7 +6,7 @@ import pysqlite3.dbapi2 as sqlite3
 
 from ._files import LOGICAL_COLUMNS, STORED_COLUMNS, Checksum, attach_hot, uri_of
 from .._model import VOID, WON
-from ..store import nonce_text
+from ..store import nonce_text, view_arm
 
 __all__ = ["ArchiveError", "DIFFERS", "verify", "explain"]
 
@@ -24,9 +24,9 @@ DIFFERS = " OR ".join(f"f.{c} IS NOT h.{c}" for c in STORED_COLUMNS.split(", ")
                       if c not in ("id", "nonce")) + " OR f.nonce IS NOT stored_nonce(h.nonce)"
 
 
-def verify(path, db_path, n, scan_rows):
+def verify(path, db_path, n, scan_rows, table="bet_rows"):
     """Read the finished file back: sound pages, ``n`` rows, each identical
-    to its row in the hot DB (compared in C); then the checksum over its
+    to its row in the hot DB's ``table`` (compared in C); then the checksum over its
     logical rows and its totals. Returns (Checksum, (stakes, payouts, refunds))."""
     conn = sqlite3.connect(uri_of(path, "ro"), uri=True, isolation_level=None,
                            check_same_thread=False)
@@ -36,7 +36,7 @@ def verify(path, db_path, n, scan_rows):
         attach_hot(conn, db_path)
         got, same = conn.execute(
             f"SELECT count(*), count(h.id) - sum(CASE WHEN {DIFFERS} THEN 1 ELSE 0 END)"
-            " FROM main.bet_rows f LEFT JOIN hot.bet_rows h ON h.id = f.id").fetchone()
+            f" FROM main.bet_rows f LEFT JOIN hot.{table} h ON h.id = f.id").fetchone()
         conn.execute("DETACH DATABASE hot")
         if got != n or (same or 0) != n:
             raise ArchiveError(f"{path}: read back {got} rows, {same} identical to the hot DB,"
@@ -67,13 +67,14 @@ def verify(path, db_path, n, scan_rows):
     return ck, sums
 
 
-def explain(fconn, name, lo, hi):
+def explain(fconn, name, lo, hi, table="bet_rows"):
     """A chunk differs from the hot DB in storage: compare its logical rows
     (an old file may store a nonce as text where the hot DB packs it)."""
     arows = fconn.execute(f"SELECT {LOGICAL_COLUMNS} FROM main.bets WHERE id > ? AND id <= ?",
                           (lo, hi)).fetchall()
     hot = {r[0]: r for r in fconn.execute(
-        f"SELECT {LOGICAL_COLUMNS} FROM hot.bets WHERE id > ? AND id <= ?", (lo, hi))}
+        f"SELECT {LOGICAL_COLUMNS} FROM ({view_arm('hot.' + table)}) WHERE id > ? AND id <= ?",
+        (lo, hi))}
     for r in arows:
         h = hot.get(r[0])
         if h is not None and _canon(h) != _canon(r):

@@ -381,11 +381,16 @@ class Store:
         follow placement (give or take one batch), so walking the primary
         key backwards stops soon after the window, whatever the table size."""
         rows = []
-        cur = self.conn.execute("SELECT user, nonce, placed FROM bets ORDER BY id DESC")
-        for user, nonce, placed in cur:
-            if placed < since_ms - 10_000:
-                break
-            if placed >= since_ms:
-                rows.append((user, nonce_text(nonce), placed))
-        cur.close()
+        # each table walked newest first: a day's span, like ``bet_rows``,
+        # holds its bets in placement order
+        for t in reversed(bet_tables(self.conn)):
+            cur = self.conn.execute(f"SELECT user, nonce, col - ts_off + placed_off FROM {t}"
+                                    " ORDER BY id DESC")
+            for user, nonce, placed in cur:
+                if placed < since_ms - 10_000:
+                    break
+                if placed >= since_ms:
+                    rows.append((user, nonce_text(nonce), placed))
+            cur.close()
+        rows.sort(key=lambda r: r[2], reverse=True)
         return rows
