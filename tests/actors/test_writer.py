@@ -314,7 +314,7 @@ def test_same_settlement_twice_pays_once(system, db_path):
     # an outcome arriving late with a different verdict changes nothing either
     assert ctx.writer.ask(Settle([Settlement(c.bet, alice, COL, LO + 2000, 200, 250, WON,
                                                  500)])) == []
-    assert rows(db_path, "SELECT bet, kind, amount FROM ledger WHERE bet IS NOT NULL ORDER BY bet") \
+    assert rows(db_path, "SELECT bet, kind, amount FROM ledger_all WHERE bet IS NOT NULL ORDER BY bet") \
         == [(a.bet, KIND_PAYOUT, 3000), (b.bet, KIND_REFUND, 500)]
     assert rows(db_path, "SELECT id, outcome, payout FROM bets ORDER BY id") == [
         (a.bet, WON, 3000), (b.bet, VOID, 500), (c.bet, LOST, 0)]
@@ -333,7 +333,7 @@ def test_two_settlements_of_one_bet_in_one_batch_pay_once(system, db_path):
     f1 = ctx.writer.ask_async(Settle([win]))
     f2 = ctx.writer.ask_async(Settle([win._replace(outcome=VOID, payout=1000)]))
     assert f1.get(5) == [(win, 12_000)] and f2.get(5) == []
-    assert rows(db_path, "SELECT count(*) FROM ledger WHERE bet=?", (a.bet,))[0][0] == 1
+    assert rows(db_path, "SELECT count(*) FROM ledger_all WHERE bet=?", (a.bet,))[0][0] == 1
     assert ctx.ledger.balance(alice) == 12_000
     assert audit(db_path) == []
 
