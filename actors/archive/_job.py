@@ -141,7 +141,9 @@ def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_ship
             if part is None:
                 break
             yield from _advance(ro, db_path, adir, *part, *opts)
-        yield from bg.finish()
+        # the pages the parts freed: given back while the last part compresses, then the rest
+        yield from bg.finish(_vacuum(ro))
+        yield from _timed(report, "reclaim", _vacuum(ro))
         # the price record: archived with each part above, pruned once no hot bet needs it
         report["ticks_pruned"] = yield from prune_record_steps(ro, now_ms, hot_days)
     finally:
@@ -191,14 +193,20 @@ class _Compressor:
         if self.pending is not None:
             self.pending[0].join()
 
-    def finish(self):
-        """Wait for the part being compressed, record it, ship it."""
+    def finish(self, meanwhile=None):
+        """Wait for the part being compressed (running the requests of the
+        generator ``meanwhile`` as long as it has any), record it, ship it."""
         if self.pending is None:
             return
         th, errors, fid, name, plain, xz, tail = self.pending
         while th.is_alive():
-            th.join(0.05)
-            yield ("pause",)
+            req = next(meanwhile, None) if meanwhile is not None else None
+            if req is None:
+                meanwhile = None
+                th.join(0.05)
+                yield ("pause",)
+            else:
+                yield req
         self.pending = None
         if errors:
             raise errors[0]
@@ -236,13 +244,12 @@ def _advance(ro, db_path, adir, fid, name, state, src, archive_cmd, delete_shipp
             yield from _timed(report, "delete", _delete(ro, db_path, plain, fid, name, table,
                                                         report))
             yield ("write", _set_state(fid, DELETED))
-        yield from _timed(report, "delete", _vacuum(ro))
         _check_moved(ro, fid, name, report)
         state = DELETED
     if state == DELETED:
         if not os.path.exists(plain):
             raise ArchiveError(f"{name}: the file is missing (state deleted)")
-        yield from bg.finish()          # one part compressing at a time
+        yield from bg.finish(_vacuum(ro))       # one part compressing at a time
         bg.start(fid, name, plain, xz, (archive_cmd, delete_shipped, report))
         return
     yield from _ship(fid, name, state, xz, archive_cmd, delete_shipped, report)
