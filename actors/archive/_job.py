@@ -45,7 +45,7 @@ from ._files import (COMPRESSED, COPIED, DELETED, REMOVED, SHIPPED,
                      fsync_dir, fsync_path, uri_of)
 from ._columns import Unsupported, pack_steps
 from ._verify import DIFFERS, ArchiveError, explain, verify
-from ..store import (DROP_SPAN, KIND_PAYOUT, KIND_REFUND, SPAN_MS, ledger_for, nice_thread,
+from ..store import (DROP_SPAN, KIND_PAYOUT, KIND_REFUND, SPAN_MS, ledger_for,
                      open_index, open_readonly, span_days, span_ledger, span_table)
 from ..store import copy_record_steps, prune_record_steps
 
@@ -57,13 +57,13 @@ log = logging.getLogger("tapgrid.archive")
 DAY_MS = 86_400_000
 # Step sizes: each bounds how long taps can wait on the archiver, through
 # the GIL (a copy step's Python work) or behind a Writer transaction.
-COPY_ROWS = 20_000          # hot ids scanned per copy step (INSERT ... SELECT, in C)
+COPY_ROWS = 5_000           # hot ids scanned per copy step (INSERT ... SELECT, in C)
 SCAN_ROWS = 2_000           # rows checksummed per step (Python, holding the GIL: ~3 ms)
 CHUNK = 1_000               # bets in the first delete transaction; then sized by time:
 CHUNK_MS = 12.0             # the Writer round trip aimed at (the batch's fsync dominates)
 CHUNK_MIN, CHUNK_MAX = 200, 4_000
 VACUUM_PAGES = 64           # pages reclaimed per incremental_vacuum step
-SYNC_STEPS = 2              # copy steps between fsyncs of the file being built
+SYNC_STEPS = 1              # copy steps between fsyncs of the file being built
 XZ_PRESET = 6               # format 2 (whole-file lzma), for what format 3 cannot hold
 STOP_SLACK_MS = 3_600_000   # scan this far past the part's end (ids are only roughly time-ordered)
 
@@ -165,12 +165,11 @@ class _Compressor:
         errors = []
 
         def run():
-            # In the server's archive child the job is on SCHED_IDLE; lzma,
-            # the bulk of its CPU, is not: measured on the shared 2-core box
-            # (load 12-16), SCHED_IDLE starved it to half the throughput.
-            # At nice 10 it still yields to the server (and holds no GIL of it).
-            if os.sched_getscheduler(0) == os.SCHED_IDLE:
-                nice_thread(10)
+            # In the server's archive child the job is on SCHED_IDLE, and so
+            # is this thread: with whole spans dropped the archiver has
+            # throughput to spare, and at nice 10 lzma still cost taps
+            # (p99 gap +5.6..+10.4 ms against +4.7/+5.3 on SCHED_IDLE, one
+            # quiet afternoon). Under heavy load it then runs slower.
             t = time.monotonic()
             try:
                 try:
