@@ -237,10 +237,10 @@ def _advance(ro, db_path, adir, fid, name, state, src, archive_cmd, delete_shipp
     plain = os.path.join(adir, name)
     xz = plain + ".xz"
     if state == COPIED:
-        table = src or "bet_rows"
-        dropped = yield from _timed(report, "delete", _drop(ro, plain, fid, name, table, report))
-        if not dropped:
-            yield from _timed(report, "delete", _delete(ro, db_path, plain, fid, name, table,
+        tables = src.split(",") if src else ["bet_rows"]
+        rest = yield from _timed(report, "delete", _drop(ro, plain, fid, name, tables, report))
+        if rest:
+            yield from _timed(report, "delete", _delete(ro, db_path, plain, fid, name, rest,
                                                         report))
             yield ("write", _set_state(fid, DELETED))
         _check_moved(ro, fid, name, report)
@@ -284,7 +284,7 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
     part = _next_part(ro, now_ms - hot_days * DAY_MS)
     if part is None:
         return None
-    table, first, end = part
+    tables, first, end = part
     fid = (ro.execute("SELECT max(id) FROM archive_files").fetchone()[0] or 0) + 1
     day = datetime.datetime.fromtimestamp((end - DAY_MS) / 1000, datetime.timezone.utc)
     name = f"bets-{day:%Y-%m-%d}-{fid:06d}.db"
@@ -302,13 +302,15 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
             # settled ones of this part are copied (the hot snapshot is the
             # transaction's, the same for both statements)
             hi, low_col = conn.execute(
-                f"SELECT max(id), min(col) FROM (SELECT id, col FROM hot.{table} WHERE id > ?"
-                " ORDER BY id LIMIT ?)", (after, COPY_ROWS)).fetchone()
+                "SELECT max(id), min(col) FROM (SELECT id, col FROM ("
+                + _union(tables, "id, col", "id > ?") + ") ORDER BY id LIMIT ?)",
+                (after,) * len(tables) + (COPY_ROWS,)).fetchone()
             if hi is None:
                 break
-            conn.execute(f"INSERT INTO main.bet_rows({STORED_COLUMNS}) SELECT {HOT_COLUMNS}"
-                         f" FROM hot.{table} WHERE id > ? AND id <= ? AND outcome != 0"
-                         " AND col < ?", (after, hi, end))
+            # in id order across the part's tables: the file's pages fill up
+            conn.execute(f"INSERT INTO main.bet_rows({STORED_COLUMNS}) SELECT * FROM ("
+                         + _union(tables, HOT_COLUMNS, "id > ? AND id <= ? AND outcome != 0"
+                                  " AND col < ?") + ") ORDER BY 1", (after, hi, end) * len(tables))
             after = hi
             if low_col >= end + STOP_SLACK_MS:
                 break
@@ -346,8 +348,8 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
     yield ("pause",)
     # read back: sound pages, every row identical to the hot DB's, then the
     # checksum and totals (from the file, so they are what the file holds)
-    ck, sums = yield from verify(path, db_path, n, SCAN_ROWS, table)
-    src = None if table == "bet_rows" else table
+    ck, sums = yield from verify(path, db_path, n, SCAN_ROWS, tables)
+    src = None if tables == ["bet_rows"] else ",".join(tables)
     yield ("write", [
         ("INSERT INTO archive_files(id, name, state, n, first_id, last_id, checksum, stakes,"
          " payouts, refunds, bytes, created, src) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -361,24 +363,31 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
     return fid, name, COPIED, src
 
 
+def _union(tables, cols, where):
+    return " UNION ALL ".join(f"SELECT {cols} FROM hot.{t} WHERE {where}" for t in tables)
+
+
 def _next_part(ro, cutoff):
-    """(table, first settled id, end) of the next part whose day ended
+    """(tables, first settled id, end) of the next part whose day ended
     before ``cutoff``: ``bet_rows`` first (bets from before spans, one day
-    at a time from its oldest settled bet), then the spans, oldest first."""
+    at a time from its oldest settled bet), then the spans of the oldest day
+    that has a settled bet (a day's file takes all of its spans)."""
     first = ro.execute("SELECT id, col FROM bet_rows WHERE outcome != 0 ORDER BY id LIMIT 1"
                        ).fetchone()
     if first is not None:
         end = (first[1] // DAY_MS + 1) * DAY_MS
         if end <= cutoff:
-            return ("bet_rows", first[0], end)
-    for day in span_days(ro):
-        end = (day + 1) * SPAN_MS
+            return (["bet_rows"], first[0], end)
+    spans = span_days(ro)
+    for span in spans:
+        end = (span * SPAN_MS // DAY_MS + 1) * DAY_MS
         if end > cutoff:
             break
-        t = span_table(day)
-        row = ro.execute(f"SELECT id FROM {t} WHERE outcome != 0 ORDER BY id LIMIT 1").fetchone()
-        if row is not None:
-            return (t, row[0], end)
+        tables = [span_table(s) for s in spans if (s * SPAN_MS // DAY_MS + 1) * DAY_MS == end]
+        firsts = [r[0] for r in (ro.execute(f"SELECT min(id) FROM {t} WHERE outcome != 0")
+                                 .fetchone() for t in tables) if r[0] is not None]
+        if firsts:
+            return (tables, min(firsts), end)
     return None
 
 
@@ -393,52 +402,61 @@ def _drop_empty_spans(ro, now_ms, hot_days):
             yield ("write", [(DROP_SPAN, (day, 0, lmax))])
 
 
-def _drop(ro, plain, fid, name, table, report):
-    """The part is a whole span (every bet of it in the file, none open):
-    drop its tables in one transaction with the totals that leave, and the
-    state. False when it is not (the rows are then deleted chunk by chunk)."""
+def _drop(ro, plain, fid, name, tables, report):
+    """Drop each of the part's spans that is whole (every bet of it in the
+    file, none open), each in a transaction of its own with the totals that
+    leave (the Store checks it unchanged), the last with the state. Returns
+    the tables whose bets must still be deleted row by row (``bet_rows``, a
+    span with a bet still open)."""
     import pysqlite3.dbapi2 as sqlite3
-    if table == "bet_rows":
-        return False
+    if tables == ["bet_rows"]:
+        return tables
     if not os.path.exists(plain):
         raise ArchiveError(f"{name}: the file is missing (state copied)")
-    day = int(table[len("bet_rows_"):])
-    n_file = ro.execute("SELECT n FROM archive_files WHERE id = ?", (fid,)).fetchone()[0]
-    ro.execute("BEGIN")         # one snapshot: the span, its ledger
+    spans = [int(t[len("bet_rows_"):]) for t in tables]
+    fconn = sqlite3.connect(uri_of(plain, "ro"), uri=True, isolation_level=None)
+    ro.execute("BEGIN")         # one snapshot: the spans, their ledgers
     try:
-        if day not in span_days(ro):
-            return False        # dropped already (a crash after its commit cannot be: one txn)
-        have = ro.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        still_open = ro.execute(f"SELECT count(*) FROM {table} INDEXED BY {open_index(table)}"
-                                " WHERE outcome = 0").fetchone()[0]
-        if have != n_file or still_open:
-            log.info("%s: %s holds %d bets (%d open), the file %d: deleting row by row",
-                     name, table, have, still_open, n_file)
-            return False
-        lt = span_ledger(day)
-        money = {u: (p, r) for u, p, r in ro.execute(
-            f"SELECT user, sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),"
-            f" sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM {lt}"
-            f" WHERE kind IN ({KIND_PAYOUT},{KIND_REFUND}) GROUP BY user")}
-        lmax = ro.execute(f"SELECT max(id) FROM {lt}").fetchone()[0]
+        existing = set(span_days(ro))
+        whole, rest = [], []
+        for span in spans:
+            if span not in existing:
+                continue            # dropped by an earlier run, with its totals
+            t, lo, hi = span_table(span), span * SPAN_MS, (span + 1) * SPAN_MS
+            have = ro.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            still_open = ro.execute(f"SELECT count(*) FROM {t} INDEXED BY {open_index(t)}"
+                                    " WHERE outcome = 0").fetchone()[0]
+            bets = fconn.execute("SELECT user, count(*), sum(stake) FROM bet_rows"
+                                 " WHERE col >= ? AND col < ? GROUP BY user", (lo, hi)).fetchall()
+            if still_open or have != sum(k for _, k, _ in bets):
+                log.info("%s: %s holds %d bets (%d open): deleting row by row", name, t, have,
+                         still_open)
+                rest.append(t)
+                continue
+            lt = span_ledger(span)
+            money = {u: (p, r) for u, p, r in ro.execute(
+                f"SELECT user, sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),"
+                f" sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM {lt}"
+                f" WHERE kind IN ({KIND_PAYOUT},{KIND_REFUND}) GROUP BY user")}
+            lmax = ro.execute(f"SELECT max(id) FROM {lt}").fetchone()[0]
+            totals = [[u, k, st, *money.pop(u, (0, 0))] for u, k, st in bets]
+            totals += [[u, 0, 0, p, r] for u, (p, r) in money.items()]
+            whole.append((span, have, lmax, totals))
     finally:
         ro.execute("COMMIT")
-    fconn = sqlite3.connect(uri_of(plain, "ro"), uri=True, isolation_level=None)
-    try:
-        bets = fconn.execute("SELECT user, count(*), sum(stake) FROM bet_rows GROUP BY user"
-                             ).fetchall()
-    finally:
         fconn.close()
-    totals = [[u, k, st, *money.pop(u, (0, 0))] for u, k, st in bets]
-    totals += [[u, 0, 0, p, r] for u, (p, r) in money.items()]
-    yield ("write", [(_ADD_TOTALS, (fid, json.dumps(totals))),
-                     (DROP_SPAN, (day, n_file, lmax))] + _set_state(fid, DELETED))
-    report["bets"] += n_file
-    yield ("pause",)
-    return True
+    for i, (span, n, lmax, totals) in enumerate(whole):
+        last = i == len(whole) - 1 and not rest
+        yield ("write", [(_ADD_TOTALS, (fid, json.dumps(totals))), (DROP_SPAN, (span, n, lmax))]
+               + (_set_state(fid, DELETED) if last else []))
+        report["bets"] += n
+        yield ("pause",)
+    if not whole and not rest:
+        yield ("write", _set_state(fid, DELETED))
+    return rest
 
 
-def _delete(ro, db_path, plain, fid, name, table, report):
+def _delete(ro, db_path, plain, fid, name, tables, report):
     """Remove the file's bets from the hot DB, chunk by chunk, each chunk
     compared column by column with the file first (in C; a difference is
     looked at row by row and stops the job)."""
@@ -456,20 +474,21 @@ def _delete(ro, db_path, plain, fid, name, table, report):
                                " ORDER BY id LIMIT ?)", (after, chunk)).fetchone()[0]
             if hi is None:
                 break
-            ids, k, bad = fconn.execute(
+            found = [(table, *fconn.execute(
                 f"SELECT json_group_array(h.id), count(*), sum(CASE WHEN {DIFFERS} THEN 1"
                 f" ELSE 0 END) FROM main.bet_rows f JOIN hot.{table} h ON h.id = f.id"
-                " WHERE f.id > ? AND f.id <= ?", (after, hi)).fetchone()
+                " WHERE f.id > ? AND f.id <= ?", (after, hi)).fetchone()) for table in tables]
             lo, after = after, hi
-            if not k:
+            found = [f for f in found if f[2]]
+            if not found:
                 continue            # already deleted by an earlier (interrupted) run
-            if bad:
-                explain(fconn, name, lo, hi, table)
+            if any(bad for _, _, _, bad in found):
+                explain(fconn, name, lo, hi, tables)
             t = time.perf_counter()
             yield ("write", [(sql.format(t=table, lt=ledger_for(table)),
                               (fid, ids) if sql.startswith("INSERT") else (ids,))
-                             for sql in _DELETE_CHUNK] + [_VACUUM])
-            report["bets"] += k
+                             for table, ids, _, _ in found for sql in _DELETE_CHUNK] + [_VACUUM])
+            report["bets"] += sum(k for _, _, k, _ in found)
             # chunks sized by time: the round trip (mostly the batch's fsync,
             # which the taps beside it wait on anyway) steers toward CHUNK_MS
             took = (time.perf_counter() - t) * 1000

@@ -12,8 +12,8 @@ from actors.archive._job import COMPRESSED, COPIED, DAY_MS, archive_steps
 from actors.archive._runner import archive_offline
 from actors.archive._files import archive_dir_of
 from actors.bus._intake import _find_bets
-from actors.store import (DROP_SPAN, BETS_VIEW, SpanChanged, bet_tables, span_days, span_ledger,
-                          span_table)
+from actors.store import (DROP_SPAN, BETS_VIEW, SPAN_MS, SpanChanged, bet_tables, span_days,
+                          span_ledger, span_of, span_table)
 from actors.store._audit import audit
 from actors._config import Config
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for
@@ -45,7 +45,8 @@ def test_a_batch_across_midnight_goes_to_two_days_and_reads_as_one(db_path):
     bets = [_bet(alice, before, 0), _bet(alice, after, 1), _bet(alice, before, 2, stake=300)]
     ids, _ = store.write_batch(bets=bets, now=0)
     assert ids == [1, 2, 3]
-    day = MIDNIGHT // DAY_MS
+    day = span_of(after)        # the spans: a quarter of a day each
+    assert span_of(before) == day - 1 and DAY_MS // SPAN_MS == 4
     assert span_days(store.conn) == [day - 1, day]
     in_table = {t: [r[0] for r in store.conn.execute(f"SELECT id FROM {t}")]
                 for t in bet_tables(store.conn)}
@@ -91,18 +92,22 @@ def test_archiving_drops_each_old_day_whole(db_path):
     report = archive_offline(Config(db=db_path), now_ms=NOW)
     assert report["errors"] == [] and report["bets"] > 0
     tables, ledgers = _tables(db_path)
+    def day_of(span):
+        return span * SPAN_MS // DAY_MS
     cutoff_day = (NOW - 7 * DAY_MS) // DAY_MS
-    kept = [d for d in days_before if d >= cutoff_day]
+    kept = [d for d in days_before if day_of(d) >= cutoff_day]
+    gone = [d for d in days_before if day_of(d) < cutoff_day]
     assert tables == ["bet_rows"] + [span_table(d) for d in kept]
     assert sorted(ledgers) == sorted(["ledger"] + [span_ledger(d) for d in kept])
     adir = archive_dir_of(None, db_path)
     files = _check_exactly_once(db_path, adir, set(bets), final=True)
-    assert len(files) == len(days_before) - len(kept)
+    assert len(files) == len({day_of(d) for d in gone}) == 3
     conn = open_readonly(db_path)
     try:
-        # every file came from a day table, and its pages were given back
+        # every file came from its day's spans, and their pages were given back
         assert {r[0] for r in conn.execute("SELECT src FROM archive_files")} == {
-            span_table(d) for d in days_before if d < cutoff_day}
+            ",".join(span_table(d) for d in gone if day_of(d) == day)
+            for day in {day_of(d) for d in gone}}
         assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
     finally:
         conn.close()
@@ -152,14 +157,15 @@ def test_a_crash_between_the_file_and_the_drop_is_finished_by_the_next_run(tmp_p
     conn = open_readonly(db)
     state, src = conn.execute("SELECT state, src FROM archive_files").fetchone()
     conn.close()
-    assert state == COPIED and src in bet_tables(sqlite3.connect(db))
+    spans = src.split(",")
+    assert state == COPIED and set(spans) <= set(bet_tables(sqlite3.connect(db)))
     files = _check_exactly_once(db, adir, set(bets))        # in both places, audit clean
     assert len(files) == 1
     report = archive_offline(Config(db=db), now_ms=NOW)
     assert report["errors"] == []
     files = _check_exactly_once(db, adir, set(bets), final=True)
     assert all(st == COMPRESSED for st, _ in files.values())
-    assert src not in bet_tables(sqlite3.connect(db))
+    assert not set(spans) & set(bet_tables(sqlite3.connect(db)))
     assert full_history(db, "u1") == want
 
 
@@ -200,7 +206,7 @@ def test_a_schema_3_database_keeps_its_bets_and_archives_them_row_by_row(db_path
         uid = store.conn.execute("SELECT id FROM users WHERE name = 'u1'").fetchone()[0]
         new_id = store.write_batch(bets=[_bet(uid, NOW + 60_000, 99)], now=NOW)[0][0]
         assert new_id == max(bets) + 1
-        assert span_days(store.conn) == [(NOW + 60_000) // DAY_MS]
+        assert span_days(store.conn) == [span_of(NOW + 60_000)]
         store.write_batch(settlements=[Settlement(new_id, uid, NOW + 60_000, 9_500_000, 100, 235,
                                                   WON, payout_for(100, 235))], now=NOW + 70_000)
     finally:
