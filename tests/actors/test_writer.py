@@ -394,3 +394,23 @@ def test_per_tap_commit_gives_the_same_results(tmp_path):
     assert group[0] == per_tap[0]
     assert group[2:] == per_tap[2:]
     assert audit(str(tmp_path / "per_tap.db")) == []
+
+
+def test_a_refused_span_drop_fails_alone_and_taps_beside_it_are_acked(system, db_path):
+    """The archiver's DROP_SPAN runs in a transaction of its own: when the
+    Store refuses it (the span is not what the file holds), the taps queued
+    with it are still written and acked, and the span stays."""
+    from actors.store import DROP_SPAN, SpanChanged, span_days, span_of
+    from actors._writes import ArchiveStep
+    ctx, store = start_writer(system, db_path)
+    alice = ctx.writer.ask(EnsureUser("alice", 100_000))
+    assert all(f.get(timeout=5).reason is None for f in send_bets(ctx, [bet(alice, 0)]))
+    span = span_of(COL)
+    drop = ctx.writer.ask_async(ArchiveStep([(DROP_SPAN, (span, 5, None))]))   # it holds 1 bet
+    taps = send_bets(ctx, [bet(alice, i) for i in range(1, 4)])
+    with pytest.raises(SpanChanged):
+        drop.get(timeout=5)
+    assert all(f.get(timeout=5).reason is None for f in taps)
+    assert rows(db_path, "SELECT count(*) FROM bets") == [(4,)]
+    assert span in span_days(store.conn)
+    assert audit(db_path) == []
