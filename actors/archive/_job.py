@@ -7,17 +7,21 @@ recorded in the hot DB's ``archive_files`` only once it is true on disk:
 1. COPIED     the file holds every settled bet of the part; its row count and
               checksum were verified by reading the file back;
 2. DELETED    those bets (and their payout/refund ledger rows) are gone from
-              the hot DB, in small transactions through the Writer, each of
-              which also adds what it removed to the per-user ``archived``
-              totals, so balances stay provable at every commit;
+              the hot DB, through the Writer, each transaction adding what it
+              removed to the per-user ``archived`` totals, so balances stay
+              provable at every commit: each of the day's spans
+              (``store._spans``) dropped whole, checked unchanged by the Store;
+              bets in ``bet_rows`` (from before spans) or in a span with a bet
+              still open deleted in small chunks;
 3. COMPRESSED the file is compressed to ``<name>.xz``, by column (format 3,
               ``_columns``), read back and compared with the plain file first;
 4. SHIPPED    ``archive_cmd`` succeeded on it;
 5. REMOVED    and ``archive_delete_shipped`` deleted the local copy.
 
 A crash anywhere (kill -9) leaves a state the next run completes: an
-unrecorded file is thrown away and made again; a delete chunk is one
-transaction and is retried by id, so nothing is lost or counted twice.
+unrecorded file is thrown away and made again; a span drop or a delete
+chunk is one transaction (a dropped span is not dropped again, a chunk is
+retried by id), so nothing is lost or counted twice.
 
 The job is a generator of requests (``write`` statements for the Writer,
 ``pause``, ``run`` a shell command) so the same steps run inside the server
@@ -32,21 +36,19 @@ and offline (``_runner``: the Archiver actor and ``archive_offline``).
     'write'
 """
 import datetime
-import json
 import logging
 import os
 import shlex
 import threading
 import time
 
-from ._files import (COMPRESSED, COPIED, DELETED, REMOVED, SHIPPED,
-                     STATE_NAMES, STORED_COLUMNS, HOT_COLUMNS, attach_hot, compress_steps,
-                     create_file,
-                     fsync_dir, fsync_path, uri_of)
+from ._files import (COMPRESSED, COPIED, DELETED, REMOVED, SHIPPED, STATE_NAMES, STORED_COLUMNS,
+                     HOT_COLUMNS, attach_hot, compress_steps, create_file, fsync_dir, fsync_path)
 from ._columns import Unsupported, pack_steps
-from ._verify import DIFFERS, ArchiveError, explain, verify
-from ..store import (DROP_SPAN, KIND_PAYOUT, KIND_REFUND, SPAN_MS, ledger_for,
-                     open_index, open_readonly, span_days, span_ledger, span_table)
+from ._remove import (DAY_MS, check_moved, delete_rows, drop_empty_spans, drop_spans, set_state,
+                      vacuum_steps)
+from ._verify import ArchiveError, verify
+from ..store import SPAN_MS, open_readonly, span_days, span_table
 from ..store import copy_record_steps, prune_record_steps
 
 __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED", "DELETED",
@@ -54,49 +56,13 @@ __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED
 
 log = logging.getLogger("tapgrid.archive")
 
-DAY_MS = 86_400_000
 # Step sizes: each bounds how long taps can wait on the archiver, through
 # the GIL (a copy step's Python work) or behind a Writer transaction.
 COPY_ROWS = 5_000           # hot ids scanned per copy step (INSERT ... SELECT, in C)
 SCAN_ROWS = 2_000           # rows checksummed per step (Python, holding the GIL: ~3 ms)
-CHUNK = 1_000               # bets in the first delete transaction; then sized by time:
-CHUNK_MS = 12.0             # the Writer round trip aimed at (the batch's fsync dominates)
-CHUNK_MIN, CHUNK_MAX = 200, 4_000
-VACUUM_PAGES = 64           # pages reclaimed per incremental_vacuum step
 SYNC_STEPS = 1              # copy steps between fsyncs of the file being built
 XZ_PRESET = 6               # format 2 (whole-file lzma), for what format 3 cannot hold
 STOP_SLACK_MS = 3_600_000   # scan this far past the part's end (ids are only roughly time-ordered)
-
-_IDS = "(SELECT value FROM json_each(?))"
-_DELETE_CHUNK = [
-    # What leaves the hot DB is added to the user's totals in the same
-    # transaction: stakes from the bets, payouts/refunds from the ledger rows.
-    f"""INSERT INTO archived(user, file, n, stakes, payouts, refunds)
-        SELECT user, ?, count(*), sum(stake), 0, 0 FROM {{t}}
-        WHERE id IN {_IDS} AND outcome != 0 GROUP BY user
-        ON CONFLICT(user, file) DO UPDATE SET n = n + excluded.n,
-                                              stakes = stakes + excluded.stakes""",
-    f"""INSERT INTO archived(user, file, n, stakes, payouts, refunds)
-        SELECT user, ?, 0, 0, sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),
-               sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM {{lt}}
-        WHERE bet IN {_IDS} AND bet IS NOT NULL AND kind IN ({KIND_PAYOUT},{KIND_REFUND})
-        GROUP BY user
-        ON CONFLICT(user, file) DO UPDATE SET payouts = payouts + excluded.payouts,
-                                              refunds = refunds + excluded.refunds""",
-    f"""DELETE FROM {{lt}} WHERE bet IN {_IDS} AND bet IS NOT NULL
-        AND kind IN ({KIND_PAYOUT},{KIND_REFUND})""",
-    f"DELETE FROM {{t}} WHERE id IN {_IDS} AND outcome != 0",
-]
-# A whole span leaving at once: its per-user totals (``[user, n, stakes,
-# payouts, refunds]`` rows, from the file and the span's ledger), then the
-# Store's checked DROP_SPAN, then the state: one transaction.
-_ADD_TOTALS = """INSERT INTO archived(user, file, n, stakes, payouts, refunds)
-    SELECT value ->> 0, ?, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)
-    WHERE true
-    ON CONFLICT(user, file) DO UPDATE SET n = n + excluded.n, stakes = stakes + excluded.stakes,
-        payouts = payouts + excluded.payouts, refunds = refunds + excluded.refunds"""
-_VACUUM = (f"PRAGMA incremental_vacuum({VACUUM_PAGES})", ())
-
 
 def new_report():
     return {"files": [], "bets": 0, "shipped": 0, "removed": 0, "errors": [], "seconds": 0.0,
@@ -111,12 +77,6 @@ def _timed(report, phase, gen):
     finally:
         ph = report.setdefault("phase_s", {})
         ph[phase] = round(ph.get(phase, 0.0) + time.monotonic() - t, 3)
-
-
-def _set_state(fid, state, **cols):
-    sets = "".join(f", {k} = ?" for k in cols)
-    return [(f"UPDATE archive_files SET state = ?{sets} WHERE id = ?",
-             (state, *cols.values(), fid))]
 
 
 def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_shipped=False,
@@ -134,7 +94,7 @@ def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_ship
                 "SELECT id, name, state, src FROM archive_files WHERE state < ? ORDER BY id",
                 (REMOVED,)).fetchall():
             yield from _advance(ro, db_path, adir, fid, name, state, src, *opts)
-        yield from _drop_empty_spans(ro, now_ms, hot_days)
+        yield from drop_empty_spans(ro, now_ms, hot_days)
         while True:
             part = yield from _timed(report, "copy", _copy(ro, db_path, adir, now_ms, hot_days,
                                                            report))
@@ -142,8 +102,8 @@ def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_ship
                 break
             yield from _advance(ro, db_path, adir, *part, *opts)
         # the pages the parts freed: given back while the last part compresses, then the rest
-        yield from bg.finish(_vacuum(ro))
-        yield from _timed(report, "reclaim", _vacuum(ro))
+        yield from bg.finish(vacuum_steps(ro))
+        yield from _timed(report, "reclaim", vacuum_steps(ro))
         # the price record: archived with each part above, pruned once no hot bet needs it
         report["ticks_pruned"] = yield from prune_record_steps(ro, now_ms, hot_days)
     finally:
@@ -209,7 +169,7 @@ class _Compressor:
         self.pending = None
         if errors:
             raise errors[0]
-        yield ("write", _set_state(fid, COMPRESSED, bytes=os.path.getsize(xz)))
+        yield ("write", set_state(fid, COMPRESSED, bytes=os.path.getsize(xz)))
         os.remove(plain)
         fsync_dir(plain)
         yield from _ship(fid, name, COMPRESSED, xz, *tail)
@@ -238,17 +198,17 @@ def _advance(ro, db_path, adir, fid, name, state, src, archive_cmd, delete_shipp
     xz = plain + ".xz"
     if state == COPIED:
         tables = src.split(",") if src else ["bet_rows"]
-        rest = yield from _timed(report, "delete", _drop(ro, plain, fid, name, tables, report))
+        rest = yield from _timed(report, "delete", drop_spans(ro, plain, fid, name, tables, report))
         if rest:
-            yield from _timed(report, "delete", _delete(ro, db_path, plain, fid, name, rest,
+            yield from _timed(report, "delete", delete_rows(ro, db_path, plain, fid, name, rest,
                                                         report))
-            yield ("write", _set_state(fid, DELETED))
-        _check_moved(ro, fid, name, report)
+            yield ("write", set_state(fid, DELETED))
+        check_moved(ro, fid, name, report)
         state = DELETED
     if state == DELETED:
         if not os.path.exists(plain):
             raise ArchiveError(f"{name}: the file is missing (state deleted)")
-        yield from bg.finish(_vacuum(ro))       # one part compressing at a time
+        yield from bg.finish(vacuum_steps(ro))       # one part compressing at a time
         bg.start(fid, name, plain, xz, (archive_cmd, delete_shipped, report))
         return
     yield from _ship(fid, name, state, xz, archive_cmd, delete_shipped, report)
@@ -265,14 +225,14 @@ def _ship(fid, name, state, xz, archive_cmd, delete_shipped, report):
             report["errors"].append(f"{name}: archive_cmd exited {rc}; kept, retried next run")
             log.error("archive_cmd failed on %s (exit %s)", xz, rc)
             return
-        yield ("write", _set_state(fid, SHIPPED))
+        yield ("write", set_state(fid, SHIPPED))
         report["shipped"] += 1
         state = SHIPPED
     if state == SHIPPED and delete_shipped:
         if os.path.exists(xz):
             os.remove(xz)
             fsync_dir(xz)
-        yield ("write", _set_state(fid, REMOVED))
+        yield ("write", set_state(fid, REMOVED))
         report["removed"] += 1
 
 
@@ -389,133 +349,3 @@ def _next_part(ro, cutoff):
         if firsts:
             return (tables, min(firsts), end)
     return None
-
-
-def _drop_empty_spans(ro, now_ms, hot_days):
-    """Old spans left with no bet (their settled bets deleted row by row
-    by an earlier run): dropped, so the view does not keep growing."""
-    for day in span_days(ro):
-        if (day + 1) * SPAN_MS > now_ms - hot_days * DAY_MS:
-            break
-        if ro.execute(f"SELECT 1 FROM {span_table(day)} LIMIT 1").fetchone() is None:
-            lmax = ro.execute(f"SELECT max(id) FROM {span_ledger(day)}").fetchone()[0]
-            yield ("write", [(DROP_SPAN, (day, 0, lmax))])
-
-
-def _drop(ro, plain, fid, name, tables, report):
-    """Drop each of the part's spans that is whole (every bet of it in the
-    file, none open), each in a transaction of its own with the totals that
-    leave (the Store checks it unchanged), the last with the state. Returns
-    the tables whose bets must still be deleted row by row (``bet_rows``, a
-    span with a bet still open)."""
-    import pysqlite3.dbapi2 as sqlite3
-    if tables == ["bet_rows"]:
-        return tables
-    if not os.path.exists(plain):
-        raise ArchiveError(f"{name}: the file is missing (state copied)")
-    spans = [int(t[len("bet_rows_"):]) for t in tables]
-    fconn = sqlite3.connect(uri_of(plain, "ro"), uri=True, isolation_level=None)
-    ro.execute("BEGIN")         # one snapshot: the spans, their ledgers
-    try:
-        existing = set(span_days(ro))
-        whole, rest = [], []
-        for span in spans:
-            if span not in existing:
-                continue            # dropped by an earlier run, with its totals
-            t, lo, hi = span_table(span), span * SPAN_MS, (span + 1) * SPAN_MS
-            have = ro.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            still_open = ro.execute(f"SELECT count(*) FROM {t} INDEXED BY {open_index(t)}"
-                                    " WHERE outcome = 0").fetchone()[0]
-            bets = fconn.execute("SELECT user, count(*), sum(stake) FROM bet_rows"
-                                 " WHERE col >= ? AND col < ? GROUP BY user", (lo, hi)).fetchall()
-            if still_open or have != sum(k for _, k, _ in bets):
-                log.info("%s: %s holds %d bets (%d open): deleting row by row", name, t, have,
-                         still_open)
-                rest.append(t)
-                continue
-            lt = span_ledger(span)
-            money = {u: (p, r) for u, p, r in ro.execute(
-                f"SELECT user, sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),"
-                f" sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM {lt}"
-                f" WHERE kind IN ({KIND_PAYOUT},{KIND_REFUND}) GROUP BY user")}
-            lmax = ro.execute(f"SELECT max(id) FROM {lt}").fetchone()[0]
-            totals = [[u, k, st, *money.pop(u, (0, 0))] for u, k, st in bets]
-            totals += [[u, 0, 0, p, r] for u, (p, r) in money.items()]
-            whole.append((span, have, lmax, totals))
-    finally:
-        ro.execute("COMMIT")
-        fconn.close()
-    for i, (span, n, lmax, totals) in enumerate(whole):
-        last = i == len(whole) - 1 and not rest
-        yield ("write", [(_ADD_TOTALS, (fid, json.dumps(totals))), (DROP_SPAN, (span, n, lmax))]
-               + (_set_state(fid, DELETED) if last else []))
-        report["bets"] += n
-        yield ("pause",)
-    if not whole and not rest:
-        yield ("write", _set_state(fid, DELETED))
-    return rest
-
-
-def _delete(ro, db_path, plain, fid, name, tables, report):
-    """Remove the file's bets from the hot DB, chunk by chunk, each chunk
-    compared column by column with the file first (in C; a difference is
-    looked at row by row and stops the job)."""
-    import pysqlite3.dbapi2 as sqlite3
-    if not os.path.exists(plain):
-        raise ArchiveError(f"{name}: the file is missing (state copied)")
-    fconn = sqlite3.connect(uri_of(plain, "ro"), uri=True, isolation_level=None,
-                            check_same_thread=False)
-    attach_hot(fconn, db_path)
-    after = 0
-    chunk = CHUNK
-    try:
-        while True:
-            hi = fconn.execute("SELECT max(id) FROM (SELECT id FROM main.bet_rows WHERE id > ?"
-                               " ORDER BY id LIMIT ?)", (after, chunk)).fetchone()[0]
-            if hi is None:
-                break
-            found = [(table, *fconn.execute(
-                f"SELECT json_group_array(h.id), count(*), sum(CASE WHEN {DIFFERS} THEN 1"
-                f" ELSE 0 END) FROM main.bet_rows f JOIN hot.{table} h ON h.id = f.id"
-                " WHERE f.id > ? AND f.id <= ?", (after, hi)).fetchone()) for table in tables]
-            lo, after = after, hi
-            found = [f for f in found if f[2]]
-            if not found:
-                continue            # already deleted by an earlier (interrupted) run
-            if any(bad for _, _, _, bad in found):
-                explain(fconn, name, lo, hi, tables)
-            t = time.perf_counter()
-            yield ("write", [(sql.format(t=table, lt=ledger_for(table)),
-                              (fid, ids) if sql.startswith("INSERT") else (ids,))
-                             for table, ids, _, _ in found for sql in _DELETE_CHUNK] + [_VACUUM])
-            report["bets"] += sum(k for _, _, k, _ in found)
-            # chunks sized by time: the round trip (mostly the batch's fsync,
-            # which the taps beside it wait on anyway) steers toward CHUNK_MS
-            took = (time.perf_counter() - t) * 1000
-            chunk = max(CHUNK_MIN, min(CHUNK_MAX, int(chunk * CHUNK_MS / max(took, 0.5))))
-            yield ("pause",)
-    finally:
-        fconn.close()
-
-
-def _vacuum(ro):
-    """Give the freed pages back, a few at a time (each step is a Writer round trip)."""
-    for _ in range(100000):
-        if ro.execute("PRAGMA freelist_count").fetchone()[0] == 0:
-            break
-        yield ("write", [_VACUUM])
-        yield ("pause",)
-
-
-def _check_moved(ro, fid, name, report):
-    """The totals that left the hot DB for the file are the file's."""
-    n, stakes, payouts, refunds = ro.execute(
-        "SELECT coalesce(sum(n), 0), coalesce(sum(stakes), 0), coalesce(sum(payouts), 0),"
-        " coalesce(sum(refunds), 0) FROM archived WHERE file = ?", (fid,)).fetchone()
-    want = ro.execute("SELECT n, stakes, payouts, refunds FROM archive_files WHERE id = ?",
-                      (fid,)).fetchone()
-    if (n, stakes, payouts, refunds) != tuple(want):
-        msg = (f"{name}: moved totals {(n, stakes, payouts, refunds)} != file {tuple(want)}"
-               " (see tapgrid audit)")
-        report["errors"].append(msg)
-        log.error(msg)
