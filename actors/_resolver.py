@@ -9,7 +9,8 @@ void (refunded) if the feed was stale at any moment inside the window.
 
 Nobody tells it about new bets: the Writer -> Resolver path is a poll of
 the database. On every tick it queries the open-bets index (the partial
-covering index ``bets_open(col, lo, ...)``, through its own read-only
+covering index ``bets_open(col, lo, ...)`` of the column's day table
+(``store._spans``; and of ``bet_rows``, bets from before), through its own read-only
 connection, on a native thread of its own: a column's open bets can be
 tens of thousands of rows, never read on the event loop) for the bets of that tick's column inside the window's range
 so far (instant wins), and every 0.25 s (the ``sweep`` timer) it queries
@@ -60,7 +61,7 @@ from engine import Actor, NativePool
 
 from .feeds import Tick
 from ._model import LOST, VOID, WON, Settlement, payout_for
-from .store import open_readonly
+from .store import bet_tables, open_index, open_readonly, table_of
 from ._watchdog import Health
 from ._writes import Settle
 
@@ -195,6 +196,19 @@ class Resolver(Actor):
     def _fetch(self, sql, params):
         return self.ro.execute(sql, params).fetchall()
 
+    def _open_bets(self, select, where, params, col=None):
+        """``SELECT {select} ... WHERE outcome = 0 AND {where}`` over the open-bets
+        index of every bet table, or of those that can hold column ``col``."""
+        return self.reader.call(self._fetch_open, select, where, params, col)
+
+    def _fetch_open(self, select, where, params, col):
+        tables = bet_tables(self.ro)
+        if col is not None:
+            tables = sorted({"bet_rows", table_of(self.ro, col)})
+        sql = " UNION ALL ".join(f"SELECT {select} FROM {t} INDEXED BY {open_index(t)}"
+                                 f" WHERE outcome = 0 AND {where}" for t in tables)
+        return self.ro.execute(sql, tuple(params) * len(tables)).fetchall()
+
     # --- messages ---------------------------------------------------------------------
 
     def receive(self, msg):
@@ -255,10 +269,9 @@ class Resolver(Actor):
 
     def _instant_wins(self, t0, low, high):
         band = self.ctx.cfg.band_cents
-        rows = self._query(
-            "SELECT id, user, lo, stake, mult FROM bet_rows INDEXED BY bets_open "
-            "WHERE outcome = 0 AND col = ? AND lo > ? AND lo <= ? AND mkt IN (?, ?)",
-            (t0, low - band, high) + self.mkts)
+        rows = self._open_bets("id, user, lo, stake, mult",
+                               "col = ? AND lo > ? AND lo <= ? AND mkt IN (?, ?)",
+                               (t0, low - band, high) + self.mkts, col=t0)
         n = self.number
         wins = [Settlement(bid, user, t0, lo, stake, mult, WON, payout_for(stake, mult), n)
                 for bid, user, lo, stake, mult in rows if bid not in self.inflight]
@@ -270,9 +283,8 @@ class Resolver(Actor):
         now = self.ctx.now()
         col_ms = self.ctx.cfg.column_ms
         horizon = now - col_ms - self.grace_ms
-        cols = [c for (c,) in self._query(
-            "SELECT DISTINCT col FROM bet_rows INDEXED BY bets_open WHERE outcome = 0 AND col <= ?"
-            " AND mkt IN (?, ?)", (horizon,) + self.mkts)]
+        cols = sorted({c for (c,) in self._open_bets("DISTINCT col", "col <= ? AND mkt IN (?, ?)",
+                                                     (horizon,) + self.mkts)})
         for t0 in cols:
             self._finish(t0)
         for t0 in [t for t in self.ranges if t + col_ms < horizon]:
@@ -294,8 +306,8 @@ class Resolver(Actor):
                                 " AND ts < ? ORDER BY ts",
                                 (t0 - 10 * self.stale_after - cfg.column_ms, t1))
         path = window_path(ticks, self.stale_spans, t0, t1, self.stale_after)
-        rows = self._query("SELECT id, user, lo, stake, mult FROM bet_rows INDEXED BY bets_open "
-                           "WHERE outcome = 0 AND col = ? AND mkt IN (?, ?)", (t0,) + self.mkts)
+        rows = self._open_bets("id, user, lo, stake, mult", "col = ? AND mkt IN (?, ?)",
+                               (t0,) + self.mkts, col=t0)
         band = cfg.band_cents
         out = []
         for bid, user, lo, stake, mult in rows:

@@ -208,7 +208,7 @@ def main():
         phases = report.get("phase_s") or {}
         with open("/proc/loadavg") as f:
             uptime = "load average " + ", ".join(f.read().split()[:3])
-        hot_n = count(db, "SELECT count(*) FROM bet_rows")
+        hot_n = count(db, "SELECT count(*) FROM bets")
         hot_bpb = file_bytes(db) / hot_n
         adir = os.path.join(dirpath, "archive")
         xz = sum(os.path.getsize(os.path.join(adir, f)) for f in os.listdir(adir)

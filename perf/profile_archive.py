@@ -24,6 +24,7 @@ sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
 from actors.archive import _columns, _job  # noqa: E402
 from actors.archive._child import run_steps  # noqa: E402
 from actors.archive._job import DAY_MS, archive_steps, new_report  # noqa: E402
+from actors.store import DROP_SPAN  # noqa: E402
 from actors.store._store import Store  # noqa: E402
 
 T = {}
@@ -76,10 +77,11 @@ def main():
             return wrapper
         _job._copy = phased("copy (INSERT ... SELECT)", _job._copy)
         _job.verify = phased("read-back and checksum", _job.verify)
-        _job._delete = phased("delete chunks' compare", _job._delete)
+        _job.delete_rows = phased("delete chunks' compare", _job.delete_rows)
 
         def write(stmts):
-            kind = ("write: delete chunk" if any("DELETE FROM bet_rows" in s[0] for s in stmts)
+            kind = ("write: span drop" if any(s[0] == DROP_SPAN for s in stmts)
+                    else "write: delete chunk" if any("DELETE FROM bet_rows" in s[0] for s in stmts)
                     else "write: vacuum step" if stmts[0][0].startswith("PRAGMA incremental")
                     else "write: other")
             t = time.perf_counter()

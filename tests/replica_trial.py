@@ -88,7 +88,7 @@ def run_trial(workdir, sync_ms=1000, load_s=5.0, players=6, seed=1):
     audit = tapgrid("audit", "--db", db)
     import pysqlite3.dbapi2 as sqlite3
     conn = sqlite3.connect("file:" + db + "?mode=ro", uri=True)
-    present = {r[0] for r in conn.execute("SELECT id FROM bet_rows")}
+    present = {r[0] for r in conn.execute("SELECT id FROM bets")}
     conn.close()
     lost = [t for bet, t in acked if t <= kill_t and bet not in present]
     return {"db": db, "acked": acked, "kill_t": kill_t, "present": present,

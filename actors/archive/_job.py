@@ -7,17 +7,21 @@ recorded in the hot DB's ``archive_files`` only once it is true on disk:
 1. COPIED     the file holds every settled bet of the part; its row count and
               checksum were verified by reading the file back;
 2. DELETED    those bets (and their payout/refund ledger rows) are gone from
-              the hot DB, in small transactions through the Writer, each of
-              which also adds what it removed to the per-user ``archived``
-              totals, so balances stay provable at every commit;
+              the hot DB, through the Writer, each transaction adding what it
+              removed to the per-user ``archived`` totals, so balances stay
+              provable at every commit: each of the day's spans
+              (``store._spans``) dropped whole, checked unchanged by the Store;
+              bets in ``bet_rows`` (from before spans) or in a span with a bet
+              still open deleted in small chunks;
 3. COMPRESSED the file is compressed to ``<name>.xz``, by column (format 3,
               ``_columns``), read back and compared with the plain file first;
 4. SHIPPED    ``archive_cmd`` succeeded on it;
 5. REMOVED    and ``archive_delete_shipped`` deleted the local copy.
 
 A crash anywhere (kill -9) leaves a state the next run completes: an
-unrecorded file is thrown away and made again; a delete chunk is one
-transaction and is retried by id, so nothing is lost or counted twice.
+unrecorded file is thrown away and made again; a span drop or a delete
+chunk is one transaction (a dropped span is not dropped again, a chunk is
+retried by id), so nothing is lost or counted twice.
 
 The job is a generator of requests (``write`` statements for the Writer,
 ``pause``, ``run`` a shell command) so the same steps run inside the server
@@ -38,13 +42,13 @@ import shlex
 import threading
 import time
 
-from ._files import (COMPRESSED, COPIED, DELETED, REMOVED, SHIPPED,
-                     STATE_NAMES, STORED_COLUMNS, HOT_COLUMNS, attach_hot, compress_steps,
-                     create_file,
-                     fsync_dir, fsync_path, uri_of)
+from ._files import (COMPRESSED, COPIED, DELETED, REMOVED, SHIPPED, STATE_NAMES, STORED_COLUMNS,
+                     HOT_COLUMNS, attach_hot, compress_steps, create_file, fsync_dir, fsync_path)
 from ._columns import Unsupported, pack_steps
-from ._verify import DIFFERS, ArchiveError, explain, verify
-from ..store import KIND_PAYOUT, KIND_REFUND, nice_thread, open_readonly
+from ._remove import (DAY_MS, check_moved, delete_rows, drop_empty_spans, drop_spans, set_state,
+                      vacuum_steps)
+from ._verify import ArchiveError, verify
+from ..store import SPAN_MS, open_readonly, span_days, span_table
 from ..store import copy_record_steps, prune_record_steps
 
 __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED", "DELETED",
@@ -52,41 +56,13 @@ __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED
 
 log = logging.getLogger("tapgrid.archive")
 
-DAY_MS = 86_400_000
 # Step sizes: each bounds how long taps can wait on the archiver, through
 # the GIL (a copy step's Python work) or behind a Writer transaction.
-COPY_ROWS = 20_000          # hot ids scanned per copy step (INSERT ... SELECT, in C)
+COPY_ROWS = 5_000           # hot ids scanned per copy step (INSERT ... SELECT, in C)
 SCAN_ROWS = 2_000           # rows checksummed per step (Python, holding the GIL: ~3 ms)
-CHUNK = 1_000               # bets in the first delete transaction; then sized by time:
-CHUNK_MS = 12.0             # the Writer round trip aimed at (the batch's fsync dominates)
-CHUNK_MIN, CHUNK_MAX = 200, 4_000
-VACUUM_PAGES = 64           # pages reclaimed per incremental_vacuum step
-SYNC_STEPS = 2              # copy steps between fsyncs of the file being built
+SYNC_STEPS = 1              # copy steps between fsyncs of the file being built
 XZ_PRESET = 6               # format 2 (whole-file lzma), for what format 3 cannot hold
 STOP_SLACK_MS = 3_600_000   # scan this far past the part's end (ids are only roughly time-ordered)
-
-_IDS = "(SELECT value FROM json_each(?))"
-_DELETE_CHUNK = [
-    # What leaves the hot DB is added to the user's totals in the same
-    # transaction: stakes from the bets, payouts/refunds from the ledger rows.
-    f"""INSERT INTO archived(user, file, n, stakes, payouts, refunds)
-        SELECT user, ?, count(*), sum(stake), 0, 0 FROM bet_rows
-        WHERE id IN {_IDS} AND outcome != 0 GROUP BY user
-        ON CONFLICT(user, file) DO UPDATE SET n = n + excluded.n,
-                                              stakes = stakes + excluded.stakes""",
-    f"""INSERT INTO archived(user, file, n, stakes, payouts, refunds)
-        SELECT user, ?, 0, 0, sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),
-               sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM ledger
-        WHERE bet IN {_IDS} AND bet IS NOT NULL AND kind IN ({KIND_PAYOUT},{KIND_REFUND})
-        GROUP BY user
-        ON CONFLICT(user, file) DO UPDATE SET payouts = payouts + excluded.payouts,
-                                              refunds = refunds + excluded.refunds""",
-    f"""DELETE FROM ledger WHERE bet IN {_IDS} AND bet IS NOT NULL
-        AND kind IN ({KIND_PAYOUT},{KIND_REFUND})""",
-    f"DELETE FROM bet_rows WHERE id IN {_IDS} AND outcome != 0",
-]
-_VACUUM = (f"PRAGMA incremental_vacuum({VACUUM_PAGES})", ())
-
 
 def new_report():
     return {"files": [], "bets": 0, "shipped": 0, "removed": 0, "errors": [], "seconds": 0.0,
@@ -103,12 +79,6 @@ def _timed(report, phase, gen):
         ph[phase] = round(ph.get(phase, 0.0) + time.monotonic() - t, 3)
 
 
-def _set_state(fid, state, **cols):
-    sets = "".join(f", {k} = ?" for k in cols)
-    return [(f"UPDATE archive_files SET state = ?{sets} WHERE id = ?",
-             (state, *cols.values(), fid))]
-
-
 def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_shipped=False,
                   report=None):
     """The job, as a generator of requests (see the module docstring)."""
@@ -120,16 +90,20 @@ def archive_steps(db_path, adir, now_ms, hot_days, archive_cmd=None, delete_ship
                           " DO UPDATE SET value = excluded.value", (adir,))])
         _cleanup(ro, adir)
         opts = (archive_cmd, delete_shipped, report, bg)
-        for fid, name, state in ro.execute("SELECT id, name, state FROM archive_files"
-                                           " WHERE state < ? ORDER BY id", (REMOVED,)).fetchall():
-            yield from _advance(ro, db_path, adir, fid, name, state, *opts)
+        for fid, name, state, src in ro.execute(
+                "SELECT id, name, state, src FROM archive_files WHERE state < ? ORDER BY id",
+                (REMOVED,)).fetchall():
+            yield from _advance(ro, db_path, adir, fid, name, state, src, *opts)
+        yield from drop_empty_spans(ro, now_ms, hot_days)
         while True:
             part = yield from _timed(report, "copy", _copy(ro, db_path, adir, now_ms, hot_days,
                                                            report))
             if part is None:
                 break
             yield from _advance(ro, db_path, adir, *part, *opts)
-        yield from bg.finish()
+        # the pages the parts freed: given back while the last part compresses, then the rest
+        yield from bg.finish(vacuum_steps(ro))
+        yield from _timed(report, "reclaim", vacuum_steps(ro))
         # the price record: archived with each part above, pruned once no hot bet needs it
         report["ticks_pruned"] = yield from prune_record_steps(ro, now_ms, hot_days)
     finally:
@@ -151,12 +125,11 @@ class _Compressor:
         errors = []
 
         def run():
-            # In the server's archive child the job is on SCHED_IDLE; lzma,
-            # the bulk of its CPU, is not: measured on the shared 2-core box
-            # (load 12-16), SCHED_IDLE starved it to half the throughput.
-            # At nice 10 it still yields to the server (and holds no GIL of it).
-            if os.sched_getscheduler(0) == os.SCHED_IDLE:
-                nice_thread(10)
+            # In the server's archive child the job is on SCHED_IDLE, and so
+            # is this thread: with whole spans dropped the archiver has
+            # throughput to spare, and at nice 10 lzma still cost taps
+            # (p99 gap +5.6..+10.4 ms against +4.7/+5.3 on SCHED_IDLE, one
+            # quiet afternoon). Under heavy load it then runs slower.
             t = time.monotonic()
             try:
                 try:
@@ -179,18 +152,24 @@ class _Compressor:
         if self.pending is not None:
             self.pending[0].join()
 
-    def finish(self):
-        """Wait for the part being compressed, record it, ship it."""
+    def finish(self, meanwhile=None):
+        """Wait for the part being compressed (running the requests of the
+        generator ``meanwhile`` as long as it has any), record it, ship it."""
         if self.pending is None:
             return
         th, errors, fid, name, plain, xz, tail = self.pending
         while th.is_alive():
-            th.join(0.05)
-            yield ("pause",)
+            req = next(meanwhile, None) if meanwhile is not None else None
+            if req is None:
+                meanwhile = None
+                th.join(0.05)
+                yield ("pause",)
+            else:
+                yield req
         self.pending = None
         if errors:
             raise errors[0]
-        yield ("write", _set_state(fid, COMPRESSED, bytes=os.path.getsize(xz)))
+        yield ("write", set_state(fid, COMPRESSED, bytes=os.path.getsize(xz)))
         os.remove(plain)
         fsync_dir(plain)
         yield from _ship(fid, name, COMPRESSED, xz, *tail)
@@ -213,17 +192,23 @@ def _cleanup(ro, adir):
             os.remove(path)
 
 
-def _advance(ro, db_path, adir, fid, name, state, archive_cmd, delete_shipped, report, bg):
+def _advance(ro, db_path, adir, fid, name, state, src, archive_cmd, delete_shipped, report,
+             bg):
     plain = os.path.join(adir, name)
     xz = plain + ".xz"
     if state == COPIED:
-        yield from _timed(report, "delete", _delete(ro, db_path, plain, fid, name, report))
-        yield ("write", _set_state(fid, DELETED))
+        tables = src.split(",") if src else ["bet_rows"]
+        rest = yield from _timed(report, "delete", drop_spans(ro, plain, fid, name, tables, report))
+        if rest:
+            yield from _timed(report, "delete", delete_rows(ro, db_path, plain, fid, name, rest,
+                                                        report))
+            yield ("write", set_state(fid, DELETED))
+        check_moved(ro, fid, name, report)
         state = DELETED
     if state == DELETED:
         if not os.path.exists(plain):
             raise ArchiveError(f"{name}: the file is missing (state deleted)")
-        yield from bg.finish()          # one part compressing at a time
+        yield from bg.finish(vacuum_steps(ro))       # one part compressing at a time
         bg.start(fid, name, plain, xz, (archive_cmd, delete_shipped, report))
         return
     yield from _ship(fid, name, state, xz, archive_cmd, delete_shipped, report)
@@ -240,14 +225,14 @@ def _ship(fid, name, state, xz, archive_cmd, delete_shipped, report):
             report["errors"].append(f"{name}: archive_cmd exited {rc}; kept, retried next run")
             log.error("archive_cmd failed on %s (exit %s)", xz, rc)
             return
-        yield ("write", _set_state(fid, SHIPPED))
+        yield ("write", set_state(fid, SHIPPED))
         report["shipped"] += 1
         state = SHIPPED
     if state == SHIPPED and delete_shipped:
         if os.path.exists(xz):
             os.remove(xz)
             fsync_dir(xz)
-        yield ("write", _set_state(fid, REMOVED))
+        yield ("write", set_state(fid, REMOVED))
         report["removed"] += 1
 
 
@@ -256,20 +241,17 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
     COPIED) once recorded, None when nothing is old enough. The rows go
     hot DB -> file by ``INSERT ... SELECT`` over an attached read-only hot
     DB: SQLite does the work in C, with the GIL released."""
-    first = ro.execute("SELECT id, col FROM bet_rows WHERE outcome != 0 ORDER BY id LIMIT 1"
-                       ).fetchone()
-    if first is None:
+    part = _next_part(ro, now_ms - hot_days * DAY_MS)
+    if part is None:
         return None
-    end = (first[1] // DAY_MS + 1) * DAY_MS
-    if end > now_ms - hot_days * DAY_MS:
-        return None
+    tables, first, end = part
     fid = (ro.execute("SELECT max(id) FROM archive_files").fetchone()[0] or 0) + 1
     day = datetime.datetime.fromtimestamp((end - DAY_MS) / 1000, datetime.timezone.utc)
     name = f"bets-{day:%Y-%m-%d}-{fid:06d}.db"
     path = os.path.join(adir, name)
     building = path + ".building"
     conn = create_file(building)
-    after = first[0] - 1
+    after = first - 1
     steps = 0
     try:
         conn.execute("COMMIT")
@@ -280,13 +262,15 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
             # settled ones of this part are copied (the hot snapshot is the
             # transaction's, the same for both statements)
             hi, low_col = conn.execute(
-                "SELECT max(id), min(col) FROM (SELECT id, col FROM hot.bet_rows WHERE id > ?"
-                " ORDER BY id LIMIT ?)", (after, COPY_ROWS)).fetchone()
+                "SELECT max(id), min(col) FROM (SELECT id, col FROM ("
+                + _union(tables, "id, col", "id > ?") + ") ORDER BY id LIMIT ?)",
+                (after,) * len(tables) + (COPY_ROWS,)).fetchone()
             if hi is None:
                 break
-            conn.execute(f"INSERT INTO main.bet_rows({STORED_COLUMNS}) SELECT {HOT_COLUMNS}"
-                         " FROM hot.bet_rows WHERE id > ? AND id <= ? AND outcome != 0"
-                         " AND col < ?", (after, hi, end))
+            # in id order across the part's tables: the file's pages fill up
+            conn.execute(f"INSERT INTO main.bet_rows({STORED_COLUMNS}) SELECT * FROM ("
+                         + _union(tables, HOT_COLUMNS, "id > ? AND id <= ? AND outcome != 0"
+                                  " AND col < ?") + ") ORDER BY 1", (after, hi, end) * len(tables))
             after = hi
             if low_col >= end + STOP_SLACK_MS:
                 break
@@ -324,70 +308,44 @@ def _copy(ro, db_path, adir, now_ms, hot_days, report):
     yield ("pause",)
     # read back: sound pages, every row identical to the hot DB's, then the
     # checksum and totals (from the file, so they are what the file holds)
-    ck, sums = yield from verify(path, db_path, n, SCAN_ROWS)
+    ck, sums = yield from verify(path, db_path, n, SCAN_ROWS, tables)
+    src = None if tables == ["bet_rows"] else ",".join(tables)
     yield ("write", [
         ("INSERT INTO archive_files(id, name, state, n, first_id, last_id, checksum, stakes,"
-         " payouts, refunds, bytes, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+         " payouts, refunds, bytes, created, src) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
          (fid, name, COPIED, ck.n, first_id, last_id, ck.hexdigest(), sums[0],
-          sums[1], sums[2], os.path.getsize(path), now_ms)),
+          sums[1], sums[2], os.path.getsize(path), now_ms, src)),
         # ids must never be reused, even when every bet has left the hot DB
         ("INSERT INTO meta VALUES ('max_bet_id', ?) ON CONFLICT(key)"
          " DO UPDATE SET value = max(value, excluded.value)", (last_id,))])
     report["files"].append(name)
     log.info("archived %d bets into %s", ck.n, name)
-    return fid, name, COPIED
+    return fid, name, COPIED, src
 
 
-def _delete(ro, db_path, plain, fid, name, report):
-    """Remove the file's bets from the hot DB, chunk by chunk, each chunk
-    compared column by column with the file first (in C; a difference is
-    looked at row by row and stops the job)."""
-    import pysqlite3.dbapi2 as sqlite3
-    if not os.path.exists(plain):
-        raise ArchiveError(f"{name}: the file is missing (state copied)")
-    fconn = sqlite3.connect(uri_of(plain, "ro"), uri=True, isolation_level=None,
-                            check_same_thread=False)
-    attach_hot(fconn, db_path)
-    after = 0
-    chunk = CHUNK
-    try:
-        while True:
-            hi = fconn.execute("SELECT max(id) FROM (SELECT id FROM main.bet_rows WHERE id > ?"
-                               " ORDER BY id LIMIT ?)", (after, chunk)).fetchone()[0]
-            if hi is None:
-                break
-            ids, k, bad = fconn.execute(
-                f"SELECT json_group_array(h.id), count(*), sum(CASE WHEN {DIFFERS} THEN 1"
-                " ELSE 0 END) FROM main.bet_rows f JOIN hot.bet_rows h ON h.id = f.id"
-                " WHERE f.id > ? AND f.id <= ?", (after, hi)).fetchone()
-            lo, after = after, hi
-            if not k:
-                continue            # already deleted by an earlier (interrupted) run
-            if bad:
-                explain(fconn, name, lo, hi)
-            t = time.perf_counter()
-            yield ("write", [(sql, (fid, ids) if sql.startswith("INSERT") else (ids,))
-                             for sql in _DELETE_CHUNK] + [_VACUUM])
-            report["bets"] += k
-            # chunks sized by time: the round trip (mostly the batch's fsync,
-            # which the taps beside it wait on anyway) steers toward CHUNK_MS
-            took = (time.perf_counter() - t) * 1000
-            chunk = max(CHUNK_MIN, min(CHUNK_MAX, int(chunk * CHUNK_MS / max(took, 0.5))))
-            yield ("pause",)
-    finally:
-        fconn.close()
-    for _ in range(100000):
-        if ro.execute("PRAGMA freelist_count").fetchone()[0] == 0:
+def _union(tables, cols, where):
+    return " UNION ALL ".join(f"SELECT {cols} FROM hot.{t} WHERE {where}" for t in tables)
+
+
+def _next_part(ro, cutoff):
+    """(tables, first settled id, end) of the next part whose day ended
+    before ``cutoff``: ``bet_rows`` first (bets from before spans, one day
+    at a time from its oldest settled bet), then the spans of the oldest day
+    that has a settled bet (a day's file takes all of its spans)."""
+    first = ro.execute("SELECT id, col FROM bet_rows WHERE outcome != 0 ORDER BY id LIMIT 1"
+                       ).fetchone()
+    if first is not None:
+        end = (first[1] // DAY_MS + 1) * DAY_MS
+        if end <= cutoff:
+            return (["bet_rows"], first[0], end)
+    spans = span_days(ro)
+    for span in spans:
+        end = (span * SPAN_MS // DAY_MS + 1) * DAY_MS
+        if end > cutoff:
             break
-        yield ("write", [_VACUUM])
-        yield ("pause",)
-    n, stakes, payouts, refunds = ro.execute(
-        "SELECT coalesce(sum(n), 0), coalesce(sum(stakes), 0), coalesce(sum(payouts), 0),"
-        " coalesce(sum(refunds), 0) FROM archived WHERE file = ?", (fid,)).fetchone()
-    want = ro.execute("SELECT n, stakes, payouts, refunds FROM archive_files WHERE id = ?",
-                      (fid,)).fetchone()
-    if (n, stakes, payouts, refunds) != tuple(want):
-        msg = (f"{name}: moved totals {(n, stakes, payouts, refunds)} != file {tuple(want)}"
-               " (see tapgrid audit)")
-        report["errors"].append(msg)
-        log.error(msg)
+        tables = [span_table(s) for s in spans if (s * SPAN_MS // DAY_MS + 1) * DAY_MS == end]
+        firsts = [r[0] for r in (ro.execute(f"SELECT min(id) FROM {t} WHERE outcome != 0")
+                                 .fetchone() for t in tables) if r[0] is not None]
+        if firsts:
+            return (tables, min(firsts), end)
+    return None

@@ -273,7 +273,7 @@ def _find_bets(db, keys):
     try:
         for user, nonces in want.items():
             for bet, mult, stored in conn.execute(
-                    "SELECT id, mult, nonce FROM bet_rows WHERE user=? ORDER BY id DESC LIMIT 2000",
+                    "SELECT id, mult, nonce FROM bets WHERE user=? ORDER BY id DESC LIMIT 2000",
                     (user,)):
                 n = nonce_text(stored)
                 if n in nonces:

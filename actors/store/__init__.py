@@ -10,9 +10,11 @@ The bet row format and the Store are imported first: the archive package
 (which ``_receipt`` and ``_audit`` read through) needs them while it loads.
 """
 from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived_payout,
-                       nonce_text, pack_nonce)
+                       nonce_text, pack_nonce, view_arm)
 from ._store import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Store,
                      UserExists, is_disk_full, open_readonly)
+from ._spans import (DROP_SPAN, SPAN_MS, SpanChanged, bet_tables, ledger_for, open_index,
+                     span_days, span_ledger, span_of, span_table, table_of)
 from ._idle import idle_priority, lower_priority, nice_thread
 from ._pricerecord import (DEFAULT_ASSET, PAD_MS, RECORD_SCHEMA, copy_record_steps,
                            prune_record_steps, record_schema, record_tables, window_of)
@@ -30,7 +32,7 @@ __all__ = [
     "Store", "UserExists", "open_readonly", "is_disk_full", "SCHEMA_VERSION",
     "KIND_CREDIT", "KIND_PAYOUT", "KIND_REFUND",
     "BET_ROWS", "BETS_VIEW", "LOGICAL_COLUMNS", "NO_SETTLED", "derived_payout", "pack_nonce",
-    "nonce_text",
+    "nonce_text", "view_arm",
     "history", "next_cursor", "receipt", "market_names", "HISTORY_COLUMNS", "MAX_HISTORY_LIMIT",
     "audit", "bet_sources", "CHECKS", "credit_offline", "history_offline",
     "INSERT_KEY", "RECORD_SCHEMA", "PAD_MS", "copy_record_steps", "prune_record_steps",
@@ -38,4 +40,6 @@ __all__ = [
     "DatabaseLocked", "acquire_lock", "release_lock", "lock_holder", "backup", "Replicator",
     "ReplicaError", "litestream_config", "litestream_path", "restore", "idle_priority",
     "lower_priority", "nice_thread",
+    "DROP_SPAN", "SPAN_MS", "SpanChanged", "bet_tables", "ledger_for", "open_index", "span_days",
+    "span_ledger", "span_of", "span_table", "table_of",
 ]

@@ -39,6 +39,7 @@ import pysqlite3.dbapi2 as sqlite3
 from ..archive import (COPIED, REMOVED, SHIPPED, STATE_NAMES, Checksum, archive_dir_of,
                              local_path, open_file)
 from .._model import LOST, OPEN, VOID, WON
+from ._spans import ledger_union
 from ._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, open_readonly
 
 __all__ = ["audit", "bet_sources", "CHECKS"]
@@ -124,32 +125,33 @@ def _bet_missing(sources, col="l.bet"):
 
 
 def _ledger_refs(conn, sources, n):
+    L = ledger_union(conn)
     out = []
     rows = conn.execute(f"""
-        SELECT id, user, kind, amount, bet FROM ledger
+        SELECT id, user, kind, amount, bet FROM {L}
         WHERE kind NOT IN ({KIND_CREDIT},{KIND_PAYOUT},{KIND_REFUND})
         ORDER BY id LIMIT ?""", (n,))
     out += [f"ledger-ref: ledger row {i} has unknown kind {k} (user={u} amount={a} bet={b})"
             for i, u, k, a, b in rows]
-    rows = conn.execute("""
-        SELECT l.id, l.user, l.kind, l.amount FROM ledger l
+    rows = conn.execute(f"""
+        SELECT l.id, l.user, l.kind, l.amount FROM {L} l
         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = l.user)
         ORDER BY l.id LIMIT ?""", (n,))
     out += [f"ledger-ref: ledger row {i} (kind {k}, amount {a}) references missing user {u}"
             for i, u, k, a in rows]
     rows = conn.execute(f"""
-        SELECT id, user, bet FROM ledger WHERE kind = {KIND_CREDIT} AND bet IS NOT NULL
+        SELECT id, user, bet FROM {L} WHERE kind = {KIND_CREDIT} AND bet IS NOT NULL
         ORDER BY id LIMIT ?""", (n,))
     out += [f"ledger-ref: credit row {i} of user {u} references bet {b}" for i, u, b in rows]
     rows = conn.execute(f"""
-        SELECT l.id, l.kind, l.bet FROM ledger l
+        SELECT l.id, l.kind, l.bet FROM {L} l
         WHERE l.kind IN ({KIND_PAYOUT},{KIND_REFUND})
           AND (l.bet IS NULL OR ({_bet_missing(sources)}))
         ORDER BY l.id LIMIT ?""", (n,))
     out += [f"ledger-ref: {_kind(k)} row {i} references missing bet {b}" for i, k, b in rows]
     for src in sources:
         rows = conn.execute(f"""
-            SELECT l.id, l.kind, l.bet, l.user, b.user FROM ledger l JOIN {src} b ON b.id = l.bet
+            SELECT l.id, l.kind, l.bet, l.user, b.user FROM {L} l JOIN {src} b ON b.id = l.bet
             WHERE l.kind IN ({KIND_PAYOUT},{KIND_REFUND}) AND l.user != b.user
             ORDER BY l.id LIMIT ?""", (n,))
         out += [f"ledger-ref: {_kind(k)} row {i} for bet {b} goes to user {lu},"
@@ -167,9 +169,10 @@ def _kind(k):
 
 
 def _settlements(conn, sources, n):
+    L = ledger_union(conn)
     out = []
     rows = conn.execute(f"""
-        SELECT bet, count(*), group_concat(id) FROM ledger
+        SELECT bet, count(*), group_concat(id) FROM {L}
         WHERE kind IN ({KIND_PAYOUT},{KIND_REFUND}) AND bet IS NOT NULL
         GROUP BY bet HAVING count(*) > 1 ORDER BY bet LIMIT ?""", (n,))
     out += [f"settlement: bet {b} settled {c} times (ledger rows {ids})" for b, c, ids in rows]
@@ -177,7 +180,7 @@ def _settlements(conn, sources, n):
     for src in sources:
         rows = conn.execute(f"""
             SELECT l.id, l.kind, l.amount, b.id, b.outcome, b.payout
-            FROM ledger l JOIN {src} b ON b.id = l.bet
+            FROM {L} l JOIN {src} b ON b.id = l.bet
             WHERE l.kind IN ({KIND_PAYOUT},{KIND_REFUND}) AND NOT (
                 (l.kind = {KIND_PAYOUT} AND b.outcome = {WON} OR
                  l.kind = {KIND_REFUND} AND b.outcome = {VOID})
@@ -193,7 +196,7 @@ def _settlements(conn, sources, n):
         f"SELECT count(*) FROM {s} WHERE outcome IN ({WON},{VOID}) AND payout != 0").fetchone()[0]
         for s in sources)
     rows_there = conn.execute(f"""
-        SELECT count(DISTINCT bet) FROM ledger
+        SELECT count(DISTINCT bet) FROM {L}
         WHERE kind IN ({KIND_PAYOUT},{KIND_REFUND}) AND bet IS NOT NULL""").fetchone()[0]
     if rows_needed != rows_there or out:
         for src in sources:
@@ -201,7 +204,7 @@ def _settlements(conn, sources, n):
             # (SQLite indexes the subquery automatically) instead of scanning per bet.
             rows = conn.execute(f"""
                 SELECT b.id, b.outcome, b.payout FROM {src} b
-                LEFT JOIN (SELECT DISTINCT bet FROM ledger
+                LEFT JOIN (SELECT DISTINCT bet FROM {L}
                            WHERE kind IN ({KIND_PAYOUT},{KIND_REFUND}) AND bet IS NOT NULL) s
                   ON s.bet = b.id
                 WHERE b.outcome IN ({WON},{VOID}) AND b.payout != 0 AND s.bet IS NULL
@@ -225,6 +228,7 @@ def _has_archive_tables(conn):
 
 
 def _balances(conn, sources, n):
+    L = ledger_union(conn)
     out = []
     # Bets and ledger rows moved to archive files count through their totals.
     arch_st = arch_lg = arch_tot = ""
@@ -241,7 +245,7 @@ def _balances(conn, sources, n):
                    SELECT user, sum(CASE kind WHEN {KIND_CREDIT} THEN amount ELSE 0 END) AS c,
                                 sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END) AS p,
                                 sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) AS r
-                   FROM ledger GROUP BY user{arch_lg}) GROUP BY user)
+                   FROM {L} GROUP BY user{arch_lg}) GROUP BY user)
         SELECT * FROM (
             SELECT u.id, u.name, u.balance, coalesce(lg.credits, 0) AS c,
                    coalesce(st.stakes, 0) AS s, coalesce(lg.payouts, 0) AS p,
@@ -261,7 +265,7 @@ def _balances(conn, sources, n):
           SELECT sum(CASE kind WHEN {KIND_CREDIT} THEN amount END) AS c,
                  sum(CASE kind WHEN {KIND_PAYOUT} THEN amount END) AS p,
                  sum(CASE kind WHEN {KIND_REFUND} THEN amount END) AS r
-          FROM ledger{arch_tot})""").fetchone()
+          FROM {L}{arch_tot})""").fetchone()
     if total_bal != c - total_stakes + p + r:
         out.append(f"balance: sum of balances {total_bal} != {c - total_stakes + p + r} ="
                    f" credits {c} - stakes {total_stakes} + payouts {p} + refunds {r}")

@@ -50,7 +50,7 @@ import binascii
 
 from .._model import VOID, WON, payout_for
 
-__all__ = ["BET_ROWS", "BETS_VIEW", "LOGICAL_COLUMNS", "NO_SETTLED", "derived_payout",
+__all__ = ["BET_ROWS", "BETS_VIEW", "bets_view_statements", "view_arm", "LOGICAL_COLUMNS", "NO_SETTLED", "derived_payout",
            "pack_nonce", "nonce_text"]
 
 #: ``settled_off`` of an open bet (the view shows NULL): the smallest 3-byte integer
@@ -81,16 +81,39 @@ _PAYOUT = f"(CASE {{o}} WHEN {WON} THEN {{s}} * {{m}} / 100 WHEN {VOID} THEN {{s
 LOGICAL_COLUMNS = ("id, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed, outcome,"
                    " payout, settled")
 
-BETS_VIEW = f"""
-CREATE VIEW IF NOT EXISTS bets(id, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed,
+def view_arm(table):
+    """The ``bets`` view's SELECT over one table of compact rows."""
+    return (f"SELECT id, user, col, lo, stake, mult, mult - mm_off, col - ts_off, nonce, sig,"
+            f" col - ts_off + placed_off, outcome,"
+            f" {_PAYOUT.format(o='outcome', s='stake', m='mult')} + pay_adj,"
+            f" CASE settled_off WHEN {NO_SETTLED} THEN NULL ELSE col + settled_off END, mkt"
+            f" FROM {table}")
+
+
+def bets_view_statements(tables, exists_ok=True):
+    """The ``bets`` view over ``tables`` (their rows, UNION ALL) and the
+    INSTEAD OF triggers that map writes on it back (an insert goes to the
+    first table, an update or delete to whichever holds the id), as
+    separate statements (a transaction can run them; ``executescript``
+    would commit first)."""
+    ine = "IF NOT EXISTS " if exists_ok else ""
+    arms = "\n    UNION ALL ".join(view_arm(t) for t in tables)
+    updates = "".join(f"""
+    UPDATE {t} SET id = NEW.id, user = NEW.user, col = NEW.col, lo = NEW.lo,
+        stake = NEW.stake, mult = NEW.mult, outcome = NEW.outcome,
+        mm_off = NEW.mult - NEW.min_mult, ts_off = NEW.col - NEW.ts,
+        placed_off = NEW.placed - NEW.ts,
+        settled_off = coalesce(NEW.settled - NEW.col, {NO_SETTLED}),
+        pay_adj = NEW.payout - {_PAYOUT.format(o="NEW.outcome", s="NEW.stake", m="NEW.mult")},
+        nonce = NEW.nonce, sig = NEW.sig, mkt = coalesce(NEW.mkt, 0)
+    WHERE id = OLD.id;""" for t in tables)
+    deletes = "".join(f"\n    DELETE FROM {t} WHERE id = OLD.id;" for t in tables)
+    return [f"""
+CREATE VIEW {ine}bets(id, user, col, lo, stake, mult, min_mult, ts, nonce, sig, placed,
                                outcome, payout, settled, mkt) AS
-    SELECT id, user, col, lo, stake, mult, mult - mm_off, col - ts_off, nonce, sig,
-           col - ts_off + placed_off, outcome,
-           {_PAYOUT.format(o="outcome", s="stake", m="mult")} + pay_adj,
-           CASE settled_off WHEN {NO_SETTLED} THEN NULL ELSE col + settled_off END, mkt
-    FROM bet_rows;
-CREATE TRIGGER IF NOT EXISTS bets_insert INSTEAD OF INSERT ON bets BEGIN
-    INSERT INTO bet_rows(id, user, col, lo, stake, mult, outcome, mm_off, ts_off, placed_off,
+    {arms}""", f"""
+CREATE TRIGGER {ine}bets_insert INSTEAD OF INSERT ON bets BEGIN
+    INSERT INTO {tables[0]}(id, user, col, lo, stake, mult, outcome, mm_off, ts_off, placed_off,
                          settled_off, pay_adj, nonce, sig, mkt)
     VALUES (NEW.id, NEW.user, NEW.col, NEW.lo, NEW.stake, NEW.mult, coalesce(NEW.outcome, 0),
             NEW.mult - NEW.min_mult, NEW.col - NEW.ts, NEW.placed - NEW.ts,
@@ -98,21 +121,15 @@ CREATE TRIGGER IF NOT EXISTS bets_insert INSTEAD OF INSERT ON bets BEGIN
             coalesce(NEW.payout - {_PAYOUT.format(o="NEW.outcome", s="NEW.stake",
                                                   m="NEW.mult")}, 0),
             NEW.nonce, NEW.sig, coalesce(NEW.mkt, 0));
-END;
-CREATE TRIGGER IF NOT EXISTS bets_update INSTEAD OF UPDATE ON bets BEGIN
-    UPDATE bet_rows SET id = NEW.id, user = NEW.user, col = NEW.col, lo = NEW.lo,
-        stake = NEW.stake, mult = NEW.mult, outcome = NEW.outcome,
-        mm_off = NEW.mult - NEW.min_mult, ts_off = NEW.col - NEW.ts,
-        placed_off = NEW.placed - NEW.ts,
-        settled_off = coalesce(NEW.settled - NEW.col, {NO_SETTLED}),
-        pay_adj = NEW.payout - {_PAYOUT.format(o="NEW.outcome", s="NEW.stake", m="NEW.mult")},
-        nonce = NEW.nonce, sig = NEW.sig, mkt = coalesce(NEW.mkt, 0)
-    WHERE id = OLD.id;
-END;
-CREATE TRIGGER IF NOT EXISTS bets_delete INSTEAD OF DELETE ON bets BEGIN
-    DELETE FROM bet_rows WHERE id = OLD.id;
-END;
-"""
+END""", f"""
+CREATE TRIGGER {ine}bets_update INSTEAD OF UPDATE ON bets BEGIN{updates}
+END""", f"""
+CREATE TRIGGER {ine}bets_delete INSTEAD OF DELETE ON bets BEGIN{deletes}
+END"""]
+
+
+#: the view over the one ``bet_rows`` table (archive files; the hot DB adds its day tables)
+BETS_VIEW = "".join(st + ";\n" for st in bets_view_statements(["bet_rows"]))
 
 
 def derived_payout(outcome, stake, mult):

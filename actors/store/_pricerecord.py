@@ -99,13 +99,27 @@ def copy_record_steps(ro, fconn, start_ms, end_ms, sync):
     return n
 
 
+def _oldest_col(ro):
+    # ``bet_rows`` may hold any day; the spans (``_spans``) hold one day
+    # each, so the oldest span with a bet has the oldest of them all
+    from ._spans import bet_tables
+    found = []
+    for t in bet_tables(ro):
+        m = ro.execute(f"SELECT min(col) FROM {t}").fetchone()[0]
+        if m is not None:
+            found.append(m)
+            if t != "bet_rows":
+                break
+    return min(found) if found else None
+
+
 def prune_record_steps(ro, now_ms, hot_days, day_ms=86_400_000):
     """Delete from the hot DB the ticks (and ended stale spans) that no hot
     bet needs: older than both the oldest bet still in the hot DB (open or
     settled; an archived part's bets are gone only after their record was
     copied) and ``hot_days``, less ``PAD_MS``. Yields ``("write", ...)``
     chunks and pauses; returns the ticks deleted."""
-    oldest = ro.execute("SELECT min(col) FROM bet_rows").fetchone()[0]
+    oldest = _oldest_col(ro)
     bound = now_ms - hot_days * day_ms
     if oldest is not None:
         bound = min(bound, oldest)

@@ -17,13 +17,14 @@ import os
 import pysqlite3.dbapi2 as sqlite3
 
 from ._betrows import BET_ROWS, BETS_VIEW, NO_SETTLED
+from ._spans import rebuild_view
 from ._topups import TOPUPS_SCHEMA
 from .._model import VOID, WON
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT", "KIND_REFUND",
            "is_disk_full", "connect", "open_readonly", "migrate"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 KIND_CREDIT, KIND_PAYOUT, KIND_REFUND = 1, 3, 4
 
 SCHEMA = """
@@ -73,9 +74,10 @@ CREATE TABLE IF NOT EXISTS sessions(
     user INTEGER NOT NULL,
     session_key BLOB NOT NULL,
     expires INTEGER NOT NULL) WITHOUT ROWID;
--- Retention (actors/_archive.py): one row per archive file, and what each
--- file took out of the hot DB per user, so balances stay provable here
--- even after a file has left the machine.
+-- Retention (actors/archive): one row per archive file (``src``: the hot
+-- table its bets came from, NULL for ``bet_rows``), and what each file took
+-- out of the hot DB per user, so balances stay provable here even after a
+-- file has left the machine.
 CREATE TABLE IF NOT EXISTS archive_files(
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -88,7 +90,8 @@ CREATE TABLE IF NOT EXISTS archive_files(
     payouts INTEGER NOT NULL,
     refunds INTEGER NOT NULL,
     bytes INTEGER,
-    created INTEGER NOT NULL);
+    created INTEGER NOT NULL,
+    src TEXT);
 CREATE TABLE IF NOT EXISTS archived(
     user INTEGER NOT NULL,
     file INTEGER NOT NULL,
@@ -135,9 +138,26 @@ def migrate(conn):
     _add_markets(conn)
     conn.executescript(SCHEMA)
     _add_tick_sources(conn)
+    _add_spans(conn)
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND value < ?",
                  (SCHEMA_VERSION, SCHEMA_VERSION))
+
+
+def _add_spans(conn):
+    """Schema 4 keeps new bets in a table per day (``_spans``): the existing
+    ``bet_rows`` stays as it is, the first span; ``archive_files`` gains
+    ``src``; and ``bets`` is rebuilt over whatever tables exist (on every
+    open: one transaction, cheap)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "src" not in [r[1] for r in conn.execute("PRAGMA table_info(archive_files)")]:
+            conn.execute("ALTER TABLE archive_files ADD COLUMN src TEXT")
+        rebuild_view(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _add_tick_sources(conn):

@@ -23,6 +23,8 @@ import pysqlite3.dbapi2 as sqlite3
 
 from . import _dblock
 from ._betrows import nonce_text
+from ._spans import (DROP_SPAN, bet_tables, create_span, drop_span, ledger_for, open_index,
+                     span_days, span_of, span_table)
 from ._schema import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, connect,
                       is_disk_full, migrate, open_readonly)
 from ._topups import top_up
@@ -31,56 +33,60 @@ from .._model import VOID, WON
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT",
            "KIND_REFUND", "is_disk_full"]
 
-_INSERT_BETS = ("INSERT INTO bet_rows(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
+_INSERT_BETS = ("INSERT INTO {t}(id, user, col, lo, stake, mult, mm_off, ts_off, placed_off,"
                 " nonce, sig, mkt) VALUES ")
 _BET_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?)"
 #: a batch's bets go in statements of these many rows (its size in binary):
 #: one step each, where ``executemany`` steps once per row, and each step
 #: gives the GIL up and takes it back (a hand-over with the event loop
-#: when the loop holds it); eight shapes, so every statement stays cached
+#: when the loop holds it); eight shapes a table, so every statement stays cached
 _CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)
-_INSERT_SQL = {n: _INSERT_BETS + ",".join([_BET_VALUES] * n) for n in _CHUNKS}
-# The stakes leave the balances in one statement, summed from the rows
-# just written (ids ?1..?2), instead of one UPDATE per user.
+_VALUES = {n: ",".join([_BET_VALUES] * n) for n in _CHUNKS}
+# The stakes leave the balances in one statement a table, summed from the
+# rows just written (ids ?1..?2), instead of one UPDATE per user.
 _DEBIT_STAKES = ("UPDATE users SET balance = balance - d.total FROM (SELECT user, sum(stake)"
-                 " AS total FROM bet_rows WHERE id BETWEEN ?1 AND ?2 GROUP BY user) AS d"
+                 " AS total FROM {t} WHERE id BETWEEN ?1 AND ?2 GROUP BY user) AS d"
                  " WHERE users.id = d.user")
 # Settlement, set-based: the batch's settlements go into a temp table, and
-# a handful of statements apply them all. A bet settles once: only the
-# first settlement of a bet in the batch, and only while it is still open.
+# a handful of statements apply them all, per table the bets can be in
+# (``tbl``: its place in the batch's list of tables). A bet settles once:
+# only the first settlement of a bet in the batch, and only while it is still open.
 _SETTLE_TEMP = """
 CREATE TEMP TABLE IF NOT EXISTS settle_in(
     seq INTEGER PRIMARY KEY, bet INTEGER NOT NULL, user INTEGER NOT NULL,
-    outcome INTEGER NOT NULL, payout INTEGER NOT NULL, applied INTEGER NOT NULL DEFAULT 0);
+    outcome INTEGER NOT NULL, payout INTEGER NOT NULL, applied INTEGER NOT NULL DEFAULT 0,
+    tbl INTEGER);
 CREATE INDEX IF NOT EXISTS temp.settle_in_bet ON settle_in(bet, seq);
 """
+_SETTLE_FIND = ("UPDATE settle_in SET applied = 1, tbl = ?1 WHERE applied = 0"
+                " AND seq IN (SELECT min(seq) FROM settle_in GROUP BY bet)"
+                " AND bet IN (SELECT id FROM {t} WHERE outcome = 0"
+                " AND id IN (SELECT bet FROM settle_in WHERE applied = 0))")
 _SETTLE_STEPS = (
-    ("UPDATE settle_in SET applied = 1 WHERE seq IN (SELECT min(seq) FROM settle_in GROUP BY bet)"
-     " AND bet IN (SELECT id FROM bet_rows WHERE outcome = 0"
-     " AND id IN (SELECT bet FROM settle_in))", False),
     # pay_adj is 0 (no bytes) whenever the payout is the derived one
-    (f"UPDATE bet_rows SET outcome = s.outcome, pay_adj = s.payout - (CASE s.outcome"
-     f" WHEN {WON} THEN bet_rows.stake * bet_rows.mult / 100 WHEN {VOID} THEN bet_rows.stake"
-     f" ELSE 0 END), settled_off = ?1 - bet_rows.col"
-     f" FROM settle_in AS s WHERE s.applied = 1 AND bet_rows.id = s.bet", True),
-    (f"INSERT INTO ledger(user, kind, amount, bet, ts) SELECT user, CASE outcome WHEN {WON}"
-     f" THEN {KIND_PAYOUT} ELSE {KIND_REFUND} END, payout, bet, ?1 FROM settle_in"
-     f" WHERE applied = 1 AND payout != 0 ORDER BY seq", True),
-    ("UPDATE users SET balance = balance + d.total FROM (SELECT user, sum(payout) AS total"
-     " FROM settle_in WHERE applied = 1 AND payout != 0 GROUP BY user) AS d"
-     " WHERE users.id = d.user", False),
+    f"UPDATE {{t}} SET outcome = s.outcome, pay_adj = s.payout - (CASE s.outcome"
+    f" WHEN {WON} THEN {{t}}.stake * {{t}}.mult / 100 WHEN {VOID} THEN {{t}}.stake"
+    f" ELSE 0 END), settled_off = ?2 - {{t}}.col"
+    f" FROM settle_in AS s WHERE s.applied = 1 AND s.tbl = ?1 AND {{t}}.id = s.bet",
+    f"INSERT INTO {{lt}}(user, kind, amount, bet, ts) SELECT user, CASE outcome WHEN {WON}"
+    f" THEN {KIND_PAYOUT} ELSE {KIND_REFUND} END, payout, bet, ?2 FROM settle_in"
+    f" WHERE applied = 1 AND tbl = ?1 AND payout != 0 ORDER BY seq",
 )
+_CREDIT_PAYOUTS = ("UPDATE users SET balance = balance + d.total FROM (SELECT user, sum(payout)"
+                   " AS total FROM settle_in WHERE applied = 1 AND payout != 0 GROUP BY user)"
+                   " AS d WHERE users.id = d.user")
 
 
-def _insert_bets(conn, first, bets):
+def _insert_bets(conn, table, ids, bets):
     flat = []
-    for i, b in enumerate(bets, first):
+    for i, b in zip(ids, bets):
         flat += (i, b.user, b.col, b.lo, b.stake, b.mult, b.mult - b.min_mult, b.col - b.ts,
                  b.placed - b.ts, b.nonce, b.sig, b.mkt)
+    head = _INSERT_BETS.format(t=table)
     pos, left = 0, len(bets)
     while left:
         n = next(c for c in _CHUNKS if c <= left)
-        conn.execute(_INSERT_SQL[n], flat[pos * 12:(pos + n) * 12])
+        conn.execute(head + _VALUES[n], flat[pos * 12:(pos + n) * 12])
         pos += n
         left -= n
 
@@ -128,7 +134,9 @@ class Store:
             conn.execute("PRAGMA wal_autocheckpoint=0")
         migrate(conn)
         conn.executescript(_SETTLE_TEMP)
-        self.next_bet_id = (conn.execute("SELECT max(id) FROM bet_rows").fetchone()[0] or 0) + 1
+        self.days = set(span_days(conn))
+        self.next_bet_id = max((conn.execute(f"SELECT max(id) FROM {t}").fetchone()[0] or 0)
+                               for t in bet_tables(conn)) + 1
         archived_max = conn.execute("SELECT value FROM meta WHERE key='max_bet_id'").fetchone()
         if archived_max and archived_max[0] and archived_max[0] >= self.next_bet_id:
             self.next_bet_id = archived_max[0] + 1
@@ -163,8 +171,7 @@ class Store:
             if bets:
                 first = self.next_bet_id
                 ids = list(range(first, first + len(bets)))
-                _insert_bets(conn, first, bets)
-                conn.execute(_DEBIT_STAKES, (first, ids[-1]))
+                self._insert(conn, ids, bets)
             if settlements:
                 applied = self._settle(conn, settlements, now)
             for user, amount in credits:
@@ -185,6 +192,9 @@ class Store:
                 conn.executemany("INSERT OR REPLACE INTO sessions VALUES (?,?,?,?)", sessions)
                 conn.executemany(INSERT_KEY, [(u, k, now, e) for _, u, k, e in sessions])
             for sql, params in deletes:
+                if sql == DROP_SPAN:
+                    drop_span(conn, *params)
+                    continue
                 # fetchall: a PRAGMA incremental_vacuum(N) frees one page per row fetched
                 conn.execute(sql, params).fetchall()
             if self.commit_delay:
@@ -195,18 +205,50 @@ class Store:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            self.days = set(span_days(conn))    # a span made or dropped in it is undone
             raise
+        if deletes:
+            self.days = set(span_days(conn))    # the archiver dropped one
         if bets:
             self.next_bet_id = ids[-1] + 1
         return ids, applied
+
+    def _insert(self, conn, ids, bets):
+        """The bets into their days' tables (a day's first bet creates its span)."""
+        by_table = {}
+        for i, b in zip(ids, bets):
+            day = span_of(b.col)
+            if day is not None and day not in self.days:
+                create_span(conn, day)
+                self.days.add(day)
+            got = by_table.setdefault("bet_rows" if day is None else span_table(day), ([], []))
+            got[0].append(i)
+            got[1].append(b)
+        for table, (tids, tbets) in by_table.items():
+            _insert_bets(conn, table, tids, tbets)
+            conn.execute(_DEBIT_STAKES.format(t=table), (tids[0], tids[-1]))
 
     def _settle(self, conn, settlements, now):
         conn.executemany("INSERT INTO settle_in(seq, bet, user, outcome, payout) VALUES (?,?,?,?,?)",
                          [(i, s.bet, s.user, s.outcome, s.payout)
                           for i, s in enumerate(settlements)])
+        # where the bets are: their columns' spans, and ``bet_rows`` (bets from
+        # before spans, or written through the view); any still not found
+        # (a settlement that names another column) are looked for in every span
+        tables = ["bet_rows"] + sorted({span_table(d) for d in
+                                        (span_of(s.col) for s in settlements) if d in self.days})
         try:
-            for sql, takes_now in _SETTLE_STEPS:
-                conn.execute(sql, (now,) if takes_now else ())
+            for k, t in enumerate(tables):
+                conn.execute(_SETTLE_FIND.format(t=t), (k,))
+            if conn.execute("SELECT 1 FROM settle_in WHERE applied = 0 LIMIT 1").fetchone():
+                for t in [span_table(d) for d in sorted(self.days)]:
+                    if t not in tables:
+                        tables.append(t)
+                        conn.execute(_SETTLE_FIND.format(t=t), (len(tables) - 1,))
+            for k, t in enumerate(tables):
+                for sql in _SETTLE_STEPS:
+                    conn.execute(sql.format(t=t, lt=ledger_for(t)), (k, now))
+            conn.execute(_CREDIT_PAYOUTS)
             applied = [False] * len(settlements)
             for (seq,) in conn.execute("SELECT seq FROM settle_in WHERE applied = 1"):
                 applied[seq] = True
@@ -263,7 +305,7 @@ class Store:
         (SQLite or Redis) can point at them."""
         conn = self.conn
         idle = ("SELECT u.id FROM users u WHERE u.name LIKE 'guest-%' AND u.created < ? "
-                "AND NOT EXISTS (SELECT 1 FROM bet_rows b WHERE b.user = u.id) "
+                "AND NOT EXISTS (SELECT 1 FROM bets b WHERE b.user = u.id) "
                 "AND NOT EXISTS (SELECT 1 FROM archived a WHERE a.user = u.id) "
                 "AND (SELECT COUNT(*) FROM ledger l WHERE l.user = u.id) <= 1")
         conn.execute("BEGIN IMMEDIATE")
@@ -298,9 +340,11 @@ class Store:
         (id, user, col, lo, stake, mult, mkt))."""
         users = {uid: (name, bal) for uid, name, bal in
                  self.conn.execute("SELECT id, name, balance FROM users")}
-        open_bets = self.conn.execute(
-            "SELECT id, user, col, lo, stake, mult, mkt FROM bet_rows INDEXED BY bets_open"
-            " WHERE outcome=0").fetchall()
+        open_bets = []
+        for t in bet_tables(self.conn):
+            open_bets += self.conn.execute(
+                f"SELECT id, user, col, lo, stake, mult, mkt FROM {t} INDEXED BY {open_index(t)}"
+                " WHERE outcome=0").fetchall()
         return users, open_bets
 
     def market_numbers(self, names):
@@ -337,12 +381,16 @@ class Store:
         follow placement (give or take one batch), so walking the primary
         key backwards stops soon after the window, whatever the table size."""
         rows = []
-        cur = self.conn.execute("SELECT user, nonce, col - ts_off + placed_off FROM bet_rows"
-                                " ORDER BY id DESC")
-        for user, nonce, placed in cur:
-            if placed < since_ms - 10_000:
-                break
-            if placed >= since_ms:
-                rows.append((user, nonce_text(nonce), placed))
-        cur.close()
+        # each table walked newest first: a day's span, like ``bet_rows``,
+        # holds its bets in placement order
+        for t in reversed(bet_tables(self.conn)):
+            cur = self.conn.execute(f"SELECT user, nonce, col - ts_off + placed_off FROM {t}"
+                                    " ORDER BY id DESC")
+            for user, nonce, placed in cur:
+                if placed < since_ms - 10_000:
+                    break
+                if placed >= since_ms:
+                    rows.append((user, nonce_text(nonce), placed))
+            cur.close()
+        rows.sort(key=lambda r: r[2], reverse=True)
         return rows

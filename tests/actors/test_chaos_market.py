@@ -158,7 +158,7 @@ def test_a_clock_that_jumps_settles_each_window_once_from_its_own_ticks(tmp_path
     # Settled once each: one settlement ledger row per settled bet at most.
     conn = open_readonly(cfg.db)
     try:
-        dup = conn.execute("SELECT bet, count(*) FROM ledger WHERE bet IS NOT NULL"
+        dup = conn.execute("SELECT bet, count(*) FROM ledger_all WHERE bet IS NOT NULL"
                            " GROUP BY bet, kind HAVING count(*) > 1").fetchall()
     finally:
         conn.close()

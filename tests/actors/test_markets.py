@@ -92,7 +92,7 @@ def test_every_market_takes_taps_from_one_balance(system, db_path):
         acks.append(market.tap(alice, col, lo, 1000, mult, market_id=mid).get(5))
     assert [a.reason for a in acks] == [None, None, None]
     assert [a.balance for a in acks] == [9000, 8000, 7000]      # one ledger
-    rows = open_readonly(db_path).execute("SELECT b.id, m.name, b.mkt & 1 FROM bet_rows b"
+    rows = open_readonly(db_path).execute("SELECT b.id, m.name, b.mkt & 1 FROM bets b"
                                           " JOIN markets m ON m.id = b.mkt >> 1 ORDER BY b.id")
     # the v1 tap (no market_id) is the default market's, unkeyed
     assert rows.fetchall() == [(1, "BTC-USD/5s", 0), (2, "BTC-USD/15s", 1), (3, "ETH-USD/5s", 1)]
@@ -213,5 +213,5 @@ def test_v1_outcomes_unchanged_by_the_market_filter(system, db_path):
     ack = market.tap(alice, col, lo, 500, grid.columns[col][lo]).get(5)
     settled = market.wait_settled(ack.bet, 30)
     assert settled["outcome"] == "won" and settled["payload"].startswith('{"col":')
-    row = open_readonly(db_path).execute("SELECT outcome, mkt FROM bet_rows").fetchone()
+    row = open_readonly(db_path).execute("SELECT outcome, mkt FROM bets").fetchone()
     assert row == (WON, 0)

@@ -186,7 +186,7 @@ def bet_rows(db_path):
     try:
         bets = {r[0]: r[1:] for r in conn.execute(
             "SELECT id, outcome, payout, settled FROM bets")}
-        ledger = conn.execute("SELECT bet, kind, amount FROM ledger WHERE bet IS NOT NULL "
+        ledger = conn.execute("SELECT bet, kind, amount FROM ledger_all WHERE bet IS NOT NULL "
                               "ORDER BY bet").fetchall()
         return bets, ledger
     finally:

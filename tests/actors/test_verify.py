@@ -129,7 +129,7 @@ def resigned(settled_db, tmp_path, bid, sig, name="copy.db"):
     db = str(tmp_path / name)
     shutil.copy(settled_db, db)
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE bet_rows SET sig = ? WHERE id = ?", (sig, bid))
+    conn.execute("UPDATE bets SET sig = ? WHERE id = ?", (sig, bid))
     conn.commit()
     conn.close()
     return db
@@ -153,7 +153,7 @@ def test_a_tampered_outcome_is_named(settled_db, tmp_path):
 def test_a_tampered_payout_is_named(settled_db, tmp_path):
     won = sqlite3.connect(settled_db).execute(
         f"SELECT id FROM bets WHERE outcome = {WON}").fetchone()[0]
-    db = tampered(settled_db, tmp_path, f"UPDATE bet_rows SET pay_adj = 1 WHERE id = {won}")
+    db = tampered(settled_db, tmp_path, f"UPDATE bets SET payout = payout + 1 WHERE id = {won}")
     assert failure(db).startswith(f"payout: bet {won} (the hot DB) paid"), failure(db)
 
 
@@ -173,12 +173,13 @@ def test_a_tampered_tick_is_named(settled_db, tmp_path):
 
 def test_a_tampered_signature_is_named(settled_db, tmp_path):
     bid, sig = sqlite3.connect(settled_db).execute(
-        "SELECT id, sig FROM bet_rows ORDER BY id LIMIT 1 OFFSET 2").fetchone()
+        "SELECT id, sig FROM bets ORDER BY id LIMIT 1 OFFSET 2").fetchone()
     db = resigned(settled_db, tmp_path, bid, bytes([sig[0] ^ 1]) + bytes(sig[1:]))
     assert failure(db).startswith(f"signature: bet {bid} (the hot DB) of user"), failure(db)
     # a bet whose stake was raised no longer matches what the player signed
-    db = tampered(settled_db, tmp_path, f"UPDATE bet_rows SET stake = stake * 2, pay_adj ="
-                                        f" 0 WHERE id = {bid}")
+    db = tampered(settled_db, tmp_path, f"UPDATE bets SET stake = stake * 2, payout = (CASE"
+                                        f" outcome WHEN {WON} THEN stake * 2 * mult / 100 WHEN {VOID}"
+                                        f" THEN stake * 2 ELSE 0 END) WHERE id = {bid}")
     assert failure(db).startswith(f"signature: bet {bid}"), failure(db)
     # and a key the user never held does not count
     db = tampered(settled_db, tmp_path, "DELETE FROM session_keys")
@@ -188,7 +189,7 @@ def test_a_tampered_signature_is_named(settled_db, tmp_path):
 def test_an_operator_bet_is_named_unless_accepted_and_then_listed(settled_db, tmp_path):
     """A console bet carries OPERATOR_SIG, as MarketHandle.tap writes it."""
     bid = sqlite3.connect(settled_db).execute(
-        "SELECT id FROM bet_rows ORDER BY id LIMIT 1 OFFSET 1").fetchone()[0]
+        "SELECT id FROM bets ORDER BY id LIMIT 1 OFFSET 1").fetchone()[0]
     db = resigned(settled_db, tmp_path, bid, OPERATOR_SIG)
     assert failure(db).startswith(f"signature: bet {bid} (the hot DB) of user"), failure(db)
     assert "operator" in failure(db)
@@ -218,7 +219,7 @@ def test_a_console_tap_carries_the_operator_signature(tmp_path):
         assert ack.reason is None, ack
     finally:
         system.stop()
-    sigs = [bytes(s) for (s,) in sqlite3.connect(db).execute("SELECT sig FROM bet_rows")]
+    sigs = [bytes(s) for (s,) in sqlite3.connect(db).execute("SELECT sig FROM bets")]
     assert sigs == [OPERATOR_SIG]
 
 
@@ -291,7 +292,7 @@ def test_the_command_exits_1_naming_the_first_mismatch(settled_db, tmp_path):
     flags = ["--band-cents", str(BAND), "--column-ms", "1000", "--tick-interval-ms", "100"]
     ok = run_cli("verify", "--db", db, *flags)
     assert ok.returncode == 0 and ok.stdout.startswith("verify ok: 5 settled bets"), ok
-    bad = tampered(settled_db, tmp_path, "UPDATE bet_rows SET pay_adj = 7 WHERE id = 1")
+    bad = tampered(settled_db, tmp_path, "UPDATE bets SET payout = payout + 7 WHERE id = 1")
     out = run_cli("verify", "--db", bad, *flags)
     assert out.returncode == 1 and out.stderr.startswith("verify FAILED: payout: bet 1"), out
     assert "Traceback" not in out.stderr

@@ -122,8 +122,8 @@ def test_a_tampered_eth_tick_is_named(settled_db, tmp_path):
 def test_a_bet_moved_to_another_market_is_named(settled_db, tmp_path):
     db = copy_of(settled_db, tmp_path)
     conn = sqlite3.connect(db)
-    bid = conn.execute("SELECT max(id) FROM bet_rows WHERE mkt = 3").fetchone()[0]   # ETH, keyed
-    conn.execute("UPDATE bet_rows SET mkt = 1 WHERE id = ?", (bid,))      # now "BTC, keyed"
+    bid = conn.execute("SELECT max(id) FROM bets WHERE mkt = 3").fetchone()[0]   # ETH, keyed
+    conn.execute("UPDATE bets SET mkt = 1 WHERE id = ?", (bid,))      # now "BTC, keyed"
     conn.commit()
     conn.close()
     with pytest.raises(VerifyError) as e:

@@ -314,7 +314,7 @@ def test_same_settlement_twice_pays_once(system, db_path):
     # an outcome arriving late with a different verdict changes nothing either
     assert ctx.writer.ask(Settle([Settlement(c.bet, alice, COL, LO + 2000, 200, 250, WON,
                                                  500)])) == []
-    assert rows(db_path, "SELECT bet, kind, amount FROM ledger WHERE bet IS NOT NULL ORDER BY bet") \
+    assert rows(db_path, "SELECT bet, kind, amount FROM ledger_all WHERE bet IS NOT NULL ORDER BY bet") \
         == [(a.bet, KIND_PAYOUT, 3000), (b.bet, KIND_REFUND, 500)]
     assert rows(db_path, "SELECT id, outcome, payout FROM bets ORDER BY id") == [
         (a.bet, WON, 3000), (b.bet, VOID, 500), (c.bet, LOST, 0)]
@@ -333,7 +333,7 @@ def test_two_settlements_of_one_bet_in_one_batch_pay_once(system, db_path):
     f1 = ctx.writer.ask_async(Settle([win]))
     f2 = ctx.writer.ask_async(Settle([win._replace(outcome=VOID, payout=1000)]))
     assert f1.get(5) == [(win, 12_000)] and f2.get(5) == []
-    assert rows(db_path, "SELECT count(*) FROM ledger WHERE bet=?", (a.bet,))[0][0] == 1
+    assert rows(db_path, "SELECT count(*) FROM ledger_all WHERE bet=?", (a.bet,))[0][0] == 1
     assert ctx.ledger.balance(alice) == 12_000
     assert audit(db_path) == []
 
@@ -394,3 +394,23 @@ def test_per_tap_commit_gives_the_same_results(tmp_path):
     assert group[0] == per_tap[0]
     assert group[2:] == per_tap[2:]
     assert audit(str(tmp_path / "per_tap.db")) == []
+
+
+def test_a_refused_span_drop_fails_alone_and_taps_beside_it_are_acked(system, db_path):
+    """The archiver's DROP_SPAN runs in a transaction of its own: when the
+    Store refuses it (the span is not what the file holds), the taps queued
+    with it are still written and acked, and the span stays."""
+    from actors.store import DROP_SPAN, SpanChanged, span_days, span_of
+    from actors._writes import ArchiveStep
+    ctx, store = start_writer(system, db_path)
+    alice = ctx.writer.ask(EnsureUser("alice", 100_000))
+    assert all(f.get(timeout=5).reason is None for f in send_bets(ctx, [bet(alice, 0)]))
+    span = span_of(COL)
+    drop = ctx.writer.ask_async(ArchiveStep([(DROP_SPAN, (span, 5, None))]))   # it holds 1 bet
+    taps = send_bets(ctx, [bet(alice, i) for i in range(1, 4)])
+    with pytest.raises(SpanChanged):
+        drop.get(timeout=5)
+    assert all(f.get(timeout=5).reason is None for f in taps)
+    assert rows(db_path, "SELECT count(*) FROM bets") == [(4,)]
+    assert span in span_days(store.conn)
+    assert audit(db_path) == []

@@ -8,9 +8,12 @@ import pytest
 
 from actors.store._audit import audit
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for
+from actors.store._spans import span_ledger, span_of
 from actors.store._store import KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, Store
 
 COL = 1_700_000_005_000
+#: where the payouts and refunds of these bets are (their day's ledger)
+LEDGER = span_ledger(span_of(COL))
 
 
 def _bet(user, i, stake=100, mult=235):
@@ -115,7 +118,7 @@ def test_refund_on_an_open_bet(clean):
 
 def test_won_bet_without_its_payout_row(clean):
     _exec(clean["path"],
-          ("DELETE FROM ledger WHERE bet = ?", (clean["won"],)),
+          (f"DELETE FROM {LEDGER} WHERE bet = ?", (clean["won"],)),
           ("UPDATE users SET balance = balance - ? WHERE id = ?",
            (clean["won_payout"], clean["alice"])))
     problems = audit(clean["path"])
@@ -124,7 +127,7 @@ def test_won_bet_without_its_payout_row(clean):
 
 
 def test_payout_of_the_wrong_amount(clean):
-    _exec(clean["path"], ("UPDATE ledger SET amount = amount + 5 WHERE bet = ?", (clean["won"],)),
+    _exec(clean["path"], (f"UPDATE {LEDGER} SET amount = amount + 5 WHERE bet = ?", (clean["won"],)),
           ("UPDATE users SET balance = balance + 5 WHERE id = ?", (clean["alice"],)))
     assert audit(clean["path"])[0].startswith("settlement: payout row")
 
@@ -179,7 +182,9 @@ def test_negative_balance_even_when_the_sums_agree(clean):
 @pytest.mark.parametrize("damage", ["page_header", "index_entry"])
 def test_damaged_file(clean, damage):
     conn = sqlite3.connect(clean["path"])
-    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'bets_user'").fetchone()[0]
+    # the history index of the day the bets are on (``_spans``)
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                        (f"bets_user_{span_of(COL)}",)).fetchone()[0]
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.close()
     with open(clean["path"], "r+b") as f:
@@ -197,7 +202,7 @@ def test_damaged_file(clean, damage):
     problems = audit(clean["path"])
     assert problems and all(p.startswith("integrity:") for p in problems), problems
     if damage == "index_entry":
-        assert "missing from index bets_user" in problems[0]
+        assert f"missing from index bets_user_{span_of(COL)}" in problems[0]
 
 
 def test_not_a_database(tmp_path):

@@ -68,7 +68,7 @@ def test_a_schema_2_database_is_migrated_and_its_receipts_verify(tmp_path):
     conn = open_readonly(path)
     try:
         assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == \
-            (SCHEMA_VERSION,) == (3,)
+            (SCHEMA_VERSION,) == (4,)
         assert conn.execute("SELECT mkt FROM bets").fetchall() == [(0,)]
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name='bets_open'").fetchone()[0]
         assert "mkt" in sql

@@ -8,10 +8,12 @@ import random
 
 from actors.store._audit import audit
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for
+from actors.store._spans import span_of, span_table
 from actors.store._store import KIND_PAYOUT, KIND_REFUND, Store, open_readonly
 
 COL = 1_800_000_000_000
 LO = 9_500_000
+TABLE = span_table(span_of(COL))        # the bets' day table (``_spans``)
 
 
 def rows(db, sql, params=()):
@@ -59,11 +61,11 @@ def test_a_mixed_batch_settles_like_one_at_a_time(tmp_path):
     got = {bid: (o, p, s) for bid, o, p, s in rows(db, "SELECT id, outcome, payout, settled FROM bets")}
     for s in settle:
         assert got[s.bet] == (s.outcome, s.payout, COL + 61_000)
-    assert rows(db, "SELECT count(*) FROM bet_rows WHERE pay_adj != 0") == [(0,)]
+    assert rows(db, f"SELECT count(*) FROM {TABLE} WHERE pay_adj != 0") == [(0,)]
     # One ledger row per payout or refund, none for a loss, in batch order.
     want = [(s.bet, KIND_PAYOUT if s.outcome == WON else KIND_REFUND, s.payout)
             for s in settle if s.payout]
-    assert rows(db, "SELECT bet, kind, amount FROM ledger WHERE bet IS NOT NULL ORDER BY id") == want
+    assert rows(db, "SELECT bet, kind, amount FROM ledger_all WHERE bet IS NOT NULL ORDER BY id") == want
     # Balances: credit - stakes + what came back.
     for u in users:
         stakes = sum(b.stake for _, b in placed if b.user == u)
@@ -76,7 +78,7 @@ def test_a_mixed_batch_settles_like_one_at_a_time(tmp_path):
     _, again = store.write_batch(settlements=batch, now=COL + 70_000)
     assert again == [False] * len(batch)
     assert rows(db, "SELECT id, balance FROM users ORDER BY id") == before
-    assert rows(db, "SELECT count(*) FROM ledger WHERE bet IS NOT NULL") == [(len(want),)]
+    assert rows(db, "SELECT count(*) FROM ledger_all WHERE bet IS NOT NULL") == [(len(want),)]
     # The open-bets index no longer lists any of them.
     assert store.load_state()[1] == []
     store.close()
@@ -91,7 +93,7 @@ def test_a_payout_that_differs_from_the_derived_one_is_kept_for_the_audit(tmp_pa
     _, applied = store.write_batch(settlements=[wrong], now=COL + 61_000)
     assert applied == [True]
     assert rows(db, "SELECT payout FROM bets WHERE id=?", (bid,)) == [(wrong.payout,)]
-    assert rows(db, "SELECT pay_adj FROM bet_rows WHERE id=?", (bid,)) == [(7,)]
+    assert rows(db, f"SELECT pay_adj FROM {TABLE} WHERE id=?", (bid,)) == [(7,)]
     assert audit(db) != []          # the view shows it, so the audit can see it
     store.close()
 

@@ -1,0 +1,154 @@
+"""The hot bets, one table per quarter of a UTC day of columns (a *span*),
+so that the archiver ends a day with ``DROP TABLE`` instead of deleting its rows.
+
+Deleting a day's bets row by row rewrote about one ``bets_user`` index page
+per bet (a day's bets are spread over every user's range of the index);
+dropping a table frees its pages reading each once (~3 us a page: a whole
+day of 150,000 bets took 6-14 ms of the Writer, too long for taps beside
+it; a quarter day, a few ms). So:
+
+- ``bet_rows_<n>`` (``n = col // SPAN_MS``, six hours) holds the bets on
+  that span's columns, with its own ``bets_open_<n>`` and ``bets_user_<n>``;
+  ``ledger_<n>`` holds their payout and refund rows (the same columns as
+  ``ledger``; credits stay in ``ledger``), so a span's money leaves with it.
+  A day's archive file takes the day's four spans.
+- ``bet_rows`` stays: a database from before spans keeps its bets there
+  (its first span, archived row by row as before), with their payouts in
+  ``ledger``; the ``bets`` view's inserts land there too.
+- Readers see one ``bets`` view (every table, UNION ALL), rebuilt in the
+  same transaction as a span is created or dropped, and the ledger as the
+  ``ledger_all`` view (every ledger table, UNION ALL): the audit reads that.
+
+The Store (the one writer) creates a span with the first bet on its day;
+the archiver asks the Store to drop it (``DROP_SPAN``) once its file holds
+every one of its bets, and the Store checks that inside the transaction.
+
+    >>> import pysqlite3.dbapi2 as sqlite3
+    >>> from actors.store._schema import SCHEMA
+    >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+    >>> conn.executescript(SCHEMA) and None
+    >>> create_span(conn, 80000)
+    >>> bet_tables(conn), ledger_tables(conn)
+    (['bet_rows', 'bet_rows_80000'], ['ledger', 'ledger_80000'])
+    >>> span_of(80000 * SPAN_MS + 5), table_of(conn, 80000 * SPAN_MS), table_of(conn, 0)
+    (80000, 'bet_rows_80000', 'bet_rows')
+"""
+__all__ = ["SPAN_MS", "DROP_SPAN", "SpanChanged", "span_of", "span_table", "span_ledger",
+           "open_index", "span_days", "bet_tables", "ledger_tables", "ledger_for", "table_of",
+           "create_span", "rebuild_view", "drop_span", "ledger_union"]
+
+from ._betrows import BET_ROWS, bets_view_statements
+
+SPAN_MS = 21_600_000
+#: the archiver's request to drop a span, as a Writer statement ``(DROP_SPAN,
+#: (day, n, ledger_max))``: the Store runs ``drop_span`` in the transaction
+DROP_SPAN = "tapgrid:drop_span"
+
+_PREFIX = "bet_rows_"
+
+
+class SpanChanged(RuntimeError):
+    """The span is not what its archive file holds (a bet still open, or a
+    count or ledger row that differs): nothing is dropped."""
+
+
+def span_of(col):
+    """The span (day number) of a bet on column ``col``, None for a column
+    before 1970 (such a bet stays in ``bet_rows``)."""
+    return col // SPAN_MS if col >= 0 else None
+
+
+def span_table(day):
+    return f"{_PREFIX}{int(day)}"
+
+
+def span_ledger(day):
+    return f"ledger_{int(day)}"
+
+
+def open_index(table):
+    """The open-bets index of a bet table (the Resolver's ``INDEXED BY``)."""
+    return "bets_open" if table == "bet_rows" else "bets_open_" + table[len(_PREFIX):]
+
+
+def ledger_for(table):
+    """The ledger table holding the payouts and refunds of ``table``'s bets."""
+    return "ledger" if table == "bet_rows" else "ledger_" + table[len(_PREFIX):]
+
+
+def span_days(conn, schema="main"):
+    """The spans that exist (their numbers), oldest first."""
+    return sorted(int(name[len(_PREFIX):]) for (name,) in conn.execute(
+        f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'"
+        f" AND name GLOB '{_PREFIX}[0-9]*'"))
+
+
+def bet_tables(conn, schema="main"):
+    """Every table holding hot bets: ``bet_rows`` first, then the spans by day."""
+    return ["bet_rows"] + [span_table(d) for d in span_days(conn, schema)]
+
+
+def ledger_tables(conn):
+    return ["ledger"] + [span_ledger(d) for d in span_days(conn)]
+
+
+def table_of(conn, col, days=None):
+    """The table a bet on ``col`` is in, or would go to now: its span if that exists."""
+    day = span_of(col)
+    days = span_days(conn) if days is None else days
+    return span_table(day) if day is not None and day in days else "bet_rows"
+
+
+def ledger_union(conn):
+    """Every ledger row (``ledger`` and the spans'), as a FROM-clause source:
+    ``ledger_all`` where it exists (a database from before spans opened
+    read-only may lack it)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_all'").fetchone():
+        return "ledger_all"
+    return "ledger"
+
+
+def rebuild_view(conn):
+    """Recreate ``bets`` over the tables that exist now (inside the caller's
+    transaction: readers see the old view or the new, never a half)."""
+    for trigger in ("bets_insert", "bets_update", "bets_delete"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    conn.execute("DROP VIEW IF EXISTS bets")
+    for stmt in bets_view_statements(bet_tables(conn), exists_ok=False):
+        conn.execute(stmt)
+    conn.execute("DROP VIEW IF EXISTS ledger_all")
+    conn.execute("CREATE VIEW ledger_all(id, user, kind, amount, bet, ts) AS " + " UNION ALL ".join(
+        f"SELECT id, user, kind, amount, bet, ts FROM {t}" for t in ledger_tables(conn)))
+
+
+def create_span(conn, day):
+    """The tables of span ``day`` and the view over them (caller's transaction)."""
+    t = span_table(day)
+    conn.execute(BET_ROWS.replace("bet_rows(", f"{t}(", 1))
+    conn.execute(f"CREATE INDEX IF NOT EXISTS bets_open_{int(day)} ON {t}(col, lo, user, stake,"
+                 " mult, mkt) WHERE outcome = 0")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS bets_user_{int(day)} ON {t}(user, id)")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {span_ledger(day)}(id INTEGER PRIMARY KEY,"
+                 " user INTEGER NOT NULL, kind INTEGER NOT NULL, amount INTEGER NOT NULL,"
+                 " bet INTEGER, ts INTEGER NOT NULL)")
+    rebuild_view(conn)
+
+
+def drop_span(conn, day, n, ledger_max):
+    """Drop span ``day`` (caller's transaction) if it is exactly what its
+    archive file holds: ``n`` bets, none open, and its ledger's last row id
+    still ``ledger_max`` (ledger rows are only ever appended, by settling an
+    open bet); else raise ``SpanChanged`` and the transaction rolls back."""
+    t, lt = span_table(day), span_ledger(day)
+    if day not in span_days(conn):
+        raise SpanChanged(f"{t} does not exist")
+    open_n = conn.execute(f"SELECT count(*) FROM {t} INDEXED BY {open_index(t)}"
+                          " WHERE outcome = 0").fetchone()[0]
+    have = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+    lmax = conn.execute(f"SELECT max(id) FROM {lt}").fetchone()[0]
+    if open_n or have != n or lmax != ledger_max:
+        raise SpanChanged(f"{t}: {have} bets ({open_n} open), ledger up to {lmax};"
+                          f" the archive holds {n}, ledger up to {ledger_max}")
+    conn.execute(f"DROP TABLE {t}")
+    conn.execute(f"DROP TABLE {lt}")
+    rebuild_view(conn)
