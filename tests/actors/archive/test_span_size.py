@@ -18,7 +18,7 @@ from actors._config import Config
 from actors._model import LOST, WON, Settlement, payout_for
 from actors.store._store import Store, open_readonly
 from tests.actors.archive.test_archive import NOW, _check_exactly_once, full_history, make_db
-from tests.actors.archive.test_spans import _bet
+from tests.actors.archive.test_spans import _bet, came_from_their_days
 
 COL = NOW // SPAN_MS * SPAN_MS + 60_000
 
@@ -113,14 +113,7 @@ def test_a_day_of_many_spans_is_archived_whole(db_path):
     assert bet_tables(open_readonly(db_path)) == ["bet_rows"] + [span_table(d) for d in kept]
     files = _check_exactly_once(db_path, archive_dir_of(None, db_path), set(bets), final=True)
     assert len(files) == 3
-    conn = open_readonly(db_path)
-    try:
-        assert {r[0] for r in conn.execute("SELECT src FROM archive_files")} == {
-            ",".join(span_table(d) for d in gone if day_of(d) == day)
-            for day in {day_of(d) for d in gone}}
-        assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
-    finally:
-        conn.close()
+    came_from_their_days(db_path, gone)
     assert full_history(db_path, "u2") == want
     assert audit(db_path) == []
 
