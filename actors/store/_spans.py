@@ -26,7 +26,9 @@ it; a quarter day, a few ms). So:
   first four of a quarter are ``span_max_bets`` each, then each twice the
   one before, the fifteenth unbounded: a busy quarter (65 M bets at 3,000
   taps/s) takes 14 tables, seven days ~400, under SQLite's 500 arms of a
-  UNION ALL (the views); at that rate a drop is long whatever the cut.
+  UNION ALL (the views); at that rate a drop is long whatever the cut. And
+  past ``MAX_SPANS`` tables in all (a long ``hot_days``) nothing more is
+  cut: the views must stay under that limit.
   Sub-spans never mix quarters, so a day's file still takes its spans.
 
 The Store (the one writer) creates a span with the first bet on its day;
@@ -46,7 +48,7 @@ every one of its bets, and the Store checks that inside the transaction.
 __all__ = ["SPAN_MS", "DROP_SPAN", "SpanChanged", "span_of", "span_table", "span_ledger",
            "open_index", "span_days", "bet_tables", "ledger_tables", "ledger_for", "table_of",
            "tables_of", "create_span", "rebuild_view", "drop_span", "ledger_union", "quarter_of",
-           "next_span", "span_limit", "SUB_BASE"]
+           "next_span", "span_limit", "SUB_BASE", "MAX_SPANS"]
 
 from ._betrows import BET_ROWS, bets_view_statements
 
@@ -59,6 +61,7 @@ _PREFIX = "bet_rows_"
 SUB_BASE = 10_000_000       # span numbers from here are sub-spans (quarter * _SUB + k)
 _SUB = 1000
 _SUB_MAX = 14               # the last sub-span of a quarter, never cut
+MAX_SPANS = 400             # no cut past this many spans (SQLite: 500 arms to a UNION ALL)
 
 
 class SpanChanged(RuntimeError):

@@ -23,7 +23,7 @@ import pysqlite3.dbapi2 as sqlite3
 
 from . import _dblock
 from ._betrows import nonce_text
-from ._spans import (DROP_SPAN, bet_tables, create_span, drop_span, ledger_for, next_span,
+from ._spans import (DROP_SPAN, MAX_SPANS, bet_tables, create_span, drop_span, ledger_for, next_span,
                      open_index, quarter_of, span_days, span_limit, span_of, span_table)
 from ._schema import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, connect,
                       is_disk_full, migrate, open_readonly)
@@ -106,6 +106,7 @@ class Store:
         # One writer per database, refused at once (see _dblock).
         self._lock = _dblock.acquire(path)
         self.span_max_bets = span_max_bets
+        self.max_spans = MAX_SPANS
         try:
             self._open(path, synchronous, commit_delay_ms, autocheckpoint, cache_mb)
         except BaseException:
@@ -239,7 +240,7 @@ class Store:
         if cur not in self._fill:
             self._fill[cur] = conn.execute(f"SELECT count(*) FROM {span_table(cur)}").fetchone()[0]
         limit = span_limit(cur, self.span_max_bets)
-        if limit is not None and self._fill[cur] >= limit:
+        if limit is not None and self._fill[cur] >= limit and len(self.days) < self.max_spans:
             cur = next_span(cur)
             create_span(conn, cur)
             self.days.add(cur)

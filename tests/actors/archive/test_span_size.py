@@ -87,12 +87,21 @@ def test_a_busy_quarter_takes_a_bounded_number_of_spans(db_path):
     # the same with span_max_bets=1: 2,100 bets of one quarter make 15 tables, and read as one
     store = Store(db_path, span_max_bets=1)
     alice = store.ensure_user("alice", credit=10 ** 9, now=0)
+    q = span_of(COL)
     for k in range(0, 2100, 700):
         store.write_batch(bets=[_bet(alice, COL, k + i) for i in range(700)], now=0)
     try:
         assert len(span_days(store.conn)) == 15
         assert store.conn.execute("SELECT count(*) FROM bets").fetchone() == (2100,)
         assert store.conn.execute("SELECT count(*) FROM ledger_all").fetchone() == (1,)
+        # and past max_spans tables in all, nothing more is cut by size (a
+        # new quarter still gets its table: quarters never mix)
+        store.max_spans = 17
+        for k in range(3):
+            store.write_batch(bets=[_bet(alice, COL + (k + 1) * SPAN_MS, 3000 + i)
+                                    for i in range(5)], now=0)
+        assert [quarter_of(d) for d in span_days(store.conn)[15:]] == [q + 1, q + 1, q + 2, q + 3]
+        assert store.conn.execute(f"SELECT count(*) FROM {span_table(q + 2)}").fetchone() == (5,)
     finally:
         store.close()
 
