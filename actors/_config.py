@@ -146,6 +146,7 @@ class Config:
     bulk_per_turn: int = 32             # teardowns let go per 1 ms turn of the gate
     gc_thresholds: str = "20000,4,1000" # gc.set_threshold after start (gen0,gen1,gen2)
     gc_pace_ms: int = 50                # young collections this often too (0: only CPython's)
+    span_max_bets: int = 40_000         # bets per hot span table before the next is cut (store._spans)
 
     @classmethod
     def load(cls, path=None, env=None, overrides=None):

@@ -61,7 +61,7 @@ from engine import Actor, NativePool
 
 from .feeds import Tick
 from ._model import LOST, VOID, WON, Settlement, payout_for
-from .store import bet_tables, open_index, open_readonly, table_of
+from .store import bet_tables, open_index, open_readonly, tables_of
 from ._watchdog import Health
 from ._writes import Settle
 
@@ -204,7 +204,7 @@ class Resolver(Actor):
     def _fetch_open(self, select, where, params, col):
         tables = bet_tables(self.ro)
         if col is not None:
-            tables = sorted({"bet_rows", table_of(self.ro, col)})
+            tables = sorted({"bet_rows", *tables_of(self.ro, col)})
         sql = " UNION ALL ".join(f"SELECT {select} FROM {t} INDEXED BY {open_index(t)}"
                                  f" WHERE outcome = 0 AND {where}" for t in tables)
         return self.ro.execute(sql, tuple(params) * len(tables)).fetchall()

@@ -132,7 +132,7 @@ class Writer(Actor):
         if self.store is None:
             cfg = self.cfg
             self.store = self.lane.call(Store, cfg.db, cfg.synchronous, cfg.commit_delay_ms,
-                                        not cfg.replica, cfg.db_cache_mb)
+                                        not cfg.replica, cfg.db_cache_mb, cfg.span_max_bets)
         if self.store.autocheckpoint:
             self.store.defer_checkpoints()
 

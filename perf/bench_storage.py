@@ -60,14 +60,14 @@ RATE_PER_DAY = 600 * 86400
 _NONCE = string.ascii_letters + string.digits + "_-"
 
 
-def generate(path, days, per_day, now, rng, rate=600):
+def generate(path, days, per_day, now, rng, rate=600, span_max_bets=40_000):
     """Each day gets ``per_day`` bets at ``rate`` bets/s from a random time
     of that day (compressed time: the rest of the day is skipped), so every
     time offset is as in real traffic: a tap 3-60 s ahead of its column,
     the ack 5-80 ms after the tap, the settlement 0.1-0.6 s after the
     column's window. Columns are settled in time order, as the Resolver
     does; the last hour stays open."""
-    store = Store(path, synchronous="OFF")
+    store = Store(path, synchronous="OFF", span_max_bets=span_max_bets)
     conn = store.conn
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO users(id, name, balance, created) VALUES (?,?,?,0)",
@@ -162,6 +162,8 @@ def main():
     ap.add_argument("--rate", type=float, default=600.0, help="taps/s during both phases")
     ap.add_argument("--load-s", type=float, default=10.0, help="seconds of load without archiver")
     ap.add_argument("--dir", default=None, help="where the files go (a real disk)")
+    ap.add_argument("--span-max-bets", type=int, default=40_000,
+                    help="Config.span_max_bets (0: spans cut by time only, as before)")
     ap.add_argument("--cache", default=None,
                     help="keep the generated hot DB here and reuse it while it is today's"
                          " (generating 1.5 M bets takes minutes on a loaded box)")
@@ -173,12 +175,13 @@ def main():
         now = int(time.time() * 1000)
         t = time.perf_counter()
         cached = args.cache and os.path.join(
-            args.cache, f"hot-{args.days}x{args.per_day}-{now // DAY_MS}.db")
+            args.cache, f"hot-{args.days}x{args.per_day}-{now // DAY_MS}"
+            f"{'' if args.span_max_bets == 40_000 else f'-s{args.span_max_bets}'}.db")
         if cached and os.path.exists(cached):
             shutil.copyfile(cached, db)
             n = args.days * args.per_day
         else:
-            n = generate(db, args.days, args.per_day, now, rng)
+            n = generate(db, args.days, args.per_day, now, rng, span_max_bets=args.span_max_bets)
             if cached:
                 os.makedirs(args.cache, exist_ok=True)
                 shutil.copyfile(db, cached + ".tmp")
@@ -187,7 +190,7 @@ def main():
               f" hot {file_bytes(db) / n:.1f} B/bet before archiving")
         cfg = Config(db=db, column_ms=5000, lock_ms=3000, horizon_ms=60000,
                      tick_interval_ms=250, max_open_bets=10 ** 6, cell_liability_cap=10 ** 15,
-                     min_free_disk=0, archive_every_s=0)
+                     min_free_disk=0, archive_every_s=0, span_max_bets=args.span_max_bets)
         system = ActorSystem()
         try:
             market = start_market(system, cfg, feed=SimFeed(seed=1, interval_ms=250))

@@ -28,6 +28,7 @@ from actors.store import DROP_SPAN  # noqa: E402
 from actors.store._store import Store  # noqa: E402
 
 T = {}
+WORST = {}          # the longest write of each kind (ms): what one tap batch can wait behind
 
 
 def add(key, dt):
@@ -86,7 +87,9 @@ def main():
                     else "write: other")
             t = time.perf_counter()
             store.write_batch(deletes=stmts, now=now)
-            add(kind, time.perf_counter() - t)
+            dt = time.perf_counter() - t
+            add(kind, dt)
+            WORST[kind] = max(WORST.get(kind, 0.0), round(dt * 1000, 2))
 
         # the job's own time = wall time inside the generator between requests
         class Gen:
@@ -108,10 +111,11 @@ def main():
     for k, v in per.items():
         print(f"{k:32s} {v:7.2f} s / 100k bets")
     print(f"{n:,} bets in {wall:.1f} s ({n / wall:,.0f} bets/s); phases {report['phase_s']}")
+    print("longest write (ms):", WORST)
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
     print(json.dumps({"bench": "profile_archive", "bets": n, "wall_s": round(wall, 2),
-                      "s_per_100k": per, "phase_s": report["phase_s"], "loadavg": load,
+                      "s_per_100k": per, "worst_write_ms": WORST, "phase_s": report["phase_s"], "loadavg": load,
                       "day_ms": DAY_MS}))
 
 

@@ -48,7 +48,7 @@ from ._columns import Unsupported, pack_steps
 from ._remove import (DAY_MS, check_moved, delete_rows, drop_empty_spans, drop_spans, set_state,
                       vacuum_steps)
 from ._verify import ArchiveError, verify
-from ..store import SPAN_MS, open_readonly, span_days, span_table
+from ..store import SPAN_MS, open_readonly, quarter_of, span_days, span_table
 from ..store import copy_record_steps, prune_record_steps
 
 __all__ = ["archive_steps", "new_report", "ArchiveError", "STATE_NAMES", "COPIED", "DELETED",
@@ -340,10 +340,11 @@ def _next_part(ro, cutoff):
             return (["bet_rows"], first[0], end)
     spans = span_days(ro)
     for span in spans:
-        end = (span * SPAN_MS // DAY_MS + 1) * DAY_MS
+        end = (quarter_of(span) * SPAN_MS // DAY_MS + 1) * DAY_MS
         if end > cutoff:
             break
-        tables = [span_table(s) for s in spans if (s * SPAN_MS // DAY_MS + 1) * DAY_MS == end]
+        tables = [span_table(s) for s in spans
+                  if (quarter_of(s) * SPAN_MS // DAY_MS + 1) * DAY_MS == end]
         firsts = [r[0] for r in (ro.execute(f"SELECT min(id) FROM {t} WHERE outcome != 0")
                                  .fetchone() for t in tables) if r[0] is not None]
         if firsts:

@@ -14,7 +14,7 @@ import time
 from ._files import DELETED, attach_hot, uri_of
 from ._verify import DIFFERS, ArchiveError, explain
 from ..store import (DROP_SPAN, KIND_PAYOUT, KIND_REFUND, SPAN_MS, ledger_for, open_index,
-                     span_days, span_ledger, span_table)
+                     quarter_of, span_days, span_ledger, span_table)
 
 __all__ = ["DAY_MS", "set_state", "drop_spans", "delete_rows", "vacuum_steps", "check_moved",
            "drop_empty_spans"]
@@ -68,7 +68,7 @@ def drop_empty_spans(ro, now_ms, hot_days):
     """Old spans left with no bet (their settled bets deleted row by row
     by an earlier run): dropped, so the view does not keep growing."""
     for day in span_days(ro):
-        if (day + 1) * SPAN_MS > now_ms - hot_days * DAY_MS:
+        if (quarter_of(day) + 1) * SPAN_MS > now_ms - hot_days * DAY_MS:
             break
         if ro.execute(f"SELECT 1 FROM {span_table(day)} LIMIT 1").fetchone() is None:
             lmax = ro.execute(f"SELECT max(id) FROM {span_ledger(day)}").fetchone()[0]
@@ -95,12 +95,17 @@ def drop_spans(ro, plain, fid, name, tables, report):
         for span in spans:
             if span not in existing:
                 continue            # dropped by an earlier run, with its totals
-            t, lo, hi = span_table(span), span * SPAN_MS, (span + 1) * SPAN_MS
-            have = ro.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            t = span_table(span)
+            lo, hi = quarter_of(span) * SPAN_MS, (quarter_of(span) + 1) * SPAN_MS
+            have, first, last = ro.execute(f"SELECT count(*), min(id), max(id) FROM {t}"
+                                           ).fetchone()
             still_open = ro.execute(f"SELECT count(*) FROM {t} INDEXED BY {open_index(t)}"
                                     " WHERE outcome = 0").fetchone()[0]
+            # a quarter cut by size: each of its spans holds a run of ids
+            # the others do not (cut in the order the Store numbers bets)
             bets = fconn.execute("SELECT user, count(*), sum(stake) FROM bet_rows"
-                                 " WHERE col >= ? AND col < ? GROUP BY user", (lo, hi)).fetchall()
+                                 " WHERE col >= ? AND col < ? AND id >= ? AND id <= ?"
+                                 " GROUP BY user", (lo, hi, first or 0, last or 0)).fetchall()
             if still_open or have != sum(k for _, k, _ in bets):
                 log.info("%s: %s holds %d bets (%d open): deleting row by row", name, t, have,
                          still_open)

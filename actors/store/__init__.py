@@ -14,7 +14,7 @@ from ._betrows import (BET_ROWS, BETS_VIEW, LOGICAL_COLUMNS, NO_SETTLED, derived
 from ._store import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, Store,
                      UserExists, is_disk_full, open_readonly)
 from ._spans import (DROP_SPAN, SPAN_MS, SpanChanged, bet_tables, ledger_for, open_index,
-                     span_days, span_ledger, span_of, span_table, table_of)
+                     quarter_of, span_days, span_ledger, span_of, span_table, table_of, tables_of)
 from ._idle import idle_priority, lower_priority, nice_thread
 from ._pricerecord import (DEFAULT_ASSET, PAD_MS, RECORD_SCHEMA, copy_record_steps,
                            prune_record_steps, record_schema, record_tables, window_of)
@@ -41,5 +41,5 @@ __all__ = [
     "ReplicaError", "litestream_config", "litestream_path", "restore", "idle_priority",
     "lower_priority", "nice_thread",
     "DROP_SPAN", "SPAN_MS", "SpanChanged", "bet_tables", "ledger_for", "open_index", "span_days",
-    "span_ledger", "span_of", "span_table", "table_of",
+    "span_ledger", "span_of", "span_table", "table_of", "quarter_of", "tables_of",
 ]

@@ -19,6 +19,18 @@ it; a quarter day, a few ms). So:
   same transaction as a span is created or dropped, and the ledger as the
   ``ledger_all`` view (every ledger table, UNION ALL): the audit reads that.
 
+- A span is also cut by size: once the newest table of a quarter day holds
+  ``span_max_bets`` bets (Config), the next bets of that quarter go to a new
+  one, ``bet_rows_<n * 1000 + k>`` (k = 1, 2, ...; numbers past ``SUB_BASE``
+  are such *sub-spans*), so a drop frees a few thousand pages at most. The
+  first four of a quarter are ``span_max_bets`` each, then each twice the
+  one before, the fifteenth unbounded: a busy quarter (65 M bets at 3,000
+  taps/s) takes 14 tables, seven days ~400, under SQLite's 500 arms of a
+  UNION ALL (the views); at that rate a drop is long whatever the cut. And
+  past ``MAX_SPANS`` tables in all (a long ``hot_days``) nothing more is
+  cut: the views must stay under that limit.
+  Sub-spans never mix quarters, so a day's file still takes its spans.
+
 The Store (the one writer) creates a span with the first bet on its day;
 the archiver asks the Store to drop it (``DROP_SPAN``) once its file holds
 every one of its bets, and the Store checks that inside the transaction.
@@ -35,7 +47,8 @@ every one of its bets, and the Store checks that inside the transaction.
 """
 __all__ = ["SPAN_MS", "DROP_SPAN", "SpanChanged", "span_of", "span_table", "span_ledger",
            "open_index", "span_days", "bet_tables", "ledger_tables", "ledger_for", "table_of",
-           "create_span", "rebuild_view", "drop_span", "ledger_union"]
+           "tables_of", "create_span", "rebuild_view", "drop_span", "ledger_union", "quarter_of",
+           "next_span", "span_limit", "SUB_BASE", "MAX_SPANS"]
 
 from ._betrows import BET_ROWS, bets_view_statements
 
@@ -45,6 +58,10 @@ SPAN_MS = 21_600_000
 DROP_SPAN = "tapgrid:drop_span"
 
 _PREFIX = "bet_rows_"
+SUB_BASE = 10_000_000       # span numbers from here are sub-spans (quarter * _SUB + k)
+_SUB = 1000
+_SUB_MAX = 14               # the last sub-span of a quarter, never cut
+MAX_SPANS = 400             # no cut past this many spans (SQLite: 500 arms to a UNION ALL)
 
 
 class SpanChanged(RuntimeError):
@@ -56,6 +73,29 @@ def span_of(col):
     """The span (day number) of a bet on column ``col``, None for a column
     before 1970 (such a bet stays in ``bet_rows``)."""
     return col // SPAN_MS if col >= 0 else None
+
+
+def quarter_of(span):
+    """The quarter day (``span_of`` number) span ``span`` holds bets of."""
+    return span if span < SUB_BASE else span // _SUB
+
+
+def _sub(span):
+    return 0 if span < SUB_BASE else span % _SUB
+
+
+def next_span(span):
+    """The span after ``span`` in its quarter (the size cut)."""
+    return quarter_of(span) * _SUB + _sub(span) + 1
+
+
+def span_limit(span, max_bets):
+    """How many bets span ``span`` takes before the next is cut (None: no
+    limit): ``max_bets`` for the first four of a quarter, then doubling."""
+    k = _sub(span)
+    if not max_bets or k >= _SUB_MAX:
+        return None
+    return max_bets if k < 4 else max_bets << (k - 3)
 
 
 def span_table(day):
@@ -77,10 +117,11 @@ def ledger_for(table):
 
 
 def span_days(conn, schema="main"):
-    """The spans that exist (their numbers), oldest first."""
-    return sorted(int(name[len(_PREFIX):]) for (name,) in conn.execute(
+    """The spans that exist (their numbers), oldest first (a quarter's
+    sub-spans after its first, in the order they were cut)."""
+    return sorted((int(name[len(_PREFIX):]) for (name,) in conn.execute(
         f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'"
-        f" AND name GLOB '{_PREFIX}[0-9]*'"))
+        f" AND name GLOB '{_PREFIX}[0-9]*'")), key=lambda d: (quarter_of(d), _sub(d)))
 
 
 def bet_tables(conn, schema="main"):
@@ -93,10 +134,17 @@ def ledger_tables(conn):
 
 
 def table_of(conn, col, days=None):
-    """The table a bet on ``col`` is in, or would go to now: its span if that exists."""
-    day = span_of(col)
+    """The table a bet on ``col`` would go to now: its quarter's newest span
+    if one exists."""
+    return tables_of(conn, col, days)[-1]
+
+
+def tables_of(conn, col, days=None):
+    """The tables a bet on ``col`` can be in: its quarter's spans (oldest
+    first), or ``bet_rows`` when it has none."""
+    q = span_of(col)
     days = span_days(conn) if days is None else days
-    return span_table(day) if day is not None and day in days else "bet_rows"
+    return [span_table(d) for d in days if q is not None and quarter_of(d) == q] or ["bet_rows"]
 
 
 def ledger_union(conn):

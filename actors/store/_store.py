@@ -23,8 +23,8 @@ import pysqlite3.dbapi2 as sqlite3
 
 from . import _dblock
 from ._betrows import nonce_text
-from ._spans import (DROP_SPAN, bet_tables, create_span, drop_span, ledger_for, open_index,
-                     span_days, span_of, span_table)
+from ._spans import (DROP_SPAN, MAX_SPANS, bet_tables, create_span, drop_span, ledger_for, next_span,
+                     open_index, quarter_of, span_days, span_limit, span_of, span_table)
 from ._schema import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, connect,
                       is_disk_full, migrate, open_readonly)
 from ._topups import top_up
@@ -100,11 +100,13 @@ class Store:
     (its commits run on its commit thread, one at a time)."""
 
     def __init__(self, path, synchronous="FULL", commit_delay_ms=0.0, autocheckpoint=True,
-                 cache_mb=64):
+                 cache_mb=64, span_max_bets=40_000):
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
         # One writer per database, refused at once (see _dblock).
         self._lock = _dblock.acquire(path)
+        self.span_max_bets = span_max_bets
+        self.max_spans = MAX_SPANS
         try:
             self._open(path, synchronous, commit_delay_ms, autocheckpoint, cache_mb)
         except BaseException:
@@ -134,7 +136,7 @@ class Store:
             conn.execute("PRAGMA wal_autocheckpoint=0")
         migrate(conn)
         conn.executescript(_SETTLE_TEMP)
-        self.days = set(span_days(conn))
+        self._set_days(conn)
         self.next_bet_id = max((conn.execute(f"SELECT max(id) FROM {t}").fetchone()[0] or 0)
                                for t in bet_tables(conn)) + 1
         archived_max = conn.execute("SELECT value FROM meta WHERE key='max_bet_id'").fetchone()
@@ -205,23 +207,60 @@ class Store:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            self.days = set(span_days(conn))    # a span made or dropped in it is undone
+            self._set_days(conn)    # a span made or dropped in it is undone
             raise
         if deletes:
-            self.days = set(span_days(conn))    # the archiver dropped one
+            self._set_days(conn, keep_fill=True)    # the archiver dropped one
         if bets:
             self.next_bet_id = ids[-1] + 1
         return ids, applied
 
+    def _set_days(self, conn, keep_fill=False):
+        """The spans that exist, and the newest of each quarter with how
+        many bets it holds (counted when first needed; kept across the
+        archiver's drops, which never touch a quarter still filling)."""
+        self.days = set(span_days(conn))
+        self.quarters = {}
+        for d in sorted(self.days, key=lambda d: (quarter_of(d), d)):
+            self.quarters.setdefault(quarter_of(d), []).append(d)
+        fill = getattr(self, "_fill", {}) if keep_fill else {}
+        self._fill = {d: n for d, n in fill.items() if d in self.days}
+
+    def _span_for(self, conn, q):
+        """The span the next bet of quarter ``q`` goes to: its newest, or a
+        new one (created in this transaction) when that one is full."""
+        spans = self.quarters.get(q)
+        if not spans:
+            create_span(conn, q)
+            self.days.add(q)
+            self.quarters[q] = [q]
+            self._fill[q] = 0
+            return q
+        cur = spans[-1]
+        if cur not in self._fill:
+            self._fill[cur] = conn.execute(f"SELECT count(*) FROM {span_table(cur)}").fetchone()[0]
+        limit = span_limit(cur, self.span_max_bets)
+        if limit is not None and self._fill[cur] >= limit and len(self.days) < self.max_spans:
+            cur = next_span(cur)
+            create_span(conn, cur)
+            self.days.add(cur)
+            spans.append(cur)
+            self._fill[cur] = 0
+        return cur
+
     def _insert(self, conn, ids, bets):
-        """The bets into their days' tables (a day's first bet creates its span)."""
+        """The bets into their quarters' newest tables (a quarter's first
+        bet creates its span, and the first past a span's size the next)."""
         by_table = {}
         for i, b in zip(ids, bets):
-            day = span_of(b.col)
-            if day is not None and day not in self.days:
-                create_span(conn, day)
-                self.days.add(day)
-            got = by_table.setdefault("bet_rows" if day is None else span_table(day), ([], []))
+            q = span_of(b.col)
+            if q is None:
+                table = "bet_rows"
+            else:
+                day = self._span_for(conn, q)
+                self._fill[day] += 1
+                table = span_table(day)
+            got = by_table.setdefault(table, ([], []))
             got[0].append(i)
             got[1].append(b)
         for table, (tids, tbets) in by_table.items():
@@ -235,8 +274,9 @@ class Store:
         # where the bets are: their columns' spans, and ``bet_rows`` (bets from
         # before spans, or written through the view); any still not found
         # (a settlement that names another column) are looked for in every span
-        tables = ["bet_rows"] + sorted({span_table(d) for d in
-                                        (span_of(s.col) for s in settlements) if d in self.days})
+        tables = ["bet_rows"] + [span_table(d) for q in sorted({span_of(s.col) for s in settlements}
+                                                               - {None})
+                                 for d in reversed(self.quarters.get(q, ()))]
         try:
             for k, t in enumerate(tables):
                 conn.execute(_SETTLE_FIND.format(t=t), (k,))

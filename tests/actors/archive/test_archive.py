@@ -35,12 +35,13 @@ NOW = 1_800_000_000_000 // DAY_MS * DAY_MS + 43_200_000      # noon UTC, a fixed
 NONCE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij0123456789_-"
 
 
-def make_db(path, days=10, per_day=1500, users=12, now=NOW, seed=1, open_old=0):
+def make_db(path, days=10, per_day=1500, users=12, now=NOW, seed=1, open_old=0,
+            span_max_bets=40_000):
     """Bets spread evenly over the ``days`` UTC days before ``now``, settled
     (won, lost or void) except the last hour's and ``open_old`` old ones.
     Returns {bet id: Bet}."""
     rng = random.Random(seed)
-    store = Store(path, synchronous="OFF")
+    store = Store(path, synchronous="OFF", span_max_bets=span_max_bets)
     uids = [store.ensure_user(f"u{i}", credit=10 ** 9, now=0) for i in range(users)]
     start = (now // DAY_MS - days) * DAY_MS
     n = days * per_day

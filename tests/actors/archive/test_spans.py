@@ -12,8 +12,8 @@ from actors.archive._job import COMPRESSED, COPIED, DAY_MS, archive_steps
 from actors.archive._runner import archive_offline
 from actors.archive._files import archive_dir_of
 from actors.bus._intake import _find_bets
-from actors.store import (DROP_SPAN, BETS_VIEW, SPAN_MS, SpanChanged, bet_tables, span_days,
-                          span_ledger, span_of, span_table)
+from actors.store import (DROP_SPAN, BETS_VIEW, SPAN_MS, SpanChanged, bet_tables, quarter_of,
+                          span_days, span_ledger, span_of, span_table)
 from actors.store._audit import audit
 from actors._config import Config
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for
@@ -93,7 +93,7 @@ def test_archiving_drops_each_old_day_whole(db_path):
     assert report["errors"] == [] and report["bets"] > 0
     tables, ledgers = _tables(db_path)
     def day_of(span):
-        return span * SPAN_MS // DAY_MS
+        return quarter_of(span) * SPAN_MS // DAY_MS
     cutoff_day = (NOW - 7 * DAY_MS) // DAY_MS
     kept = [d for d in days_before if day_of(d) >= cutoff_day]
     gone = [d for d in days_before if day_of(d) < cutoff_day]
@@ -102,16 +102,22 @@ def test_archiving_drops_each_old_day_whole(db_path):
     adir = archive_dir_of(None, db_path)
     files = _check_exactly_once(db_path, adir, set(bets), final=True)
     assert len(files) == len({day_of(d) for d in gone}) == 3
+    came_from_their_days(db_path, gone)
+    assert full_history(db_path, "u2") == want
+
+
+def came_from_their_days(db_path, gone):
+    """Every file came from its day's spans (``gone``), and their pages were given back."""
+    def day_of(span):
+        return quarter_of(span) * SPAN_MS // DAY_MS
     conn = open_readonly(db_path)
     try:
-        # every file came from its day's spans, and their pages were given back
         assert {r[0] for r in conn.execute("SELECT src FROM archive_files")} == {
             ",".join(span_table(d) for d in gone if day_of(d) == day)
             for day in {day_of(d) for d in gone}}
         assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
     finally:
         conn.close()
-    assert full_history(db_path, "u2") == want
 
 
 def test_the_store_refuses_to_drop_a_day_that_is_not_what_the_file_holds(db_path):
