@@ -174,7 +174,8 @@ def fanout_stats(replies, n, seconds):
 def latency_summary(rep):
     lat = rep["lat"]
     return {"taps": rep["taps"], "ok": rep["ok"], "fails": rep["fails"],
-            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": lat[-1] if lat else None}
+            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": lat[-1] if lat else None,
+            "slowest_at": rep.get("slowest_at")}     # [s after the phase began, ms]: the top 1 %
 
 
 def parser():
@@ -296,6 +297,7 @@ def measure(server, a, backdoor=None):
         fan["loadavg"] = os.getloadavg()[0]
         fan["steady"] = latency_summary(steady.ask("report", w0, w1))
         fan["steady"].pop("fails", None)
+        fan["steady"].pop("slowest_at", None)
         out["fanout"] = fan
         print(f"fanout: {fan}", file=sys.stderr, flush=True)
 
