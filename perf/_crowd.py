@@ -20,6 +20,7 @@ import os
 import random
 import select
 import socket
+import struct
 import time
 from collections import deque
 from urllib.parse import urlsplit
@@ -62,6 +63,7 @@ _IDLE, _CONNECTING, _UPGRADING, _OPEN, _GONE = range(5)
 _PEEK = 24                 # bytes of a big frame's payload enough to know its type
 _SMALL = 512               # frames up to this are read whole (hello, tick, market, ack)
 _RECV = 1 << 18
+_LINGER0 = struct.pack("ii", 1, 0)      # l_onoff 1, l_linger 0: close sends an RST
 
 
 class Crowd:
@@ -189,17 +191,7 @@ class Crowd:
             return {"connected": self.live, "back": back, "n": self.n, "refused": self.refused,
                     "reconnects": self.reconnects}
         if cmd == "drop":
-            # Every connection shut from this side at once (as a network or a
-            # balancer failure would): each peer reconnects with its backoff.
-            n = 0
-            for p in self.peers:
-                if p.live:
-                    try:
-                        p.sock.shutdown(socket.SHUT_RDWR)
-                        n += 1
-                    except OSError:
-                        pass
-            return {"dropped": n}
+            return {"dropped": self.drop(words[1] if len(words) > 1 else "reset")}
         if cmd == "reset":
             self.refused = {}
             return {"ok": True}
@@ -224,6 +216,29 @@ class Crowd:
             return {"back": len(backs), "n": self.n, "backs": [round(b, 3) for b in backs],
                     "refused": self.refused}
         return {"error": f"unknown command {cmd}"}
+
+    def drop(self, how):
+        """Every live connection ended from this side at once, as the server
+        would see a network failure or a mass client restart: ``reset``
+        (SO_LINGER 0, then close: an RST), ``fin`` (a plain close: a FIN, or
+        an RST where unread bytes wait) or ``shutdown`` (SHUT_RDWR, the fd
+        kept until the server's own close arrives). Each peer reconnects
+        with its backoff; the number dropped is returned."""
+        n = 0
+        for p in self.peers:
+            if not p.live:
+                continue
+            n += 1
+            if how == "shutdown":
+                try:
+                    p.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                continue
+            if how == "reset":
+                p.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
+            self._lost(p)
+        return n
 
     # --- connecting ------------------------------------------------------------------------
 

@@ -90,8 +90,12 @@ class Steady:
             for r in rows:
                 if r[2] is not None:
                     fails[r[2]] = fails.get(r[2], 0) + 1
+            # The slowest acks with their send time after t0: when the tail happens.
+            slow = sorted(((r[1], r[0] - t0) for r in rows if r[1] is not None and r[2] is None),
+                          reverse=True)[:max(3, len(lat) // 100)]
             return {"taps": len(rows), "ok": len(lat), "fails": fails, "lat": [round(x, 2) for x in lat],
-                    "reconnects": self.client.reconnects}
+                    "reconnects": self.client.reconnects,
+                    "slowest_at": [[round(at, 2), round(ms, 1)] for ms, at in slow]}
         return {"error": f"unknown command {words[0]}"}
 
 

@@ -13,7 +13,8 @@ Phases, with the same load generators for both:
    bet checked in the database afterwards, and ``tapgrid audit`` run;
 2. fan-out and reconnect storm at ``--clients`` connections:
    perf/bench_storm.py's ``measure`` (ticks/s per client and lag p99, then
-   every crowd connection dropped at once from the client side and the time
+   every crowd connection dropped at once from the client side, an RST each
+   by default (``--drop``, as bench_storm's), and the time
    until all are back, with a steady tapper's p99 meanwhile).
 
 ``--runs`` repeats phase 1 (alternating the contenders) and the figures are
@@ -140,7 +141,7 @@ def storm(kind, workdir, run, a):
     """Phase 2 on a fresh server (client-side drop: no backdoor needed)."""
     server = start(kind, workdir, f"storm{run}")
     sa = bench_storm.parser().parse_args(["--clients", str(a.clients), "--procs", str(a.procs),
-                                          "--drop", "client", "--fanout-s", str(a.fanout_s),
+                                          "--drop", a.drop, "--fanout-s", str(a.fanout_s),
                                           "--grid", str(a.grid)])
     try:
         return bench_storm.measure(server, sa)
@@ -216,6 +217,8 @@ def main():
     ap.add_argument("--fanout-s", type=float, default=15)
     ap.add_argument("--grid", type=int, choices=(1, 2), default=2,
                     help="the grid frames the crowd asks for (2: grid2, as the page does)")
+    ap.add_argument("--drop", default="reset", choices=list(bench_storm.CROWD_DROPS),
+                    help="how the crowd ends its connections for the storm (bench_storm's --drop)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "scale.json"))
     a = ap.parse_args()
     a.cpu_rates = [int(x) for x in a.cpu_rates.split(",")]

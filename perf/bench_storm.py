@@ -10,15 +10,22 @@
    wall clock when the tick was made), i.e. waiting for the next broadcast
    (at most 1/fanout_hz) + the fan-out itself. ``spread`` is receipt - the
    first receipt of the same tick by any client: the fan-out alone.
-4. Storm: drop every crowd connection at once, through the server's
-   backdoor (the steady player stays): ``--drop shutdown`` (TCP shutdown of
-   each socket, as a network or balancer failure would), ``--drop close``
-   (a 1012 close frame each), or ``--drop kill`` (SIGKILL, restart on the
-   same DB and port: sessions survive). Every client reconnects with web.client's full-jitter backoff
+4. Storm: drop every crowd connection at once (the steady player stays).
+   From the crowd's side, as the server sees a network failure or a mass
+   client restart, with no statement run in the server: ``--drop reset``
+   (the default: SO_LINGER 0 and close, an RST on each socket), ``--drop
+   fin`` (a plain close), ``--drop client`` (``shutdown(SHUT_RDWR)``, the fd
+   kept until the server closes its end). Through the server's backdoor:
+   ``--drop shutdown`` (every server-side socket shut in one statement, a
+   loop stall of its own), ``--drop close`` (a 1012 close frame each), or
+   ``--drop kill`` (SIGKILL, restart on the same DB and port: sessions
+   survive). Every client reconnects with web.client's full-jitter backoff
    (first window 0-5 s). Measured: time until all are back (hello
    received), handshakes shed (503s seen by clients, the gateway's count),
    server peak RSS, the steady player's ack latency while it lasts.
 
+    python perf/bench_storm.py --clients 10000 --procs 2 --grid 2
+    python perf/bench_storm.py --root /work/wt/base     # another checkout's server, same crowd
     python perf/bench_storm.py --clients 10000 --procs 2 --drop close
 
 The last line is JSON (``"bench": "storm"``).
@@ -39,6 +46,7 @@ from perf._scrape import gc_figures, lag_figures, scrape, tap_latency_p99_ms  # 
 from tests.serverproc import ROOT, LoadServer, listen_drops, raise_nofile  # noqa: E402
 
 WORKER = os.path.join(ROOT, "perf", "_storm_clients.py")
+CROWD_DROPS = {"reset": "reset", "fin": "fin", "client": "shutdown"}    # --drop -> the crowd's drop
 
 
 def proc_cpu(pid):
@@ -166,7 +174,8 @@ def fanout_stats(replies, n, seconds):
 def latency_summary(rep):
     lat = rep["lat"]
     return {"taps": rep["taps"], "ok": rep["ok"], "fails": rep["fails"],
-            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": lat[-1] if lat else None}
+            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "max_ms": lat[-1] if lat else None,
+            "slowest_at": rep.get("slowest_at")}     # [s after the phase began, ms]: the top 1 %
 
 
 def parser():
@@ -176,9 +185,13 @@ def parser():
     ap.add_argument("--users", type=int, default=10, help="guest sign-ins per worker (shared tokens)")
     ap.add_argument("--steady-rate", type=float, default=50.0)
     ap.add_argument("--fanout-s", type=float, default=15.0)
-    ap.add_argument("--drop", choices=["shutdown", "close", "kill", "client"], default="shutdown",
-                    help="client: each crowd client shuts its own socket (no backdoor needed; "
-                         "what perf/bench_scale.py uses for a server of several processes)")
+    ap.add_argument("--drop", choices=list(CROWD_DROPS) + ["shutdown", "close", "kill"],
+                    default="reset",
+                    help="reset (default): every crowd socket closed with SO_LINGER 0 (an RST), "
+                         "fin: a plain close, client: shutdown(SHUT_RDWR) (these three from the "
+                         "crowd, no backdoor needed, what perf/bench_scale.py uses); shutdown/"
+                         "close: one backdoor statement in the server; kill: SIGKILL and restart")
+    ap.add_argument("--root", help="run this checkout's server (the crowd stays this tree's)")
     ap.add_argument("--backoff-base", type=float, default=5.0)
     ap.add_argument("--storm-timeout", type=float, default=60.0)
     ap.add_argument("--server-arg", action="append", default=[])
@@ -193,8 +206,10 @@ def main():
     raise_nofile(65536)
     tmp = tempfile.mkdtemp(prefix="tapgrid-storm-")
     bd_path = os.path.join(tmp, "console", "backdoor.sock")
-    server = LoadServer(os.path.join(tmp, "tapgrid.db"), "--seed", "1",
-                        "--backdoor", bd_path, *a.server_arg)
+    server = RootedServer(os.path.join(tmp, "tapgrid.db"), "--seed", "1",
+                          "--backdoor", bd_path, *a.server_arg)
+    if a.root:
+        server.root = server.env["PYTHONPATH"] = os.path.abspath(a.root)
     server.start()
     try:
         out = measure(server, a, Backdoor(bd_path))
@@ -206,6 +221,23 @@ def main():
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(out))
+
+
+class RootedServer(LoadServer):
+    """LoadServer run from another checkout when ``root`` is set (its cwd
+    and PYTHONPATH), for a before/after with the same crowd."""
+
+    root = None
+
+    def start(self, *args, **kw):
+        if self.root is None:
+            return super().start(*args, **kw)
+        import tests.serverproc as sp
+        saved, sp.ROOT = sp.ROOT, self.root
+        try:
+            return super().start(*args, **kw)
+        finally:
+            sp.ROOT = saved
 
 
 def _cpu_by_role(server):
@@ -265,6 +297,7 @@ def measure(server, a, backdoor=None):
         fan["loadavg"] = os.getloadavg()[0]
         fan["steady"] = latency_summary(steady.ask("report", w0, w1))
         fan["steady"].pop("fails", None)
+        fan["steady"].pop("slowest_at", None)
         out["fanout"] = fan
         print(f"fanout: {fan}", file=sys.stderr, flush=True)
 
@@ -286,8 +319,8 @@ def measure(server, a, backdoor=None):
             backdoor.eval(f"[{how} for c in list(server.hub.conns) "
                           f"if c.user != {steady_user!r}] and None")
             out["close_all_s"] = round(time.time() - t_drop, 2)
-        elif a.drop == "client":
-            ask_all(workers, "drop")        # every crowd client shuts its socket at once
+        elif a.drop in CROWD_DROPS:
+            ask_all(workers, "drop", CROWD_DROPS[a.drop])   # every crowd socket ended at once
             out["close_all_s"] = round(time.time() - t_drop, 2)
         else:
             server.kill()

@@ -209,6 +209,10 @@ class Connection:
 
     def flush(self, timeout=2.0):
         """Wait until the queue is written (graceful shutdown)."""
+        if self.closed or not (self.out or self._cork or self.writer is not None):
+            # Nothing to wait for (every teardown of a peer that went away):
+            # no Timeout, whose timer start and stop cost more than the check.
+            return
         with gevent.Timeout(timeout, False):
             while (self.out or self._cork or self.writer is not None) and not self.closed:
                 gevent.sleep(0.005)
