@@ -706,8 +706,14 @@ def test_a_refund_is_shown_when_the_feed_stalls_inside_the_window(server_factory
     from tests.web.test_browser import quiet_feed_file
     feed = quiet_feed_file(str(tmp_path / "quiet.csv"), quick_s=14.0)
     server = server_factory("--feed", "replay", "--feed-file", feed, env=FAST)
-    with urllib.request.urlopen(server.url + "/api/ticks?from=0", timeout=5) as r:
-        first = json.loads(r.read())["ticks"][0][0]        # the replay stamps its first tick "now"
+    from tests.support import wait_until
+
+    def recorded():
+        with urllib.request.urlopen(server.url + "/api/ticks?from=0", timeout=5) as r:
+            return json.loads(r.read())["ticks"]
+    # The replay stamps its first tick "now"; a server can be healthy a moment
+    # before that tick is in the price record /api/ticks reads.
+    first = wait_until(recorded, timeout=10, interval=0.05, what="the first recorded tick")[0][0]
     stall_at = first + 14000                                 # then the feed goes quiet
     page, watch = page_of(server.url)
     sign_in_as_guest(page)
