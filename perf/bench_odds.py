@@ -26,7 +26,8 @@ pricer's sigma is learnt from the path itself, so its error, which far
 cells feel most and which lasts a few EWMA half-lives, is what it is live:
 standard errors are clustered by 200 s blocks of a path (each block's
 pricings share that error), with the per-pricing ("window") clustering
-beside them. Recorded ticks are settled on the path itself.
+beside them. The plain replays of recorded ticks are settled on the path
+itself; the bootstrap on futures of its own (below).
 
 Reported per multiplier bucket, overall and per feed: bets, clusters, the
 realised win rate against the implied one ((1 - edge) / mult), the return
@@ -35,16 +36,45 @@ realised sigma. ``--sigma true`` prices the sim with its own sigma and the
 replay with its realised one, held constant (the touch model alone, no
 estimation error).
 
-The recorded sample is only three minutes long; it is replayed pass after
-pass, alternating forward, time-reversed, mirrored and both, each pass
-continuing from the price the previous one ended on (``ReplayFeed`` jumps
-back to the first price instead, a $175 move no pricer should see). Its
-windows repeat the same few moves, so its standard errors are optimistic:
-the sample rises $177 in three minutes (1.3 s.d. of its sigma) and the
-passes keep that trend for six minutes at a time, a drift the 60 s of
-columns ahead feel (priced at its own constant sigma, ``--sigma true``,
-its uncapped RTP is ~1.01; the 3-5x and 10-99.99x buckets win more than
-the driftless model says whatever sigma is priced).
+Recorded ticks. ``actors/data/sample_ticks.csv`` is 685 ticks over 180 s
+(gaps of 40-640 ms, mean 262, cv 0.62; moves Gaussian for their gaps;
+lag-1 autocorrelation +0.03) that fall $175.75, 1.3 s.d. of its own moves:
+one path, whose trend is a draw, not a property of the feed. Replays:
+
+- ``replay``: the recording pass after pass, alternating forward,
+  time-reversed, mirrored and both, each pass continuing from the price
+  the previous one ended on (``ReplayFeed`` jumps back to the first price
+  instead, a $175 move no pricer should see). Every pass repeats the same
+  three minutes, the fall kept for two passes (six minutes) at a time:
+  its s.e. counts the windows, not the few independent moves it has, and
+  the repeated trend pays far cells a driftless pricer cannot and should
+  not price (perf/README.md, stop 23: 0.97; 1.01 at ``--sigma true``).
+- ``replay-detrended``: the same passes less the recording's mean drift
+  over every gap (the trend removed, every move's shape, spacing and
+  order kept). Still one path repeated: a second draw, not a measurement.
+- ``replay-blocks``: the measurement. A stationary block bootstrap
+  (``BlockBootstrap``) of the detrended recording: each tick is a recorded
+  (gap, return) pair; blocks start at a random tick, run forward or
+  backward, keep or flip their returns' sign, and last a geometric number
+  of ticks (``--block-s``, 5 s, on average); within a block the
+  recording's gaps, moves and their dependence are kept; across blocks no
+  trend is. Each pricing is settled on ``--futures`` continuations of the
+  chain from the tick after the tap (the path's own: the tap came in that
+  gap), so the outcome noise averages as the sim's does, and every path is
+  independent (``--blocks-hours`` x ``--hours`` of them, 200 s clusters).
+  Detrended because a block of L seconds keeps the drift mu over it and a
+  random sign turns those into a random walk of block trends: +mu^2
+  E[L^2] / E[L] of variance, +9 % at 5 s for the sample
+  (``replay-blocks-drift`` keeps it, to show it).
+- ``replay-blocks-gauss``: the bootstrap's gaps with Gaussian returns of
+  the recording's sigma: its clock alone (irregular ticks) against the sim's.
+
+``--sigma true`` prices replays at their tick-level realised sigma held
+constant; where returns are autocorrelated (the recording's +0.03) that
+is not the variance rate a minute feels (1 + 2 rho of it), which the
+pricer's kernel estimator is. A features table (mean gap, cv, sigma, lag-1
+autocorrelation, kurtosis of gap-standardised returns, variance ratios at
+10 s and 60 s, drift) sets each feed beside the recording.
 
     python perf/bench_odds.py                       # ~4 min on a quiet box
     python perf/bench_odds.py --feeds make-run --hours 1
