@@ -76,7 +76,7 @@ pricer's kernel estimator is. A features table (mean gap, cv, sigma, lag-1
 autocorrelation, kurtosis of gap-standardised returns, variance ratios at
 10 s and 60 s, drift) sets each feed beside the recording.
 
-    python perf/bench_odds.py                       # ~4 min on a quiet box
+    python perf/bench_odds.py                       # ~2.5 min on a quiet box
     python perf/bench_odds.py --feeds make-run --hours 1
 """
 import argparse
