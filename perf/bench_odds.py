@@ -292,7 +292,7 @@ FEATURES = ("gap_ms", "gap_cv", "sigma", "acf1", "kurt", "vr10", "vr60", "drift_
 def features_table(by_feed):
     """{name: [features of each path]} as a markdown table of path means."""
     lines = ["| feed | paths | mean gap ms | gap cv | σ /√s | acf(1) | kurtosis (std.) "
-             "| VR 10 s | VR 60 s | |drift| s.d. |", "| --- |" + " --- |" * 9]
+             "| VR 10 s | VR 60 s | drift (abs, s.d.) |", "| --- |" + " --- |" * 9]
     for name, fs in by_feed.items():
         m = {k: sum(abs(f[k]) if k == "drift_sd" else f[k] for f in fs) / len(fs)
              for k in FEATURES}
