@@ -348,9 +348,13 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
         a = np.log(los / price)
     b = np.log((los + band_cents) / price)
     # Columns whose ticks fall at random (no phase mix) are walked at the
-    # gaps' effective spacing; a clock's at its period.
-    walk = np.array([tick_ms if mix is not None else _walk_ms(tick_ms, tick_sd_ms)
-                     for mix in mixes])
+    # gaps' effective spacing, a clock's at its period. The effective
+    # spacing is a many-ticks argument (each crossing inside one gap): for a
+    # window of a few ticks, or gap statistics of a few ticks (a feed that
+    # has just started or come back), it is not one, and the mean gap stays.
+    walk = np.array([tick_ms if mix is not None else
+                     min(_walk_ms(tick_ms, tick_sd_ms), max(tick_ms, w / _MIN_WALK_STEPS))
+                     for mix, w in zip(mixes, window.tolist())])
     s2, delta = _discrete(s2, window[:, None], sigma, walk[:, None])
     shape = (len(t0s), los.size)
     a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
@@ -434,6 +438,10 @@ def _phases(ahead_ms, window_ms, tick_ms, tick_sd_ms):
         sd = tick_sd_ms / tick_ms * math.sqrt(k)
         out.append(phase_mix(d / tick_ms, w / tick_ms, sd) if sd < _CLOCK_SD else None)
     return out
+
+
+# The effective spacing keeps at least this many ticks in a window.
+_MIN_WALK_STEPS = 4
 
 
 def _walk_ms(tick_ms, tick_sd_ms):

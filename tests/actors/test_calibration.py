@@ -288,3 +288,25 @@ def test_ticks_at_random_keep_the_promise(monkeypatch):
     monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
     wrong = broken_promises(play_irregular(2000))
     assert any("uncapped RTP" in x for x in wrong), wrong
+
+
+def test_a_few_ticks_of_gap_statistics_keep_the_mean_gap(monkeypatch):
+    # Three ticks seen (a sim paused after its first tick, then two pushed:
+    # gaps of 5 s and 0.2 s) say cv > 1 of a 4.9 s mean gap; the effective
+    # spacing would then be ~9 s, wider than the window, and price every
+    # cell as far rarer than the mean gap does (tests/web/test_odds_tolerance
+    # saw every multiplier jump on one $1 tick). A window keeps at least 4
+    # ticks' worth of walk: here the mean gap's pricing, to the hundredth.
+    args = (6_000_000, 0, 200, [10_000, 15_000], 5000, 1000, 6, 1e-4, 500, 4904.0, 0.05)
+    guarded = price_columns(*args, tick_sd_ms=6000.0)
+    monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
+    assert guarded == price_columns(*args, tick_sd_ms=6000.0)
+    # and where the window holds many ticks the effective spacing is priced
+    monkeypatch.undo()
+    few = price_columns(6_000_000, 0, 200, [10_000], 5000, 1000, 6, 1e-4, 500, 262.0, 0.05,
+                        tick_sd_ms=159.0)
+    monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
+    mean = price_columns(6_000_000, 0, 200, [10_000], 5000, 1000, 6, 1e-4, 500, 262.0, 0.05,
+                         tick_sd_ms=159.0)
+    assert all(few[10_000][lo] >= mean[10_000][lo] for lo in mean[10_000])
+    assert few != mean
