@@ -26,7 +26,8 @@ pricer's sigma is learnt from the path itself, so its error, which far
 cells feel most and which lasts a few EWMA half-lives, is what it is live:
 standard errors are clustered by 200 s blocks of a path (each block's
 pricings share that error), with the per-pricing ("window") clustering
-beside them. Recorded ticks are settled on the path itself.
+beside them. The plain replays of recorded ticks are settled on the path
+itself; the bootstrap on futures of its own (below).
 
 Reported per multiplier bucket, overall and per feed: bets, clusters, the
 realised win rate against the implied one ((1 - edge) / mult), the return
@@ -35,18 +36,47 @@ realised sigma. ``--sigma true`` prices the sim with its own sigma and the
 replay with its realised one, held constant (the touch model alone, no
 estimation error).
 
-The recorded sample is only three minutes long; it is replayed pass after
-pass, alternating forward, time-reversed, mirrored and both, each pass
-continuing from the price the previous one ended on (``ReplayFeed`` jumps
-back to the first price instead, a $175 move no pricer should see). Its
-windows repeat the same few moves, so its standard errors are optimistic:
-the sample rises $177 in three minutes (1.3 s.d. of its sigma) and the
-passes keep that trend for six minutes at a time, a drift the 60 s of
-columns ahead feel (priced at its own constant sigma, ``--sigma true``,
-its uncapped RTP is ~1.01; the 3-5x and 10-99.99x buckets win more than
-the driftless model says whatever sigma is priced).
+Recorded ticks. ``actors/data/sample_ticks.csv`` is 685 ticks over 180 s
+(gaps of 40-640 ms, mean 262, cv 0.62; moves Gaussian for their gaps;
+lag-1 autocorrelation +0.03) that fall $175.75, 1.3 s.d. of its own moves:
+one path, whose trend is a draw, not a property of the feed. Replays:
 
-    python perf/bench_odds.py                       # ~4 min on a quiet box
+- ``replay``: the recording pass after pass, alternating forward,
+  time-reversed, mirrored and both, each pass continuing from the price
+  the previous one ended on (``ReplayFeed`` jumps back to the first price
+  instead, a $175 move no pricer should see). Every pass repeats the same
+  three minutes, the fall kept for two passes (six minutes) at a time:
+  its s.e. counts the windows, not the few independent moves it has, and
+  the repeated trend pays far cells a driftless pricer cannot and should
+  not price (perf/README.md, stop 23: 0.97; 1.01 at ``--sigma true``).
+- ``replay-detrended``: the same passes less the recording's mean drift
+  over every gap (the trend removed, every move's shape, spacing and
+  order kept). Still one path repeated: a second draw, not a measurement.
+- ``replay-blocks``: the measurement. A stationary block bootstrap
+  (``BlockBootstrap``) of the detrended recording: each tick is a recorded
+  (gap, return) pair; blocks start at a random tick, run forward or
+  backward, keep or flip their returns' sign, and last a geometric number
+  of ticks (``--block-s``, 5 s, on average); within a block the
+  recording's gaps, moves and their dependence are kept; across blocks no
+  trend is. Each pricing is settled on ``--futures`` continuations of the
+  chain from the tick after the tap (the path's own: the tap came in that
+  gap), so the outcome noise averages as the sim's does, and every path is
+  independent (``--blocks-hours`` x ``--hours`` of them, 200 s clusters).
+  Detrended because a block of L seconds keeps the drift mu over it and a
+  random sign turns those into a random walk of block trends: +mu^2
+  E[L^2] / E[L] of variance, +9 % at 5 s for the sample
+  (``replay-blocks-drift`` keeps it, to show it).
+- ``replay-blocks-gauss``: the bootstrap's gaps with Gaussian returns of
+  the recording's sigma: its clock alone (irregular ticks) against the sim's.
+
+``--sigma true`` prices replays at their tick-level realised sigma held
+constant; where returns are autocorrelated (the recording's +0.03) that
+is not the variance rate a minute feels (1 + 2 rho of it), which the
+pricer's kernel estimator is. A features table (mean gap, cv, sigma, lag-1
+autocorrelation, kurtosis of gap-standardised returns, variance ratios at
+10 s and 60 s, drift) sets each feed beside the recording.
+
+    python perf/bench_odds.py                       # ~2.5 min on a quiet box
     python perf/bench_odds.py --feeds make-run --hours 1
 """
 import argparse
@@ -108,15 +138,27 @@ def sim_step(annual_vol, interval_ms):
     return feed._mu, feed._sigma
 
 
-def replay_ticks(seconds, path=SAMPLE_TICKS):
-    """Recorded ticks, pass after pass (forward, reversed, mirrored, both),
-    each continuing from the last price; the recorded spacing is kept."""
+def _recorded(path=SAMPLE_TICKS, detrend=False):
+    """The recording's first price and its (gaps in ms, log returns);
+    ``detrend``: every return less the recording's mean drift over its gap
+    (its linear trend removed; its moves, spacing and order kept)."""
     rec = load_ticks(path)
     gaps = [b.ts - a.ts for a, b in zip(rec, rec[1:])]
     rets = [math.log(b.price / a.price) for a, b in zip(rec, rec[1:])]
+    if detrend:
+        mu = sum(rets) / sum(gaps)
+        rets = [r - mu * g for g, r in zip(gaps, rets)]
+    return rec[0].price, gaps, rets
+
+
+def replay_ticks(seconds, path=SAMPLE_TICKS, detrend=False):
+    """Recorded ticks, pass after pass (forward, reversed, mirrored, both),
+    each continuing from the last price; the recorded spacing is kept
+    (``detrend``: ``_recorded``'s)."""
+    first, gaps, rets = _recorded(path, detrend)
     gap_ms = sorted(gaps)[len(gaps) // 2]
-    out = [(T_START, rec[0].price)]
-    x = math.log(rec[0].price)
+    out = [(T_START, first)]
+    x = math.log(first)
     k = 0
     while out[-1][0] - T_START < seconds * 1000:
         g, r = (gaps, rets) if k % 2 == 0 else (gaps[::-1], rets[::-1])
@@ -131,9 +173,133 @@ def replay_ticks(seconds, path=SAMPLE_TICKS):
     return out
 
 
+class BlockBootstrap:
+    """A stationary block bootstrap (Politis and Romano 1994) of recorded
+    ticks: each step is one recorded (gap, log return) pair; blocks start
+    at a random tick, run forward or backward (time-reversed), with their
+    returns' sign kept or flipped (mirrored), all at random, and last a
+    geometric number of ticks of mean ``block_ticks`` (wrapping round the
+    recording). Inside a block the recording's order is kept (its gaps'
+    rhythm, its returns' dependence, their joint law); across blocks no
+    trend survives: the sign is a coin flip.
+
+    The state is (tick, direction, sign); the next step depends on it
+    alone, so ``fork`` gives independent futures with the right law from
+    any point of a path (the Markov chain continued)."""
+
+    def __init__(self, gaps, rets, block_ticks, rng, gauss_sigma=None):
+        self.gaps, self.rets = gaps, rets
+        self.p_new = 1.0 / block_ticks
+        self.rng = rng
+        # Gaussian returns of this sigma (per sqrt s) over the same gaps:
+        # the recording's clock with the sim's moves.
+        self.gauss_sigma = gauss_sigma
+        self._new_block()
+
+    def _new_block(self):
+        r = self.rng
+        self.j, self.d, self.s = r.randrange(len(self.gaps)), r.choice((1, -1)), r.choice((1.0, -1.0))
+
+    @property
+    def state(self):
+        return self.j, self.d, self.s
+
+    def fork(self, state, rng):
+        """A chain at ``state`` drawing from ``rng``."""
+        f = BlockBootstrap.__new__(BlockBootstrap)
+        f.__dict__.update(self.__dict__)
+        f.j, f.d, f.s = state
+        f.rng = rng
+        return f
+
+    def step(self):
+        """(gap ms, log return) of the next tick."""
+        if self.rng.random() < self.p_new:
+            self._new_block()
+        else:
+            self.j = (self.j + self.d) % len(self.gaps)
+        g = self.gaps[self.j]
+        if self.gauss_sigma is not None:
+            return g, self.rng.gauss(0.0, self.gauss_sigma * math.sqrt(g / 1000.0))
+        return g, self.s * self.rets[self.j]
+
+    def extend(self, ts, x, until_ms):
+        """Ticks (ts, price) from (ts, log price x) until ``until_ms``."""
+        out = []
+        while ts < until_ms:
+            g, r = self.step()
+            ts += g
+            x += r
+            out.append((ts, round(math.exp(x))))
+        return out
+
+
+def block_ticks(seconds, rng, block_s, gauss=False, detrend=True, path=SAMPLE_TICKS):
+    """A stationary block bootstrap path of the recording (``BlockBootstrap``,
+    blocks of ``block_s`` seconds on average), from its first price; the
+    chain that made it and its state at every tick (to fork futures from).
+    ``detrend`` (the default): blocks of the detrended returns; a block of
+    L seconds keeps the recording's drift mu over it, a random sign makes
+    that a random walk of block trends, and the variance over a minute
+    grows by mu^2 E[L^2] / E[L] (+9 % for the sample's drift, 5 s blocks)."""
+    first, gaps, rets = _recorded(path, detrend)
+    mean_gap = sum(gaps) / len(gaps)
+    sig = math.sqrt(sum(r * r for r in rets) / (sum(gaps) / 1000.0)) if gauss else None
+    chain = BlockBootstrap(gaps, rets, max(1.0, block_s * 1000 / mean_gap), rng, sig)
+    out = [(T_START, first)]
+    states = [chain.state]
+    x = math.log(first)
+    while out[-1][0] - T_START < seconds * 1000:
+        g, r = chain.step()
+        x += r
+        out.append((out[-1][0] + g, round(math.exp(x))))
+        states.append(chain.state)
+    return out, (chain, states)
+
+
 def realised_sigma(ticks):
     s = sum(math.log(b / a) ** 2 for (_, a), (_, b) in zip(ticks, ticks[1:]))
     return math.sqrt(s / ((ticks[-1][0] - ticks[0][0]) / 1000))
+
+
+def features(ticks):
+    """What a feed's ticks are like, beside the recording's: mean gap (ms)
+    and its coefficient of variation, realised sigma, the lag-1
+    autocorrelation of tick returns, the excess kurtosis of returns
+    standardised by their gap's sqrt (0 for Brownian motion seen at any
+    clock), the variance over 10 s and 60 s against the tick-level one
+    (1 without dependence or drift), and the path's drift in s.d. of its
+    own moves."""
+    ts = np.array([t for t, _ in ticks], dtype=float)
+    lp = np.log(np.array([p for _, p in ticks], dtype=float))
+    g, r = np.diff(ts), np.diff(lp)
+    span = (ts[-1] - ts[0]) / 1000
+    var = float((r * r).sum()) / span
+    z = r / np.sqrt(g / 1000 * var)
+    out = {"gap_ms": float(g.mean()), "gap_cv": float(g.std() / g.mean()),
+           "sigma": math.sqrt(var), "acf1": float(np.corrcoef(r[:-1], r[1:])[0, 1]),
+           "kurt": float((z ** 4).mean() / (z * z).mean() ** 2 - 3)}
+    for h in (10, 60):
+        idx = np.searchsorted(ts, np.arange(ts[0], ts[-1], h * 1000), side="right") - 1
+        out[f"vr{h}"] = float((np.diff(lp[idx]) ** 2).mean() / (h * var))
+    out["drift_sd"] = float((lp[-1] - lp[0]) / math.sqrt(var * span))
+    return out
+
+
+FEATURES = ("gap_ms", "gap_cv", "sigma", "acf1", "kurt", "vr10", "vr60", "drift_sd")
+
+
+def features_table(by_feed):
+    """{name: [features of each path]} as a markdown table of path means."""
+    lines = ["| feed | paths | mean gap ms | gap cv | σ /√s | acf(1) | kurtosis (std.) "
+             "| VR 10 s | VR 60 s | drift (abs, s.d.) |", "| --- |" + " --- |" * 9]
+    for name, fs in by_feed.items():
+        m = {k: sum(abs(f[k]) if k == "drift_sd" else f[k] for f in fs) / len(fs)
+             for k in FEATURES}
+        lines.append(f"| {name} | {len(fs)} | {m['gap_ms']:.0f} | {m['gap_cv']:.2f} | "
+                     f"{m['sigma']:.3e} | {m['acf1']:+.3f} | {m['kurt']:+.2f} | {m['vr10']:.3f} | "
+                     f"{m['vr60']:.3f} | {m['drift_sd']:.2f} |")
+    return "\n".join(lines)
 
 
 class Tally:
@@ -179,7 +345,7 @@ def _row(clusters):
             "implied": sum(c[3] for c in clusters) / n, "rtp": rtp, "se": se}
 
 
-def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None):
+def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, chain=None):
     """Tap at random over ``ticks`` as the Column prices taps; returns
     (pricings, seconds spent pricing).
 
@@ -190,7 +356,12 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None):
     one path's windows is shared by every cell of a big move, and futures
     average it away where only more hours of path would. The pricer still
     learns sigma from the path itself, so its error is what it is live.
-    None (recorded ticks): every bet is settled on the path.
+    ``chain``: (``BlockBootstrap``, its state at every tick) of a bootstrap
+    path; each pricing is then settled on ``args.futures`` continuations of
+    the chain from the tick after the priced one (the path's own: the tap
+    came before it, and the tap's moment inside that gap is what the
+    pricer's phase model is judged on), each with its own gaps.
+    Neither (recorded ticks): every bet is settled on the path.
     ``true_sigma``: price with it and no estimation error (the touch model alone).
     """
     tally.paths += 1
@@ -234,10 +405,18 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None):
             logp = math.log(price) + np.cumsum(
                 nprng.normal(step[0], step[1], (args.futures, j - i - 1)), axis=1)
             fprices = np.maximum(1, np.rint(np.exp(logp))).astype(np.int64).tolist()
-            futures = [list(zip(ftimes, [price] + row)) for row in fprices]
+            futures = [(ftimes, list(zip(ftimes, [price] + row))) for row in fprices]
+        elif chain is not None:
+            until = t0s[-1] + col_ms
+            ts1, x1 = ticks[i + 1][0], math.log(ticks[i + 1][1])
+            futures = []
+            for _ in range(args.futures):
+                f = ticks[i:i + 2] + chain[0].fork(chain[1][i + 1], random.Random(
+                    rng.getrandbits(64))).extend(ts1, x1, until)
+                futures.append(([t for t, _ in f], f))
         block = now // BLOCK_MS
         for t0 in t0s:
-            if step is None:
+            if step is None and chain is None:
                 path = windows.get(t0)
                 if path is None:
                     a = bisect.bisect_left(times, t0 - 4 * stale_after)
@@ -246,9 +425,11 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None):
                 ranges = [path[:2]]
                 cluster = (path_no, t0, block)
             else:
-                a = max(0, bisect.bisect_left(ftimes, t0) - 1)
-                b = bisect.bisect_left(ftimes, t0 + col_ms)
-                ranges = [path_of(f[a:b], t0, t0 + col_ms, stale_after)[:2] for f in futures]
+                ranges = []
+                for ft, f in futures:
+                    a = max(0, bisect.bisect_left(ft, t0) - 1)
+                    b = bisect.bisect_left(ft, t0 + col_ms)
+                    ranges.append(path_of(f[a:b], t0, t0 + col_ms, stale_after)[:2])
                 cluster = (path_no, n_priced, block)
             n = len(ranges)
             for lo, mult in grid[t0].items():
@@ -292,21 +473,29 @@ def feed_specs(cfg, names):
         name = name.strip()
         if name == "make-run":
             out.append(("sim", 0.6, cfg.sim_interval_ms))
-        elif name == "replay":
-            out.append(("replay", None, None))
+        elif name in REPLAYS:
+            out.append((name, None, None))
         else:                                  # sim:VOL:MS, e.g. sim:0.3:1000
             _, v, ms = name.split(":")
             out.append(("sim", float(v), int(ms)))
     return out
 
 
-DEFAULT_FEEDS = "make-run,sim:0.3:100,sim:1.2:100,sim:0.6:250,sim:0.6:1000,replay"
+# replay: the recording pass after pass; replay-detrended: the same less its
+# drift; replay-blocks: a block bootstrap of it; replay-blocks-gauss: the
+# bootstrap's gaps with Gaussian returns (the recording's clock alone).
+# replay-blocks-drift: the bootstrap of the raw returns (drift kept).
+REPLAYS = {"replay": "replay sample_ticks", "replay-detrended": "replay detrended",
+           "replay-blocks": "replay blocks", "replay-blocks-gauss": "replay blocks gauss",
+           "replay-blocks-drift": "replay blocks drift"}
+DEFAULT_FEEDS = ("make-run,sim:0.3:100,sim:1.2:100,sim:0.6:250,sim:0.6:1000,replay,"
+                 "replay-blocks")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--feeds", default=DEFAULT_FEEDS,
-                    help="make-run (the sim `make run` serves), sim:VOL:MS, replay")
+                    help="make-run (the sim `make run` serves), sim:VOL:MS, " + ", ".join(REPLAYS))
     ap.add_argument("--hours", type=float, default=4.0,
                     help="hours of play per feed (the make-run feed gets three times as many)")
     ap.add_argument("--segment-s", type=float, default=1800.0,
@@ -315,7 +504,11 @@ def main(argv=None):
                     help="taps priced a second of feed time (each bets every offered cell "
                          "within --bands in every open column)")
     ap.add_argument("--futures", type=int, default=8,
-                    help="independent futures each sim pricing is settled on")
+                    help="independent futures each sim or replay-blocks pricing is settled on")
+    ap.add_argument("--block-s", type=float, default=5.0,
+                    help="replay-blocks: mean seconds of a bootstrap block")
+    ap.add_argument("--blocks-hours", type=float, default=3.0,
+                    help="replay-blocks feeds get this many times --hours")
     ap.add_argument("--bands", type=int, default=12, help="cells within this many bands of the price")
     ap.add_argument("--columns", type=int, default=12, help="taps in the N nearest open columns")
     ap.add_argument("--jitter-ms", type=float, default=2.0, help="the sim's mean emission delay")
@@ -338,22 +531,37 @@ def main(argv=None):
     price_s = 0.0
     seed = args.seed * 1000
     labels = []
+    first, gaps, rets = _recorded()
+    rec = [(T_START, first)]
+    for dt, dr in zip(gaps, rets):
+        rec.append((rec[-1][0] + dt, round(rec[-1][1] * math.exp(dr))))
+    feats = {"recording (sample_ticks.csv, once)": [features(rec)]}
     for kind, vol, iv in feed_specs(cfg, args.feeds):
-        hours = args.hours * (3 if (kind, vol, iv) == ("sim", 0.6, cfg.sim_interval_ms) else 1)
+        hours = args.hours * (3 if (kind, vol, iv) == ("sim", 0.6, cfg.sim_interval_ms) else
+                              args.blocks_hours if kind.startswith("replay-blocks") else 1)
         left = hours * 3600
-        label = f"sim {vol:.0%}/yr {iv} ms" if kind == "sim" else "replay sample_ticks"
+        label = f"sim {vol:.0%}/yr {iv} ms" if kind == "sim" else REPLAYS[kind]
         labels.append(label)
         while left > 0:
             seed += 1
             span = min(args.segment_s, left)
             secs = span + args.warmup_s + cfg.horizon_ms / 1000 + 20
-            ticks = (sim_ticks(seed, iv, vol, secs, args.jitter_ms) if kind == "sim"
-                     else replay_ticks(secs))
+            chain = None
+            if kind == "sim":
+                ticks = sim_ticks(seed, iv, vol, secs, args.jitter_ms)
+            elif kind.startswith("replay-blocks"):
+                ticks, chain = block_ticks(secs, random.Random(seed), args.block_s,
+                                           gauss=kind.endswith("gauss"),
+                                           detrend=not kind.endswith("drift"))
+            else:
+                ticks = replay_ticks(secs, detrend=kind == "replay-detrended")
             # The replay's "true" sigma: its own realised one, held constant.
             true = (None if args.sigma != "true" else vol * math.sqrt(1000 / _MS_PER_YEAR)
                     if kind == "sim" else realised_sigma(ticks))
             step = sim_step(vol, iv) if kind == "sim" and args.futures > 0 else None
-            g, p = play_path(label, ticks, cfg, rng, tally, args, step, true)
+            feats.setdefault(label, []).append(features(ticks))
+            g, p = play_path(label, ticks, cfg, rng, tally, args, step, true,
+                             chain if args.futures > 0 else None)
             pricings += g
             price_s += p
             left -= span
@@ -379,6 +587,8 @@ def main(argv=None):
         print(f"| {f} | {allr['bets']:,} | {allr['rtp']:.3f} ± {allr['se']:.3f} | "
               f"{unc['rtp']:.3f} ± {unc['se']:.3f} | {worst[1]}: {worst[0]:.3f} | "
               f"{s[0] / max(1, s[1]):.3e} | {s[2] / s[3]:.3e} |")
+    print("\n## Feeds' features (per path, averaged)\n")
+    print(features_table(feats))
     for f in labels:
         print(f"\n### {f}\n")
         print(table(tally, f))

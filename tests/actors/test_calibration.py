@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 
 from actors import MULT_BUCKETS, Config, SimFeed, Volatility, path_of, payout_for, touches
+from actors import _pricer
 from actors._pricer import price_columns
 
 BUCKETS = tuple((lo, hi) for _, lo, hi in MULT_BUCKETS[:-1])   # capped cells aside
@@ -216,3 +217,96 @@ def test_a_feed_just_above_the_floor_keeps_the_promise():
     clipped = broken_promises(play(3000, tick_ms=100, annual_vol=0.3, floor_bounds_estimate=True,
                                    half_life_s=6.0))
     assert any("uncapped RTP" in x for x in clipped), clipped
+
+
+def play_irregular(events, shape=2.0, gap_ms=250, annual_vol=0.6, seed=20261203, branches=32):
+    """``play``'s windows on a feed whose ticks fall at random: gaps drawn
+    from a gamma law of ``shape`` (cv 1 / sqrt(shape): 0.71 at 2, near the
+    recorded sample's 0.62) and mean ``gap_ms``, each tick's log return
+    Gaussian with variance sigma^2 x its gap. Priced with the true sigma
+    (the touch model alone). Each window's futures share the path up to
+    the first tick after the pricing (the tap came in that gap: it is the
+    one a random moment falls in) and are independent after it."""
+    cfg = Config()
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    sigma = annual_vol / math.sqrt(365.25 * 86400)
+    col, band, lock, horizon = cfg.column_ms, cfg.band_cents, cfg.lock_ms, cfg.horizon_ms
+    start = 1_750_000_000_000
+    first = start + 600_000 + horizon
+    t0s = [first + i * col for i in range(events)]
+    span = t0s[-1] + col - start + 2 * horizon
+    gaps = np.maximum(1, np.rint(nprng.gamma(shape, gap_ms / shape, int(span / gap_ms * 1.2))))
+    times = (start + np.cumsum(gaps)).astype(np.int64)
+    logp = math.log(6_000_000) + np.cumsum(nprng.normal(0.0, sigma * np.sqrt(gaps / 1000.0)))
+    ticks = list(zip(times.tolist(), np.rint(np.exp(logp)).astype(np.int64).tolist()))
+    plan = sorted((t0 - rng.randrange((lock + 100) // 100, horizon // 100) * 100, t0)
+                  for t0 in t0s)
+    vol = Volatility(initial_tick_ms=cfg.tick_interval_ms)     # for the gaps' mean and spread
+    stale_after = 2 * cfg.tick_interval_ms
+    i = 0
+    out = {}
+    for now, t0 in plan:
+        while ticks[i][0] <= now:
+            vol.update(ticks[i][1], ticks[i][0])
+            i += 1
+        ts, price = ticks[i - 1]
+        cells = price_columns(price, ts, now, [t0], col, band, cfg.max_bands, sigma,
+                              cfg.edge_bp, vol.tick_ms, 0.0, tick_sd_ms=vol.tick_sd_ms)[t0]
+        base = price // band * band
+        offered = [(base + n * band, cells.get(base + n * band)) for n in range(-12, 13)]
+        offered = [(lo, m, _bucket(m)) for lo, m in offered if m is not None and m < 10000]
+        nxt_ts, nxt = ticks[i]
+        steps = int((t0 + col - nxt_ts) / gap_ms * 1.5) + 40
+        g = np.maximum(1, np.rint(nprng.gamma(shape, gap_ms / shape, (branches, steps))))
+        fts = (nxt_ts + np.cumsum(g, axis=1)).astype(np.int64)
+        flp = math.log(nxt) + np.cumsum(nprng.normal(0.0, sigma * np.sqrt(g / 1000.0)), axis=1)
+        fp = np.rint(np.exp(flp)).astype(np.int64)
+        row = out.setdefault(now, {})
+        for ft, fpr in zip(fts.tolist(), fp.tolist()):
+            assert ft[-1] >= t0 + col
+            path = [(ts, price), (nxt_ts, nxt)] + list(zip(ft, fpr))
+            low, high, _ = path_of(path, t0, t0 + col, stale_after)
+            for lo, mult, b in offered:
+                cell = row.setdefault(b, [0, 0])
+                cell[0] += 1
+                if touches(lo, band, low, high):
+                    cell[1] += payout_for(STAKE, mult)
+    return out
+
+
+def test_ticks_at_random_keep_the_promise(monkeypatch):
+    # Irregular ticks reach a level less often than as many evenly spaced
+    # ones: priced as a clock of their mean gap the house kept ~1.5 % more
+    # than its edge on the recorded sample's gaps (perf/bench_odds.py,
+    # replay-blocks-gauss, 0.938 +- 0.002); at the gaps' effective spacing
+    # (_pricer._walk_ms) the promise holds. The mean gap must break it.
+    played = play_irregular(2000)
+    r, se, n = rtp(played)
+    assert n > 500_000 and se < 0.005, (n, se)
+    assert broken_promises(played) == []
+    monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
+    wrong = broken_promises(play_irregular(2000))
+    assert any("uncapped RTP" in x for x in wrong), wrong
+
+
+def test_a_few_ticks_of_gap_statistics_keep_the_mean_gap(monkeypatch):
+    # Three ticks seen (a sim paused after its first tick, then two pushed:
+    # gaps of 5 s and 0.2 s) say cv > 1 of a 4.9 s mean gap; the effective
+    # spacing would then be ~9 s, wider than the window, and price every
+    # cell as far rarer than the mean gap does (tests/web/test_odds_tolerance
+    # saw every multiplier jump on one $1 tick). A window keeps at least 4
+    # ticks' worth of walk: here the mean gap's pricing, to the hundredth.
+    args = (6_000_000, 0, 200, [10_000, 15_000], 5000, 1000, 6, 1e-4, 500, 4904.0, 0.05)
+    guarded = price_columns(*args, tick_sd_ms=6000.0)
+    monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
+    assert guarded == price_columns(*args, tick_sd_ms=6000.0)
+    # and where the window holds many ticks the effective spacing is priced
+    monkeypatch.undo()
+    few = price_columns(6_000_000, 0, 200, [10_000], 5000, 1000, 6, 1e-4, 500, 262.0, 0.05,
+                        tick_sd_ms=159.0)
+    monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
+    mean = price_columns(6_000_000, 0, 200, [10_000], 5000, 1000, 6, 1e-4, 500, 262.0, 0.05,
+                         tick_sd_ms=159.0)
+    assert all(few[10_000][lo] >= mean[10_000][lo] for lo in mean[10_000])
+    assert few != mean
