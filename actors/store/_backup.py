@@ -38,12 +38,10 @@ def backup(db_path, out, pages=64, sleep_s=0.01):
 class _Flusher:
     """The backup's ``progress`` callback: writes the copy's dirty pages out
     every ``SYNC_BYTES`` (fdatasync), so the kernel never holds much of
-    them to flush at once, and the final fsync is short; then rests as long
-    as that write-out took. On ext4 (``data=ordered``) a Writer commit's
-    fsync that commits the journal first writes out the data of every
-    block allocated in it, the copy's too: so the copy keeps little dirty
-    data at any time, and leaves the disk to the Writer at least half the
-    time."""
+    them to flush at once, and the final fsync is short. On ext4
+    (``data=ordered``) a Writer commit's fsync that commits the journal
+    first writes out the data of every block allocated in it, the copy's
+    too: the less the copy keeps dirty, the less that fsync waits for."""
 
     def __init__(self, path, pages, page_size=4096):
         self.path, self.step, self.since, self.fd = path, pages * page_size, 0, None
@@ -55,9 +53,7 @@ class _Flusher:
         self.since = 0
         if self.fd is None:
             self.fd = os.open(self.path, os.O_RDONLY)
-        t = time.monotonic()
         os.fdatasync(self.fd)
-        time.sleep(min(REST_MAX_S, time.monotonic() - t))
 
     def close(self):
         if self.fd is not None:
@@ -65,8 +61,7 @@ class _Flusher:
             self.fd = None
 
 
-SYNC_BYTES = 256 << 10      # was 2 MB: tap p99 +9.6 ms while backing up (perf/README, stop 23)
-REST_MAX_S = 0.05
+SYNC_BYTES = 256 << 10      # was 2 MB (perf/README, stop 23)
 
 
 def _backup(db_path, out, pages, sleep_s):
