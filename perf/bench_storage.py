@@ -51,6 +51,7 @@ from actors._config import Config  # noqa: E402
 from actors.feeds._local import SimFeed  # noqa: E402
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for  # noqa: E402
 from actors._runtime import start_market  # noqa: E402
+from actors.store import DROP_SPAN  # noqa: E402
 from actors.store._store import Store, open_readonly  # noqa: E402
 from engine import ActorSystem  # noqa: E402
 
@@ -134,8 +135,73 @@ def pct(values, q):
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def tap_load(market, users, rate, until, lat, rng):
-    """Taps at ``rate``/s in 10 ms slices until ``until()``; latencies (ms) into ``lat``."""
+class Timeline:
+    """``--timeline``: every Writer transaction (its start, length and what
+    it carried) and every WAL checkpoint, timed where they run, to tell
+    which of them the slowest taps during the archive waited behind."""
+
+    def __init__(self):
+        self.commits, self.checkpoints, self.taps = [], [], []
+
+    def install(self):
+        from actors import _writer
+        store_cls, writer_cls = Store, _writer.Writer
+        tl = self
+        orig_batch, orig_ckpt = store_cls.write_batch, writer_cls._checkpoint
+
+        def write_batch(store, bets=(), settlements=(), credits=(), ticks=(), sessions=(),
+                        deletes=(), now=None):
+            t = time.perf_counter()
+            try:
+                return orig_batch(store, bets, settlements, credits, ticks, sessions, deletes,
+                                  now)
+            finally:
+                kinds = {"drop" if sql == DROP_SPAN else "vacuum" if "incremental_vacuum" in sql
+                         else "delete" if sql.lstrip().startswith("DELETE") else "other"
+                         for sql, _ in deletes}
+                kind = ("drop" if "drop" in kinds else "delete" if "delete" in kinds
+                        else "vacuum" if "vacuum" in kinds else "archive" if kinds
+                        else "taps")
+                tl.commits.append((t, time.perf_counter(), kind, len(bets)))
+
+        def checkpoint(writer):
+            t = time.perf_counter()
+            try:
+                return orig_ckpt(writer)
+            finally:
+                tl.checkpoints.append((t, time.perf_counter()))
+        store_cls.write_batch, writer_cls._checkpoint = write_batch, checkpoint
+
+    def report(self, since, until=float("inf")):
+        """What the slowest 1 % of taps sent after ``since`` overlapped, and
+        each transaction kind's length (ms) over the same time."""
+        taps = sorted((lat, t) for t, lat in self.taps if since <= t < until)
+        slow = taps[-max(1, len(taps) // 100):]
+        blame = {}
+        for lat, t in slow:
+            end = t + lat / 1000
+            over = [k for a, b, k, _ in self.commits if a < end and b > t and k != "taps"]
+            if any(a < end and b > t for a, b in self.checkpoints):
+                over.append("checkpoint")
+            for k in set(over) or {"none"}:
+                blame[k] = blame.get(k, 0) + 1
+        lengths = {}
+        for a, b, k, _ in self.commits:
+            if since <= a < until:
+                lengths.setdefault(k, []).append((b - a) * 1000)
+        ck = [(b - a) * 1000 for a, b in self.checkpoints if since <= a < until]
+        return {"slow_taps": len(slow), "slow_ms_min": round(slow[0][0], 1) if slow else None,
+                "slow_overlapping": blame,
+                "commit_ms": {k: {"n": len(v), "p50": round(pct(v, .5), 2),
+                                  "p99": round(pct(v, .99), 2), "max": round(max(v), 2)}
+                              for k, v in sorted(lengths.items())},
+                "checkpoint_ms": {"n": len(ck), "p50": round(pct(ck, .5), 2),
+                                  "max": round(max(ck), 2)} if ck else None}
+
+
+def tap_load(market, users, rate, until, lat, rng, sent=None):
+    """Taps at ``rate``/s in 10 ms slices until ``until()``; latencies (ms)
+    into ``lat`` (and ``(sent, ms)`` into ``sent`` when given)."""
     per_slice = rate / 100.0
     owed = 0.0
     next_t = time.perf_counter()
@@ -148,11 +214,17 @@ def tap_load(market, users, rate, until, lat, rng):
                 continue
             t = time.perf_counter()
             fut = market.tap(rng.choice(users), cell[0], cell[1], 100)
-            fut.add_done_callback(
-                lambda f, t=t: lat.append((time.perf_counter() - t) * 1000)
-                if f.result().reason is None else None)
+            fut.add_done_callback(lambda f, t=t: _acked(f, t, lat, sent))
         next_t += 0.01
         gevent.sleep(max(0.0, next_t - time.perf_counter()))
+
+
+def _acked(fut, t, lat, sent):
+    if fut.result().reason is None:
+        ms = (time.perf_counter() - t) * 1000
+        lat.append(ms)
+        if sent is not None:
+            sent.append((t, ms))
 
 
 def main():
@@ -167,7 +239,13 @@ def main():
     ap.add_argument("--cache", default=None,
                     help="keep the generated hot DB here and reuse it while it is today's"
                          " (generating 1.5 M bets takes minutes on a loaded box)")
+    ap.add_argument("--timeline", action="store_true",
+                    help="time every Writer transaction and checkpoint: what the slowest taps"
+                         " during the archive waited behind (JSON key \"timeline\")")
     args = ap.parse_args()
+    timeline = Timeline() if args.timeline else None
+    if timeline:
+        timeline.install()
     rng = random.Random(42)
     dirpath = tempfile.mkdtemp(prefix="bench_storage_", dir=args.dir)
     db = os.path.join(dirpath, "hot.db")
@@ -179,6 +257,14 @@ def main():
             f"{'' if args.span_max_bets == 40_000 else f'-s{args.span_max_bets}'}.db")
         if cached and os.path.exists(cached):
             shutil.copyfile(cached, db)
+            # on disk before the first phase: else the kernel writes the copy's
+            # ~230 MB back during it, and the "without" phase's checkpoints
+            # took 90-120 ms behind that (three runs of stop 23)
+            fd = os.open(db, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             n = args.days * args.per_day
         else:
             n = generate(db, args.days, args.per_day, now, rng, span_max_bets=args.span_max_bets)
@@ -198,10 +284,12 @@ def main():
             assert market.wait_ready(30), "market not ready"
             without, during = [], []
             t_end = time.perf_counter() + args.load_s
-            tap_load(market, users, args.rate, lambda: time.perf_counter() > t_end, without, rng)
+            sent = timeline.taps if timeline else None
+            tap_load(market, users, args.rate, lambda: time.perf_counter() > t_end, without, rng,
+                     sent)
             job = gevent.spawn(market.archive_now, 7200)
             t0 = time.perf_counter()
-            tap_load(market, users, args.rate, job.ready, during, rng)
+            tap_load(market, users, args.rate, job.ready, during, rng, sent)
             report = job.get()
             archive_s = time.perf_counter() - t0
             gevent.sleep(1.0)           # the last acks
@@ -253,6 +341,9 @@ def main():
                    "compress_bets_per_s": round(moved / max(1e-9, phases.get("compress", 0))),
                    "archive_file_formats": sorted(formats),
                    "archive_priority": report.get("priority")}
+        if timeline:
+            summary["timeline"] = timeline.report(t0)
+            summary["timeline_without"] = timeline.report(0.0, t0)
     finally:
         shutil.rmtree(dirpath, ignore_errors=True)
     print(json.dumps(summary))

@@ -1,7 +1,7 @@
 """Taking an archived part's bets out of the hot DB (state COPIED ->
-DELETED of ``_job``), through the Writer: each of the day's spans dropped
+DELETED of ``_job``), through the Writer: each of the day's spans taken
 whole (``store._spans``: the Store checks inside the transaction that the
-span is what the file holds), else, for ``bet_rows`` (bets from before
+span is what the file holds, and empties it), else, for ``bet_rows`` (bets from before
 spans) and a span with a bet still open, deleted in small chunks compared
 with the file first; then the freed pages are given back in small steps.
 Every transaction adds what it removes to the per-user ``archived`` totals,
@@ -65,14 +65,15 @@ def set_state(fid, state, **cols):
 
 
 def drop_empty_spans(ro, now_ms, hot_days):
-    """Old spans left with no bet (their settled bets deleted row by row
-    by an earlier run): dropped, so the view does not keep growing."""
+    """Old spans left with no bet but ledger rows: emptied, so the Store
+    drops them (``store.Spans``) and the views do not keep growing."""
     for day in span_days(ro):
         if (quarter_of(day) + 1) * SPAN_MS > now_ms - hot_days * DAY_MS:
             break
         if ro.execute(f"SELECT 1 FROM {span_table(day)} LIMIT 1").fetchone() is None:
             lmax = ro.execute(f"SELECT max(id) FROM {span_ledger(day)}").fetchone()[0]
-            yield ("write", [(DROP_SPAN, (day, 0, lmax))])
+            if lmax is not None:        # else emptied already: the Store drops it
+                yield ("write", [(DROP_SPAN, (day, 0, lmax))])
 
 
 def drop_spans(ro, plain, fid, name, tables, report):
@@ -97,8 +98,11 @@ def drop_spans(ro, plain, fid, name, tables, report):
                 continue            # dropped by an earlier run, with its totals
             t = span_table(span)
             lo, hi = quarter_of(span) * SPAN_MS, (quarter_of(span) + 1) * SPAN_MS
-            have, first, last = ro.execute(f"SELECT count(*), min(id), max(id) FROM {t}"
-                                           ).fetchone()
+            have, first, last, lmax = ro.execute(
+                f"SELECT count(*), min(id), max(id), (SELECT max(id) FROM {span_ledger(span)})"
+                f" FROM {t}").fetchone()
+            if have == 0 and lmax is None:
+                continue            # emptied by an earlier run, with its totals
             still_open = ro.execute(f"SELECT count(*) FROM {t} INDEXED BY {open_index(t)}"
                                     " WHERE outcome = 0").fetchone()[0]
             # a quarter cut by size: each of its spans holds a run of ids
@@ -116,7 +120,6 @@ def drop_spans(ro, plain, fid, name, tables, report):
                 f"SELECT user, sum(CASE kind WHEN {KIND_PAYOUT} THEN amount ELSE 0 END),"
                 f" sum(CASE kind WHEN {KIND_REFUND} THEN amount ELSE 0 END) FROM {lt}"
                 f" WHERE kind IN ({KIND_PAYOUT},{KIND_REFUND}) GROUP BY user")}
-            lmax = ro.execute(f"SELECT max(id) FROM {lt}").fetchone()[0]
             totals = [[u, k, st, *money.pop(u, (0, 0))] for u, k, st in bets]
             totals += [[u, 0, 0, p, r] for u, (p, r) in money.items()]
             whole.append((span, have, lmax, totals))

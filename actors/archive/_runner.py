@@ -75,6 +75,9 @@ def archive_offline(cfg, now_ms=None):
         gen = archive_steps(cfg.db, adir, now_ms, cfg.hot_days, cfg.archive_cmd,
                             cfg.archive_delete_shipped, report)
         run_steps(gen, lambda statements: store.write_batch(deletes=statements, now=now_ms))
+        # the spans it emptied: dropped now, since no tap waits on this
+        # process (a server drops them with its next new span)
+        store.drop_retired()
     finally:
         store.close()
         lock.release()

@@ -23,12 +23,11 @@ import pysqlite3.dbapi2 as sqlite3
 
 from . import _dblock
 from ._betrows import nonce_text
-from ._spans import (DROP_SPAN, MAX_SPANS, bet_tables, create_span, drop_span, ledger_for, next_span,
-                     open_index, quarter_of, span_days, span_limit, span_of, span_table)
+from ._spans import DROP_SPAN, MAX_SPANS, Spans, bet_tables, open_index, span_of, span_table
 from ._schema import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_VERSION, connect,
                       is_disk_full, migrate, open_readonly)
 from ._topups import top_up
-from .._model import VOID, WON
+from ._settle import SETTLE_TEMP, settle
 
 __all__ = ["Store", "open_readonly", "SCHEMA_VERSION", "INSERT_KEY", "KIND_CREDIT", "KIND_PAYOUT",
            "KIND_REFUND", "is_disk_full"]
@@ -47,36 +46,6 @@ _VALUES = {n: ",".join([_BET_VALUES] * n) for n in _CHUNKS}
 _DEBIT_STAKES = ("UPDATE users SET balance = balance - d.total FROM (SELECT user, sum(stake)"
                  " AS total FROM {t} WHERE id BETWEEN ?1 AND ?2 GROUP BY user) AS d"
                  " WHERE users.id = d.user")
-# Settlement, set-based: the batch's settlements go into a temp table, and
-# a handful of statements apply them all, per table the bets can be in
-# (``tbl``: its place in the batch's list of tables). A bet settles once:
-# only the first settlement of a bet in the batch, and only while it is still open.
-_SETTLE_TEMP = """
-CREATE TEMP TABLE IF NOT EXISTS settle_in(
-    seq INTEGER PRIMARY KEY, bet INTEGER NOT NULL, user INTEGER NOT NULL,
-    outcome INTEGER NOT NULL, payout INTEGER NOT NULL, applied INTEGER NOT NULL DEFAULT 0,
-    tbl INTEGER);
-CREATE INDEX IF NOT EXISTS temp.settle_in_bet ON settle_in(bet, seq);
-"""
-_SETTLE_FIND = ("UPDATE settle_in SET applied = 1, tbl = ?1 WHERE applied = 0"
-                " AND seq IN (SELECT min(seq) FROM settle_in GROUP BY bet)"
-                " AND bet IN (SELECT id FROM {t} WHERE outcome = 0"
-                " AND id IN (SELECT bet FROM settle_in WHERE applied = 0))")
-_SETTLE_STEPS = (
-    # pay_adj is 0 (no bytes) whenever the payout is the derived one
-    f"UPDATE {{t}} SET outcome = s.outcome, pay_adj = s.payout - (CASE s.outcome"
-    f" WHEN {WON} THEN {{t}}.stake * {{t}}.mult / 100 WHEN {VOID} THEN {{t}}.stake"
-    f" ELSE 0 END), settled_off = ?2 - {{t}}.col"
-    f" FROM settle_in AS s WHERE s.applied = 1 AND s.tbl = ?1 AND {{t}}.id = s.bet",
-    f"INSERT INTO {{lt}}(user, kind, amount, bet, ts) SELECT user, CASE outcome WHEN {WON}"
-    f" THEN {KIND_PAYOUT} ELSE {KIND_REFUND} END, payout, bet, ?2 FROM settle_in"
-    f" WHERE applied = 1 AND tbl = ?1 AND payout != 0 ORDER BY seq",
-)
-_CREDIT_PAYOUTS = ("UPDATE users SET balance = balance + d.total FROM (SELECT user, sum(payout)"
-                   " AS total FROM settle_in WHERE applied = 1 AND payout != 0 GROUP BY user)"
-                   " AS d WHERE users.id = d.user")
-
-
 def _insert_bets(conn, table, ids, bets):
     flat = []
     for i, b in zip(ids, bets):
@@ -106,7 +75,6 @@ class Store:
         # One writer per database, refused at once (see _dblock).
         self._lock = _dblock.acquire(path)
         self.span_max_bets = span_max_bets
-        self.max_spans = MAX_SPANS
         try:
             self._open(path, synchronous, commit_delay_ms, autocheckpoint, cache_mb)
         except BaseException:
@@ -135,8 +103,11 @@ class Store:
             # Litestream replicates the WAL and must own checkpoints (its docs)
             conn.execute("PRAGMA wal_autocheckpoint=0")
         migrate(conn)
-        conn.executescript(_SETTLE_TEMP)
-        self._set_days(conn)
+        conn.executescript(SETTLE_TEMP)
+        self.spans = Spans(conn, self.span_max_bets, MAX_SPANS)
+        if self.spans.retired:
+            # emptied by the archiver before a restart: no taps yet to stall
+            self._in_transaction(self.spans.drop_retired)
         self.next_bet_id = max((conn.execute(f"SELECT max(id) FROM {t}").fetchone()[0] or 0)
                                for t in bet_tables(conn)) + 1
         archived_max = conn.execute("SELECT value FROM meta WHERE key='max_bet_id'").fetchone()
@@ -195,7 +166,7 @@ class Store:
                 conn.executemany(INSERT_KEY, [(u, k, now, e) for _, u, k, e in sessions])
             for sql, params in deletes:
                 if sql == DROP_SPAN:
-                    drop_span(conn, *params)
+                    self.spans.retire(conn, *params)
                     continue
                 # fetchall: a PRAGMA incremental_vacuum(N) frees one page per row fetched
                 conn.execute(sql, params).fetchall()
@@ -207,46 +178,47 @@ class Store:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            self._set_days(conn)    # a span made or dropped in it is undone
+            self.spans.reload(conn)     # a span made, emptied or dropped in it is undone
             raise
-        if deletes:
-            self._set_days(conn, keep_fill=True)    # the archiver dropped one
         if bets:
             self.next_bet_id = ids[-1] + 1
         return ids, applied
 
-    def _set_days(self, conn, keep_fill=False):
-        """The spans that exist, and the newest of each quarter with how
-        many bets it holds (counted when first needed; kept across the
-        archiver's drops, which never touch a quarter still filling)."""
-        self.days = set(span_days(conn))
-        self.quarters = {}
-        for d in sorted(self.days, key=lambda d: (quarter_of(d), d)):
-            self.quarters.setdefault(quarter_of(d), []).append(d)
-        fill = getattr(self, "_fill", {}) if keep_fill else {}
-        self._fill = {d: n for d, n in fill.items() if d in self.days}
+    @property
+    def days(self):
+        """The spans that exist (see ``Spans``)."""
+        return self.spans.days
 
-    def _span_for(self, conn, q):
-        """The span the next bet of quarter ``q`` goes to: its newest, or a
-        new one (created in this transaction) when that one is full."""
-        spans = self.quarters.get(q)
-        if not spans:
-            create_span(conn, q)
-            self.days.add(q)
-            self.quarters[q] = [q]
-            self._fill[q] = 0
-            return q
-        cur = spans[-1]
-        if cur not in self._fill:
-            self._fill[cur] = conn.execute(f"SELECT count(*) FROM {span_table(cur)}").fetchone()[0]
-        limit = span_limit(cur, self.span_max_bets)
-        if limit is not None and self._fill[cur] >= limit and len(self.days) < self.max_spans:
-            cur = next_span(cur)
-            create_span(conn, cur)
-            self.days.add(cur)
-            spans.append(cur)
-            self._fill[cur] = 0
-        return cur
+    @property
+    def max_spans(self):
+        """No span is cut by size past this many (``Spans``)."""
+        return self.spans.max_spans
+
+    @max_spans.setter
+    def max_spans(self, n):
+        self.spans.max_spans = n
+
+    def drop_retired(self):
+        """Drop every span the archiver emptied, and give their pages back:
+        the end of an offline archive (no taps to stall)."""
+        def drop(conn):
+            if self.spans.drop_retired(conn):
+                conn.execute("PRAGMA incremental_vacuum").fetchall()
+        self._in_transaction(drop)
+
+    def _in_transaction(self, fn):
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self.spans.reload(conn)
+            raise
 
     def _insert(self, conn, ids, bets):
         """The bets into their quarters' newest tables (a quarter's first
@@ -257,8 +229,8 @@ class Store:
             if q is None:
                 table = "bet_rows"
             else:
-                day = self._span_for(conn, q)
-                self._fill[day] += 1
+                day = self.spans.span_for(conn, q)
+                self.spans.fill[day] += 1
                 table = span_table(day)
             got = by_table.setdefault(table, ([], []))
             got[0].append(i)
@@ -268,33 +240,7 @@ class Store:
             conn.execute(_DEBIT_STAKES.format(t=table), (tids[0], tids[-1]))
 
     def _settle(self, conn, settlements, now):
-        conn.executemany("INSERT INTO settle_in(seq, bet, user, outcome, payout) VALUES (?,?,?,?,?)",
-                         [(i, s.bet, s.user, s.outcome, s.payout)
-                          for i, s in enumerate(settlements)])
-        # where the bets are: their columns' spans, and ``bet_rows`` (bets from
-        # before spans, or written through the view); any still not found
-        # (a settlement that names another column) are looked for in every span
-        tables = ["bet_rows"] + [span_table(d) for q in sorted({span_of(s.col) for s in settlements}
-                                                               - {None})
-                                 for d in reversed(self.quarters.get(q, ()))]
-        try:
-            for k, t in enumerate(tables):
-                conn.execute(_SETTLE_FIND.format(t=t), (k,))
-            if conn.execute("SELECT 1 FROM settle_in WHERE applied = 0 LIMIT 1").fetchone():
-                for t in [span_table(d) for d in sorted(self.days)]:
-                    if t not in tables:
-                        tables.append(t)
-                        conn.execute(_SETTLE_FIND.format(t=t), (len(tables) - 1,))
-            for k, t in enumerate(tables):
-                for sql in _SETTLE_STEPS:
-                    conn.execute(sql.format(t=t, lt=ledger_for(t)), (k, now))
-            conn.execute(_CREDIT_PAYOUTS)
-            applied = [False] * len(settlements)
-            for (seq,) in conn.execute("SELECT seq FROM settle_in WHERE applied = 1"):
-                applied[seq] = True
-        finally:
-            conn.execute("DELETE FROM settle_in")
-        return applied
+        return settle(conn, self.spans, settlements, now)
 
     # --- checkpoints -------------------------------------------------------------------
 
