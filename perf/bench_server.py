@@ -51,6 +51,8 @@ from tests.serverproc import LoadServer  # noqa: E402
 from perf._scrape import lag_figures, price_age_ms, scrape  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
+#: py-spy's samples a second (``--profile-rate``)
+PROFILE_RATE = [100]
 #: the four markets of ``--market-sets 4``
 FOUR_MARKETS = "BTC-USD/5s,BTC-USD/15s,BTC-USD/30s:horizon_ms=120000,ETH-USD/5s"
 
@@ -95,10 +97,12 @@ class Server(LoadServer):
         after their pool: verify-N, commit, checkpoint, resolver)."""
         return self.role_stats()[0]
 
-    def role_stats(self):
+    def role_stats(self, sys_out=None):
         """(CPU seconds, voluntary context switches) so far per thread
         role. A voluntary switch is a thread blocking (a futex, epoll, the
-        GIL) and being woken again: the wake-ups the tap path costs."""
+        GIL) and being woken again: the wake-ups the tap path costs.
+        ``sys_out`` (a dict), when given, gets each role's kernel-side CPU
+        seconds (stime): the syscalls and wake-ups, as against Python."""
         pid = self.proc.pid
         out, woken = {}, {}
         for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else ():
@@ -113,8 +117,24 @@ class Server(LoadServer):
                 continue
             name = "loop" if int(task) == pid else name.split("-")[0]
             out[name] = out.get(name, 0.0) + cpu
+            if sys_out is not None:
+                sys_out[name] = sys_out.get(name, 0.0) + (_stat_cpu(base + "/stat", sys_only=True) or 0.0)
             woken[name] = woken.get(name, 0) + _switches(base + "/status")
         return out, woken
+
+
+def _save_thread_names(pid, path):
+    """tid -> thread role, beside a profile: py-spy's raw output names
+    threads by id only (``perf/_profile.py --by-thread`` reads this)."""
+    names = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                names[task] = "loop" if int(task) == pid else f.read().strip()
+        except OSError:
+            pass
+    with open(path, "w") as f:
+        json.dump(names, f)
 
 
 def _switches(path):
@@ -128,12 +148,14 @@ def _switches(path):
     return 0
 
 
-def _stat_cpu(path):
+def _stat_cpu(path, sys_only=False):
     try:
         with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
+    if sys_only:
+        return int(fields[12]) / _TICK
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
@@ -149,14 +171,29 @@ def wait_drained(server, timeout=120):
         time.sleep(0.5)
 
 
-def py_spy(pid, seconds, path):
+def py_spy(pid, seconds, path, kind="threads", rate=100):
+    """A profiler on the server for ``seconds``: py-spy over all threads
+    (``threads``), only samples holding the GIL (``gil``), or
+    ``strace -c -f``'s syscall counts per call (``strace``: it slows every
+    syscall, so read its counts, not that step's latencies)."""
+    if kind == "strace":
+        return subprocess.Popen(["timeout", "-s", "INT", str(int(seconds)), "strace", "-c", "-f",
+                                 "-o", path, "-p", str(pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kind == "perftrace":
+        # kernel tracepoints: far lighter than strace's ptrace stops, per thread
+        return subprocess.Popen(["timeout", "-s", "INT", str(int(seconds)), "perf", "trace", "-s",
+                                 "-o", path, "-p", str(pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    extra = ["--gil"] if kind == "gil" else []
     return subprocess.Popen([exe, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                             "--format", "raw", "-o", path, "--nonblocking", "--threads"],
+                             "--rate", str(rate), "--format", "raw", "-o", path, "--nonblocking",
+                             "--threads"] + extra,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def run_step(server, rate, seconds, conns, profile=None, markets=None):
+def run_step(server, rate, seconds, conns, profile=None, markets=None, profile_kind="threads"):
     wait_drained(server)
     driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "perf", "_driver.py"), "--url",
                                server.url, "--rate", str(rate), "--seconds", str(seconds),
@@ -175,13 +212,16 @@ def run_step(server, rate, seconds, conns, profile=None, markets=None):
             m0 = scrape(server)
             cpu0 = server.thread_cpu()
             roles0 = by_role()
-            threads0, woken0 = server.role_stats()
+            sys0 = {}
+            threads0, woken0 = server.role_stats(sys0)
             if profile:
-                spy = py_spy(server.pid, max(1, seconds - 1), profile)
+                spy = py_spy(server.pid, max(1, seconds - 1), profile, profile_kind, PROFILE_RATE[0])
+                _save_thread_names(server.pid, profile + ".threads.json")
         elif line.strip() == "END":
             cpu1 = server.thread_cpu()
             roles1 = by_role()
-            threads1, woken1 = server.role_stats()
+            sys1 = {}
+            threads1, woken1 = server.role_stats(sys1)
             m1 = scrape(server)
         else:
             lines.append(line)
@@ -208,6 +248,9 @@ def run_step(server, rate, seconds, conns, profile=None, markets=None):
     # Per role (threads that ended meanwhile are missing: the totals above count them).
     r["cpu_us_per_tap_by_thread"] = {k: round((threads1[k] - threads0.get(k, 0.0)) * 1e6 / n, 1)
                                      for k in sorted(threads1) if n and threads1[k] - threads0.get(k, 0.0) > 0}
+    # Of it in the kernel (stime): syscalls, wake-ups, page faults.
+    r["sys_us_per_tap_by_thread"] = {k: round((sys1[k] - sys0.get(k, 0.0)) * 1e6 / n, 1)
+                                     for k in sorted(sys1) if n and sys1[k] - sys0.get(k, 0.0) > 0}
     # Wake-ups (voluntary context switches) per acked tap, by thread role.
     r["wakeups_per_tap_by_thread"] = {k: round((woken1[k] - woken0.get(k, 0)) / n, 2)
                                       for k in sorted(woken1) if n and woken1[k] > woken0.get(k, 0)}
@@ -234,7 +277,7 @@ def lost_bets(db, acked):
 
 
 def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profile=None, env=None,
-             markets=None):
+             markets=None, profile_kind="threads"):
     """``steps``: a list of rates, or None to step up by 1,000 until the
     server no longer keeps up (that step is reported too)."""
     server = Server(workdir, commit, delay_ms, root, env)
@@ -249,7 +292,7 @@ def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profil
             prof = None
             if profile and profile[0] == rate:
                 prof = profile[1]
-            r, bets = run_step(server, rate, seconds, conns, prof, markets)
+            r, bets = run_step(server, rate, seconds, conns, prof, markets, profile_kind)
             acked += bets
             rows.append(r)
             print(f"  {commit:8} delay={delay_ms}ms offered={rate:>5} acked/s={r['ok_per_s']:>7.0f} "
@@ -258,7 +301,7 @@ def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profil
                   f"{r['other_cpu_us_per_tap']}) lag p99/max={r['loop_lag_p99_ms']}/"
                   f"{r['loop_lag_max_ms']}ms price age p50/p99={r['price_age_p50_ms']}/"
                   f"{r['price_age_p99_ms']}ms rss={r['rss_mb']}MB rejects={r['rejects']} "
-                  f"threads={r['cpu_us_per_tap_by_thread']} wakeups/tap={r['wakeups_per_tap_by_thread']} driver={r.get('driver_cpu_us_per_tap')}µs/tap "
+                  f"threads={r['cpu_us_per_tap_by_thread']} sys={r['sys_us_per_tap_by_thread']} wakeups/tap={r['wakeups_per_tap_by_thread']} driver={r.get('driver_cpu_us_per_tap')}µs/tap "
                   f"[load {os.getloadavg()[0]:.2f}]", flush=True)
             if steps is None:
                 if not keeps_up(r) or rate >= 30000:
@@ -285,7 +328,8 @@ def median_rows(runs):
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 vals = [r[k] for r in step_rows if r.get(k) is not None]
                 m[k] = statistics.median(vals) if vals else None
-            elif k in ("cpu_us_per_tap_by_thread", "wakeups_per_tap_by_thread"):
+            elif k in ("cpu_us_per_tap_by_thread", "wakeups_per_tap_by_thread",
+                       "sys_us_per_tap_by_thread"):
                 names = sorted({n for r in step_rows for n in (r.get(k) or {})})
                 m[k] = {n: statistics.median([(r.get(k) or {}).get(n, 0.0) for r in step_rows])
                         for n in names}
@@ -325,6 +369,9 @@ def main():
     ap.add_argument("--root", default=None, help="run the server from this checkout instead")
     ap.add_argument("--profile", type=int, default=None,
                     help="py-spy the server (all threads) during this step of the first mode")
+    ap.add_argument("--profile-kind", default="threads", choices=("threads", "gil", "strace", "perftrace"),
+                    help="py-spy of all threads, py-spy --gil, or strace -c -f (syscall counts)")
+    ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples a second")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     ap.add_argument("--market-sets", default="1",
                     help="markets configured, side by side: 1 (BTC-USD/5s), 4 (FOUR_MARKETS, v1"
@@ -332,6 +379,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(RESULTS, "server.json"))
     a = ap.parse_args()
     steps = [int(s) for s in a.steps.split(",")] if a.steps else None
+    PROFILE_RATE[0] = a.profile_rate
     modes = [(m.split(":")[0], float(m.split(":")[1])) for m in a.modes.split(",")]
     env = dict(kv.split("=", 1) for kv in a.env)
     market_sets = [n if n == "4x" else int(n) for n in a.market_sets.split(",")]
@@ -355,7 +403,7 @@ def main():
                     label = labels[(commit, delay, n)]
                     profile = None
                     if a.profile and mi == 0 and run == 0 and n == market_sets[0]:
-                        path = os.path.splitext(a.out)[0] + f"_profile_{a.profile}.txt"
+                        path = os.path.splitext(a.out)[0] + f"_profile_{a.profile}_{a.profile_kind}.txt"
                         profile = (a.profile, path)
                         profiles[label] = path
                     menv = dict(env, TAPGRID_MARKETS=FOUR_MARKETS) if n in (4, "4x") else env
@@ -364,7 +412,7 @@ def main():
                     print(f"--- {label}, run {run + 1}", flush=True)
                     rows, missing = run_mode(workdir, commit, delay, steps, a.seconds, a.conns,
                                              a.root, profile, menv,
-                                             "all" if n == "4x" else None)
+                                             "all" if n == "4x" else None, a.profile_kind)
                     lost += missing
                     runs_of[label].append(rows)
         for label, runs in runs_of.items():
@@ -376,8 +424,12 @@ def main():
                    "results": results}, f, indent=1)
     plot(results, os.path.splitext(a.out)[0] + "_latency.png")
     for label, path in profiles.items():
-        if os.path.exists(path):
-            print(f"--- py-spy, {label}, {a.profile}/s: {path}")
+        if os.path.exists(path) and a.profile_kind in ("strace", "perftrace"):
+            print(f"--- {a.profile_kind}, {label}, {a.profile}/s: {path}")
+            with open(path) as f:
+                print(f.read())
+        elif os.path.exists(path):
+            print(f"--- py-spy ({a.profile_kind}), {label}, {a.profile}/s: {path}")
             subprocess.run([sys.executable, os.path.join(ROOT, "perf", "_profile.py"), path, "25"])
 
     def best(label):

@@ -29,9 +29,13 @@ __all__ = ["parse_tap_frame"]
 _WS = r"[ \t\n\r]*"          # JSON's whitespace, not Python's \s (no NBSP, no \f)
 # The payload: any character JSON allows raw in a string (not a quote, a
 # backslash or a control character), or the one escape \" a payload needs.
+# Written as runs of plain characters between escapes ("unrolled"), not as
+# an alternation tried per character: the same strings, matched ~5x faster
+# (1.1 against 5.4 µs for a tap frame here), which is per tap on the loop.
+_PLAIN = r'[^"\\\x00-\x1f]*'
 _TAP = re.compile(
-    (r'W\{W"type"W:W"tap"W,W"payload"W:W"((?:[^"\\\x00-\x1f]|\\")*)"W,'
-     r'W"sig"W:W"([A-Za-z0-9_-]*)"W\}W').replace("W", _WS))
+    (r'W\{W"type"W:W"tap"W,W"payload"W:W"(P(?:\\"P)*)"W,'
+     r'W"sig"W:W"([A-Za-z0-9_-]*)"W\}W').replace("W", _WS).replace("P", _PLAIN))
 
 
 def parse_tap_frame(text):

@@ -125,6 +125,14 @@ class FastWebSocket(WebSocket):
         # read1: what is buffered, else one recv of up to RECV_SIZE bytes.
         self._recv = getattr(rfile, "read1", None) or (lambda n: stream.read(n))
         self._pending_close = None    # (code, reason) once the peer closed or failed
+        # Once rfile's buffer is empty (the first read shorter than asked
+        # proves it), reads go to the OS socket directly (see _read).
+        sock = getattr(handler, "socket", None)
+        self._raw_recv = getattr(getattr(sock, "_sock", None), "recv", None)
+        self._wait_read = None
+        if self._raw_recv is not None and hasattr(sock, "_wait") and hasattr(sock, "_read_event"):
+            self._wait_read = lambda: sock._wait(sock._read_event)
+        self._drained = False         # the last read took all there was: wait before the next
 
     def receive(self):
         """The next message (str or bytes), or None once closed."""
@@ -153,7 +161,7 @@ class FastWebSocket(WebSocket):
         if self.closed:
             return False
         try:
-            data = self._recv(RECV_SIZE)
+            data = self._read()
         except (OSError, ValueError, AttributeError, TypeError):
             # A reset, or closed by another greenlet while we waited.
             data = b""
@@ -177,6 +185,36 @@ class FastWebSocket(WebSocket):
             self._finish(*self._pending_close)
             return False
         return True
+
+    def _read(self):
+        """One read of up to RECV_SIZE bytes (b"" at EOF).
+
+        A read that returned less than it asked for emptied the kernel's
+        buffer, almost always: the next frame of a tapping client is
+        milliseconds away. So the next read waits for the socket to be
+        readable first, instead of the usual try-then-wait, whose try is a
+        ``recv`` failing with EAGAIN (a syscall and an exception) on every
+        read. If bytes did arrive meanwhile the wait returns in the next
+        loop turn (epoll is level-triggered): nothing is lost or delayed
+        beyond that turn. The reads go straight to the OS socket, past
+        ``rfile``'s buffered reader and ``SocketIO``, once that buffer is
+        known to be empty (a short read from it takes all it holds)."""
+        recv = self._raw_recv
+        if not self._drained or recv is None or self._wait_read is None:
+            data = self._recv(RECV_SIZE)
+            self._drained = len(data) < RECV_SIZE
+            return data
+        wait = self._wait_read
+        wait()
+        while True:
+            try:
+                data = recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                wait()                # readable, yet nothing: wait again
+                continue
+            # A full read may leave more in the kernel: then no wait first.
+            self._drained = len(data) < RECV_SIZE
+            return data
 
     def _control(self, frame):
         send = self.control_send
