@@ -136,11 +136,9 @@ class Store:
         On any error the transaction rolls back and the error propagates.
         """
         now = int(time.time() * 1000) if now is None else now
-        conn = self.conn
-        ids = []
-        applied = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        def write(conn):
+            ids, applied = [], []
             if bets:
                 first = self.next_bet_id
                 ids = list(range(first, first + len(bets)))
@@ -170,16 +168,9 @@ class Store:
                     continue
                 # fetchall: a PRAGMA incremental_vacuum(N) frees one page per row fetched
                 conn.execute(sql, params).fetchall()
-            if self.commit_delay:
-                time.sleep(self.commit_delay)   # benchmark: a slower fsync
-            conn.execute("COMMIT")
-        except BaseException:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            self.spans.reload(conn)     # a span made, emptied or dropped in it is undone
-            raise
+            return ids, applied
+
+        ids, applied = self._in_transaction(write, self.commit_delay)
         if bets:
             self.next_bet_id = ids[-1] + 1
         return ids, applied
@@ -206,19 +197,23 @@ class Store:
                 conn.execute("PRAGMA incremental_vacuum").fetchall()
         self._in_transaction(drop)
 
-    def _in_transaction(self, fn):
+    def _in_transaction(self, fn, commit_delay=0):
+        """``fn(conn)`` in one write transaction, committed (fsync); its result."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            fn(conn)
+            result = fn(conn)
+            if commit_delay:
+                time.sleep(commit_delay)    # benchmark: a slower fsync
             conn.execute("COMMIT")
         except BaseException:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            self.spans.reload(conn)
+            self.spans.reload(conn)     # a span made, emptied or dropped in it is undone
             raise
+        return result
 
     def _insert(self, conn, ids, bets):
         """The bets into their quarters' newest tables (a quarter's first
