@@ -352,8 +352,9 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     # spacing is a many-ticks argument (each crossing inside one gap): for a
     # window of a few ticks, or gap statistics of a few ticks (a feed that
     # has just started or come back), it is not one, and the mean gap stays.
+    effective = _walk_ms(tick_ms, tick_sd_ms)
     walk = np.array([tick_ms if mix is not None else
-                     min(_walk_ms(tick_ms, tick_sd_ms), max(tick_ms, w / _MIN_WALK_STEPS))
+                     min(effective, max(tick_ms, w / _MIN_WALK_STEPS))
                      for mix, w in zip(mixes, window.tolist())])
     s2, delta = _discrete(s2, window[:, None], sigma, walk[:, None])
     shape = (len(t0s), los.size)

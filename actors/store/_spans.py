@@ -87,6 +87,11 @@ def _sub(span):
     return 0 if span < SUB_BASE else span % _SUB
 
 
+def _cut_order(span):
+    """Sort key: oldest quarter first, a quarter's spans in the order they were cut."""
+    return quarter_of(span), _sub(span)
+
+
 def next_span(span):
     """The span after ``span`` in its quarter (the size cut)."""
     return quarter_of(span) * _SUB + _sub(span) + 1
@@ -124,7 +129,7 @@ def span_days(conn, schema="main"):
     sub-spans after its first, in the order they were cut)."""
     return sorted((int(name[len(_PREFIX):]) for (name,) in conn.execute(
         f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'"
-        f" AND name GLOB '{_PREFIX}[0-9]*'")), key=lambda d: (quarter_of(d), _sub(d)))
+        f" AND name GLOB '{_PREFIX}[0-9]*'")), key=_cut_order)
 
 
 def bet_tables(conn, schema="main"):
@@ -231,7 +236,7 @@ class Spans:
         a span made, emptied or dropped in it is undone)."""
         self.days = set(span_days(conn))
         self.quarters = {}
-        for d in sorted(self.days, key=lambda d: (quarter_of(d), _sub(d))):
+        for d in sorted(self.days, key=_cut_order):
             self.quarters.setdefault(quarter_of(d), []).append(d)
         self.fill = {}
         self.retired = {d for d in self.days if _is_empty(conn, d)}
@@ -277,7 +282,7 @@ class Spans:
         kept, no longer retired); the views rebuilt after when ``rebuild``.
         Returns how many were dropped."""
         dropped = 0
-        for day in sorted(self.retired, key=lambda d: (quarter_of(d), _sub(d)))[:limit]:
+        for day in sorted(self.retired, key=_cut_order)[:limit]:
             self.retired.discard(day)
             if not _is_empty(conn, day):
                 continue
