@@ -88,9 +88,7 @@ def play(events, sigma_scale=1.0, seed=20261202, branches=32, tick_ms=TICK_MS, l
                               sigma * sigma_scale, cfg.edge_bp, vol.tick_ms,
                               sigma_sd, tick_sd_ms=vol.tick_sd_ms if clock else None,
                               sigma_floor=floor)[t0]
-        base = price // band * band
-        offered = [(base + n * band, cells.get(base + n * band)) for n in range(-12, 13)]
-        offered = [(lo, m, _bucket(m)) for lo, m in offered if m is not None and m < 10000]
+        offered = _offered(cells, price, band)
         # Independent futures from the last tick (what the pricer knows), each
         # a window the Resolver settles: more windows per pricing, same law.
         steps = (t0 + col - ts) // tick_ms
@@ -103,17 +101,29 @@ def play(events, sigma_scale=1.0, seed=20261202, branches=32, tick_ms=TICK_MS, l
         for path in prices:
             seen = [(ts, price)] if lo_i == 0 else []
             seen += list(zip(tick_ts[lo_i:], path[lo_i:]))
-            low, high, _ = path_of(seen, t0, t0 + col, stale_after)
-            for lo, mult, b in offered:
-                cell = row.setdefault(b, [0, 0])
-                cell[0] += 1
-                if touches(lo, band, low, high):
-                    cell[1] += payout_for(STAKE, mult)
+            _settle(row, offered, seen, t0, col, stale_after, band)
     return out
 
 
 def _bucket(mult):
     return next(x for x, (a, c) in enumerate(BUCKETS) if a <= mult < c)
+
+
+def _offered(cells, price, band):
+    """The cells within 12 bands of the price, with their buckets (the capped 100x aside)."""
+    base = price // band * band
+    offered = [(base + n * band, cells.get(base + n * band)) for n in range(-12, 13)]
+    return [(lo, m, _bucket(m)) for lo, m in offered if m is not None and m < 10000]
+
+
+def _settle(row, offered, path, t0, col, stale_after, band):
+    """Every offered cell bet on ``path``, settled by the Resolver's rule into ``row``'s buckets."""
+    low, high, _ = path_of(path, t0, t0 + col, stale_after)
+    for lo, mult, b in offered:
+        cell = row.setdefault(b, [0, 0])
+        cell[0] += 1
+        if touches(lo, band, low, high):
+            cell[1] += payout_for(STAKE, mult)
 
 
 # Pricings share sigma's error for a few of its EWMA's half-lives (60 s):
@@ -253,9 +263,7 @@ def play_irregular(events, shape=2.0, gap_ms=250, annual_vol=0.6, seed=20261203,
         ts, price = ticks[i - 1]
         cells = price_columns(price, ts, now, [t0], col, band, cfg.max_bands, sigma,
                               cfg.edge_bp, vol.tick_ms, 0.0, tick_sd_ms=vol.tick_sd_ms)[t0]
-        base = price // band * band
-        offered = [(base + n * band, cells.get(base + n * band)) for n in range(-12, 13)]
-        offered = [(lo, m, _bucket(m)) for lo, m in offered if m is not None and m < 10000]
+        offered = _offered(cells, price, band)
         nxt_ts, nxt = ticks[i]
         steps = int((t0 + col - nxt_ts) / gap_ms * 1.5) + 40
         g = np.maximum(1, np.rint(nprng.gamma(shape, gap_ms / shape, (branches, steps))))
@@ -266,12 +274,7 @@ def play_irregular(events, shape=2.0, gap_ms=250, annual_vol=0.6, seed=20261203,
         for ft, fpr in zip(fts.tolist(), fp.tolist()):
             assert ft[-1] >= t0 + col
             path = [(ts, price), (nxt_ts, nxt)] + list(zip(ft, fpr))
-            low, high, _ = path_of(path, t0, t0 + col, stale_after)
-            for lo, mult, b in offered:
-                cell = row.setdefault(b, [0, 0])
-                cell[0] += 1
-                if touches(lo, band, low, high):
-                    cell[1] += payout_for(STAKE, mult)
+            _settle(row, offered, path, t0, col, stale_after, band)
     return out
 
 

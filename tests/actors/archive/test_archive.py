@@ -91,6 +91,17 @@ def full_history(db, user, limit=50):
         conn.close()
 
 
+def archivable(tmp_path, user):
+    """A small hot database of nine days with its archive directory made:
+    (db, bets, ``user``'s whole history before any archiving, adir)."""
+    db = str(tmp_path / "hot.db")
+    bets, _ = make_db(db, days=9, per_day=300, users=5)
+    want = full_history(db, user)
+    adir = archive_dir_of(None, db)
+    os.makedirs(adir)
+    return db, bets, want, adir
+
+
 def hot_ids(db):
     conn = open_readonly(db)
     try:

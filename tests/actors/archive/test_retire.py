@@ -11,14 +11,14 @@ import sys
 import pysqlite3.dbapi2 as sqlite3
 import pytest
 
-from actors.archive._files import archive_dir_of
 from actors.archive._job import COMPRESSED, COPIED, archive_steps
 from actors.archive._runner import archive_offline
 from actors.store import DROP_SPAN, SPAN_MS, bet_tables, span_days, span_ledger, span_table
 from actors.store._audit import audit
 from actors.store._store import Store, open_readonly
 from actors._config import Config
-from tests.actors.archive.test_archive import NOW, _check_exactly_once, full_history, make_db
+from tests.actors.archive.test_archive import (NOW, _check_exactly_once, archivable, full_history,
+                                              make_db)
 from tests.actors.archive.test_spans import _bet
 from tests.support import ROOT
 
@@ -63,11 +63,7 @@ def _archive_through(store, db, adir, stop=None):
 
 def test_the_writer_takes_spans_without_a_schema_change_and_drops_them_with_the_next_span(
         tmp_path):
-    db = str(tmp_path / "hot.db")
-    bets, _ = make_db(db, days=9, per_day=300, users=5)
-    want = full_history(db, "u1")
-    adir = archive_dir_of(None, db)
-    os.makedirs(adir)
+    db, bets, want, adir = archivable(tmp_path, "u1")
     store = Store(db)
     try:
         before = span_days(store.conn)
@@ -171,11 +167,7 @@ print("finished without the crash", flush=True)
 
 @pytest.mark.parametrize("at", ["COMMIT", "UPDATE archive_files"])
 def test_a_kill_between_the_truncate_and_its_bookkeeping_loses_nothing(tmp_path, at):
-    db = str(tmp_path / "hot.db")
-    bets, _ = make_db(db, days=9, per_day=300, users=5)
-    want = full_history(db, "u2")
-    adir = archive_dir_of(None, db)
-    os.makedirs(adir)
+    db, bets, want, adir = archivable(tmp_path, "u2")
     before = span_days(sqlite3.connect(db))
     proc = subprocess.run([sys.executable, "-c", CRASH, db, adir, str(NOW), at], cwd=ROOT,
                           env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,

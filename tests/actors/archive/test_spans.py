@@ -3,7 +3,6 @@ bet creates its span, every reader sees all of them through ``bets``, the
 archiver drops a whole day at once (checked by the Store in the transaction),
 a crash between the file and the drop is completed, and a database from
 before spans keeps its bets in ``bet_rows`` and is archived row by row."""
-import os
 
 import pysqlite3.dbapi2 as sqlite3
 import pytest
@@ -18,8 +17,8 @@ from actors.store._audit import audit
 from actors._config import Config
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for
 from actors.store._store import Store, open_readonly
-from tests.actors.archive.test_archive import (NOW, _check_exactly_once, full_history, hot_ids,
-                                               make_db)
+from tests.actors.archive.test_archive import (NOW, _check_exactly_once, archivable, full_history,
+                                               hot_ids, make_db)
 
 MIDNIGHT = NOW // DAY_MS * DAY_MS
 
@@ -142,11 +141,7 @@ def test_the_store_refuses_to_drop_a_day_that_is_not_what_the_file_holds(db_path
 
 
 def test_a_crash_between_the_file_and_the_drop_is_finished_by_the_next_run(tmp_path):
-    db = str(tmp_path / "hot.db")
-    bets, _ = make_db(db, days=9, per_day=300, users=5)
-    want = full_history(db, "u1")
-    adir = archive_dir_of(None, db)
-    os.makedirs(adir)
+    db, bets, want, adir = archivable(tmp_path, "u1")
     store = Store(db)
     gen = archive_steps(db, adir, NOW, 7)
     result = None
