@@ -531,10 +531,7 @@ def main(argv=None):
     price_s = 0.0
     seed = args.seed * 1000
     labels = []
-    first, gaps, rets = _recorded()
-    rec = [(T_START, first)]
-    for dt, dr in zip(gaps, rets):
-        rec.append((rec[-1][0] + dt, round(rec[-1][1] * math.exp(dr))))
+    rec = [(t.ts, t.price) for t in load_ticks(SAMPLE_TICKS)]
     feats = {"recording (sample_ticks.csv, once)": [features(rec)]}
     for kind, vol, iv in feed_specs(cfg, args.feeds):
         hours = args.hours * (3 if (kind, vol, iv) == ("sim", 0.6, cfg.sim_interval_ms) else

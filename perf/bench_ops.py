@@ -32,6 +32,7 @@ sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
 import gevent  # noqa: E402
 import gevent.subprocess  # noqa: E402
 
+from actors.archive import fsync_path  # noqa: E402
 from tests.replica_trial import run_trial  # noqa: E402
 from tests.serverproc import LOAD_ENV, ROOT, ServerProcess  # noqa: E402
 
@@ -94,11 +95,7 @@ def backup_effect(args):
         generate(db, 2, args.backup_bets // 2, now, random.Random(7))
         # on disk before the first phase: else its writeback lands in the
         # phase without backups (p99s of 161 and 185 ms there, stop 23)
-        fd = os.open(db, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(db)
         size = os.path.getsize(db)
         server = ServerProcess(db, "--seed", "1", env=dict(LOAD_ENV, TAPGRID_MIN_FREE_DISK="0")
                                ).start()

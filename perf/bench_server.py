@@ -51,8 +51,6 @@ from tests.serverproc import LoadServer  # noqa: E402
 from perf._scrape import lag_figures, price_age_ms, scrape  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
-#: py-spy's samples a second (``--profile-rate``)
-PROFILE_RATE = [100]
 #: the four markets of ``--market-sets 4``
 FOUR_MARKETS = "BTC-USD/5s,BTC-USD/15s,BTC-USD/30s:horizon_ms=120000,ETH-USD/5s"
 
@@ -193,7 +191,8 @@ def py_spy(pid, seconds, path, kind="threads", rate=100):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def run_step(server, rate, seconds, conns, profile=None, markets=None, profile_kind="threads"):
+def run_step(server, rate, seconds, conns, profile=None, markets=None, profile_kind="threads",
+             profile_rate=100):
     wait_drained(server)
     driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "perf", "_driver.py"), "--url",
                                server.url, "--rate", str(rate), "--seconds", str(seconds),
@@ -215,7 +214,7 @@ def run_step(server, rate, seconds, conns, profile=None, markets=None, profile_k
             sys0 = {}
             threads0, woken0 = server.role_stats(sys0)
             if profile:
-                spy = py_spy(server.pid, max(1, seconds - 1), profile, profile_kind, PROFILE_RATE[0])
+                spy = py_spy(server.pid, max(1, seconds - 1), profile, profile_kind, profile_rate)
                 _save_thread_names(server.pid, profile + ".threads.json")
         elif line.strip() == "END":
             cpu1 = server.thread_cpu()
@@ -277,7 +276,7 @@ def lost_bets(db, acked):
 
 
 def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profile=None, env=None,
-             markets=None, profile_kind="threads"):
+             markets=None, profile_kind="threads", profile_rate=100):
     """``steps``: a list of rates, or None to step up by 1,000 until the
     server no longer keeps up (that step is reported too)."""
     server = Server(workdir, commit, delay_ms, root, env)
@@ -292,7 +291,8 @@ def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profil
             prof = None
             if profile and profile[0] == rate:
                 prof = profile[1]
-            r, bets = run_step(server, rate, seconds, conns, prof, markets, profile_kind)
+            r, bets = run_step(server, rate, seconds, conns, prof, markets, profile_kind,
+                               profile_rate)
             acked += bets
             rows.append(r)
             print(f"  {commit:8} delay={delay_ms}ms offered={rate:>5} acked/s={r['ok_per_s']:>7.0f} "
@@ -379,7 +379,6 @@ def main():
     ap.add_argument("--out", default=os.path.join(RESULTS, "server.json"))
     a = ap.parse_args()
     steps = [int(s) for s in a.steps.split(",")] if a.steps else None
-    PROFILE_RATE[0] = a.profile_rate
     modes = [(m.split(":")[0], float(m.split(":")[1])) for m in a.modes.split(",")]
     env = dict(kv.split("=", 1) for kv in a.env)
     market_sets = [n if n == "4x" else int(n) for n in a.market_sets.split(",")]
@@ -412,7 +411,8 @@ def main():
                     print(f"--- {label}, run {run + 1}", flush=True)
                     rows, missing = run_mode(workdir, commit, delay, steps, a.seconds, a.conns,
                                              a.root, profile, menv,
-                                             "all" if n == "4x" else None, a.profile_kind)
+                                             "all" if n == "4x" else None, a.profile_kind,
+                                             a.profile_rate)
                     lost += missing
                     runs_of[label].append(rows)
         for label, runs in runs_of.items():

@@ -51,6 +51,7 @@ from actors._config import Config  # noqa: E402
 from actors.feeds._local import SimFeed  # noqa: E402
 from actors._model import LOST, VOID, WON, Bet, Settlement, payout_for  # noqa: E402
 from actors._runtime import start_market  # noqa: E402
+from actors.archive import fsync_path  # noqa: E402
 from actors.store import DROP_SPAN  # noqa: E402
 from actors.store._store import Store, open_readonly  # noqa: E402
 from engine import ActorSystem  # noqa: E402
@@ -260,11 +261,7 @@ def main():
             # on disk before the first phase: else the kernel writes the copy's
             # ~230 MB back during it, and the "without" phase's checkpoints
             # took 90-120 ms behind that (three runs of stop 23)
-            fd = os.open(db, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(db)
             n = args.days * args.per_day
         else:
             n = generate(db, args.days, args.per_day, now, rng, span_max_bets=args.span_max_bets)
