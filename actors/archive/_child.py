@@ -1,5 +1,4 @@
-"""The archive job in a child process at idle CPU priority (``SCHED_IDLE``),
-kept to one CPU (``one_cpu``).
+"""The archive job in a child process at idle CPU priority (``SCHED_IDLE``).
 
 Inside the server, the job's copy, read-back, checksum and lzma work would
 take the GIL and a core from the event loop and the Writer; in a child on
@@ -27,7 +26,7 @@ import subprocess
 import sys
 
 from ._job import archive_steps, new_report
-from ..store import lower_priority, one_cpu
+from ..store import lower_priority
 
 __all__ = ["run_child", "child_main", "run_steps"]
 
@@ -69,8 +68,6 @@ def child_main(args_json):
     how = lower_priority()
     report = new_report()
     report["priority"] = how
-    # before the job starts its compressor thread, which inherits it
-    report["cpus"] = one_cpu(whole_process=True)
     try:
         os.makedirs(args["adir"], exist_ok=True)
         gen = archive_steps(args["db"], args["adir"], args["now_ms"], args["hot_days"],

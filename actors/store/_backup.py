@@ -5,8 +5,8 @@ The copy reads one consistent snapshot: the source connection holds a read
 transaction for the whole copy, so the Writer's commits (WAL) neither wait
 for it nor restart it, and the copy moves ``pages`` pages a step with a
 short sleep between steps (the GIL and the disk are released to the server
-in between). The whole copy runs at idle CPU priority (``SCHED_IDLE``)
-on one CPU (``one_cpu``), both restored after: on a box the server fills, what taps feel of a backup is
+in between). The whole copy runs at idle CPU priority (``SCHED_IDLE``,
+restored after): on a box the server fills, what taps feel of a backup is
 its CPU, not its locks. The result is written beside ``out``, checked
 (``quick_check``), fsynced and renamed: a backup file is whole or absent.
 No writer lock is taken: a backup is a reader.

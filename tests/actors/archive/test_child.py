@@ -47,32 +47,6 @@ def test_the_child_archives_through_the_parents_writer_at_idle_priority(tmp_path
     assert full_history(db, "u2") == want
 
 
-def test_the_child_and_its_threads_keep_to_one_cpu(tmp_path):
-    # SCHED_IDLE alone left the Writer's commit thread waiting for a CPU
-    # behind the child's threads (perf sched, stop 24): the child keeps to
-    # one CPU, its compressor thread too, so the server always has another.
-    db = str(tmp_path / "hot.db")
-    make_db(db, days=9, per_day=800, users=6)
-    store = Store(db)
-    procs, seen = [], []
-
-    def write(stmts):
-        pid = procs[0].pid
-        seen.extend(frozenset(os.sched_getaffinity(int(tid)))
-                    for tid in os.listdir(f"/proc/{pid}/task"))
-        store.write_batch(deletes=stmts, now=NOW)
-    try:
-        report = run_child(_args(db), write, on_spawn=procs.append)
-    finally:
-        store.close()
-    mine = sorted(os.sched_getaffinity(0))
-    assert report["errors"] == [] and len(seen) > 3
-    if len(mine) >= 2:
-        assert report["cpus"] == [mine[-1]] and set(seen) == {frozenset({mine[-1]})}
-    else:
-        assert report["cpus"] is None and set(seen) == {frozenset(mine)}
-
-
 def test_a_child_killed_after_any_of_its_writes_is_completed_by_the_next_run(tmp_path):
     """kill -9 of the child right after its k-th write was committed, for k
     spread over the whole run; then a run to the end: nothing lost, nothing

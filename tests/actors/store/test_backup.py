@@ -6,7 +6,6 @@ import pysqlite3.dbapi2 as sqlite3
 
 from actors.store import _backup
 from actors.store._backup import backup
-from actors.store._idle import idle_priority
 from actors.store._store import Store
 
 
@@ -35,15 +34,3 @@ def test_a_backup_flushed_in_steps_is_identical(tmp_path, monkeypatch):
         a.close()
         b.close()
     assert not any(f.endswith(".partial") for f in os.listdir(tmp_path))
-
-
-def test_idle_priority_keeps_the_work_to_one_cpu_and_gives_them_back(tmp_path):
-    # what a backup runs under: SCHED_IDLE and one CPU (perf sched, stop 24:
-    # SCHED_IDLE alone let it hold up the server's threads on both CPUs)
-    before = os.sched_getaffinity(0)
-    with idle_priority() as how:
-        during = os.sched_getaffinity(0)
-        policy = os.sched_getscheduler(0)
-    assert how == "sched_idle" and policy == os.SCHED_IDLE
-    assert during == ({max(before)} if len(before) >= 2 else before)
-    assert os.sched_getaffinity(0) == before and os.sched_getscheduler(0) != os.SCHED_IDLE
