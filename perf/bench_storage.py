@@ -27,16 +27,23 @@ until a 256 GB disk fills at 600 bets/s.
 The last line printed is JSON.
 """
 import argparse
+import bisect
 import json
 import os
 import random
 import shutil
+import signal
 import string
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-sys.path.insert(0, __file__.rsplit("/perf/", 1)[0])
+# ``--root DIR``: another checkout's code (base, side by side) run by this bench
+_ROOT = (sys.argv[sys.argv.index("--root") + 1] if "--root" in sys.argv
+         else __file__.rsplit("/perf/", 1)[0])
+sys.path.insert(0, os.path.abspath(_ROOT))
 
 import gevent  # noqa: E402
 
@@ -136,6 +143,173 @@ def pct(values, q):
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
+def _run_delay_ns():
+    """This thread's time spent runnable but waiting for a CPU (schedstat)."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
+            return int(f.read().split()[1])
+    except OSError:
+        return 0
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _block_stat(path):
+    """The ``stat`` file of the block device holding ``path`` (its disk)."""
+    st = os.stat(path)
+    sysdir = os.path.realpath(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    if not os.path.exists(os.path.join(sysdir, "queue")):      # a partition: its disk
+        sysdir = os.path.dirname(sysdir)
+    return os.path.join(sysdir, "stat")
+
+
+def sample_main(out, pid, where, period=0.01):
+    """``--sampler``: every ``period`` s until SIGTERM, what the disk and the
+    processes under ``pid`` are doing: dirty and writeback page cache, the
+    disk's writes, sectors and requests in flight, and per process its
+    bytes written/read and CPU seconds, the server's threads' run delay. A
+    JSON list into ``out`` (timestamps are ``perf_counter``, the same clock
+    in every process)."""
+    import signal
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    blk = _block_stat(where)
+    tick = os.sysconf("SC_CLK_TCK")
+    rows, kinds, next_scan = [], {}, 0.0
+    while not stop:
+        t = time.perf_counter()
+        if t >= next_scan:          # new descendants (the archive child, each backup)
+            next_scan = t + 0.05
+            todo, seen = [pid], set()
+            while todo:
+                p = todo.pop()
+                seen.add(p)
+                for task in os.listdir(f"/proc/{p}/task") if os.path.exists(f"/proc/{p}") else ():
+                    todo += [int(c) for c in _read(f"/proc/{p}/task/{task}/children").split()]
+            # a fork shows its parent's command line until it execs: looked at again
+            for p in seen - {k for k, v in kinds.items() if v != "other"}:
+                cmd = _read(f"/proc/{p}/cmdline").replace("\0", " ")
+                kinds[p] = ("child" if "archive._child" in cmd else "backup" if " backup " in cmd
+                            else "serve" if " serve" in cmd else "bench" if p == pid else "other")
+            for p in set(kinds) - seen:
+                del kinds[p]
+        mem = {}
+        for line in _read("/proc/meminfo").splitlines():
+            k, _, v = line.partition(":")
+            if k in ("Dirty", "Writeback"):
+                mem[k] = int(v.split()[0])
+        d = [int(x) for x in _read(blk).split()]
+        cpu = [int(x) for x in _read("/proc/stat").split("\n", 1)[0].split()[1:]]
+        procs = {}
+        for p, kind in kinds.items():
+            io = dict(line.split(": ") for line in _read(f"/proc/{p}/io").splitlines())
+            st = _read(f"/proc/{p}/stat").rsplit(")", 1)[-1].split()
+            if not st or not io:
+                continue
+            delay = 0
+            if kind in ("bench", "serve"):
+                for task in os.listdir(f"/proc/{p}/task"):
+                    f = _read(f"/proc/{p}/task/{task}/schedstat").split()
+                    delay += int(f[1]) if f else 0
+            got = procs.setdefault(kind, [0, 0, 0.0, 0])
+            got[0] += int(io.get("write_bytes", 0))
+            got[1] += int(io.get("read_bytes", 0))
+            got[2] += (int(st[11]) + int(st[12])) / tick
+            got[3] += delay
+        rows.append({"t": t, "dirty_kb": mem.get("Dirty", 0), "wb_kb": mem.get("Writeback", 0),
+                     "disk": [d[4], d[6], d[8], d[9]] if len(d) >= 10 else None,
+                     "cpu": [cpu[0] + cpu[1] + cpu[2], cpu[3], cpu[4], cpu[7] if len(cpu) > 7 else 0], "procs": procs})
+        time.sleep(max(0.0, t + period - time.perf_counter()))
+    with open(out, "w") as f:
+        json.dump(rows, f)
+
+
+class Sampler:
+    """``sample_main`` in a process of its own (its reads of /proc stay out
+    of this process's GIL), started and stopped around the phases."""
+
+    def __init__(self, where):
+        self.out = os.path.join(where, "samples.json")
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--sampler",
+                                      self.out, str(os.getpid()), where])
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        with open(self.out) as f:
+            return json.load(f)
+
+
+def _deltas(samples, a, b):
+    """What happened between ``a`` and ``b`` (s), from the samples around them."""
+    i = max(0, bisect.bisect_right(SAMPLE_T[0], a) - 1)
+    j = min(len(samples) - 1, bisect.bisect_left(SAMPLE_T[0], b))
+    s0, s1 = samples[i], samples[j]
+    dt = max(1e-3, s1["t"] - s0["t"])
+    win = samples[i:j + 1]
+    out = {"dirty_mb": s0["dirty_kb"] / 1024,
+           "writeback_mb": max(s["wb_kb"] for s in win) / 1024}
+    if s0["disk"] and s1["disk"]:
+        out["disk_mb_s"] = (s1["disk"][1] - s0["disk"][1]) * 512 / 1e6 / dt
+        out["in_flight"] = max(s["disk"][2] for s in win)
+    c0, c1 = s0["cpu"], s1["cpu"]
+    total = sum(c1) - sum(c0)
+    out["cpu_idle"] = (c1[1] - c0[1]) / total if total else None
+    out["cpu_steal"] = (c1[3] - c0[3]) / total if total and len(c1) > 3 else None
+    for kind in ("child", "backup", "bench", "serve"):
+        p0, p1 = s0["procs"].get(kind), s1["procs"].get(kind)
+        if p0 and p1:
+            out[f"{kind}_write_mb_s"] = (p1[0] - p0[0]) / 1e6 / dt
+            out[f"{kind}_cpu"] = (p1[2] - p0[2]) / dt
+            out[f"{kind}_read_mb_s"] = (p1[1] - p0[1]) / 1e6 / dt
+            if kind in ("bench", "serve"):
+                out[f"{kind}_run_delay_ms"] = (p1[3] - p0[3]) / 1e6
+    return out
+
+
+SAMPLE_T = [None]
+
+
+def trace_report(samples, fsyncs, since, until=float("inf"), slow_ms=None):
+    """Each COMMIT's length (the WAL fsync) beside what the disk and the
+    processes did while it ran (and in the 50 ms before: dirty pages made
+    then are what writeback pushes in front of the fsync). The slow ones
+    (``>= slow_ms``, default this window's p99) against the rest: medians
+    of every figure for both groups."""
+    SAMPLE_T[0] = [s["t"] for s in samples]
+    rows = []
+    for a, b, delay, kind, start in fsyncs:
+        if kind == "taps" and since <= a < until and samples and samples[0]["t"] <= a and b <= samples[-1]["t"]:
+            ms = (b - a) * 1000
+            d = _deltas(samples, a, b)
+            before = _deltas(samples, a - 0.05, a)
+            d.update({f"{k}_before": v for k, v in before.items() if k.endswith("mb_s")})
+            d["body_ms"] = (a - start) * 1000
+            rows.append((ms, delay, d))
+    if not rows:
+        return None
+    ms_all = [r[0] for r in rows]
+    cut = slow_ms if slow_ms is not None else pct(ms_all, .99)
+    groups = {"slow": [r for r in rows if r[0] >= cut], "rest": [r for r in rows if r[0] < cut]}
+
+    def med(rs, key):
+        v = [r[2][key] for r in rs if r[2].get(key) is not None]
+        return round(pct(v, .5), 3) if v else None
+    keys = sorted({k for r in rows for k in r[2]})
+    return {"commits": len(rows), "commit_ms_p50": round(pct(ms_all, .5), 2),
+            "commit_ms_p99": round(pct(ms_all, .99), 2), "commit_ms_max": round(max(ms_all), 2),
+            "slow_cut_ms": round(cut, 2),
+            **{g: {"n": len(rs), "commit_run_delay_ms": round(pct([r[1] for r in rs], .5), 3)
+                   if rs else None, **{k: med(rs, k) for k in keys}}
+               for g, rs in groups.items()}}
+
+
 class Timeline:
     """``--timeline``: every Writer transaction (its start, length and what
     it carried) and every WAL checkpoint, timed where they run, to tell
@@ -143,6 +317,8 @@ class Timeline:
 
     def __init__(self):
         self.commits, self.checkpoints, self.taps = [], [], []
+        # (COMMIT start, end, the commit thread's run delay ms, kind, batch start)
+        self.fsyncs, self.commit_tid = [], None
 
     def install(self):
         from actors import _writer
@@ -153,10 +329,15 @@ class Timeline:
         def write_batch(store, bets=(), settlements=(), credits=(), ticks=(), sessions=(),
                         deletes=(), now=None):
             t = time.perf_counter()
+            delay0 = _run_delay_ns()
             try:
                 return orig_batch(store, bets, settlements, credits, ticks, sessions, deletes,
                                   now)
             finally:
+                # the COMMIT (WAL fsync) alone, where the Store exports it, and
+                # how long this thread waited for a CPU meanwhile
+                lc = getattr(store, "last_commit", None)
+                delay = (_run_delay_ns() - delay0) / 1e6
                 kinds = {"drop" if sql == DROP_SPAN else "vacuum" if "incremental_vacuum" in sql
                          else "delete" if sql.lstrip().startswith("DELETE") else "other"
                          for sql, _ in deletes}
@@ -164,6 +345,9 @@ class Timeline:
                         else "vacuum" if "vacuum" in kinds else "archive" if kinds
                         else "taps")
                 tl.commits.append((t, time.perf_counter(), kind, len(bets)))
+                if lc is not None and lc[0] >= t:
+                    tl.fsyncs.append((lc[0], lc[1], delay, kind, t))
+                    tl.commit_tid = threading.get_native_id()
 
         def checkpoint(writer):
             t = time.perf_counter()
@@ -230,10 +414,14 @@ def _acked(fut, t, lat, sent):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--days", type=int, default=10)
+    # 16: 8 days archived (1.2 M bets), a phase "during" of ~30 s; with 10 (to
+    # stop 23) 2 days went in ~8 s, ~5,000 taps: one stall moved its p99
+    ap.add_argument("--days", type=int, default=16)
     ap.add_argument("--per-day", type=int, default=150_000)
     ap.add_argument("--rate", type=float, default=600.0, help="taps/s during both phases")
-    ap.add_argument("--load-s", type=float, default=10.0, help="seconds of load without archiver")
+    ap.add_argument("--load-s", type=float, default=30.0,
+                    help="seconds of load without archiver (10 before stop 24: 6,000 taps, a"
+                         " p99 that one disk stall decided)")
     ap.add_argument("--dir", default=None, help="where the files go (a real disk)")
     ap.add_argument("--span-max-bets", type=int, default=40_000,
                     help="Config.span_max_bets (0: spans cut by time only, as before)")
@@ -243,7 +431,14 @@ def main():
     ap.add_argument("--timeline", action="store_true",
                     help="time every Writer transaction and checkpoint: what the slowest taps"
                          " during the archive waited behind (JSON key \"timeline\")")
+    ap.add_argument("--trace", action="store_true",
+                    help="with --timeline: sample the disk, the page cache and each process"
+                         " every 10 ms; each COMMIT's fsync beside them (JSON key \"trace\")")
+    ap.add_argument("--trace-out", default=None,
+                    help="with --trace: the raw samples, commits, fsyncs and taps as JSON here")
+    ap.add_argument("--root", default=None, help="run this checkout's code (e.g. base)")
     args = ap.parse_args()
+    args.timeline = args.timeline or args.trace
     timeline = Timeline() if args.timeline else None
     if timeline:
         timeline.install()
@@ -279,6 +474,8 @@ def main():
             market = start_market(system, cfg, feed=SimFeed(seed=1, interval_ms=250))
             users = [market.create_user(f"loader{i}", 10 ** 12) for i in range(50)]
             assert market.wait_ready(30), "market not ready"
+            sampler = Sampler(dirpath) if args.trace else None
+            clock = (time.time(), time.perf_counter())     # to line up strace -ttt with these
             without, during = [], []
             t_end = time.perf_counter() + args.load_s
             sent = timeline.taps if timeline else None
@@ -290,6 +487,7 @@ def main():
             report = job.get()
             archive_s = time.perf_counter() - t0
             gevent.sleep(1.0)           # the last acks
+            samples = sampler.stop() if sampler else None
         finally:
             system.stop()
         moved = report["bets"]
@@ -331,6 +529,7 @@ def main():
                    "uptime": uptime,
                    "p99_ms_during_archive": round(pct(during, .99), 2),
                    "p99_ms_without": round(pct(without, .99), 2),
+                   "p99_gap_ms": round(pct(during, .99) - pct(without, .99), 2),
                    "days_to_fill_256gb": round(days_to_fill, 1),
                    "archive_phase_s": report.get("phase_s"),
                    # the compressor thread alone (format 3: by column; read back before
@@ -341,10 +540,27 @@ def main():
         if timeline:
             summary["timeline"] = timeline.report(t0)
             summary["timeline_without"] = timeline.report(0.0, t0)
+        if samples:
+            without_fs = [(b - a) * 1000 for a, b, _, k, _ in timeline.fsyncs
+                          if a < t0 and k == "taps"]
+            cut = pct(without_fs, .99) if without_fs else None
+            # slow = slower than the phase without's p99: what the archive adds
+            summary["trace"] = trace_report(samples, timeline.fsyncs, t0, slow_ms=cut)
+            summary["trace_without"] = trace_report(samples, timeline.fsyncs, 0.0, t0)
+            if args.trace_out:
+                with open(args.trace_out, "w") as f:
+                    json.dump({"t0": t0, "clock": clock, "commit_tid": timeline.commit_tid,
+                               "pid": os.getpid(), "samples": samples, "fsyncs": timeline.fsyncs,
+                               "commits": timeline.commits, "checkpoints": timeline.checkpoints,
+                               "taps": timeline.taps}, f)
     finally:
         shutil.rmtree(dirpath, ignore_errors=True)
     print(json.dumps(summary))
 
 
 if __name__ == "__main__":
-    main()
+    if "--sampler" in sys.argv:
+        i = sys.argv.index("--sampler")
+        sample_main(sys.argv[i + 1], int(sys.argv[i + 2]), sys.argv[i + 3])
+    else:
+        main()

@@ -83,6 +83,7 @@ class Store:
 
     def _open(self, path, synchronous, commit_delay_ms, autocheckpoint, cache_mb):
         self.autocheckpoint = autocheckpoint
+        self.last_commit = None     # (perf_counter at COMMIT, at its return): _in_transaction
         fresh = not os.path.exists(path) or os.path.getsize(path) == 0
         self.path = path
         self.conn = conn = connect(path)
@@ -205,7 +206,11 @@ class Store:
             result = fn(conn)
             if commit_delay:
                 time.sleep(commit_delay)    # benchmark: a slower fsync
+            t = time.perf_counter()
             conn.execute("COMMIT")
+            # the COMMIT alone (the WAL append and its fsync), apart from the
+            # statements before it: what a tap's wait is made of, for tracing
+            self.last_commit = (t, time.perf_counter())
         except BaseException:
             try:
                 conn.execute("ROLLBACK")
