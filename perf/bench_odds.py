@@ -68,6 +68,12 @@ one path, whose trend is a draw, not a property of the feed. Replays:
   (``replay-blocks-drift`` keeps it, to show it).
 - ``replay-blocks-gauss``: the bootstrap's gaps with Gaussian returns of
   the recording's sigma: its clock alone (irregular ticks) against the sim's.
+- ``replay-blocks-clock``: the recorded moves, each scaled to the mean gap,
+  on an even clock of it: their dependence alone, without the clock.
+
+``ar:RHO:VOL:MS``: the sim's clock with AR(1) tick returns (``ar_ticks``):
+dependence between neighbouring moves by a known law at a known long-run
+sigma (``--sigma true`` prices that sigma).
 
 ``--sigma true`` prices replays at their tick-level realised sigma held
 constant; where returns are autocorrelated (the recording's +0.03) that
@@ -548,7 +554,8 @@ DEFAULT_FEEDS = ("make-run,sim:0.3:100,sim:1.2:100,sim:0.6:250,sim:0.6:1000,repl
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--feeds", default=DEFAULT_FEEDS,
-                    help="make-run (the sim `make run` serves), sim:VOL:MS, " + ", ".join(REPLAYS))
+                    help="make-run (the sim `make run` serves), sim:VOL:MS, ar:RHO:VOL:MS "
+                         "(AR(1) tick returns), " + ", ".join(REPLAYS))
     ap.add_argument("--hours", type=float, default=4.0,
                     help="hours of play per feed (the make-run feed gets three times as many)")
     ap.add_argument("--segment-s", type=float, default=1800.0,
