@@ -1,7 +1,7 @@
 """The touch chance of a path seen only at its ticks, computed, not approximated.
 
 When a window holds few ticks (5 at 1 s ticks in a 5 s column) the
-continuity correction of ``_pricer._discrete`` (BGK's shift plus a fitted
+continuity correction of ``_spacing.discrete_shift`` (BGK's shift plus a fitted
 second-order term) misjudges how often a *tick* reaches a band: it is an
 expansion in 1 / sqrt(ticks) and the prevailing price at ``t0`` (a tick
 of unknown place, half a tick or more after the last one seen) sits where

@@ -5,23 +5,14 @@ cell of every open column at once, with two corrections for the path the
 Resolver actually judges: discrete ticks joined as a line.
 
 - The window's path is the prevailing tick at ``t0`` plus the ticks inside
-  it, so a cell is touched when a *tick* reaches the band. A walk observed
-  every ``dt`` seconds reaches a level as rarely as a continuous path
-  reaches a level ``beta sigma sqrt(dt)`` further out, beta = -zeta(1/2) /
-  sqrt(2 pi) ~= 0.5826 (Broadie, Glasserman and Kou, "A continuity
-  correction for discrete barrier options", 1997): both crossing terms
-  use the far-shifted edges.
+  it, so a cell is touched when a *tick* reaches the band: each column is
+  priced as the walk ``_spacing`` says (BGK's continuity correction, both
+  crossing terms against the far-shifted edges; a clock's ticks placed by
+  phase, random ticks walked at their gaps' effective spacing).
 - The price is the last tick, not a price "now": the landing variance runs
   from that tick's time to the prevailing tick at ``t0``, whenever the grid
-  happens to be priced. A feed that ticks on a clock (gaps that barely
-  vary) says where that tick falls: k whole ticks after the last one
-  (``_discrete.phase_mix``, with the gaps' jitter as the error). An
-  irregular one does not: the prevailing tick is then the renewal
-  process's age before ``t0``, dt (1 + cv^2) / 2 on average (cv the gaps'
-  coefficient of variation: half a tick for a clock, a whole one for
-  Poisson arrivals), and the walk between ticks is priced as a clock of
-  the gaps' effective spacing (``_walk_ms``), not their mean: irregular
-  ticks reach a level less often than as many evenly spaced ones.
+  happens to be priced (``_spacing.phases`` for a clock, the renewal age
+  ``_spacing.mean_age`` otherwise).
 - sigma is an estimate; the probability priced is the one that keeps the
   edge whatever the true sigma (``_estimate_aware``).
 
@@ -39,16 +30,12 @@ import math
 
 import numpy as np
 
-from ._discrete import MAX_STEPS, column_curve, mixture_touch, phase_mix, touch_from_curve
+from ._discrete import MAX_STEPS, column_curve, mixture_touch, touch_from_curve
 from ._odds import _GL20, _MAX_MULT, _genz_series, multiplier
+from ._spacing import BGK_BETA, column_walks, discrete_shift, mean_age, phases
 
 __all__ = ["touch_probabilities", "window_touch", "multipliers", "price_columns", "BGK_BETA"]
 
-BGK_BETA = 0.5825971579390106   # -zeta(1/2) / sqrt(2 pi)
-# Second-order term of the discrete-monitoring shift, fitted to simulated
-# random walks of m steps (tests/actors/test_pricer.py checks it): the
-# effective beta is beta (1 - 0.237 z / sqrt(m)) at z s.d. from the start.
-_KAPPA = 0.237 * BGK_BETA
 _SQRT2 = math.sqrt(2.0)
 _TWO_PI = 2.0 * math.pi
 _SQRT_PI = math.sqrt(math.pi)
@@ -254,21 +241,6 @@ def multipliers(p, edge_bp=500, min_mult=101, max_mult=10000):
     return m
 
 
-def _discrete(s2, window_ms, sigma, tick_ms):
-    """(s.d., edge shift) under which the continuous closed form gives the
-    chance that *ticks* every ``tick_ms`` reach a level within the window.
-
-    BGK's shift beta sigma sqrt(dt) is the first term; measured against
-    Gaussian random walks of 5 to 50 steps it over-corrects far levels (at
-    20 steps, 3 s.d. out, the walk touches 6 % more often than BGK says).
-    The shift shrinks with the distance d to cross as beta sigma sqrt(dt) -
-    KAPPA d dt / T, which is the same closed form with the window's s.d.
-    and the shift scaled by 1 / (1 - KAPPA dt / T).
-    """
-    kappa = _KAPPA * tick_ms / np.maximum(window_ms, tick_ms)
-    return s2 / (1.0 - kappa), BGK_BETA * sigma * np.sqrt(tick_ms / 1000.0) / (1.0 - kappa)
-
-
 def window_touch(price, lo, hi, wait_ms, window_ms, sigma, tick_ms):
     """P(a tick of a path sampled every ``tick_ms`` meets [lo, hi) within a
     window of ``window_ms`` starting ``wait_ms`` after the price (arrays ok)."""
@@ -276,8 +248,8 @@ def window_touch(price, lo, hi, wait_ms, window_ms, sigma, tick_ms):
     with np.errstate(divide="ignore"):
         a = np.log(lo / price)
     s1 = sigma * np.sqrt(np.asarray(wait_ms, dtype=float) / 1000.0)
-    s2, delta = _discrete(sigma * np.sqrt(np.asarray(window_ms, dtype=float) / 1000.0),
-                          np.asarray(window_ms, dtype=float), sigma, tick_ms)
+    s2, delta = discrete_shift(sigma * np.sqrt(np.asarray(window_ms, dtype=float) / 1000.0),
+                               np.asarray(window_ms, dtype=float), sigma, tick_ms)
     return touch_probabilities(a, np.log(hi / price), s1, s2, delta)
 
 
@@ -334,11 +306,11 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     origin = price_ts if wait_from is None else wait_from
     start = np.maximum(np.asarray(t0s, dtype=float), now)
     window = np.asarray(t0s, dtype=float) + column_ms - start
-    mixes = _phases(start - origin, window, tick_ms, tick_sd_ms if wait_from is None else None)
+    mixes = phases(start - origin, window, tick_ms, tick_sd_ms if wait_from is None else None)
     if wait_from is not None:
         wait = np.maximum(start - origin, 0.0)
     else:
-        wait = np.maximum(start - origin - _mean_age(tick_ms, tick_sd_ms), 0.0)
+        wait = np.maximum(start - origin - mean_age(tick_ms, tick_sd_ms), 0.0)
         for i, mix in enumerate(mixes):
             if mix is not None:
                 wait[i] = tick_ms * sum(w * j for w, j, _ in mix)
@@ -347,16 +319,10 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     with np.errstate(divide="ignore"):
         a = np.log(los / price)
     b = np.log((los + band_cents) / price)
-    # Columns whose ticks fall at random (no phase mix) are walked at the
-    # gaps' effective spacing, a clock's at its period. The effective
-    # spacing is a many-ticks argument (each crossing inside one gap): for a
-    # window of a few ticks, or gap statistics of a few ticks (a feed that
-    # has just started or come back), it is not one, and the mean gap stays.
-    effective = _walk_ms(tick_ms, tick_sd_ms)
-    walk = np.array([tick_ms if mix is not None else
-                     min(effective, max(tick_ms, w / _MIN_WALK_STEPS))
-                     for mix, w in zip(mixes, window.tolist())])
-    s2, delta = _discrete(s2, window[:, None], sigma, walk[:, None])
+    # A clock is walked at its period, random ticks at their gaps'
+    # effective spacing (``_spacing``).
+    walk = column_walks(mixes, window, tick_ms, tick_sd_ms)
+    s2, delta = discrete_shift(s2, window[:, None], sigma, walk[:, None])
     shape = (len(t0s), los.size)
     a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
     s1, s2 = np.broadcast_to(s1, shape), np.broadcast_to(s2, shape)
@@ -406,7 +372,7 @@ def _few_ticks(live, a, b, window, wait, sigmas, walk, mixes):
     when a window holds few ticks (``_discrete``): one curve (or one mix of
     whole-tick curves, for a clock-like feed) per column, shared by the
     sigma nodes (wait / dt does not depend on sigma); ``walk`` is each
-    column's tick spacing (``_walk_ms``)."""
+    column's tick spacing (``_spacing.column_walks``)."""
     rows = np.nonzero(live)[0]
     sigmas = np.asarray(sigmas)[:, None]
     pr = np.empty((sigmas.shape[0], rows.size))
@@ -419,52 +385,3 @@ def _few_ticks(live, a, b, window, wait, sigmas, walk, mixes):
         curve = column_curve(window[i] / walk[i], wait[i] / walk[i])
         pr[:, sel] = touch_from_curve(curve, a[sel][None, :], b[sel][None, :], h)
     return pr
-
-
-# Phase known to better than this many ticks: a clock. Beyond it the wrapped
-# error is close to uniform and the renewal age prices it as well.
-_CLOCK_SD = 0.75
-
-
-def _phases(ahead_ms, window_ms, tick_ms, tick_sd_ms):
-    """Per column, ``phase_mix``'s outcomes when the feed ticks like a clock,
-    else None. The error of a tick k gaps ahead grows as sqrt(k) times the
-    gaps' spread (a renewal process: the conservative assumption; a true
-    clock with jitter would keep it at one gap's)."""
-    if tick_sd_ms is None or tick_ms <= 0:
-        return [None] * len(ahead_ms)
-    out = []
-    for d, w in zip(ahead_ms.tolist(), window_ms.tolist()):
-        k = max(d / tick_ms, 1.0)
-        sd = tick_sd_ms / tick_ms * math.sqrt(k)
-        out.append(phase_mix(d / tick_ms, w / tick_ms, sd) if sd < _CLOCK_SD else None)
-    return out
-
-
-# The effective spacing keeps at least this many ticks in a window.
-_MIN_WALK_STEPS = 4
-
-
-def _walk_ms(tick_ms, tick_sd_ms):
-    """The spacing of the even clock whose walk reaches a level as often as
-    ticks of mean gap ``tick_ms`` and spread ``tick_sd_ms`` at random.
-
-    A walk seen every dt misses a level by about BGK_BETA sigma sqrt(dt)
-    (the overshoot of the gap it crosses in); with irregular gaps the level
-    is crossed inside a gap in proportion to its length, so the overshoot
-    is BGK_BETA sigma E[g^1.5] / E[g]: an even clock of
-    (E[g^1.5] / E[g])^2 = dt (1 + 3 cv^2 / 8)^2 to second order in the
-    gaps' coefficient of variation (exact within 1 % for the recorded
-    sample's gaps, cv 0.6; 6 % long for Poisson arrivals, cv capped at 1 as
-    in ``_mean_age``). The window's variance is the same: fewer, larger
-    steps. A clock (cv 0.03 at the sim's jitter) is unchanged to 1e-3.
-    """
-    cv = 0.0 if tick_sd_ms is None or tick_ms <= 0 else min(1.0, tick_sd_ms / tick_ms)
-    return tick_ms * (1.0 + 0.375 * cv * cv) ** 2
-
-
-def _mean_age(tick_ms, tick_sd_ms):
-    """Mean time from the prevailing tick to a moment chosen without regard
-    to the ticks: dt (1 + cv^2) / 2 (the renewal process's mean age)."""
-    cv = 0.0 if tick_sd_ms is None or tick_ms <= 0 else min(1.0, tick_sd_ms / tick_ms)
-    return tick_ms * (1.0 + cv * cv) / 2.0

@@ -68,6 +68,12 @@ one path, whose trend is a draw, not a property of the feed. Replays:
   (``replay-blocks-drift`` keeps it, to show it).
 - ``replay-blocks-gauss``: the bootstrap's gaps with Gaussian returns of
   the recording's sigma: its clock alone (irregular ticks) against the sim's.
+- ``replay-blocks-clock``: the recorded moves, each scaled to the mean gap,
+  on an even clock of it: their dependence alone, without the clock.
+
+``ar:RHO:VOL:MS``: the sim's clock with AR(1) tick returns (``ar_ticks``):
+dependence between neighbouring moves by a known law at a known long-run
+sigma (``--sigma true`` prices that sigma).
 
 ``--sigma true`` prices replays at their tick-level realised sigma held
 constant; where returns are autocorrelated (the recording's +0.03) that
@@ -130,6 +136,38 @@ def sim_ticks(seed, interval_ms, annual_vol, seconds, jitter_ms):
         last = ts
         out.append((ts, feed.next_price()))
     return out
+
+
+def ar_ticks(seed, rho, interval_ms, annual_vol, seconds, jitter_ms):
+    """``sim_ticks``' clock with AR(1) tick returns: r_k - mu = rho (r_(k-1) -
+    mu) + e_k, the innovations' s.d. (1 - rho) x the sim's step so that the
+    long-run variance (over many ticks) is the sim's: a feed whose
+    neighbouring moves are dependent, by a known law, at a known sigma.
+    The tick-level variance is (1 - rho) / (1 + rho) of it, and the lag-1
+    kernel gamma0 + 2 gamma1 sees (1 - rho)(1 + 2 rho) / (1 + rho) of it
+    (0.89 at rho 0.3, whose long-run sigma it prices 6 % low).
+    Returns the ticks and the return into each tick (the chain's state)."""
+    clock = sim_ticks(seed, interval_ms, annual_vol, seconds, jitter_ms)
+    mu, sd = sim_step(annual_vol, interval_ms)
+    e = np.random.default_rng(seed).normal(0.0, sd * (1.0 - rho), len(clock))
+    rets = np.empty(len(clock))
+    prev = 0.0
+    for k in range(len(clock)):
+        prev = rets[k] = rho * prev + e[k]
+    rets[0] = 0.0
+    logp = math.log(clock[0][1]) + np.cumsum(rets + mu)
+    prices = np.maximum(1, np.rint(np.exp(logp))).astype(np.int64).tolist()
+    return [(ts, p) for (ts, _), p in zip(clock, prices)], rets
+
+
+def ar_futures(nprng, rho, mu, sd, last, n, steps):
+    """(n, steps) log-price increments continuing ``ar_ticks``' chain from
+    a tick whose return (less mu) was ``last``."""
+    e = nprng.normal(0.0, sd * (1.0 - rho), (n, steps))
+    prev = np.full(n, float(last))
+    for k in range(steps):
+        prev = e[:, k] = rho * prev + e[:, k]
+    return np.cumsum(e + mu, axis=1)
 
 
 def sim_step(annual_vol, interval_ms):
@@ -234,7 +272,8 @@ class BlockBootstrap:
         return out
 
 
-def block_ticks(seconds, rng, block_s, gauss=False, detrend=True, path=SAMPLE_TICKS):
+def block_ticks(seconds, rng, block_s, gauss=False, detrend=True, path=SAMPLE_TICKS,
+                clock=False):
     """A stationary block bootstrap path of the recording (``BlockBootstrap``,
     blocks of ``block_s`` seconds on average), from its first price; the
     chain that made it and its state at every tick (to fork futures from).
@@ -244,6 +283,12 @@ def block_ticks(seconds, rng, block_s, gauss=False, detrend=True, path=SAMPLE_TI
     grows by mu^2 E[L^2] / E[L] (+9 % for the sample's drift, 5 s blocks)."""
     first, gaps, rets = _recorded(path, detrend)
     mean_gap = sum(gaps) / len(gaps)
+    if clock:
+        # Every move scaled to the mean gap, on an even clock of it: the
+        # recorded moves' dependence without the recording's irregular ticks.
+        g0 = round(mean_gap)
+        rets = [r * math.sqrt(g0 / g) for g, r in zip(gaps, rets)]
+        gaps = [g0] * len(gaps)
     sig = math.sqrt(sum(r * r for r in rets) / (sum(gaps) / 1000.0)) if gauss else None
     chain = BlockBootstrap(gaps, rets, max(1.0, block_s * 1000 / mean_gap), rng, sig)
     out = [(T_START, first)]
@@ -345,7 +390,8 @@ def _row(clusters):
             "implied": sum(c[3] for c in clusters) / n, "rtp": rtp, "se": se}
 
 
-def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, chain=None):
+def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, chain=None,
+              ar=None):
     """Tap at random over ``ticks`` as the Column prices taps; returns
     (pricings, seconds spent pricing).
 
@@ -363,6 +409,9 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, c
     pricer's phase model is judged on), each with its own gaps.
     Neither (recorded ticks): every bet is settled on the path.
     ``true_sigma``: price with it and no estimation error (the touch model alone).
+    ``ar``: (rho, the return into each tick less mu) of an ``ar_ticks`` path:
+    its futures continue the AR(1) chain from the priced tick (``step`` the
+    sim's (mu, sd) it was made from).
     """
     tally.paths += 1
     path_no = tally.paths
@@ -402,8 +451,12 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, c
         if step is not None:
             j = bisect.bisect_left(times, t0s[-1] + col_ms)
             ftimes = times[i:j]
-            logp = math.log(price) + np.cumsum(
-                nprng.normal(step[0], step[1], (args.futures, j - i - 1)), axis=1)
+            if ar is None:
+                logp = math.log(price) + np.cumsum(
+                    nprng.normal(step[0], step[1], (args.futures, j - i - 1)), axis=1)
+            else:
+                logp = math.log(price) + ar_futures(nprng, ar[0], step[0], step[1], ar[1][i],
+                                                    args.futures, j - i - 1)
             fprices = np.maximum(1, np.rint(np.exp(logp))).astype(np.int64).tolist()
             futures = [(ftimes, list(zip(ftimes, [price] + row))) for row in fprices]
         elif chain is not None:
@@ -475,6 +528,9 @@ def feed_specs(cfg, names):
             out.append(("sim", 0.6, cfg.sim_interval_ms))
         elif name in REPLAYS:
             out.append((name, None, None))
+        elif name.startswith("ar:"):           # ar:RHO:VOL:MS, AR(1) tick returns
+            _, rho, v, ms = name.split(":")
+            out.append((f"ar{float(rho)}", float(v), int(ms)))
         else:                                  # sim:VOL:MS, e.g. sim:0.3:1000
             _, v, ms = name.split(":")
             out.append(("sim", float(v), int(ms)))
@@ -485,9 +541,12 @@ def feed_specs(cfg, names):
 # drift; replay-blocks: a block bootstrap of it; replay-blocks-gauss: the
 # bootstrap's gaps with Gaussian returns (the recording's clock alone).
 # replay-blocks-drift: the bootstrap of the raw returns (drift kept).
+# replay-blocks-clock: the recorded moves (scaled to the mean gap) on an
+# even clock: their dependence without the irregular ticks.
 REPLAYS = {"replay": "replay sample_ticks", "replay-detrended": "replay detrended",
            "replay-blocks": "replay blocks", "replay-blocks-gauss": "replay blocks gauss",
-           "replay-blocks-drift": "replay blocks drift"}
+           "replay-blocks-drift": "replay blocks drift",
+           "replay-blocks-clock": "replay blocks clock"}
 DEFAULT_FEEDS = ("make-run,sim:0.3:100,sim:1.2:100,sim:0.6:250,sim:0.6:1000,replay,"
                  "replay-blocks")
 
@@ -495,7 +554,8 @@ DEFAULT_FEEDS = ("make-run,sim:0.3:100,sim:1.2:100,sim:0.6:250,sim:0.6:1000,repl
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--feeds", default=DEFAULT_FEEDS,
-                    help="make-run (the sim `make run` serves), sim:VOL:MS, " + ", ".join(REPLAYS))
+                    help="make-run (the sim `make run` serves), sim:VOL:MS, ar:RHO:VOL:MS "
+                         "(AR(1) tick returns), " + ", ".join(REPLAYS))
     ap.add_argument("--hours", type=float, default=4.0,
                     help="hours of play per feed (the make-run feed gets three times as many)")
     ap.add_argument("--segment-s", type=float, default=1800.0,
@@ -537,28 +597,34 @@ def main(argv=None):
         hours = args.hours * (3 if (kind, vol, iv) == ("sim", 0.6, cfg.sim_interval_ms) else
                               args.blocks_hours if kind.startswith("replay-blocks") else 1)
         left = hours * 3600
-        label = f"sim {vol:.0%}/yr {iv} ms" if kind == "sim" else REPLAYS[kind]
+        label = (f"sim {vol:.0%}/yr {iv} ms" if kind == "sim" else
+                 f"AR(1) {kind[2:]} {vol:.0%}/yr {iv} ms" if kind.startswith("ar") else
+                 REPLAYS[kind])
         labels.append(label)
         while left > 0:
             seed += 1
             span = min(args.segment_s, left)
             secs = span + args.warmup_s + cfg.horizon_ms / 1000 + 20
-            chain = None
+            chain = ar = None
             if kind == "sim":
                 ticks = sim_ticks(seed, iv, vol, secs, args.jitter_ms)
+            elif kind.startswith("ar"):
+                ticks, rets = ar_ticks(seed, float(kind[2:]), iv, vol, secs, args.jitter_ms)
+                ar = (float(kind[2:]), rets)
             elif kind.startswith("replay-blocks"):
                 ticks, chain = block_ticks(secs, random.Random(seed), args.block_s,
                                            gauss=kind.endswith("gauss"),
-                                           detrend=not kind.endswith("drift"))
+                                           detrend=not kind.endswith("drift"),
+                                           clock=kind.endswith("clock"))
             else:
                 ticks = replay_ticks(secs, detrend=kind == "replay-detrended")
             # The replay's "true" sigma: its own realised one, held constant.
             true = (None if args.sigma != "true" else vol * math.sqrt(1000 / _MS_PER_YEAR)
-                    if kind == "sim" else realised_sigma(ticks))
-            step = sim_step(vol, iv) if kind == "sim" and args.futures > 0 else None
+                    if kind == "sim" or ar else realised_sigma(ticks))
+            step = sim_step(vol, iv) if (kind == "sim" or ar) and args.futures > 0 else None
             feats.setdefault(label, []).append(features(ticks))
             g, p = play_path(label, ticks, cfg, rng, tally, args, step, true,
-                             chain if args.futures > 0 else None)
+                             chain if args.futures > 0 else None, ar if step else None)
             pricings += g
             price_s += p
             left -= span

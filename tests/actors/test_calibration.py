@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 from actors import MULT_BUCKETS, Config, SimFeed, Volatility, path_of, payout_for, touches
-from actors import _pricer
+from actors import _spacing
 from actors._pricer import price_columns
 
 BUCKETS = tuple((lo, hi) for _, lo, hi in MULT_BUCKETS[:-1])   # capped cells aside
@@ -283,12 +283,12 @@ def test_ticks_at_random_keep_the_promise(monkeypatch):
     # ones: priced as a clock of their mean gap the house kept ~1.5 % more
     # than its edge on the recorded sample's gaps (perf/bench_odds.py,
     # replay-blocks-gauss, 0.938 +- 0.002); at the gaps' effective spacing
-    # (_pricer._walk_ms) the promise holds. The mean gap must break it.
+    # (_spacing.walk_ms) the promise holds. The mean gap must break it.
     played = play_irregular(2000)
     r, se, n = rtp(played)
     assert n > 500_000 and se < 0.005, (n, se)
     assert broken_promises(played) == []
-    monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
+    monkeypatch.setattr(_spacing, "walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
     wrong = broken_promises(play_irregular(2000))
     assert any("uncapped RTP" in x for x in wrong), wrong
 
@@ -302,13 +302,13 @@ def test_a_few_ticks_of_gap_statistics_keep_the_mean_gap(monkeypatch):
     # ticks' worth of walk: here the mean gap's pricing, to the hundredth.
     args = (6_000_000, 0, 200, [10_000, 15_000], 5000, 1000, 6, 1e-4, 500, 4904.0, 0.05)
     guarded = price_columns(*args, tick_sd_ms=6000.0)
-    monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
+    monkeypatch.setattr(_spacing, "walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
     assert guarded == price_columns(*args, tick_sd_ms=6000.0)
     # and where the window holds many ticks the effective spacing is priced
     monkeypatch.undo()
     few = price_columns(6_000_000, 0, 200, [10_000], 5000, 1000, 6, 1e-4, 500, 262.0, 0.05,
                         tick_sd_ms=159.0)
-    monkeypatch.setattr(_pricer, "_walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
+    monkeypatch.setattr(_spacing, "walk_ms", lambda tick_ms, tick_sd_ms: tick_ms)
     mean = price_columns(6_000_000, 0, 200, [10_000], 5000, 1000, 6, 1e-4, 500, 262.0, 0.05,
                          tick_sd_ms=159.0)
     assert all(few[10_000][lo] >= mean[10_000][lo] for lo in mean[10_000])
