@@ -3,9 +3,11 @@
 It keeps one ``Column`` per time column from just after the lock out to the
 horizon (spawned ahead, stopped when the column locks), publishes the
 routing table in ``ctx.columns``, restarts a crashed Column (one-for-one),
-and reprices the grid from the latest tick and volatility on every tick
-(ticks that arrive while it prices are coalesced), on the loop a slice of
-columns at a time, yielding between slices.
+and reprices the grid from the latest tick and volatility on every tick,
+or at most every ``reprice_ms`` (``GRID_EVERY_MS`` when ``start_market``
+spawns it; ticks that arrive while it prices, or before the next grid is
+due, are coalesced), on the loop a slice of columns at a time, yielding
+between slices.
 
 A MarketMaker with the clock standing still at 1,000,000 ms: with no price yet it
 holds betting (``starting``); the first tick gets the grid priced, one
@@ -45,7 +47,7 @@ from .feeds import Tick
 from ._pricer import price_columns
 from ._status import Grid
 
-__all__ = ["MarketMaker", "price_grid", "open_columns"]
+__all__ = ["MarketMaker", "price_grid", "open_columns", "GRID_EVERY_MS"]
 
 log = logging.getLogger("tapgrid.market")
 
@@ -64,6 +66,19 @@ def open_columns(cfg, now):
 # threadpool that time was the loop's too: the Python between numpy's
 # loops holds the GIL, and the loop waited up to a switch interval (5 ms).
 SLICE_COLUMNS = 1
+
+# How often a served market's MarketMaker reprices the whole grid: at most
+# once per this many ms (``start_market`` passes it; a MarketMaker spawned
+# alone reprices every tick). The whole grid is display: a tap is priced
+# from the asset's newest tick whatever the grid's age (``Column._cells``,
+# through the Repricer, the columns being tapped only), so a grid per tick
+# bought nothing a tap sees. It was ~80 % of the loop's CPU with 50 idle
+# clients and a third of its GIL time at 3,000 taps/s (13 columns of
+# numpy-sized Python, ~5-9 ms a grid, ten times a second on the sim's 10 Hz
+# feed). 150: with a 10 Hz feed every other tick (5 grids a second, SPEC 5
+# allows up to 10); a tick left unpriced is priced by the roll timer once
+# due, so the grid is never more than ~250 ms behind the newest tick.
+GRID_EVERY_MS = 150
 
 
 def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0,
@@ -113,9 +128,11 @@ class MarketMaker(Actor):
     supervisor_strategy = OneForOne(max_restarts=20, within=10.0)
 
     def __init__(self, ctx, reprice_ms=0):
-        # Every tick reprices (SPEC 7: a tap is priced from a price at most
-        # 250 ms old); a Column prices from a newer tick itself meanwhile,
-        # through the same Repricer, so no column is priced twice a tick.
+        # A tick reprices the grid once ``reprice_ms`` have passed since the
+        # last grid (0: every tick; ``GRID_EVERY_MS`` in a served market); a
+        # Column prices from a newer tick itself meanwhile (SPEC 7: a tap
+        # is priced from a price at most 250 ms old), through the same
+        # Repricer, so no column is priced twice a tick.
         self.ctx = ctx
         self.reprice_ms = reprice_ms
 
@@ -167,14 +184,18 @@ class MarketMaker(Actor):
         wanted = set(open_columns(cfg, now))
         # names are system-wide: another market's Columns are named by it too
         scope = "" if getattr(ctx, "default", True) else f"{ctx.market.market_id}:"
+        added = False
         for t0 in sorted(wanted - set(ctx.columns)):
             ctx.columns[t0] = self.spawn(Column, ctx, t0, name=f"column-{scope}{t0}")
-            self.dirty = True
+            self.dirty = added = True
         for t0 in sorted(set(ctx.columns) - wanted):
             ref = ctx.columns.pop(t0)
             ref.stop(wait=False)    # drains: taps already queued get column_closed
             self.dirty = True
-        if self.last is not None and self.dirty and now - self.priced_at >= self.reprice_ms:
+        # A new column is priced at once, whatever the cadence: until the grid
+        # has it, a tap on it from the grid's tick would find no cells.
+        if self.last is not None and self.dirty and (added or now - self.priced_at
+                                                     >= self.reprice_ms):
             self.dirty = False
             self.priced_at = now
             self.version += 1

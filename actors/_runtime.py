@@ -25,7 +25,7 @@ from ._board import BOARD_KEY_SQL, Board, BoardSinks, read_board
 from ._context import MarketContext, Sinks
 from ._diskguard import DiskGuard
 from .feeds import make_sources
-from ._market import MarketMaker
+from ._market import GRID_EVERY_MS, MarketMaker
 from ._markets import market_cfg, markets_body
 from ._model import OPERATOR_SIG, Ack, Tap, TapOrder
 from ._resolver import Resolver
@@ -78,7 +78,7 @@ def start_market(system, cfg, sinks=None, feed=None, clock=None, name_prefix="")
         # the default market's actors keep the names they had before markets
         suffix = "" if i == 0 else f"[{spec.market_id}]"
         resolver = system.spawn(Resolver, mctx, name=p + "resolver" + suffix)
-        maker = system.spawn(MarketMaker, mctx, name=p + "market" + suffix)
+        maker = system.spawn(MarketMaker, mctx, GRID_EVERY_MS, name=p + "market" + suffix)
         units.append(MarketUnit(spec, mctx, maker, resolver))
     system.spawn(DiskGuard, root, name=p + "diskguard")
     feeds = feed if isinstance(feed, dict) else ({specs[0].asset: feed} if feed is not None

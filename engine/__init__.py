@@ -23,6 +23,7 @@ from ._errors import (ActorDeadError, AskTimeout, DeadLetter, Escalation,
                       MailboxFull, Terminated)
 from ._future import Future
 from ._gcwatch import GC_PAUSE_BUCKETS, GcPacer, GcStats, GcWatch, settle_gc
+from ._lagwatch import LagWatch
 from ._native import NativePool
 from ._procs import Child, ChildFailed, die_with_parent, notify_ready
 from ._stats import ActorStats, DeadLetters, StatsTable
@@ -38,6 +39,6 @@ __all__ = [
     "ActorStats", "StatsTable", "DeadLetters",
     "run_blocking", "NativePool", "interact", "start_backdoor", "stop_backdoor",
     "Child", "ChildFailed", "die_with_parent", "notify_ready",
-    "GcWatch", "GcStats", "GcPacer", "GC_PAUSE_BUCKETS", "settle_gc", "BulkGate", "callback_queue_len",
+    "GcWatch", "GcStats", "GcPacer", "GC_PAUSE_BUCKETS", "settle_gc", "LagWatch", "BulkGate", "callback_queue_len",
     "wake_soon", "urgent_lane", "URGENT_AFTER",
 ]

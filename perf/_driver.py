@@ -72,6 +72,37 @@ def pct(sorted_values, p):
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
 
 
+def idle(a):
+    """The server at rest with ``a.conns`` players connected: what the
+    loop spends on ticks, grids and its own timers when nobody taps."""
+    clients = []
+    for _ in range(a.conns):
+        c = TapgridClient(a.url, timeout=30)
+        c.guest()
+        clients.append(c)
+    sockets = [WSClient.connect(f"{c.ws_url}?token={c.token}", timeout=30) for c in clients]
+    got = [0]
+
+    def reader(ws):
+        while ws.recv() is not None:
+            got[0] += 1
+
+    readers = [gevent.spawn(reader, ws) for ws in sockets]
+    gevent.sleep(2)                  # past the welcome frames
+    n0 = got[0]
+    print("START", flush=True)
+    t0 = time.time()
+    gevent.sleep(a.idle)
+    print("END", flush=True)
+    elapsed = time.time() - t0
+    frames = got[0] - n0
+    for ws in sockets:
+        ws.close()
+    gevent.killall(readers, block=False)
+    print(json.dumps({"idle_s": round(elapsed, 2), "conns": a.conns,
+                      "frames_per_conn_per_s": round(frames / a.conns / elapsed, 1)}))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -82,7 +113,12 @@ def main():
     ap.add_argument("--lead", type=float, default=2.0, help="seconds between signing and sending")
     ap.add_argument("--markets", default=None,
                     help="v1.1 taps round-robin over these market ids, or 'all' (default: v1 taps)")
+    ap.add_argument("--idle", type=float, default=0,
+                    help="no taps: hold --conns connections open this many seconds (START/END"
+                         " around them) and count the frames they receive")
     a = ap.parse_args()
+    if a.idle:
+        return idle(a)
 
     clients = []
     for _ in range(a.conns):

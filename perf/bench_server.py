@@ -29,6 +29,10 @@ against one market with one and with four configured. Each step also
 reports the age of the price behind the accepted multipliers (p50/p99,
 from /metrics).
 
+``--idle-seconds 15`` first measures, per mode and run, the event loop's
+share of a core with ``--conns`` clients connected and no taps (ticks,
+grids and timers: the fixed cost inside every tap's loop figure).
+
 Writes perf/results/server.json and perf/results/server_latency.png; the
 last line printed is the JSON summary.
 """
@@ -259,6 +263,29 @@ def run_step(server, rate, seconds, conns, profile=None, markets=None, profile_k
     return r, bets
 
 
+def idle_step(server, seconds, conns):
+    """The loop's share of a core with ``conns`` players connected and no
+    taps (ticks, grids, timers: the fixed cost in every tap's loop figure)."""
+    driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "perf", "_driver.py"), "--url",
+                               server.url, "--rate", "0", "--idle", str(seconds), "--conns",
+                               str(conns)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in driver.stdout:
+        if line.strip() == "START":
+            t0, cpu0 = time.time(), server.thread_cpu()
+        elif line.strip() == "END":
+            t1, cpu1 = time.time(), server.thread_cpu()
+        else:
+            lines.append(line)
+    if driver.wait(60) != 0:
+        raise RuntimeError("idle driver failed: " + driver.stderr.read()[-1500:])
+    r = json.loads(lines[-1])
+    r["idle_loop_pct"] = round((cpu1[1] - cpu0[1]) * 100 / (t1 - t0), 1)
+    r["idle_all_pct"] = round((cpu1[0] - cpu0[0]) * 100 / (t1 - t0), 1)
+    r["load"] = os.getloadavg()[0]
+    return r
+
+
 def keeps_up(r):
     """A step the server kept up with: p99 under 100 ms and (almost) every tap acked."""
     return (r["p99_ms"] is not None and r["p99_ms"] < 100 and not r["no_answer"]
@@ -276,13 +303,22 @@ def lost_bets(db, acked):
 
 
 def run_mode(workdir, commit, delay_ms, steps, seconds, conns, root=None, profile=None, env=None,
-             markets=None, profile_kind="threads", profile_rate=100):
+             markets=None, profile_kind="threads", profile_rate=100, idle_seconds=0, idle=None):
     """``steps``: a list of rates, or None to step up by 1,000 until the
-    server no longer keeps up (that step is reported too)."""
+    server no longer keeps up (that step is reported too). With
+    ``idle_seconds``, the server at rest first (``idle_step``), appended to
+    the list ``idle``."""
     server = Server(workdir, commit, delay_ms, root, env)
     rows, acked = [], []
     rate = 1000
     try:
+        if idle_seconds:
+            r = idle_step(server, idle_seconds, conns)
+            print(f"  {commit:8} delay={delay_ms}ms idle, {conns} clients: loop {r['idle_loop_pct']} % "
+                  f"of a core (all threads {r['idle_all_pct']} %), {r['frames_per_conn_per_s']} "
+                  f"frames/s each [load {r['load']:.2f}]", flush=True)
+            if idle is not None:
+                idle.append(r)
         while True:
             if steps is not None:
                 if len(rows) >= len(steps):
@@ -376,6 +412,8 @@ def main():
     ap.add_argument("--market-sets", default="1",
                     help="markets configured, side by side: 1 (BTC-USD/5s), 4 (FOUR_MARKETS, v1"
                          " taps to the default) and/or 4x (FOUR_MARKETS, v1.1 taps spread over all four)")
+    ap.add_argument("--idle-seconds", type=float, default=0,
+                    help="first, per mode and run: the loop's CPU with --conns idle clients")
     ap.add_argument("--out", default=os.path.join(RESULTS, "server.json"))
     a = ap.parse_args()
     steps = [int(s) for s in a.steps.split(",")] if a.steps else None
@@ -387,7 +425,7 @@ def main():
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
           f"driver and server on the same box; {a.seconds:.0f} s steps, {a.runs} run(s); "
           f"server from {a.root or ROOT}; load {os.getloadavg()}", flush=True)
-    results, lost, profiles = {}, 0, {}
+    results, lost, profiles, idles = {}, 0, {}, []
     try:
         labels = {}
         for mi, (commit, delay) in enumerate(modes):
@@ -412,7 +450,7 @@ def main():
                     rows, missing = run_mode(workdir, commit, delay, steps, a.seconds, a.conns,
                                              a.root, profile, menv,
                                              "all" if n == "4x" else None, a.profile_kind,
-                                             a.profile_rate)
+                                             a.profile_rate, a.idle_seconds, idles)
                     lost += missing
                     runs_of[label].append(rows)
         for label, runs in runs_of.items():
@@ -463,6 +501,8 @@ def main():
         "loop_lag_p99_ms_at_3000": at("group 0ms", 3000, "loop_lag_p99_ms"),
         "price_age_p99_ms_at_3000": at("group 0ms", 3000, "price_age_p99_ms"),
     }
+    if idles:
+        summary["idle_loop_pct"] = statistics.median(r["idle_loop_pct"] for r in idles)
     if 4 in market_sets:
         # one market vs four, side by side at the highest rate both ran
         four = "group 0ms 4 markets"

@@ -144,7 +144,7 @@ class Server:
             self.backdoor = start_backdoor(backdoor_path(self.cfg), {
                 "system": self.system, "market": self.market, "server": self, "cfg": self.cfg})
         self._summary = gevent.spawn(self._summarise)
-        self._lag = gevent.spawn(self.gateway.watch_loop)
+        self._lag = self.gateway.watch_lag()
         self._loops = [gevent.spawn(self.gateway.expiry_loop), gevent.spawn(self._purge_sessions),
                        gevent.spawn(self.sessions.watch_revocations, self.gateway.end_session)]
         if self.cfg.redis and not self.cfg.session_secret:
@@ -201,7 +201,7 @@ class Server:
         self.hub.feed.stop()
         if self._summary is not None:
             self._summary.kill(block=False)
-            self._lag.kill(block=False)
+            self._lag.stop()
             for g in self._loops:
                 g.kill(block=False)
         self.system.stop(timeout=timeout / 2)
