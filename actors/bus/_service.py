@@ -83,8 +83,8 @@ class MarketBus:
         self.intake = TapIntake(self, handle)
         self.calls = CallServer(self, handle)
         spawn = gevent.spawn
-        self._greenlets = [spawn(self.intake.run), spawn(self.intake.flush_loop),
-                           spawn(self.calls.run), spawn(self.publisher.run, self, handle)]
+        self._greenlets = [spawn(self.intake.run), spawn(self.calls.run),
+                           spawn(self.publisher.run, self, handle)]
         self._heart = spawn(self._heartbeat)
         return self
 
@@ -154,11 +154,14 @@ class MarketBus:
     # --- stopping, in order ------------------------------------------------------------
 
     def stop_reading(self):
-        """No new taps or calls; what was read is still answered."""
+        """No new taps or calls; what was read is still answered (the
+        intake's loop goes on flushing acks, reading no more)."""
         for part in (self.intake, self.calls):
             if part is not None:
                 part.reading = False
-        for g in self._greenlets[:1] + self._greenlets[2:3]:
+        if self.intake is not None:
+            self.intake.wake.set()
+        for g in self._greenlets[1:2]:
             g.kill(block=False)
 
     def drain(self, timeout):
@@ -177,4 +180,6 @@ class MarketBus:
                 pass
         for g in self._greenlets:
             g.kill(block=False)
+        if self.intake is not None:
+            self.intake.link.close()
         self.r.close()
