@@ -84,7 +84,7 @@ class MarketBus:
         self.calls = CallServer(self, handle)
         spawn = gevent.spawn
         self._greenlets = [spawn(self.intake.run), spawn(self.calls.run),
-                           spawn(self.publisher.run, self, handle)]
+                           spawn(self.publisher.run, self, handle), spawn(self.calls.flush_loop)]
         self._heart = spawn(self._heartbeat)
         return self
 
@@ -134,18 +134,6 @@ class MarketBus:
                 return
             gevent.sleep(every)
 
-    def reply(self, gw, fields):
-        """One call's answer to its gateway's inbox (best effort: the caller
-        times out into a 503 if it never arrives)."""
-        inbox = self.keys.inbox(gw)
-        try:
-            pipe = self.r.pipeline(transaction=False)
-            pipe.xadd(inbox, fields, maxlen=self.cfg.bus_stream_max, approximate=True)
-            pipe.pexpire(inbox, self.cfg.bus_inbox_ttl_ms)
-            pipe.execute()
-        except RedisError as exc:
-            log.warning("a call's reply to %s was lost: %r", gw, exc)
-
     def stats(self):
         return {"intake": dict(self.intake.stats, inflight=self.intake.inflight),
                 "calls": {"served": self.calls.served, "skipped": self.calls.skipped},
@@ -182,4 +170,6 @@ class MarketBus:
             g.kill(block=False)
         if self.intake is not None:
             self.intake.link.close()
+        if self.calls is not None:
+            self.calls.close()
         self.r.close()
