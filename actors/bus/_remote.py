@@ -36,6 +36,7 @@ from ._calls import decode_value, encode_value
 from ._catalog import Catalog
 from ._codec import Keys, decode_acks, encode_taps
 from ._redis import Backoff, Link, RedisError, connect, entries
+from ._timeline import Timeline
 from ._watch import RemoteStatus, Watcher
 
 __all__ = ["RemoteMarket", "RemoteError"]
@@ -81,6 +82,8 @@ class RemoteMarket:
         self._calls = {}
         self.send_link = Link(self.r)
         self.inbox_link = Link(self.r)
+        path = os.environ.get("TAPGRID_BUS_TIMELINE")
+        self._timeline = Timeline(path) if path else None
         self._greenlets = []
         self.watcher = Watcher(self)
         self.sent = self.acked = self.gave_up = self.late = 0
@@ -118,6 +121,8 @@ class RemoteMarket:
         now = time.monotonic()
         self._expiry.append((now + (self.cfg.bus_tap_wait_ms + GRACE_MS) / 1000, rid, now))
         self._out.append((rid, tap, market_id, now))
+        if self._timeline is not None:
+            self._timeline.placed(rid)
         self._out_wake.set()
 
     def _send_loop(self):
@@ -154,6 +159,8 @@ class RemoteMarket:
                     break
                 try:
                     replies = link.pipeline(cmds)
+                    if self._timeline is not None and batch:
+                        self._timeline.sent(batch, replies[0])
                 except RedisError as exc:
                     # Calls are never sent twice (a credit must not apply twice):
                     # their callers hear at once. Taps are retried until given up.
@@ -198,16 +205,18 @@ class RemoteMarket:
                     full = len(got) == 500
                     for eid, fields in got:
                         last = eid
-                        self._inbox(fields)
+                        self._inbox(fields, eid)
                 backoff.ok()
             except RedisError as exc:
                 backoff.fail("inbox", exc)
             finally:
                 self._give_up()
 
-    def _inbox(self, fields):
+    def _inbox(self, fields, eid=None):
         kind = fields.get(b"k")
         if kind == b"a":
+            if self._timeline is not None:
+                self._timeline.acked(fields[b"d"], eid)
             pending = self._pending
             users = self._users
             for rid, reason, bet, mult, balance in decode_acks(fields[b"d"]):

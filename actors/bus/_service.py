@@ -172,4 +172,6 @@ class MarketBus:
             self.intake.link.close()
         if self.calls is not None:
             self.calls.close()
+        if self.publisher.link is not None:
+            self.publisher.link.close()
         self.r.close()
