@@ -76,7 +76,7 @@ class Split(ClusterProcess):
         out["supervisor"] = super().cpu_seconds()
         return out
 
-    def role_stats(self):
+    def role_stats(self, sys_out=None):
         """bench_server's per-thread split (CPU, wake-ups) is for one process;
         here the split is per process (``cpu_by_role``)."""
         return {}, {}

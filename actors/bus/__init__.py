@@ -14,9 +14,10 @@ ticks, grids and market status on pub/sub, encoded once by the market.
 from ._codec import Keys, decode_blob, decode_taps, encode_blob, encode_taps
 from ._calls import METHODS, decode_value, encode_value
 from ._remote import RemoteError, RemoteMarket
+from ._redis import Link, entries
 from ._service import MarketBus, MarketTaken
 from ._watch import RemoteStatus, grid_from_body
 
 __all__ = ["Keys", "MarketBus", "MarketTaken", "RemoteMarket", "RemoteError", "RemoteStatus", "METHODS",
            "encode_taps", "decode_taps", "encode_blob", "decode_blob", "encode_value",
-           "decode_value", "grid_from_body"]
+           "decode_value", "grid_from_body", "Link", "entries"]

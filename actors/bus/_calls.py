@@ -3,7 +3,7 @@
 A call is one entry on the calls stream (``{g, i, x, m, a}``: gateway,
 call id, deadline in ms, method, JSON arguments); the answer goes to the
 gateway's inbox (``{k: r, i, v}`` or ``{k: r, i, e}``). Calls are applied
-at most once: the market XACKs a call as it reads it and skips one whose
+at most once: the market reads calls with ``NOACK`` (never pending) and skips one whose
 deadline passed (its caller has already answered 503), so a credit is
 never applied twice and never applied after the player was told it failed.
 
@@ -17,14 +17,16 @@ Bytes travel as ``{"$b": base64url}`` (session keys), both ways.
 import base64
 import json
 import logging
+import time
 
 import gevent
+from gevent.event import Event
 from gevent.pool import Pool
 
 from engine import AskTimeout
 
 from ..store import UserExists
-from ._redis import BLOCK_MS, Backoff, RedisError, is_nogroup
+from ._redis import BLOCK_MS, Backoff, Link, RedisError, entries, is_nogroup
 
 __all__ = ["CallServer", "METHODS", "encode_value", "decode_value"]
 
@@ -72,36 +74,50 @@ METHODS = {
 }
 
 
+#: answered in the reading greenlet itself: an in-memory read, no ask (a
+#: reconnect storm is thousands of these a second; a greenlet each cost more
+#: than the call)
+INLINE = frozenset({"balance"})
+
+
 class CallServer:
+    """Reads calls with ``NOACK`` (taken off the pending list as they are
+    read: at most once, in the same round trip as the read), serves each,
+    and writes the replies of everything answered since the last flush in
+    one pipeline (``flush_loop``), each on a ``Link`` of its own."""
+
     def __init__(self, bus, handle, consumer="market", size=64):
         self.bus = bus
         self.handle = handle
         self.keys = bus.keys
         self.r = bus.r
+        self.link = Link(bus.r)
+        self.out_link = Link(bus.r)
         self.consumer = consumer
         self.pool = Pool(size)
         self.reading = True
         self.served = 0
         self.skipped = 0
+        self.replies = []              # (gateway, fields), in the order answered
+        self.wake = Event()
+        self._expiry = {}              # gateway -> when its inbox's TTL was renewed
 
     def run(self):
         backoff = Backoff()
         keys = self.keys
+        read = ("XREADGROUP", "GROUP", keys.group, self.consumer, "COUNT", 100,
+                "BLOCK", BLOCK_MS, "NOACK", "STREAMS", keys.calls, ">")
         while self.reading:
             try:
                 self.bus.ensure_group(keys.calls)
                 backoff.ok()
                 while self.reading:
-                    got = self.r.xreadgroup(keys.group, self.consumer, {keys.calls: ">"},
-                                            count=100, block=BLOCK_MS)
-                    entries = got[0][1] if got else []
-                    if not entries:
-                        continue
-                    # At most once: taken off the pending list as it is read.
-                    self.r.xack(keys.calls, keys.group, *[eid for eid, _ in entries])
-                    for _, fields in entries:
-                        self.pool.wait_available()
-                        self.pool.spawn(self._serve, fields)
+                    for _, fields in entries(self.link.call(*read)):
+                        if _method(fields) in INLINE:
+                            self._serve(fields)
+                        else:
+                            self.pool.wait_available()
+                            self.pool.spawn(self._serve, fields)
             except RedisError as exc:
                 if is_nogroup(exc):
                     continue
@@ -134,4 +150,44 @@ class CallServer:
             log.exception("call %s failed", method)
             reply[b"e"] = encode_value(["error", f"{type(exc).__name__}"])
         self.served += 1
-        self.bus.reply(gw, reply)
+        self.replies.append((gw, reply))
+        self.wake.set()
+
+    def flush_loop(self):
+        """Every reply answered since the last trip, to its gateway's inbox, in
+        one pipeline (best effort: a caller whose reply is lost times out into
+        a 503)."""
+        keys, cfg = self.keys, self.handle.cfg
+        backoff = Backoff()
+        while True:
+            self.wake.wait()
+            gevent.sleep(0)             # the rest of this loop turn's answers
+            self.wake.clear()
+            replies, self.replies = self.replies, []
+            if not replies:
+                continue
+            now = time.monotonic()
+            cmds = []
+            for gw, fields in replies:
+                inbox = keys.inbox(gw)
+                flat = [x for kv in fields.items() for x in kv]
+                cmds.append(("XADD", inbox, "MAXLEN", "~", cfg.bus_stream_max, "*", *flat))
+                if now - self._expiry.get(gw, -1e9) >= 1.0:
+                    self._expiry[gw] = now
+                    cmds.append(("PEXPIRE", inbox, cfg.bus_inbox_ttl_ms))
+            try:
+                self.out_link.pipeline(cmds)
+                backoff.ok()
+            except RedisError as exc:
+                self._expiry.clear()
+                log.warning("%d call replies were lost: %r", len(replies), exc)
+                backoff.fail("call replies", exc)
+
+    def close(self):
+        self.link.close()
+        self.out_link.close()
+
+
+def _method(fields):
+    m = fields.get(b"m")
+    return m.decode() if isinstance(m, bytes) else None

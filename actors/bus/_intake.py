@@ -26,14 +26,14 @@ from engine import run_blocking
 from .._model import Ack, Tap
 from ..store import nonce_text, open_readonly
 from ._codec import decode_taps, encode_acks
-from ._redis import BLOCK_MS, Backoff, RedisError, is_nogroup
+from ._redis import BLOCK_MS, Backoff, Link, RedisError, entries, is_nogroup
 
 __all__ = ["TapIntake"]
 
 log = logging.getLogger("tapgrid.bus")
 _HAS_MARKET_ID = "market_id" in Tap._fields
 STARTING_WAIT_S = 15
-READ_GATHER_S = 0.002
+READ_WAIT_S = 0.005     # while taps are in flight, the longest a new one waits unread
 
 
 class _Entry:
@@ -45,12 +45,15 @@ class _Entry:
 
 
 class _Reply:
-    """Where one tap's Ack goes: into its gateway's next ack batch."""
-    __slots__ = ("intake", "gw", "rid", "entry", "tap", "again")
+    """Where one tap's Ack goes: into its gateway's next ack batch. The
+    Writer answers a commit's replies that share a ``sink`` in one call
+    (``TapIntake.committed``): no Ack object or method call per tap."""
+    __slots__ = ("intake", "gw", "rid", "entry", "tap", "again", "sink")
 
     def __init__(self, intake, gw, rid, entry, tap, again):
         self.intake, self.gw, self.rid, self.entry, self.tap, self.again = (
             intake, gw, rid, entry, tap, again)
+        self.sink = intake.committed
 
     def set(self, ack):
         self.intake.answer(self, ack)
@@ -61,7 +64,16 @@ class _Reply:
 
 
 class TapIntake:
-    """Started by ``MarketBus``; ``run`` and ``flush_loop`` are its greenlets."""
+    """Started by ``MarketBus``; ``run`` is its one greenlet, on a ``Link`` of
+    its own: each round trip writes the acks answered since the last one
+    (an XADD per gateway), the XACKs of the entries they finish, and the
+    next read of the tap stream, and reads all their replies. So a
+    Writer's commit costs one round trip, acks and the next taps together,
+    where a read and a flush each took one (and each through redis-py's
+    pool). While taps are in flight the read does not block: after a read
+    that found fewer than ``batch`` entries the loop waits for the next
+    answers (the Writer's commit) or ``READ_WAIT_S``, whichever is first;
+    with nothing in flight it blocks in Redis (``BLOCK_MS``)."""
 
     def __init__(self, bus, handle, consumer="market", batch=64):
         self.bus = bus
@@ -69,6 +81,7 @@ class TapIntake:
         self.ctx = handle.ctx
         self.keys = bus.keys
         self.r = bus.r
+        self.link = Link(bus.r)
         self.consumer = consumer
         self.batch = batch
         self.limit = max(100, handle.cfg.writer_queue // 2)    # taps judged, not yet answered
@@ -78,10 +91,11 @@ class TapIntake:
         self.to_xack = []
         self.wake = Event()
         self.reading = True
+        self._expiry = {}              # gateway -> when its inbox's TTL was renewed
         self.stats = {"entries": 0, "taps": 0, "late": 0, "expired": 0, "redelivered": 0,
-                      "committed_before": 0, "bad": 0}
+                      "committed_before": 0, "bad": 0, "trips": 0}
 
-    # --- reading ----------------------------------------------------------------------
+    # --- the loop ---------------------------------------------------------------------
 
     def run(self):
         # A market that just started prices its first grid before it takes
@@ -91,44 +105,101 @@ class TapIntake:
             while self.ctx.status.holds("starting") or not self.ctx.grid.columns:
                 gevent.sleep(0.02)
         backoff = Backoff()
-        while self.reading:
+        while True:
             try:
-                self.bus.ensure_group(self.keys.taps)
-                self._pending()          # what a previous run read and did not finish
+                if self.reading:
+                    self.bus.ensure_group(self.keys.taps)
+                    self._pending()      # what a previous run read and did not finish
                 backoff.ok()
-                while self.reading:
-                    if self.inflight >= self.limit:
-                        gevent.sleep(0.002)         # the Writer is behind: let it catch up
-                        continue
-                    got = self.r.xreadgroup(self.keys.group, self.consumer, {self.keys.taps: ">"},
-                                            count=self.batch, block=BLOCK_MS)
-                    n = 0
-                    for _, entries in got or ():
-                        n += len(entries)
-                        for eid, fields in entries:
-                            self._entry(eid, fields, again=False)
-                    if 0 < n < self.batch:
-                        # Taps are coming: let a few more gateway batches arrive
-                        # and read them in one call (a read costs the market more
-                        # than the taps in it; 2 ms of a tap's 100 ms budget).
-                        gevent.sleep(READ_GATHER_S)
+                self._pump()
             except RedisError as exc:
                 if is_nogroup(exc):
                     continue             # Redis came back empty: make the group again
                 backoff.fail("tap intake", exc)
 
+    def _pump(self):
+        keys = self.keys
+        head = ("XREADGROUP", "GROUP", keys.group, self.consumer, "COUNT", self.batch)
+        tail = ("STREAMS", keys.taps, ">")
+        read_now, read_wait = head + tail, head + ("BLOCK", BLOCK_MS) + tail
+        wake = self.wake
+        while True:
+            wake.clear()
+            out, self.out = self.out, {}
+            xack, self.to_xack = self.to_xack, []
+            cmds = self._ack_commands(out, xack)
+            reading = self.reading and self.inflight < self.limit
+            if reading:
+                cmds.append(read_now if cmds or self.inflight else read_wait)
+            if not cmds:
+                # Stopped reading (draining) or the Writer is behind: wait for answers.
+                wake.wait(READ_WAIT_S)
+                continue
+            try:
+                replies = self.link.pipeline(cmds)
+            except RedisError:
+                self._unsent(out, xack)
+                raise
+            self.stats["trips"] += 1
+            n = 0
+            if reading:
+                got = replies[-1]
+                if isinstance(got, RedisError):
+                    raise got            # NOGROUP: Redis came back empty
+                if not self.reading:
+                    # Stopped while the read waited: what it got stays pending
+                    # for the next market (as a killed read's would).
+                    continue
+                for eid, fields in entries(got):
+                    n += 1
+                    self._entry(eid, fields, again=False)
+            if n < self.batch and (self.inflight or not reading):
+                # Nothing more waiting: the next trip goes with the next answers.
+                wake.wait(READ_WAIT_S)
+
+    def _ack_commands(self, out, xack):
+        """The acks out, then the XACKs of the entries they finish."""
+        cmds = []
+        if out:
+            keys, cfg = self.keys, self.handle.cfg
+            now = time.monotonic()
+            expiry = self._expiry
+            for gw, rows in out.items():
+                inbox = keys.inbox(gw)
+                cmds.append(("XADD", inbox, "MAXLEN", "~", cfg.bus_stream_max, "*",
+                             b"k", b"a", b"d", encode_acks(rows)))
+                # An inbox expires when nobody writes it (its gateway died):
+                # renewed once a second, not once a commit (the TTL is many seconds).
+                if now - expiry.get(gw, -1e9) >= 1.0:
+                    expiry[gw] = now
+                    cmds.append(("PEXPIRE", inbox, cfg.bus_inbox_ttl_ms))
+        if xack:
+            cmds.append(("XACK", self.keys.taps, self.keys.group, *xack))
+        return cmds
+
+    def _unsent(self, out, xack):
+        """Keep them for the next try; a gateway that gave up meanwhile
+        ignores acks it no longer waits for."""
+        keep = self.handle.cfg.bus_stream_max
+        for gw, rows in out.items():
+            self.out.setdefault(gw, [])[:0] = rows[-keep:]
+        self.to_xack[:0] = xack
+        self._expiry.clear()
+
+    # --- reading ----------------------------------------------------------------------
+
     def _pending(self):
         start = "0"
+        keys = self.keys
         while True:
-            got = self.r.xreadgroup(self.keys.group, self.consumer, {self.keys.taps: start},
-                                    count=self.batch)
-            entries = got[0][1] if got else []
-            if not entries:
+            got = entries(self.link.call("XREADGROUP", "GROUP", keys.group, self.consumer,
+                                         "COUNT", self.batch, "STREAMS", keys.taps, start))
+            if not got:
                 return
-            for eid, fields in entries:
+            for eid, fields in got:
                 if eid not in self.open:         # still being answered by this process
                     self._entry(eid, fields, again=True)
-            start = entries[-1][0]
+            start = got[-1][0]
 
     def _entry(self, eid, fields, again):
         st = self.stats
@@ -208,55 +279,30 @@ class TapIntake:
         self.inflight -= 1
         self.out.setdefault(reply.gw, []).append(
             [reply.rid, ack.reason, ack.bet, ack.mult, ack.balance])
-        entry = reply.entry
+        self._done(reply.entry)
+        self.wake.set()
+
+    def committed(self, acks):
+        """A commit's bets, from the Writer: [(reply, bet id, mult, balance)]."""
+        out = self.out
+        for reply, bet, mult, balance in acks:
+            rows = out.get(reply.gw)
+            if rows is None:
+                rows = out[reply.gw] = []
+            rows.append([reply.rid, None, bet, mult, balance])
+            self._done(reply.entry)
+        self.inflight -= len(acks)
+        self.wake.set()
+
+    def _done(self, entry):
         entry.left -= 1
         if entry.left == 0:
             self.open.pop(entry.eid, None)
             self.to_xack.append(entry.eid)
-        self.wake.set()
 
     def _finished(self, eid):
         self.to_xack.append(eid)
         self.wake.set()
-
-    def flush_loop(self):
-        """Acks out, then the XACKs of the entries they finish: one pipeline."""
-        backoff = Backoff()
-        keys, cfg = self.keys, self.handle.cfg
-        expiry = {}                             # gateway -> when its inbox's TTL was renewed
-        while True:
-            self.wake.wait()
-            gevent.sleep(0)                     # gather the rest of this loop turn
-            self.wake.clear()
-            out, self.out = self.out, {}
-            xack, self.to_xack = self.to_xack, []
-            if not (out or xack):
-                continue
-            try:
-                pipe = self.r.pipeline(transaction=False)
-                now = time.monotonic()
-                for gw, rows in out.items():
-                    inbox = keys.inbox(gw)
-                    pipe.xadd(inbox, {b"k": b"a", b"d": encode_acks(rows)},
-                              maxlen=cfg.bus_stream_max, approximate=True)
-                    # An inbox expires when nobody writes it (its gateway died):
-                    # renewed once a second, not once a commit (a command fewer
-                    # per flush; the TTL is many seconds).
-                    if now - expiry.get(gw, -1e9) >= 1.0:
-                        expiry[gw] = now
-                        pipe.pexpire(inbox, cfg.bus_inbox_ttl_ms)
-                if xack:
-                    pipe.xack(keys.taps, keys.group, *xack)
-                pipe.execute(raise_on_error=False)
-                backoff.ok()
-            except RedisError as exc:
-                # Keep them for the next try; a gateway that gave up meanwhile
-                # ignores acks it no longer waits for.
-                for gw, rows in out.items():
-                    self.out.setdefault(gw, [])[:0] = rows[-cfg.bus_stream_max:]
-                self.to_xack[:0] = xack
-                self.wake.set()
-                backoff.fail("ack flush", exc)
 
     def idle(self):
         return self.inflight == 0 and not self.out and not self.to_xack

@@ -36,7 +36,7 @@ from gevent.event import Event
 from .._context import Sinks
 from .._model import OUTCOME_NAMES
 from ._codec import Keys, dumps, encode_blob
-from ._redis import Backoff, RedisError
+from ._redis import Backoff, Link, RedisError
 
 __all__ = ["Publisher", "spec_dict"]
 
@@ -51,6 +51,7 @@ class Publisher(Sinks):
         self.cfg = cfg
         self.encoders = encoders
         self.bus = None
+        self.link = None
         self.units = {}                 # market_id -> MarketUnit (its cfg and status)
         self.default_id = None
         self._ticks, self._ticks_sent = {}, {}       # asset -> latest tick
@@ -147,7 +148,8 @@ class Publisher(Sinks):
         self._markets_blob = encode_blob(b"k", {
             "default": self.default_id,
             "markets": [spec_dict(u.spec) for u in handle.units]})
-        keys, r = bus.keys, bus.r
+        keys = bus.keys
+        link = self.link = Link(bus.r)      # its own connection, no pool per trip
         backoff = Backoff()
         first = True
         markets_sent = False
@@ -162,25 +164,27 @@ class Publisher(Sinks):
             results, self._results = self._results, []
             if not (blobs or results):
                 continue
-            pipe = r.pipeline(transaction=False)
+            cmds = []
             if blobs:
                 # The market list and every status are kept fresh in the state
                 # hash all along, so a gateway that (re)subscribes after Redis
                 # came back empty still finds them; published when they change.
-                pipe.hset(keys.state, keys.markets_field, self._markets_blob)
+                cmds.append(("HSET", keys.state, keys.markets_field, self._markets_blob))
                 if not markets_sent:
-                    pipe.publish(keys.broadcast, self._markets_blob)   # gateways up before us
+                    cmds.append(("PUBLISH", keys.broadcast, self._markets_blob))  # gateways up before us
                 for mid, blob in self._status_blobs.items():
                     if mid not in dirty:
-                        pipe.hset(keys.state, keys.status_field(mid), blob)
+                        cmds.append(("HSET", keys.state, keys.status_field(mid), blob))
             for field, blob in blobs:
-                pipe.hset(keys.state, field, blob)
-                pipe.publish(keys.broadcast, blob)
+                cmds.append(("HSET", keys.state, field, blob))
+                cmds.append(("PUBLISH", keys.broadcast, blob))
             if results:
-                pipe.xadd(keys.results, {b"d": dumps(results)}, maxlen=self.cfg.bus_stream_max,
-                          approximate=True)
+                cmds.append(("XADD", keys.results, "MAXLEN", "~", self.cfg.bus_stream_max, "*",
+                             b"d", dumps(results)))
             try:
-                pipe.execute()
+                failed = [x for x in link.pipeline(cmds) if isinstance(x, RedisError)]
+                if failed:
+                    raise failed[0]
                 backoff.ok()
             except RedisError as exc:
                 self._results[:0] = results[-10_000:]   # settlements wait; ticks do not

@@ -83,8 +83,8 @@ class MarketBus:
         self.intake = TapIntake(self, handle)
         self.calls = CallServer(self, handle)
         spawn = gevent.spawn
-        self._greenlets = [spawn(self.intake.run), spawn(self.intake.flush_loop),
-                           spawn(self.calls.run), spawn(self.publisher.run, self, handle)]
+        self._greenlets = [spawn(self.intake.run), spawn(self.calls.run),
+                           spawn(self.publisher.run, self, handle), spawn(self.calls.flush_loop)]
         self._heart = spawn(self._heartbeat)
         return self
 
@@ -134,18 +134,6 @@ class MarketBus:
                 return
             gevent.sleep(every)
 
-    def reply(self, gw, fields):
-        """One call's answer to its gateway's inbox (best effort: the caller
-        times out into a 503 if it never arrives)."""
-        inbox = self.keys.inbox(gw)
-        try:
-            pipe = self.r.pipeline(transaction=False)
-            pipe.xadd(inbox, fields, maxlen=self.cfg.bus_stream_max, approximate=True)
-            pipe.pexpire(inbox, self.cfg.bus_inbox_ttl_ms)
-            pipe.execute()
-        except RedisError as exc:
-            log.warning("a call's reply to %s was lost: %r", gw, exc)
-
     def stats(self):
         return {"intake": dict(self.intake.stats, inflight=self.intake.inflight),
                 "calls": {"served": self.calls.served, "skipped": self.calls.skipped},
@@ -154,11 +142,14 @@ class MarketBus:
     # --- stopping, in order ------------------------------------------------------------
 
     def stop_reading(self):
-        """No new taps or calls; what was read is still answered."""
+        """No new taps or calls; what was read is still answered (the
+        intake's loop goes on flushing acks, reading no more)."""
         for part in (self.intake, self.calls):
             if part is not None:
                 part.reading = False
-        for g in self._greenlets[:1] + self._greenlets[2:3]:
+        if self.intake is not None:
+            self.intake.wake.set()
+        for g in self._greenlets[1:2]:
             g.kill(block=False)
 
     def drain(self, timeout):
@@ -177,4 +168,10 @@ class MarketBus:
                 pass
         for g in self._greenlets:
             g.kill(block=False)
+        if self.intake is not None:
+            self.intake.link.close()
+        if self.calls is not None:
+            self.calls.close()
+        if self.publisher.link is not None:
+            self.publisher.link.close()
         self.r.close()

@@ -262,3 +262,35 @@ def test_a_second_market_on_the_same_redis_refuses(bus, tmp_path):
     assert out.returncode == 1 and "another market serves this Redis" in out.stderr
     assert str(market.pid) in out.stderr           # it names the holder
     assert market.alive()
+
+
+@pytest.mark.timeout(120)
+def test_a_players_taps_are_placed_in_stream_order_and_calls_leave_nothing_pending(bus):
+    """Many entries waiting at once (read in batches, several per trip, acks
+    and reads sharing trips): every tap answered once, a player's bets in
+    the order its taps went up, nothing left pending on either stream."""
+    red, market, client = bus
+    gw = FakeGateway(client, "gwO")
+    uid = gw.call("create_user", "olga", 10_000_000, False)
+    cell = open_cell(client, ahead_ms=20_000)
+    sent = []
+    pipe = client.pipeline(transaction=False)
+    for _ in range(150):                       # more entries than one read takes
+        taps = [gw.tap(uid, cell) for _ in range(3)]
+        rows = []
+        for t in taps:
+            gw.rid += 1
+            rows.append((gw.rid, t, None))
+            sent.append((gw.rid, t.nonce))
+        pipe.xadd(K.taps, {b"g": gw.name, b"x": int(time.time() * 1000) + 30_000,
+                           b"d": encode_taps(rows)})
+    pipe.execute()
+    acks = gw.acks([rid for rid, _ in sent], timeout=60)
+    assert all(a[1] is None for a in acks.values()), {a[1] for a in acks.values()}
+    by_rid = [acks[rid][2] for rid, _ in sent]
+    assert by_rid == sorted(by_rid) and len(set(by_rid)) == len(sent)
+    wait_until(lambda: client.xpending(K.taps, K.group)["pending"] == 0, what="the XACKs")
+    for _ in range(5):
+        assert gw.call("balance", uid) == acks[sent[-1][0]][4]
+    assert client.xpending(K.calls, K.group)["pending"] == 0
+    assert bets(market.db) == len(sent)
