@@ -34,6 +34,8 @@ the first ticks outweigh both.
 """
 import math
 
+from ._horizon import HorizonRatio
+
 __all__ = ["Volatility"]
 
 _LN2 = math.log(2.0)
@@ -86,7 +88,7 @@ class Volatility:
 
     def __init__(self, half_life_s: float = 60.0, floor: float = DEFAULT_FLOOR,
                  initial: float = DEFAULT_INITIAL, initial_tick_ms: float = 1000.0,
-                 noise_half_life_s: float = 1800.0):
+                 noise_half_life_s: float = 1800.0, horizon_s: float | None = 2.5):
         if half_life_s <= 0 or noise_half_life_s <= 0 or floor < 0 or initial < 0 \
                 or initial_tick_ms < 0:
             raise ValueError("half lives > 0, floor >= 0, initial >= 0, initial_tick_ms >= 0")
@@ -99,6 +101,12 @@ class Volatility:
         # then is kept for half an hour).
         self._g0 = _Ratio(half_life_s, v0, math.sqrt(2.0) * v0)
         self._g1 = _Ratio(noise_half_life_s, 0.0, 0.0, prior_half_life_s=7.0)
+        # The variance ratio at a few seconds (``_horizon``), learnt as
+        # slowly as the bounce. Not in ``estimate``: scaling the whole sigma
+        # by it over-corrects far cells (perf/README.md, stop 26); it is for
+        # the window's variance alone (``horizon_ratio``). None: not learnt.
+        self._horizon = None if horizon_s is None else HorizonRatio(
+            horizon_s, half_life_s=noise_half_life_s, prior_var=max(v0, 1e-12))
         self._gap_ms = None
         self._gap_dev = None
         self._initial_tick_ms = float(initial_tick_ms)
@@ -109,6 +117,8 @@ class Volatility:
     def update(self, price: int, ts_ms: int) -> None:
         if price <= 0 or (self._last_ts is not None and ts_ms < self._last_ts):
             return  # late or nonsense ticks would rewrite history
+        if self._horizon is not None:
+            self._horizon.update(math.log(price), ts_ms)
         if self._last_ts is None:
             self._last_price, self._last_ts = price, ts_ms
             return
@@ -132,6 +142,17 @@ class Volatility:
 
     def _var(self):
         return self._g0.value() + 2.0 * self._g1.value()
+
+    @property
+    def horizon_ratio(self) -> float:
+        """VR at ``horizon_s`` against 1 s returns (``_horizon``), the bounce
+        the kernel sees (a negative lag-1 autocovariance per tick) taken out
+        of both: how much more a few seconds move than the kernel's sigma
+        says (1.0 when not learnt)."""
+        if self._horizon is None:
+            return 1.0
+        noise = max(0.0, -self._g1.value() * self.tick_ms / 1000.0)
+        return self._horizon.ratio(noise)
 
     @property
     def log_sd(self) -> float:

@@ -32,7 +32,9 @@ itself; the bootstrap on futures of its own (below).
 Reported per multiplier bucket, overall and per feed: bets, clusters, the
 realised win rate against the implied one ((1 - edge) / mult), the return
 to player (payouts / stakes), and the pricer's sigma against the path's
-realised sigma. ``--sigma true`` prices the sim with its own sigma and the
+realised sigma, and the variance ratio at 2.5 s the pricer's Volatility
+learnt (``Volatility.horizon_ratio``: not priced, see perf/README.md stop 26).
+``--sigma true`` prices the sim with its own sigma and the
 replay with its realised one, held constant (the touch model alone, no
 estimation error).
 
@@ -427,6 +429,7 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, c
     n_priced = 0
     price_s = 0.0
     sig_sum = 0.0
+    vr_sum = 0.0
     gap_s = (times[-1] - times[0]) / 1000 / max(1, len(times) - 1)
     rate = min(1.0, args.pricings_per_s * gap_s)       # a pricing on this share of the ticks
     for i, (ts, price) in enumerate(ticks[:-1]):
@@ -448,6 +451,7 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, c
         price_s += time.perf_counter() - t
         n_priced += 1
         sig_sum += max(sigma, floor)
+        vr_sum += vol.horizon_ratio
         if step is not None:
             j = bisect.bisect_left(times, t0s[-1] + col_ms)
             ftimes = times[i:j]
@@ -489,11 +493,12 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, c
                 w = sum(touches(lo, band, low, high) for low, high in ranges)
                 tally.add(label, bucket_of(mult), cluster, n, w, w * payout_for(STAKE, mult),
                           n * edge * 100 / mult)
-    s = tally.sigma.setdefault(label, [0.0, 0, 0.0, 0])
+    s = tally.sigma.setdefault(label, [0.0, 0, 0.0, 0, 0.0])
     s[0] += sig_sum
     s[1] += n_priced
     s[2] += realised_sigma([tk for tk in ticks if tk[0] >= warm_until])
     s[3] += 1
+    s[4] += vr_sum
     return n_priced, price_s
 
 
@@ -635,8 +640,8 @@ def main(argv=None):
     print(table(tally))
     print("\n## Per feed: RTP, pricer sigma vs realised\n")
     print("| feed | bets | RTP all ± s.e. | RTP uncapped ± s.e. | worst bucket (n ≥ 1000) "
-          "| pricer σ | realised σ |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| pricer σ | realised σ | VR 2.5 s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     per_feed = {}
     for f in labels:
         rows = tally.rows(f, cluster="block")
@@ -644,12 +649,13 @@ def main(argv=None):
         worst = _worst(rows)
         s = tally.sigma[f]
         per_feed[f] = {"rtp": round(allr["rtp"], 4), "rtp_uncapped": round(unc["rtp"], 4),
+                       "horizon_ratio": round(s[4] / max(1, s[1]), 4),
                        "se_uncapped": round(unc["se"], 4),
                        "rtp_by_bucket": {BUCKETS[i][0]: round(rows[i]["rtp"], 4)
                                          for i in range(len(BUCKETS)) if i in rows}}
         print(f"| {f} | {allr['bets']:,} | {allr['rtp']:.3f} ± {allr['se']:.3f} | "
               f"{unc['rtp']:.3f} ± {unc['se']:.3f} | {worst[1]}: {worst[0]:.3f} | "
-              f"{s[0] / max(1, s[1]):.3e} | {s[2] / s[3]:.3e} |")
+              f"{s[0] / max(1, s[1]):.3e} | {s[2] / s[3]:.3e} | {s[4] / max(1, s[1]):.3f} |")
     print("\n## Feeds' features (per path, averaged)\n")
     print(features_table(feats))
     for f in labels:
