@@ -56,7 +56,7 @@ import gevent
 from engine import Actor, NativePool
 
 from ._model import Ack, cell_key, payout_for
-from .store import DROP_SPAN, Store, UserExists, is_disk_full
+from .store import DROP_SPAN, Store, UserExists, favour_thread, is_disk_full
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
                       SaveTicks, Settle, PurgeGuests, TopUp, TopUpResult)
 
@@ -125,6 +125,7 @@ class Writer(Actor):
 
     def on_start(self):
         self.lane = NativePool(1, name="commit")
+        self.lane.call(favour_thread)       # taps wait on its wake-ups: first to a CPU
         self.checkpoints = NativePool(1, name="checkpoint")
         self._ckpt_busy = False
         self._ckpt_at = time.monotonic()

@@ -3,7 +3,7 @@ backup that runs under it (actors/store/_backup.py)."""
 import os
 import threading
 
-from actors.store import Store, backup, idle_priority
+from actors.store import FAVOUR_NICE, Store, backup, favour_thread, idle_priority
 
 
 def _in_thread(fn):
@@ -39,3 +39,38 @@ def test_backup_runs_at_idle_priority_and_copies_whole(tmp_path):
         assert s.conn.execute("SELECT balance FROM users WHERE id=?", (uid,)).fetchone()[0] == 12345
     finally:
         s.close()
+
+
+def test_favour_thread_raises_only_the_calling_thread():
+    def run():
+        got = favour_thread(-5)
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        return got, mine
+    process_before = os.getpriority(os.PRIO_PROCESS, 0)
+    got, mine = _in_thread(run)
+    if os.geteuid() != 0 and got is None:      # no CAP_SYS_NICE: left as it was
+        return
+    assert got == mine == -5
+    assert os.getpriority(os.PRIO_PROCESS, 0) == process_before     # this thread untouched
+
+
+def test_the_writers_commit_thread_runs_ahead_of_the_event_loop(tmp_path):
+    from engine import ActorSystem
+    from actors import Config, EnsureUser, MarketContext, Writer
+    cfg = Config(db=str(tmp_path / "w.db"))
+    system = ActorSystem()
+    try:
+        writer = system.spawn(Writer, MarketContext(cfg))
+        writer.ask(EnsureUser("alice", 1_000), timeout=10)     # the commit thread is up
+        # the commit thread, by name, read from /proc: the Writer set it
+        threads = {}
+        for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+            with open(f"/proc/{os.getpid()}/task/{tid}/comm") as f:
+                threads.setdefault(f.read().strip(), []).append(int(tid))
+        assert "commit" in threads, threads
+        nices = [os.getpriority(os.PRIO_PROCESS, t) for t in threads["commit"]]
+        loop = os.getpriority(os.PRIO_PROCESS, 0)
+        if os.geteuid() == 0:
+            assert min(nices) == FAVOUR_NICE < loop
+    finally:
+        system.stop()
