@@ -24,12 +24,11 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 from ._job import archive_steps, new_report
 from ..store import lower_priority
 
-__all__ = ["run_child", "child_main", "run_steps", "Pacer", "REST"]
+__all__ = ["run_child", "child_main", "run_steps"]
 
 log = logging.getLogger("tapgrid.archive")
 
@@ -39,58 +38,19 @@ _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]);"
          " from actors.archive._child import child_main; child_main(sys.argv[2])")
 
 
-#: in the server the child rests this fraction of its own work at each
-#: ``pause`` (after each copy step, read-back chunk, delete chunk's compare):
-#: the job had ~50 % over the 30,000 bets/s it must keep, and while it
-#: works it holds a CPU and writes (a fsync per copy step) beside the
-#: Writer's fsyncs. Rests space those out; the compressor thread is not
-#: paced (it is the longer part, so the job's wall time grows less than
-#: its rests).
-REST = 0.25
-REST_MOST_S = 0.1
-
-
-class Pacer:
-    """``pause()`` sleeps ``rest`` times the work ``worked(s)`` counted since
-    the last pause (at most ``most_s``): a duty cycle of ``1 / (1 + rest)``."""
-
-    def __init__(self, rest=REST, most_s=REST_MOST_S, sleep=time.sleep):
-        self.rest, self.most_s, self.sleep = rest, most_s, sleep
-        self.busy = 0.0
-        self.rested = 0.0           # in all, for the report
-
-    def worked(self, seconds):
-        self.busy += seconds
-
-    def pause(self):
-        s = min(self.most_s, self.busy * self.rest)
-        if s < 0.001:       # not worth a sleep yet: it adds up to the next pause
-            return
-        self.busy = 0.0
-        self.rested += s
-        self.sleep(s)
-
-
-def run_steps(gen, write, pacer=None):
+def run_steps(gen, write):
     """Drive ``archive_steps``: each ``write`` request goes to
     ``write(statements)`` (the hot database's one writer, wherever it is),
     each ``run`` is the shell command (``--archive-cmd``) run here, and a
-    ``pause`` rests as ``pacer`` says (none: the caller's scheduler gives
-    way). The pacer counts only the job's own work (the time inside the
-    generator): a write's wait on the Writer is paced by the parent."""
+    ``pause`` needs nothing (the caller's scheduler gives way)."""
     result = None
     while True:
-        t = time.monotonic()
         try:
             req = gen.send(result)
         except StopIteration:
             return
-        if pacer is not None:
-            pacer.worked(time.monotonic() - t)
         result = None
-        if req[0] == "pause" and pacer is not None:
-            pacer.pause()
-        elif req[0] == "write":
+        if req[0] == "write":
             write(req[1])
             result = True
         elif req[0] == "run":
@@ -123,11 +83,7 @@ def child_main(args_json):
                 gen.close()
                 raise RuntimeError(f"the Writer refused an archive step: {answer['error']}")
 
-        pacer = Pacer(args.get("rest", REST))
-        try:
-            run_steps(gen, write, pacer)
-        finally:
-            report["rested_s"] = round(pacer.rested, 3)
+        run_steps(gen, write)
     except Exception as exc:
         log.exception("archive run failed")
         out.write(json.dumps({"error": repr(exc), "report": report}) + "\n")

@@ -8,7 +8,7 @@ import time
 import gevent
 
 from actors.archive import archive_dir_of
-from actors.archive._child import Pacer, run_child, run_steps
+from actors.archive._child import run_child
 from actors.archive._files import COMPRESSED
 from actors._config import Config
 from actors.feeds._local import SimFeed
@@ -41,7 +41,6 @@ def test_the_child_archives_through_the_parents_writer_at_idle_priority(tmp_path
         store.close()
     assert report["errors"] == [] and len(report["files"]) == 2
     assert report["priority"] == "sched_idle"       # Linux: any user may lower itself
-    assert report["rested_s"] > 0                   # paced: it rested between its steps
     assert report["bets"] == len(bets) - len(hot_ids(db)) and len(seen) > 3
     files = _check_exactly_once(db, archive_dir_of(None, db), set(bets), final=True)
     assert all(st == COMPRESSED for st, _ in files.values())
@@ -153,30 +152,3 @@ def test_killing_the_servers_archive_child_loses_nothing(tmp_path):
     adir = archive_dir_of(None, db)
     files = _check_exactly_once(db, adir, set(bets), final=True)
     assert len(files) == 2 and all(st == COMPRESSED for st, _ in files.values())
-
-
-def test_the_pacer_rests_a_share_of_the_work_between_steps():
-    slept = []
-    pacer = Pacer(rest=0.5, most_s=0.1, sleep=slept.append)
-    pacer.worked(0.02)
-    pacer.worked(0.02)
-    pacer.pause()
-    pacer.pause()                   # nothing worked since: no rest
-    pacer.worked(1.0)
-    pacer.pause()                   # capped: one long step never parks the job for long
-    assert slept == [0.02, 0.1] and abs(pacer.rested - 0.12) < 1e-9
-
-
-def test_run_steps_paces_only_the_jobs_own_work():
-    """Time inside the generator counts; a write's wait on the Writer does not."""
-    def job():
-        t = time.monotonic()
-        while time.monotonic() - t < 0.03:      # 30 ms of the job's own work
-            pass
-        yield ("write", [("SELECT 1", ())])
-        yield ("pause",)
-        yield ("pause",)
-    slept = []
-    run_steps(job(), lambda stmts: time.sleep(0.2), Pacer(rest=1.0, most_s=1.0,
-                                                          sleep=slept.append))
-    assert len(slept) == 1 and 0.03 <= slept[0] < 0.1, slept
