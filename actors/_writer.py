@@ -125,7 +125,6 @@ class Writer(Actor):
 
     def on_start(self):
         self.lane = NativePool(1, name="commit")
-        self.lane.call(favour_thread)       # taps wait on its wake-ups: first to a CPU
         self.checkpoints = NativePool(1, name="checkpoint")
         self._ckpt_busy = False
         self._ckpt_at = time.monotonic()
@@ -136,6 +135,9 @@ class Writer(Actor):
                                         not cfg.replica, cfg.db_cache_mb, cfg.span_max_bets)
         if self.store.autocheckpoint:
             self.store.defer_checkpoints()
+        # taps wait on its wake-ups: first to a CPU (once the Store is open:
+        # a migration is no commit)
+        self.lane.call(favour_thread)
 
     def on_stop(self):
         if self.store is not None:

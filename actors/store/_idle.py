@@ -9,15 +9,20 @@ else wants, so taps never queue behind it.
 import contextlib
 import os
 
-__all__ = ["idle_priority", "lower_priority", "nice_thread", "favour_thread", "FAVOUR_NICE"]
+__all__ = ["idle_priority", "lower_priority", "nice_thread", "favour_thread", "FAVOUR_NICE",
+           "FAVOUR_RT_PRIORITY"]
 
-#: the Writer's commit thread's nice: it wakes from each fsync holding every
-#: tap of its batch, and at nice 0 it queued behind the event loop (its own
-#: process) for a CPU while the other CPU ran the archive child (stop 24's
-#: ``perf sched``); at -10 its weight is ~9x the loop's, so a wake-up takes
-#: the CPU at once. It sleeps on the disk nearly all the time, so it never
-#: takes more than its few hundred µs a commit.
-FAVOUR_NICE = -10
+#: the Writer's commit thread: it wakes from each fsync holding every tap of
+#: its batch. At nice 0 it queued for a CPU behind the event loop (its own
+#: process) while the other CPU ran the archive child (stop 24's ``perf
+#: sched``); nice -10 did not change that measurably (stop 26: CFS lets the
+#: running loop finish its slice). ``SCHED_FIFO`` at the lowest real-time
+#: priority takes a CPU at wake-up from any normal thread. It sleeps on the
+#: disk nearly all the time (a few hundred µs of CPU a commit, the rest
+#: waiting for the GIL, which blocks), and the kernel's real-time throttle
+#: (95 %) still bounds a runaway.
+FAVOUR_RT_PRIORITY = 1
+FAVOUR_NICE = -10           # without the right to real-time: the next best
 
 
 def lower_priority():
@@ -48,15 +53,20 @@ def nice_thread(nice=10):
         return False
 
 
-def favour_thread(nice=FAVOUR_NICE):
-    """The calling thread (only it: Linux's nice is per thread) at ``nice``,
-    below 0: ahead of its own process's other threads and of background
-    work for a CPU. Needs CAP_SYS_NICE (or ``LimitNICE=`` under systemd):
-    without it the thread stays as it was. Returns the nice it now has, or
-    None when it could not be raised."""
+def favour_thread(rt_priority=FAVOUR_RT_PRIORITY, nice=FAVOUR_NICE):
+    """The calling thread (only it: on Linux the policy and nice are per
+    thread) ahead of normal threads for a CPU: ``SCHED_FIFO`` at
+    ``rt_priority``, else ``nice`` below 0. Either needs CAP_SYS_NICE
+    (under systemd: ``LimitRTPRIO=``, ``LimitNICE=``); without it the
+    thread stays as it was. Returns ``"fifo"``, ``"nice"`` or ``None``."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt_priority))
+        return "fifo"
+    except (AttributeError, OSError):
+        pass
     try:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
-        return os.getpriority(os.PRIO_PROCESS, 0)
+        return "nice"
     except (AttributeError, OSError):
         return None
 

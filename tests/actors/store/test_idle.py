@@ -3,7 +3,7 @@ backup that runs under it (actors/store/_backup.py)."""
 import os
 import threading
 
-from actors.store import FAVOUR_NICE, Store, backup, favour_thread, idle_priority
+from actors.store import FAVOUR_RT_PRIORITY, Store, backup, favour_thread, idle_priority
 
 
 def _in_thread(fn):
@@ -43,15 +43,14 @@ def test_backup_runs_at_idle_priority_and_copies_whole(tmp_path):
 
 def test_favour_thread_raises_only_the_calling_thread():
     def run():
-        got = favour_thread(-5)
-        mine = os.getpriority(os.PRIO_PROCESS, 0)
-        return got, mine
-    process_before = os.getpriority(os.PRIO_PROCESS, 0)
-    got, mine = _in_thread(run)
-    if os.geteuid() != 0 and got is None:      # no CAP_SYS_NICE: left as it was
+        got = favour_thread()
+        return got, os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    got, policy, prio = _in_thread(run)
+    if got is None:         # no CAP_SYS_NICE: left as it was
+        assert policy == os.SCHED_OTHER
         return
-    assert got == mine == -5
-    assert os.getpriority(os.PRIO_PROCESS, 0) == process_before     # this thread untouched
+    assert got == "fifo" and policy == os.SCHED_FIFO and prio == FAVOUR_RT_PRIORITY
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER      # this thread untouched
 
 
 def test_the_writers_commit_thread_runs_ahead_of_the_event_loop(tmp_path):
@@ -62,15 +61,15 @@ def test_the_writers_commit_thread_runs_ahead_of_the_event_loop(tmp_path):
     try:
         writer = system.spawn(Writer, MarketContext(cfg))
         writer.ask(EnsureUser("alice", 1_000), timeout=10)     # the commit thread is up
-        # the commit thread, by name, read from /proc: the Writer set it
-        threads = {}
+        # the commit threads, by name, read from /proc: the Writer set them
+        commit = []
         for tid in os.listdir(f"/proc/{os.getpid()}/task"):
             with open(f"/proc/{os.getpid()}/task/{tid}/comm") as f:
-                threads.setdefault(f.read().strip(), []).append(int(tid))
-        assert "commit" in threads, threads
-        nices = [os.getpriority(os.PRIO_PROCESS, t) for t in threads["commit"]]
-        loop = os.getpriority(os.PRIO_PROCESS, 0)
+                if f.read().strip() == "commit":
+                    commit.append(int(tid))
+        assert commit
         if os.geteuid() == 0:
-            assert min(nices) == FAVOUR_NICE < loop
+            assert {os.sched_getscheduler(t) for t in commit} == {os.SCHED_FIFO}
+            assert os.sched_getscheduler(0) == os.SCHED_OTHER       # the loop's own
     finally:
         system.stop()
