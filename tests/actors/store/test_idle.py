@@ -53,23 +53,21 @@ def test_favour_thread_raises_only_the_calling_thread():
     assert os.sched_getscheduler(0) == os.SCHED_OTHER      # this thread untouched
 
 
-def test_the_writers_commit_thread_runs_ahead_of_the_event_loop(tmp_path):
-    from engine import ActorSystem
+def test_the_writers_commit_thread_runs_ahead_of_the_event_loop(tmp_path, system):
     from actors import Config, EnsureUser, MarketContext, Writer
-    cfg = Config(db=str(tmp_path / "w.db"))
-    system = ActorSystem()
-    try:
-        writer = system.spawn(Writer, MarketContext(cfg))
-        writer.ask(EnsureUser("alice", 1_000), timeout=10)     # the commit thread is up
-        # the commit threads, by name, read from /proc: the Writer set them
-        commit = []
-        for tid in os.listdir(f"/proc/{os.getpid()}/task"):
-            with open(f"/proc/{os.getpid()}/task/{tid}/comm") as f:
-                if f.read().strip() == "commit":
-                    commit.append(int(tid))
-        assert commit
-        if os.geteuid() == 0:
-            assert {os.sched_getscheduler(t) for t in commit} == {os.SCHED_FIFO}
-            assert os.sched_getscheduler(0) == os.SCHED_OTHER       # the loop's own
-    finally:
-        system.stop()
+    db = str(tmp_path / "w.db")
+    store = Store(db)
+    ctx = MarketContext(Config(db=db))
+    ctx.ledger.load(*store.load_state())
+    writer = system.spawn(Writer, ctx, store)
+    writer.ask(EnsureUser("alice", 1_000), timeout=60)     # the commit thread is up
+    # the commit threads, by name, read from /proc: the Writer set them
+    commit = []
+    for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{tid}/comm") as f:
+            if f.read().strip() == "commit":
+                commit.append(int(tid))
+    assert commit
+    if os.geteuid() == 0:
+        assert {os.sched_getscheduler(t) for t in commit} == {os.SCHED_FIFO}
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER       # the loop's own
