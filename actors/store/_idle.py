@@ -15,8 +15,8 @@ __all__ = ["idle_priority", "lower_priority", "nice_thread", "favour_thread", "F
 #: the Writer's commit thread: it wakes from each fsync holding every tap of
 #: its batch. At nice 0 it queued for a CPU behind the event loop (its own
 #: process) while the other CPU ran the archive child (stop 24's ``perf
-#: sched``); nice -10 did not change that measurably (stop 26: CFS lets the
-#: running loop finish its slice). ``SCHED_FIFO`` at the lowest real-time
+#: sched``); at nice -10 its commits' p99 still rose 2-3.5 ms while
+#: archiving (stop 26, perf/README). ``SCHED_FIFO`` at the lowest real-time
 #: priority takes a CPU at wake-up from any normal thread. It sleeps on the
 #: disk nearly all the time (a few hundred µs of CPU a commit, the rest
 #: waiting for the GIL, which blocks), and the kernel's real-time throttle
