@@ -56,7 +56,7 @@ import gevent
 from engine import Actor, NativePool
 
 from ._model import Ack, cell_key, payout_for
-from .store import DROP_SPAN, Store, UserExists, is_disk_full
+from .store import DROP_SPAN, Store, UserExists, favour_thread, is_disk_full
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
                       SaveTicks, Settle, PurgeGuests, TopUp, TopUpResult)
 
@@ -135,6 +135,9 @@ class Writer(Actor):
                                         not cfg.replica, cfg.db_cache_mb, cfg.span_max_bets)
         if self.store.autocheckpoint:
             self.store.defer_checkpoints()
+        # taps wait on its wake-ups: first to a CPU (once the Store is open:
+        # a migration is no commit)
+        self.lane.call(favour_thread)
 
     def on_stop(self):
         if self.store is not None:

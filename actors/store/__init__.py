@@ -15,7 +15,7 @@ from ._store import (INSERT_KEY, KIND_CREDIT, KIND_PAYOUT, KIND_REFUND, SCHEMA_V
                      UserExists, is_disk_full, open_readonly)
 from ._spans import (DROP_SPAN, SPAN_MS, SpanChanged, bet_tables, ledger_for, open_index,
                      quarter_of, span_days, span_ledger, span_of, span_table, table_of, tables_of)
-from ._idle import idle_priority, lower_priority, nice_thread
+from ._idle import FAVOUR_NICE, FAVOUR_RT_PRIORITY, favour_thread, idle_priority, lower_priority, nice_thread
 from ._pricerecord import (DEFAULT_ASSET, PAD_MS, RECORD_SCHEMA, copy_record_steps,
                            prune_record_steps, record_schema, record_tables, window_of)
 from ._receipt import (HISTORY_COLUMNS, MAX_HISTORY_LIMIT, history, market_names,  # noqa: E402
@@ -39,7 +39,8 @@ __all__ = [
     "window_of", "record_tables", "record_schema", "DEFAULT_ASSET",
     "DatabaseLocked", "acquire_lock", "release_lock", "lock_holder", "backup", "Replicator",
     "ReplicaError", "litestream_config", "litestream_path", "restore", "idle_priority",
-    "lower_priority", "nice_thread",
+    "lower_priority", "nice_thread", "favour_thread", "FAVOUR_NICE",
+    "FAVOUR_RT_PRIORITY",
     "DROP_SPAN", "SPAN_MS", "SpanChanged", "bet_tables", "ledger_for", "open_index", "span_days",
     "span_ledger", "span_of", "span_table", "table_of", "quarter_of", "tables_of",
 ]

@@ -34,3 +34,18 @@ def test_a_backup_flushed_in_steps_is_identical(tmp_path, monkeypatch):
         a.close()
         b.close()
     assert not any(f.endswith(".partial") for f in os.listdir(tmp_path))
+
+
+def test_a_backup_rests_between_its_steps(tmp_path):
+    """``sleep_s`` after every step but the last (Python's own ``sleep=``
+    applies only to a locked source: never in WAL mode)."""
+    db = str(tmp_path / "src.db")
+    store = Store(db, synchronous="OFF")
+    uid = store.ensure_user("alice", credit=10 ** 6)
+    store.conn.executemany("INSERT INTO ledger(user, kind, amount, bet, ts) VALUES (?,1,0,NULL,?)",
+                           [(uid, i) for i in range(20_000)])
+    store.close()
+    r = backup(db, str(tmp_path / "copy.db"), pages=2, sleep_s=0.002)
+    steps = -(-r["pages"] // 2)
+    assert steps > 20 and r["rested_s"] >= (steps - 1) * 0.002
+    assert r["seconds"] >= r["rested_s"]

@@ -3,7 +3,7 @@ backup that runs under it (actors/store/_backup.py)."""
 import os
 import threading
 
-from actors.store import Store, backup, idle_priority
+from actors.store import FAVOUR_RT_PRIORITY, Store, backup, favour_thread, idle_priority
 
 
 def _in_thread(fn):
@@ -39,3 +39,35 @@ def test_backup_runs_at_idle_priority_and_copies_whole(tmp_path):
         assert s.conn.execute("SELECT balance FROM users WHERE id=?", (uid,)).fetchone()[0] == 12345
     finally:
         s.close()
+
+
+def test_favour_thread_raises_only_the_calling_thread():
+    def run():
+        got = favour_thread()
+        return got, os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    got, policy, prio = _in_thread(run)
+    if got is None:         # no CAP_SYS_NICE: left as it was
+        assert policy == os.SCHED_OTHER
+        return
+    assert got == "fifo" and policy == os.SCHED_FIFO and prio == FAVOUR_RT_PRIORITY
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER      # this thread untouched
+
+
+def test_the_writers_commit_thread_runs_ahead_of_the_event_loop(tmp_path, system):
+    from actors import Config, EnsureUser, MarketContext, Writer
+    db = str(tmp_path / "w.db")
+    store = Store(db)
+    ctx = MarketContext(Config(db=db))
+    ctx.ledger.load(*store.load_state())
+    writer = system.spawn(Writer, ctx, store)
+    writer.ask(EnsureUser("alice", 1_000), timeout=60)     # the commit thread is up
+    # the commit threads, by name, read from /proc: the Writer set them
+    commit = []
+    for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{tid}/comm") as f:
+            if f.read().strip() == "commit":
+                commit.append(int(tid))
+    assert commit
+    if os.geteuid() == 0:
+        assert {os.sched_getscheduler(t) for t in commit} == {os.SCHED_FIFO}
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER       # the loop's own
