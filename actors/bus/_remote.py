@@ -33,7 +33,7 @@ from .._writes import TopUpResult
 from .._status import Grid
 from ..store import UserExists
 from ._calls import decode_value, encode_value
-from ._catalog import Catalog
+from ._catalog import Catalog, PublishedMarkets
 from ._codec import Keys, decode_acks, encode_taps
 from ._redis import Backoff, Link, RedisError, connect, entries
 from ._timeline import Timeline
@@ -52,7 +52,7 @@ class RemoteError(RuntimeError):
     """A call the market could not serve (its log says why)."""
 
 
-class RemoteMarket:
+class RemoteMarket(PublishedMarkets):
     def __init__(self, cfg, client=None, keys=None, gateway_id=None):
         self.cfg = cfg
         self.keys = keys or Keys()
@@ -383,55 +383,6 @@ class RemoteMarket:
 
     def read_ticks(self, start, end, limit, asset=None):
         return self.call("ticks", start, end, limit, asset)
-
-    # --- what is on ---------------------------------------------------------------------
-
-    # The markets as the market process published them (``MarketHandle``'s names).
-    @property
-    def units(self):
-        return self.catalog.units
-
-    @property
-    def by_id(self):
-        return self.catalog.by_id
-
-    @property
-    def default_id(self):
-        return self.catalog.default_id
-
-    def unit(self, market_id=None):
-        return self.catalog.unit(market_id)
-
-    def default_asset(self):
-        unit = self.catalog.unit(None)
-        return None if unit is None else unit.spec.asset
-
-    def markets(self):
-        """``/api/markets``: what the market published; ``AskTimeout`` (a 503)
-        before it ever did."""
-        body = self.catalog.listing()
-        if body is None:
-            raise AskTimeout("the market has not published its markets yet")
-        return body
-
-    def set_away(self, away):
-        """The market's heartbeat went (or came back): every market's status says so."""
-        changed = away != self.status.away
-        for status in self.catalog.statuses():
-            status.set_away(away)
-        if changed:
-            for fn in list(self.away_listeners):
-                fn()
-
-    def health(self):
-        return self.status.is_open, self.status.reason
-
-    def wait_ready(self, timeout=10):
-        with gevent.Timeout(timeout, False):
-            while not (self.grid.columns and self.status.is_open):
-                gevent.sleep(0.02)
-            return True
-        return False
 
     def stats(self):
         return {"gateway": self.gateway_id, "sent": self.sent, "acked": self.acked,
