@@ -145,7 +145,14 @@ def storm(kind, workdir, run, a):
                                           "--grid", str(a.grid)]
                                          + (["--profile", a.profile] if a.profile else []))
     try:
-        return bench_storm.measure(server, sa)
+        out = bench_storm.measure(server, sa)
+        if out.get("tracebacks_logged"):
+            # The server's log goes when the run's workdir does: keep it, to read why.
+            path = os.path.join(os.path.dirname(a.out), f"storm-{kind}-{run}-{os.getpid()}.log")
+            with open(path, "w") as f:
+                f.write(server.log())
+            out["log_kept"] = path
+        return out
     finally:
         server.stop(60)
 

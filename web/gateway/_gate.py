@@ -123,9 +123,8 @@ class TurnPacer:
             return
         self._waiting.append(me)
         self.parked += 1
-        if self._timer is None:
-            self._timer = self._loop.timer(YIELD_S, YIELD_S)
-            self._timer.start(self._tick)
+        if self._timer is None or not self._timer.active:
+            self._start_timer()
         try:
             got = hub.switch()
         except BaseException:
@@ -141,15 +140,26 @@ class TurnPacer:
             except ValueError:
                 pass
 
+    def _start_timer(self):
+        if self._timer is not None:
+            self._timer.close()
+        self._timer = self._loop.timer(YIELD_S, YIELD_S)
+        self._timer.start(self._tick)
+
     def _tick(self):
         # In the hub, once a turn while anyone waits: this turn's share goes.
         waiting = self._waiting
-        while waiting and self._room():
-            g = waiting.popleft()
-            if not g.dead:
-                self._went += 1
-                g.switch(_GO)
-        if not waiting and self._timer is not None:
-            self._timer.stop()
-            self._timer.close()
-            self._timer = None
+        try:
+            while waiting and self._room():
+                g = waiting.popleft()
+                if not g.dead:
+                    self._went += 1
+                    g.switch(_GO)
+        finally:
+            # Whatever happened above, the line never stops moving.
+            if not waiting and self._timer is not None:
+                self._timer.stop()
+                self._timer.close()
+                self._timer = None
+            elif waiting and (self._timer is None or not self._timer.active):
+                self._start_timer()

@@ -121,7 +121,14 @@ class Gateway:
         self.upgrading += 1
         # The handshake's own work (the 101, the connection, its balance
         # asked) goes on a few upgrades a turn.
-        self.pacer.pace()
+        try:
+            self.pacer.pace()
+        except BaseException:
+            # Killed while it waited (admit is outside the handler's
+            # try/finally): what it holds is given back here, or the
+            # gate's slot would be gone for good.
+            self.release(environ)
+            raise
         return None
 
     def _ticket_or_token(self, environ):
