@@ -58,7 +58,13 @@ class HandshakeGate:
         self.queued += 1
         if turn.wait(self.wait_s):
             return True            # leave() handed its slot over
-        self.waiting.remove(turn)
+        try:
+            self.waiting.remove(turn)
+        except ValueError:
+            # leave() handed the slot over in the turn the wait ran out (both
+            # were due): it is ours. (Refusing here raised, and the slot was
+            # gone for good: under load a storm's gate lost every slot.)
+            return True
         self.refused += 1
         return False
 

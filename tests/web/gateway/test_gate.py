@@ -194,3 +194,22 @@ def test_a_pacer_of_zero_never_parks():
     for _ in range(100):
         pacer.pace()
     assert pacer.parked == 0
+
+
+def test_a_slot_handed_over_as_the_wait_runs_out_is_taken_not_lost():
+    # The wait's timeout and the leave() that hands the slot over fall due in
+    # the same loop turn: the waiter found its Event gone from the line and
+    # raised, and the slot it had been handed was never given back.
+    import time
+    gate = HandshakeGate(limit=1, queue=2, wait_s=0.01)
+    assert gate.enter()
+    got = []
+    waiter = gevent.spawn(lambda: got.append(gate.enter()))
+    gevent.sleep(0)
+    handover = gevent.get_hub().loop.timer(0.01)
+    handover.start(gate.leave)
+    time.sleep(0.03)                 # the loop blocked: both are overdue at once
+    waiter.join(5)
+    assert got == [True] and gate.busy == 1 and not gate.waiting
+    gate.leave()
+    assert gate.busy == 0 and gate.enter()
