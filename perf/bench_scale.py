@@ -142,9 +142,17 @@ def storm(kind, workdir, run, a):
     server = start(kind, workdir, f"storm{run}")
     sa = bench_storm.parser().parse_args(["--clients", str(a.clients), "--procs", str(a.procs),
                                           "--drop", a.drop, "--fanout-s", str(a.fanout_s),
-                                          "--grid", str(a.grid)])
+                                          "--grid", str(a.grid)]
+                                         + (["--profile", a.profile] if a.profile else []))
     try:
-        return bench_storm.measure(server, sa)
+        out = bench_storm.measure(server, sa)
+        if out.get("tracebacks_logged"):
+            # The server's log goes when the run's workdir does: keep it, to read why.
+            path = os.path.join(os.path.dirname(a.out), f"storm-{kind}-{run}-{os.getpid()}.log")
+            with open(path, "w") as f:
+                f.write(server.log())
+            out["log_kept"] = path
+        return out
     finally:
         server.stop(60)
 
@@ -219,8 +227,13 @@ def main():
                     help="the grid frames the crowd asks for (2: grid2, as the page does)")
     ap.add_argument("--drop", default="reset", choices=list(bench_storm.CROWD_DROPS),
                     help="how the crowd ends its connections for the storm (bench_storm's --drop)")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="py-spy each gateway in the storm phase (bench_storm's --profile)")
+    ap.add_argument("--kinds", default="single,split",
+                    help="the contenders to run (split alone: half the time, for side-by-sides)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "scale.json"))
     a = ap.parse_args()
+    kinds = tuple(k for k in ("single", "split") if k in a.kinds.split(","))
     a.cpu_rates = [int(x) for x in a.cpu_rates.split(",")]
     raise_nofile(65536)
     os.makedirs(RESULTS, exist_ok=True)
@@ -232,13 +245,13 @@ def main():
            "loadavg_start": os.getloadavg()}
     try:
         for run in range(a.runs):
-            for kind in ("single", "split"):
+            for kind in kinds:
                 res[kind]["taps"].append(max_taps(kind, workdir, run, a))
         for run in range(a.cpu_runs):
-            for kind in ("single", "split"):
+            for kind in kinds:
                 res[kind]["cpu"].append(cpu_slopes(kind, workdir, run, a))
         for run in range(a.storm_runs):
-            for kind in ("single", "split"):
+            for kind in kinds:
                 out = storm(kind, workdir, run, a)
                 print(f"  storm {kind}: {json.dumps(out)[:600]}", flush=True)
                 res[kind]["storm"].append(out)

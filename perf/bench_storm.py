@@ -69,6 +69,24 @@ def start_profile(pid, seconds, path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+class _Spies:
+    """py-spy on a server: on each gateway of one made of several processes
+    (``roles()``: the tapper's frames wait in a gateway), else on the one."""
+
+    def __init__(self, server, seconds, path):
+        roles = getattr(server, "roles", None)
+        pids = {k: v for k, v in (roles() if roles else {}).items() if k.startswith("gateway")}
+        if not pids:
+            pids = {"": server.pid}
+        stem, ext = os.path.splitext(path)
+        self.procs = [p for p in (start_profile(pid, seconds, f"{stem}{'-' + k if k else ''}{ext}")
+                                  for k, pid in pids.items()) if p is not None]
+
+    def wait(self):
+        for p in self.procs:
+            p.wait()
+
+
 def pct(values, p):
     if not values:
         return None
@@ -274,7 +292,7 @@ def measure(server, a, backdoor=None):
 
         # --- fan-out ------------------------------------------------------------------------
         pids = [w.proc.pid for w in workers]
-        spy = a.profile and start_profile(server.pid, a.fanout_s, os.path.join(a.profile, "fanout.txt"))
+        spy = a.profile and _Spies(server, a.fanout_s, os.path.join(a.profile, "fanout.txt"))
         ask_all(workers, "record")
         m0 = scrape(server)
         c0, w0, k0 = server.cpu_seconds(), time.time(), sum(proc_cpu(p) for p in pids)
@@ -307,7 +325,7 @@ def measure(server, a, backdoor=None):
         rss_before = server.peak_rss_mb()
         c0 = server.cpu_seconds()
         r0 = _cpu_by_role(server)
-        spy = a.profile and start_profile(server.pid, 20, os.path.join(a.profile, "storm.txt"))
+        spy = a.profile and _Spies(server, 20, os.path.join(a.profile, "storm.txt"))
         drops0 = listen_drops()
         m0 = scrape(server)
         t_drop = time.time()

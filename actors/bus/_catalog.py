@@ -21,11 +21,15 @@ market's status still answers: suspended, or ``overloaded`` while away).
     >>> cat.unit(None).ctx.status is cat.default_status
     True
 """
+import gevent
+
+from engine import AskTimeout
+
 from .._markets import MarketSpec, market_cfg, markets_body
 from .._status import Grid
 from ._watch import RemoteStatus
 
-__all__ = ["Catalog", "RemoteUnit"]
+__all__ = ["Catalog", "RemoteUnit", "PublishedMarkets"]
 
 
 class _Ctx:
@@ -90,3 +94,56 @@ class Catalog:
     def listing(self):
         """The ``/api/markets`` body; None before the market spoke."""
         return markets_body(self.default_id, self.units) if self.units else None
+
+
+class PublishedMarkets:
+    """``MarketHandle``'s names for what is on, answered from what the market
+    process published (``RemoteMarket``'s ``catalog``, ``status``, ``grid``
+    and ``away_listeners``)."""
+
+    # The markets as the market process published them (``MarketHandle``'s names).
+    @property
+    def units(self):
+        return self.catalog.units
+
+    @property
+    def by_id(self):
+        return self.catalog.by_id
+
+    @property
+    def default_id(self):
+        return self.catalog.default_id
+
+    def unit(self, market_id=None):
+        return self.catalog.unit(market_id)
+
+    def default_asset(self):
+        unit = self.catalog.unit(None)
+        return None if unit is None else unit.spec.asset
+
+    def markets(self):
+        """``/api/markets``: what the market published; ``AskTimeout`` (a 503)
+        before it ever did."""
+        body = self.catalog.listing()
+        if body is None:
+            raise AskTimeout("the market has not published its markets yet")
+        return body
+
+    def set_away(self, away):
+        """The market's heartbeat went (or came back): every market's status says so."""
+        changed = away != self.status.away
+        for status in self.catalog.statuses():
+            status.set_away(away)
+        if changed:
+            for fn in list(self.away_listeners):
+                fn()
+
+    def health(self):
+        return self.status.is_open, self.status.reason
+
+    def wait_ready(self, timeout=10):
+        with gevent.Timeout(timeout, False):
+            while not (self.grid.columns and self.status.is_open):
+                gevent.sleep(0.02)
+            return True
+        return False

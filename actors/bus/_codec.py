@@ -20,6 +20,7 @@ An optional ``market_id`` rides at the end of a tap, untouched when absent.
 import base64
 import json
 import struct
+from binascii import a2b_base64
 
 from .._model import Tap
 
@@ -83,18 +84,32 @@ def encode_taps(items):
     return dumps(out)
 
 
+_tuple_new = tuple.__new__
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def decode_taps(data):
-    """[(request id, Tap, market_id or None)]; raises ValueError on garbage."""
+    """[(request id, Tap, market_id or None)], the Tap carrying its
+    market_id already; raises ValueError on garbage. The market's hottest
+    per-tap Python (a gateway batch of a few hundred taps per entry), so:
+    one chained type test, the Tap made without its ``__new__``'s frame,
+    the signature through binascii as ``urlsafe_b64decode`` would (its
+    checks and translation, without its three calls)."""
     out = []
+    append = out.append
     for row in loads(data):
         rid, user, col, lo, stake, min_mult, ts, nonce, sig = row[:9]
-        for v in (rid, user, col, lo, stake, min_mult, ts):
-            if type(v) is not int:
-                raise ValueError("tap fields are integers")
+        if not (type(rid) is type(user) is type(col) is type(lo) is type(stake)
+                is type(min_mult) is type(ts) is int):
+            raise ValueError("tap fields are integers")
         if type(nonce) is not str or type(sig) is not str:
             raise ValueError("nonce and sig are strings")
-        out.append((rid, Tap(user, col, lo, stake, min_mult, ts, nonce,
-                             base64.urlsafe_b64decode(sig)), row[9] if len(row) > 9 else None))
+        market_id = row[9] if len(row) > 9 else None
+        if market_id is not None and type(market_id) is not str:
+            raise ValueError("market_id is a string")
+        append((rid, _tuple_new(Tap, (user, col, lo, stake, min_mult, ts, nonce,
+                                      a2b_base64(sig.encode("ascii").translate(_URLSAFE)),
+                                      market_id)), market_id))
     return out
 
 

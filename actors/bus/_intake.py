@@ -23,7 +23,7 @@ from gevent.event import Event
 
 from engine import run_blocking
 
-from .._model import Ack, Tap
+from .._model import Ack
 from ..store import nonce_text, open_readonly
 from ._codec import decode_taps, encode_acks
 from ._redis import BLOCK_MS, Backoff, Link, RedisError, entries, is_nogroup
@@ -31,7 +31,6 @@ from ._redis import BLOCK_MS, Backoff, Link, RedisError, entries, is_nogroup
 __all__ = ["TapIntake"]
 
 log = logging.getLogger("tapgrid.bus")
-_HAS_MARKET_ID = "market_id" in Tap._fields
 STARTING_WAIT_S = 15
 READ_WAIT_S = 0.005     # while taps are in flight, the longest a new one waits unread
 
@@ -224,8 +223,8 @@ class TapIntake:
         st["taps"] += len(taps)
         if again:
             st["redelivered"] += len(taps)
-        replies = [(_Reply(self, gw, rid, entry, tap, again), market_id)
-                   for rid, tap, market_id in taps]
+        # (decode_taps has put each tap's market_id in its Tap already)
+        replies = [_Reply(self, gw, rid, entry, tap, again) for rid, tap, _ in taps]
         self.inflight += len(replies)
         if again:
             # Read before the market stopped: committed or not? The record
@@ -237,40 +236,39 @@ class TapIntake:
     def _judge_again(self, replies, deadline):
         try:
             found = run_blocking(_find_bets, self.handle.cfg.db,
-                                 [(r.tap.user, r.tap.nonce) for r, _ in replies])
+                                 [(r.tap.user, r.tap.nonce) for r in replies])
         except Exception as exc:
             log.error("looking up redelivered taps failed: %r", exc)
             found = {}
         rest = []
-        for reply, market_id in replies:
+        for reply in replies:
             hit = found.get((reply.tap.user, reply.tap.nonce))
             if hit is None:
-                rest.append((reply, market_id))
+                rest.append(reply)
             else:
                 self.stats["committed_before"] += 1
                 self.answer(reply, Ack(None, hit[0], hit[1], self.ctx.ledger.balance(reply.tap.user)))
         self._judge(rest, deadline)
 
     def _judge(self, replies, deadline):
-        st = self.stats
         now = self.ctx.now()
-        skew = self.ctx.taken.max_skew_ms
-        place = self.handle.place_order
-        for reply, market_id in replies:
-            tap = reply.tap
-            if now > deadline:
-                # Its gateway has answered overloaded: placing it now would
-                # make a bet its player was told failed.
-                st["late"] += 1
+        if now > deadline:
+            # Their gateway has answered them overloaded: placing them now
+            # would make bets their player was told failed.
+            for reply in replies:
+                self.stats["late"] += 1
                 self.ctx.count("overloaded")
                 self.answer(reply, Ack("overloaded"))
-            elif abs(now - tap.ts) > skew:
-                st["expired"] += 1
+            return
+        skew = self.ctx.taken.max_skew_ms
+        place = self.handle.place_order
+        for reply in replies:
+            tap = reply.tap
+            if abs(now - tap.ts) > skew:
+                self.stats["expired"] += 1
                 self.ctx.count("expired")
                 self.answer(reply, Ack("expired"))
             else:
-                if market_id is not None and _HAS_MARKET_ID:
-                    tap = reply.tap = tap._replace(market_id=market_id)
                 place(tap, reply)
 
     # --- answering --------------------------------------------------------------------

@@ -24,7 +24,7 @@ import time
 from collections import deque
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import AsyncResult
 
 from engine import AskTimeout
 
@@ -33,10 +33,11 @@ from .._writes import TopUpResult
 from .._status import Grid
 from ..store import UserExists
 from ._calls import decode_value, encode_value
-from ._catalog import Catalog
+from ._catalog import Catalog, PublishedMarkets
 from ._codec import Keys, decode_acks, encode_taps
 from ._redis import Backoff, Link, RedisError, connect, entries
 from ._timeline import Timeline
+from ._wake import Wake
 from ._watch import RemoteStatus, Watcher
 
 __all__ = ["RemoteMarket", "RemoteError"]
@@ -51,7 +52,7 @@ class RemoteError(RuntimeError):
     """A call the market could not serve (its log says why)."""
 
 
-class RemoteMarket:
+class RemoteMarket(PublishedMarkets):
     def __init__(self, cfg, client=None, keys=None, gateway_id=None):
         self.cfg = cfg
         self.keys = keys or Keys()
@@ -78,7 +79,7 @@ class RemoteMarket:
         self.redis_ok = True
         self._out = []
         self._calls_out = []               # call entries' fields, sent with the next taps
-        self._out_wake = Event()
+        self._out_wake = Wake()           # the sender, woken ahead of a storm's callbacks
         self._calls = {}
         self.send_link = Link(self.r)
         self.inbox_link = Link(self.r)
@@ -219,6 +220,7 @@ class RemoteMarket:
                 self._timeline.acked(fields[b"d"], eid)
             pending = self._pending
             users = self._users
+            sinks = None
             for rid, reason, bet, mult, balance in decode_acks(fields[b"d"]):
                 reply = pending.pop(rid, None)
                 user = users.pop(rid, None)
@@ -232,7 +234,31 @@ class RemoteMarket:
                         log.warning("an ok ack arrived after its tap was answered overloaded")
                     continue
                 self.acked += 1
-                reply.set(Ack(reason, bet, mult, balance))
+                sink = getattr(reply, "sink", None) if reason is None else None
+                if sink is None:
+                    reply.set(Ack(reason, bet, mult, balance))
+                    continue
+                # The tap pipeline's sink writes the ack frames now, in this
+                # greenlet's turn, straight to each socket: ``set`` corks
+                # them for a callback at the end of the turn, a further hop
+                # that a reconnect storm's long callback queue makes slow.
+                if sinks is None:
+                    sinks = {}
+                got = sinks.get(sink)
+                if got is None:
+                    sinks[sink] = [(reply, bet, mult, balance)]
+                else:
+                    got.append((reply, bet, mult, balance))
+            if sinks:
+                for sink, acks in sinks.items():
+                    try:
+                        sink(acks)
+                    except Exception:
+                        # Never let the inbox die; a reply the sink did
+                        # answer ignores a second answer.
+                        log.exception("writing acks failed")
+                        for reply, bet, mult, balance in acks:
+                            reply.set(Ack(None, bet, mult, balance))
         elif kind == b"r":
             waiter = self._calls.pop(fields.get(b"i"), None)
             if waiter is not None:
@@ -357,55 +383,6 @@ class RemoteMarket:
 
     def read_ticks(self, start, end, limit, asset=None):
         return self.call("ticks", start, end, limit, asset)
-
-    # --- what is on ---------------------------------------------------------------------
-
-    # The markets as the market process published them (``MarketHandle``'s names).
-    @property
-    def units(self):
-        return self.catalog.units
-
-    @property
-    def by_id(self):
-        return self.catalog.by_id
-
-    @property
-    def default_id(self):
-        return self.catalog.default_id
-
-    def unit(self, market_id=None):
-        return self.catalog.unit(market_id)
-
-    def default_asset(self):
-        unit = self.catalog.unit(None)
-        return None if unit is None else unit.spec.asset
-
-    def markets(self):
-        """``/api/markets``: what the market published; ``AskTimeout`` (a 503)
-        before it ever did."""
-        body = self.catalog.listing()
-        if body is None:
-            raise AskTimeout("the market has not published its markets yet")
-        return body
-
-    def set_away(self, away):
-        """The market's heartbeat went (or came back): every market's status says so."""
-        changed = away != self.status.away
-        for status in self.catalog.statuses():
-            status.set_away(away)
-        if changed:
-            for fn in list(self.away_listeners):
-                fn()
-
-    def health(self):
-        return self.status.is_open, self.status.reason
-
-    def wait_ready(self, timeout=10):
-        with gevent.Timeout(timeout, False):
-            while not (self.grid.columns and self.status.is_open):
-                gevent.sleep(0.02)
-            return True
-        return False
 
     def stats(self):
         return {"gateway": self.gateway_id, "sent": self.sent, "acked": self.acked,

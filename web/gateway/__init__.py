@@ -4,7 +4,8 @@ market events out, and the fast frame encoder/handler."""
 from ._conn import Connection, TokenBucket
 from ._feed import PlayerFeed
 from ._gateway import Gateway
-from ._hub import Fanout, frame, grid2_json, grid_json
+from ._gridframes import frame, grid2_json, grid_json
+from ._hub import Fanout
 from ._relay import Encoders, RelayFanout
 from ._taps import TapPipeline
 from ._wsfast import FastHandler, FastWebSocket, encode_frame, encode_text_frame, unmask

@@ -9,6 +9,15 @@ slot freed is handed straight to the longest waiter. Beyond that, or after
 waiting too long, ``enter`` says False and the caller refuses the upgrade
 (503, Retry-After): the client backs off and comes back.
 
+The gate bounds how many upgrades are under way, not how much of their
+work lands in one loop turn: the balance replies of 32 upgrades come back
+in one inbox read, and their 32 welcomes (a hello, a grid, a tick each)
+then run back to back in that turn, while an established player's tap
+waits for the turn to end at each of its hops. A ``TurnPacer`` bounds
+that: at most ``per_turn`` callers go on per loop turn; the rest park, in
+order, and a timer lets ``per_turn`` of them go in each later turn, so
+between two batches the loop polls its sockets (the players' frames).
+
     >>> gate = HandshakeGate(limit=1, queue=0, wait_s=0.1)
     >>> gate.enter(), gate.enter()
     (True, False)
@@ -17,9 +26,13 @@ waiting too long, ``enter`` says False and the caller refuses the upgrade
 """
 from collections import deque
 
+from gevent import get_hub, getcurrent
 from gevent.event import Event
 
-__all__ = ["HandshakeGate"]
+__all__ = ["HandshakeGate", "TurnPacer"]
+
+YIELD_S = 0.0001     # the pacer's timer: due at once, run after the turn's I/O
+_GO = object()       # what the timer resumes a parked greenlet with
 
 
 class HandshakeGate:
@@ -45,7 +58,13 @@ class HandshakeGate:
         self.queued += 1
         if turn.wait(self.wait_s):
             return True            # leave() handed its slot over
-        self.waiting.remove(turn)
+        try:
+            self.waiting.remove(turn)
+        except ValueError:
+            # leave() handed the slot over in the turn the wait ran out (both
+            # were due): it is ours. (Refusing here raised, and the slot was
+            # gone for good: under load a storm's gate lost every slot.)
+            return True
         self.refused += 1
         return False
 
@@ -55,3 +74,98 @@ class HandshakeGate:
             self.waiting.popleft().set()
         else:
             self.busy -= 1
+
+
+class TurnPacer:
+    """At most ``per_turn`` callers of ``pace`` go on in one loop turn (0:
+    no bound). The others park, oldest first, and a timer lets ``per_turn``
+    go in each later turn, resumed straight from it (no callback of their
+    own behind a storm's long callback queue).
+
+        >>> import gevent
+        >>> pacer, turns = TurnPacer(2), []
+        >>> def upgrade():
+        ...     pacer.pace()
+        ...     turns.append(get_hub().loop.iteration)
+        >>> _ = gevent.joinall([gevent.spawn(upgrade) for _ in range(5)])
+        >>> [turns.count(t) for t in sorted(set(turns))]
+        [2, 2, 1]
+        >>> pacer.parked
+        3
+    """
+
+    def __init__(self, per_turn):
+        self.per_turn = max(0, int(per_turn))
+        self._loop = None
+        self._turn = -1            # the loop iteration the count is of
+        self._went = 0             # callers gone on in that turn
+        self._waiting = deque()    # parked greenlets, oldest first
+        self._timer = None
+        self.parked = 0            # callers that had to wait a turn (ever)
+
+    @property
+    def waiting(self):
+        return len(self._waiting)
+
+    def _room(self):
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = get_hub().loop
+        turn = loop.iteration
+        if turn != self._turn:
+            self._turn, self._went = turn, 0
+        return self._went < self.per_turn
+
+    def pace(self):
+        """Return once this greenlet may do its piece of upgrade work."""
+        if not self.per_turn:
+            return
+        if not self._waiting and self._room():
+            self._went += 1
+            return
+        hub = get_hub()
+        me = getcurrent()
+        if me is hub:              # never park the loop itself
+            return
+        self._waiting.append(me)
+        self.parked += 1
+        if self._timer is None or not self._timer.active:
+            self._start_timer()
+        try:
+            got = hub.switch()
+        except BaseException:
+            # Killed while parked (the client went, the server stopping).
+            try:
+                self._waiting.remove(me)
+            except ValueError:
+                pass
+            raise
+        if got is not _GO:         # pragma: no cover - a stray switch into us
+            try:
+                self._waiting.remove(me)
+            except ValueError:
+                pass
+
+    def _start_timer(self):
+        if self._timer is not None:
+            self._timer.close()
+        self._timer = self._loop.timer(YIELD_S, YIELD_S)
+        self._timer.start(self._tick)
+
+    def _tick(self):
+        # In the hub, once a turn while anyone waits: this turn's share goes.
+        waiting = self._waiting
+        try:
+            while waiting and self._room():
+                g = waiting.popleft()
+                if not g.dead:
+                    self._went += 1
+                    g.switch(_GO)
+        finally:
+            # Whatever happened above, the line never stops moving.
+            if not waiting and self._timer is not None:
+                self._timer.stop()
+                self._timer.close()
+                self._timer = None
+            elif waiting and (self._timer is None or not self._timer.active):
+                self._start_timer()

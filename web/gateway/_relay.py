@@ -21,7 +21,8 @@ import json
 
 from actors import BoardView
 
-from ._hub import Fanout, frame, grid2_json, grid_bytes, typed_frame
+from ._gridframes import frame, grid2_json, grid_bytes, typed_frame
+from ._hub import Fanout
 
 __all__ = ["RelayFanout", "Encoders"]
 

@@ -31,7 +31,7 @@ from actors import Ack, Tap
 from engine import NativePool, wake_soon
 
 from .._safejson import loads as json_loads
-from ._hub import frame
+from ._gridframes import frame
 from actors.wire import Rejected, b64url_decode, parse_tap_payload, verify_raw
 from ._tapframe import parse_tap_frame
 from ._wsfast import encode_text_frame

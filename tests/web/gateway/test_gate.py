@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import CONSOLE_PROMPT, ServerProcess, console_line, raw_upgrade as upgrade, wait_until
 from web.client import TapgridClient
-from web.gateway._gate import HandshakeGate
+from web.gateway._gate import HandshakeGate, TurnPacer
 
 def console(path, expr):
     """``repr(expr)`` evaluated in the server, through its backdoor."""
@@ -162,3 +162,54 @@ def test_a_slot_handed_over_goes_to_the_longest_waiter():
     gate.leave()
     assert gate.busy == 0 and not gate.waiting and gate.refused == 1 and gate.queued == 2
 
+
+
+def test_the_pacer_lets_a_few_upgrades_go_per_loop_turn_in_arrival_order():
+    pacer = TurnPacer(per_turn=3)
+    went = []
+
+    def upgrade(i):
+        pacer.pace()
+        went.append((i, gevent.get_hub().loop.iteration))
+
+    greenlets = [gevent.spawn(upgrade, i) for i in range(10)]
+    gevent.sleep(0)
+    # the fourth and later wait for a later turn; one of them is killed (its client went)
+    assert [i for i, _ in went] == [0, 1, 2] and pacer.waiting == 7
+    greenlets[5].kill()
+    gevent.joinall(greenlets, timeout=5)
+    assert [i for i, _ in went] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    per_turn = {}
+    for _, turn in went:
+        per_turn[turn] = per_turn.get(turn, 0) + 1
+    assert max(per_turn.values()) == 3 and len(per_turn) >= 3
+    assert pacer.waiting == 0 and pacer._timer is None
+    gevent.sleep(0.001)                 # a later, quiet turn: straight through
+    pacer.pace()
+    assert pacer.parked == 7
+
+
+def test_a_pacer_of_zero_never_parks():
+    pacer = TurnPacer(per_turn=0)
+    for _ in range(100):
+        pacer.pace()
+    assert pacer.parked == 0
+
+
+def test_a_slot_handed_over_as_the_wait_runs_out_is_taken_not_lost():
+    # The wait's timeout and the leave() that hands the slot over fall due in
+    # the same loop turn: the waiter found its Event gone from the line and
+    # raised, and the slot it had been handed was never given back.
+    import time
+    gate = HandshakeGate(limit=1, queue=2, wait_s=0.01)
+    assert gate.enter()
+    got = []
+    waiter = gevent.spawn(lambda: got.append(gate.enter()))
+    gevent.sleep(0)
+    handover = gevent.get_hub().loop.timer(0.01)
+    handover.start(gate.leave)
+    time.sleep(0.03)                 # the loop blocked: both are overdue at once
+    waiter.join(5)
+    assert got == [True] and gate.busy == 1 and not gate.waiting
+    gate.leave()
+    assert gate.busy == 0 and gate.enter()

@@ -10,7 +10,7 @@ import pytest
 from actors import Config, Grid, MarketStatus
 from actors._pricer import price_columns
 from web.gateway import Encoders, grid_json
-from web.gateway._hub import grid_bytes
+from web.gateway._gridframes import grid_bytes
 
 
 def grids():
