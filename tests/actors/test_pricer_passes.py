@@ -64,9 +64,13 @@ def test_erfc_is_bit_for_bit_the_three_range_form():
                          rng.uniform(-40, 40, 20000)])
     want = _reference_erfc(xs)
     assert np.array_equal(_bits(erfc(xs)), _bits(want))
-    # a cell's value does not depend on what else is in its call
+    # a cell's value does not depend on what else is in its call, and the
+    # flat recurrence (short calls) agrees with the masked form (long ones)
     for n in (1, 2, 7, 101):
         assert np.array_equal(_bits(erfc(xs[:n])), _bits(want[:n]))
+    assert xs.size > _pricer._FLAT_MAX >= 1000
+    for i in range(0, xs.size, 1000):
+        assert np.array_equal(_bits(erfc(xs[i:i + 1000])), _bits(want[i:i + 1000]))
     assert np.array_equal(_bits(erfc(xs.reshape(3, -1))), _bits(want.reshape(3, -1)))
 
 
