@@ -273,8 +273,9 @@ class TapPipeline:
         # or two verifies costs more than it saves.
         n = max(1, min(self.pool.size, len(batch) // _SPLIT))
         size = -(-len(batch) // n)
-        for i in range(0, len(batch), size):
-            self.pool.submit(_verify_many, (batch[i:i + size],), self._verified)
+        # One put for the parts: the first thread woken wakes the next.
+        self.pool.submit_all([(_verify_many, (batch[i:i + size],), self._verified)
+                              for i in range(0, len(batch), size)])
 
     def _verified(self, jobs, exc):
         # In the hub: mark, then move each connection's verified head along.
