@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from actors import _pricer
+from actors import _erfc
 from actors._pricer import bvn_upper, erfc, price_columns, touch_probabilities
 
 
@@ -23,30 +23,30 @@ def _reference_erfc(x):
     if near.any():
         xs = x[near]
         z = xs * xs
-        num, den = _pricer._CA[4] * z, z
+        num, den = _erfc._CA[4] * z, z
         for i in range(3):
-            num = (num + _pricer._CA[i]) * z
-            den = (den + _pricer._CB[i]) * z
-        out[near] = 1.0 - xs * (num + _pricer._CA[3]) / (den + _pricer._CB[3])
+            num = (num + _erfc._CA[i]) * z
+            den = (den + _erfc._CB[i]) * z
+        out[near] = 1.0 - xs * (num + _erfc._CA[3]) / (den + _erfc._CB[3])
     mid = ~near & (y <= 4.0)
     if mid.any():
         ym = y[mid]
-        num, den = _pricer._CC[8] * ym, ym
+        num, den = _erfc._CC[8] * ym, ym
         for i in range(7):
-            num = (num + _pricer._CC[i]) * ym
-            den = (den + _pricer._CD[i]) * ym
-        out[mid] = _pricer._exp_minus_square(ym) * (num + _pricer._CC[7]) / (den + _pricer._CD[7])
+            num = (num + _erfc._CC[i]) * ym
+            den = (den + _erfc._CD[i]) * ym
+        out[mid] = _erfc._exp_minus_square(ym) * (num + _erfc._CC[7]) / (den + _erfc._CD[7])
     far = y > 4.0
     if far.any():
-        yf = np.minimum(y[far], _pricer._ERFC_ZERO)
+        yf = np.minimum(y[far], _erfc._ERFC_ZERO)
         z = 1.0 / (yf * yf)
-        num, den = _pricer._CP[5] * z, z
+        num, den = _erfc._CP[5] * z, z
         for i in range(4):
-            num = (num + _pricer._CP[i]) * z
-            den = (den + _pricer._CQ[i]) * z
-        r = z * (num + _pricer._CP[4]) / (den + _pricer._CQ[4])
-        out[far] = np.where(y[far] >= _pricer._ERFC_ZERO, 0.0,
-                            _pricer._exp_minus_square(yf) * (1.0 / math.sqrt(math.pi) - r) / yf)
+            num = (num + _erfc._CP[i]) * z
+            den = (den + _erfc._CQ[i]) * z
+        r = z * (num + _erfc._CP[4]) / (den + _erfc._CQ[4])
+        out[far] = np.where(y[far] >= _erfc._ERFC_ZERO, 0.0,
+                            _erfc._exp_minus_square(yf) * (1.0 / math.sqrt(math.pi) - r) / yf)
     neg = ~near & (x < 0)
     out[neg] = 2.0 - out[neg]
     return out
@@ -68,7 +68,7 @@ def test_erfc_is_bit_for_bit_the_three_range_form():
     # flat recurrence (short calls) agrees with the masked form (long ones)
     for n in (1, 2, 7, 101):
         assert np.array_equal(_bits(erfc(xs[:n])), _bits(want[:n]))
-    assert xs.size > _pricer._FLAT_MAX >= 1000
+    assert xs.size > _erfc._FLAT_MAX >= 1000
     for i in range(0, xs.size, 1000):
         assert np.array_equal(_bits(erfc(xs[i:i + 1000])), _bits(want[i:i + 1000]))
     assert np.array_equal(_bits(erfc(xs.reshape(3, -1))), _bits(want.reshape(3, -1)))
