@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from ._erfc import erfc
 from ._discrete import MAX_STEPS, column_curve, mixture_touch, touch_from_curve
 from ._odds import _GL20, _MAX_MULT, _genz_series, multiplier
 from ._spacing import BGK_BETA, column_walks, discrete_shift, mean_age, phases
@@ -38,7 +39,6 @@ __all__ = ["touch_probabilities", "window_touch", "multipliers", "price_columns"
 
 _SQRT2 = math.sqrt(2.0)
 _TWO_PI = 2.0 * math.pi
-_SQRT_PI = math.sqrt(math.pi)
 # Half the nodes for Genz's |r| < 0.925 sum (it folds the other half in),
 # all twenty for the |r| >= 0.925 one.
 _GH_X = np.array([x for x, _ in _GL20])
@@ -48,80 +48,20 @@ _GH3_X = np.array([-math.sqrt(3.0), 0.0, math.sqrt(3.0)])
 _GH3_W = np.array([1 / 6, 2 / 3, 1 / 6])
 _GL_X = np.concatenate([_GH_X, -_GH_X])
 _GL_W = np.concatenate([_GH_W, _GH_W])
-# W. J. Cody, "Rational Chebyshev approximations for the error function",
-# Math. Comp. 23 (1969), as netlib's specfun CALERF evaluates them: erf
-# below |x| = 0.46875, erfc up to 4, erfc's asymptotic form beyond.
-_CA = (3.1611237438705656, 113.864154151050156, 377.485237685302021, 3209.37758913846947,
-       0.185777706184603153)
-_CB = (23.6012909523441209, 244.024637934444173, 1282.61652607737228, 2844.23683343917062)
-_CC = (0.564188496988670089, 8.88314979438837594, 66.1191906371416295, 298.635138197400131,
-       881.95222124176909, 1712.04761263407058, 2051.07837782607147, 1230.33935479799725,
-       2.15311535474403846e-8)
-_CD = (15.7449261107098347, 117.693950891312499, 537.181101862009858, 1621.38957456669019,
-       3290.79923573345963, 4362.61909014324716, 3439.36767414372164, 1230.33935480374942)
-_CP = (0.305326634961232344, 0.360344899949804439, 0.125781726111229246, 0.0160837851487422766,
-       6.58749161529837803e-4, 0.0163153871373020978)
-_CQ = (2.56852019228982242, 1.87295284992346725, 0.527905102951428412, 0.0605183413124413191,
-       0.00233520497626869185)
-_ERFC_ZERO = 26.543     # erfc underflows beyond
-
-
-def _exp_minus_square(y):
-    """exp(-y^2) without the rounding of y^2: y^2 = ys^2 + (y - ys)(y + ys), ys on a 1/16 grid."""
-    ys = np.trunc(y * 16.0) / 16.0
-    return np.exp(-ys * ys) * np.exp(-(y - ys) * (y + ys))
-
-
-def erfc(x):
-    """Complementary error function of an array, to ~1e-15 relative (Cody's
-    rational approximations: a dozen array operations a range, where the
-    series and continued fraction this replaced took ~400, most of a grid's
-    pricing time on arrays of a few hundred cells)."""
-    x = np.asarray(x, dtype=float)
-    y = np.abs(x)
-    out = np.empty_like(x)
-    near = y <= 0.46875
-    if near.any():
-        xs = x[near]
-        z = xs * xs
-        num, den = _CA[4] * z, z
-        for i in range(3):
-            num = (num + _CA[i]) * z
-            den = (den + _CB[i]) * z
-        out[near] = 1.0 - xs * (num + _CA[3]) / (den + _CB[3])
-    mid = ~near & (y <= 4.0)
-    if mid.any():
-        ym = y[mid]
-        num, den = _CC[8] * ym, ym
-        for i in range(7):
-            num = (num + _CC[i]) * ym
-            den = (den + _CD[i]) * ym
-        out[mid] = _exp_minus_square(ym) * (num + _CC[7]) / (den + _CD[7])
-    far = y > 4.0
-    if far.any():
-        yf = np.minimum(y[far], _ERFC_ZERO)
-        z = 1.0 / (yf * yf)
-        num, den = _CP[5] * z, z
-        for i in range(4):
-            num = (num + _CP[i]) * z
-            den = (den + _CQ[i]) * z
-        r = z * (num + _CP[4]) / (den + _CQ[4])
-        out[far] = np.where(y[far] >= _ERFC_ZERO, 0.0,
-                            _exp_minus_square(yf) * (1.0 / _SQRT_PI - r) / yf)
-    neg = ~near & (x < 0)
-    out[neg] = 2.0 - out[neg]
-    return out
-
-
 def phi(x):
     """Standard normal CDF of an array."""
     return 0.5 * erfc(-np.asarray(x, dtype=float) / _SQRT2)
 
 
 def _phis(*args):
-    """Phi of several same-shaped arrays in one pass (fewer, larger loops)."""
-    flat = phi(np.concatenate([np.ravel(a) for a in args]))
-    return np.split(flat, len(args))
+    """Phi of several 1-d arrays (of any lengths) in one pass (fewer, larger loops)."""
+    flat = phi(np.concatenate(args))
+    out, i = [], 0
+    for a in args:
+        j = i + a.size
+        out.append(flat[i:j])
+        i = j
+    return out
 
 
 # 2 Phi(z) under this z is below 1e-13 (_odds._NEGLIGIBLE): the term cannot move a multiplier.
@@ -132,11 +72,34 @@ def bvn_upper(h, k, r):
     """P(U > h, V > k) elementwise, U, V standard normal with correlation r:
     ``_odds._bvn_upper`` (Genz 2004) over arrays, 20-point Gauss-Legendre."""
     h, k, r = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (h, k, r)))
-    out = np.empty(h.shape)
-    ar = np.abs(r)
-    lo = ar < 0.925
+    parts, args = _bvn_prepare(h, k, r)
+    return _bvn_finish(parts, _phis(*args) if args else [])
+
+
+def _bvn_prepare(h, k, r):
+    """``bvn_upper`` up to its Phi terms: (what ``_bvn_finish`` needs, the
+    arrays whose Phi it needs). Split so that a caller can take these Phi
+    in the same pass as its own (``_touch_after_wait``): a pass of erfc
+    costs ~50 µs whatever its length, and pricing made three in a row."""
+    lo = np.abs(r) < 0.925
+    hi = ~lo
+    args = []
+    low = high = None
     if lo.any():
-        hl, kl, rl = h[lo], k[lo], r[lo]
+        low = h[lo], k[lo], r[lo]
+        args += [-low[0], -low[1]]
+    if hi.any():
+        high = _bvn_high_prepare(h[hi], k[hi], r[hi])
+        args += high[-1]
+    return (h.shape, lo, hi, low, high), args
+
+
+def _bvn_finish(parts, phis):
+    shape, lo, hi, low, high = parts
+    out = np.empty(shape)
+    i = 0
+    if low is not None:
+        hl, kl, rl = low
         hk = (hl * kl)[:, None]
         hs = ((hl * hl + kl * kl) / 2)[:, None]
         asr = np.arcsin(rl)[:, None]
@@ -144,15 +107,20 @@ def bvn_upper(h, k, r):
         sn2 = np.sin(asr * (1 - _GH_X) / 2)
         s = (_GH_W * (np.exp((sn1 * hk - hs) / (1 - sn1 * sn1))
                       + np.exp((sn2 * hk - hs) / (1 - sn2 * sn2)))).sum(axis=1)
-        ph, pk = _phis(-hl, -kl)
+        ph, pk = phis[0], phis[1]
+        i = 2
         out[lo] = s * asr[:, 0] / (2 * _TWO_PI) + ph * pk
-    hi = ~lo
-    if hi.any():
-        out[hi] = _bvn_high_r(h[hi], k[hi], r[hi])
+    if high is not None:
+        out[hi] = _bvn_high_finish(high, phis[i:i + 4])
     return out
 
 
 def _bvn_high_r(h, k, r):
+    high = _bvn_high_prepare(h, k, r)
+    return _bvn_high_finish(high, _phis(*high[-1]))
+
+
+def _bvn_high_prepare(h, k, r):
     neg = r < 0
     k = np.where(neg, -k, k)
     hk = h * k
@@ -160,10 +128,17 @@ def _bvn_high_r(h, k, r):
     with np.errstate(all="ignore"):
         a = np.sqrt(as_)
         bs = (h - k) ** 2
-        c, d, bvn = _genz_series(hk, bs, as_, a, np.exp)
         b = np.sqrt(bs)
         top = np.maximum(h, k)
-        pba, ptop, pu, pv = _phis(-b / a, -top, np.where(h < 0, k, -h), np.where(h < 0, h, -k))
+        args = [-b / a, -top, np.where(h < 0, k, -h), np.where(h < 0, h, -k)]
+    return h, k, r, hk, as_, a, bs, b, args
+
+
+def _bvn_high_finish(high, phis):
+    h, k, r, hk, as_, a, bs, b, _ = high
+    with np.errstate(all="ignore"):
+        c, d, bvn = _genz_series(hk, bs, as_, a, np.exp)
+        pba, ptop, pu, pv = phis
         tail = (np.exp(-hk / 2) * math.sqrt(_TWO_PI) * pba * b
                 * (1 - c * bs * (1 - d * bs / 5) / 3))
         bvn = bvn - np.where(hk > -160, tail, 0.0)
@@ -203,21 +178,27 @@ def touch_probabilities(a, b, s1, s2, delta=0.0):
 def _touch_after_wait(a, b, s1, s2, delta):
     with np.errstate(all="ignore"):
         # Start inside the band; subtract the far tail to keep precision.
-        pu, pv = _phis(np.where(a > 0.0, -a / s1, b / s1), np.where(a > 0.0, -b / s1, a / s1))
-        land = pu - pv
+        land_args = [np.where(a > 0.0, -a / s1, b / s1), np.where(a > 0.0, -b / s1, a / s1)]
         sy = np.sqrt(s1 * s1 + s2 * s2)
         rho = s1 / sy
         a2, b2 = a + delta, b - delta
         finite = np.isfinite(a)
         up = finite & (s2 > 0) & (np.minimum(a / s1, -a2 / sy) > _Z_NEGLIGIBLE)
         down = (s2 > 0) & (np.minimum(-b / s1, b2 / sy) > _Z_NEGLIGIBLE)
-        p = land.copy()
         # Both crossings in one bivariate pass.
         h = np.concatenate([-a[up] / s1[up], b[down] / s1[down]])
         k = np.concatenate([a2[up] / sy[up], -b2[down] / sy[down]])
         r = np.concatenate([-rho[up], -rho[down]])
+        parts = None
         if h.size:
-            v = 2.0 * bvn_upper(h, k, r)
+            parts, bvn_args = _bvn_prepare(h, k, r)
+            land_args += bvn_args
+        # Every Phi of the pass in one erfc call (the landing term's and the
+        # bivariate terms'): the same values, a third of the calls.
+        phis = _phis(*land_args)
+        p = phis[0] - phis[1]
+        if parts is not None:
+            v = 2.0 * _bvn_finish(parts, phis[2:])
             nu = int(up.sum())
             p[up] += v[:nu]
             p[down] += v[nu:]
@@ -234,7 +215,9 @@ def multipliers(p, edge_bp=500, min_mult=101, max_mult=10000):
         frac = q - m
     capped = (p == 0.0) | (q >= max_mult)
     exact = ~capped & (p > 0.0) & ((frac < 1e-6) | (frac > 1 - 1e-6))
-    m = np.where(capped, max_mult, np.minimum(np.nan_to_num(m), max_mult)).astype(np.int64)
+    m = np.minimum(m, max_mult)
+    np.copyto(m, 0.0, where=np.isnan(m))     # nan_to_num's one effect here, without its ~15 µs
+    m = np.where(capped, max_mult, m).astype(np.int64)
     for i in np.flatnonzero(exact):   # near an integer: the exact decimal rule, rare
         m[i] = multiplier(float(p[i]), edge_bp, min_mult, max_mult) or 0
     m[(m < min_mult) | np.isnan(p)] = 0
@@ -324,9 +307,9 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     walk = column_walks(mixes, window, tick_ms, tick_sd_ms)
     s2, delta = discrete_shift(s2, window[:, None], sigma, walk[:, None])
     shape = (len(t0s), los.size)
-    a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
-    s1, s2 = np.broadcast_to(s1, shape), np.broadcast_to(s2, shape)
-    delta = np.broadcast_to(delta, shape)
+    # a, b per band and s1, s2, delta per column, combined by broadcasting
+    # in each operation and picked per live cell below: the same values as
+    # (columns, bands) arrays, without five np.broadcast_to (~4 µs each).
     # A band is touched at most as often as a continuous path reaches its
     # near edge before the window ends, 2 Phi(-edge / sY); where that bound
     # already earns the cap the exact terms cannot change it: skip them.
@@ -347,15 +330,20 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     with np.errstate(all="ignore"):
         bound = 2.0 * phi(np.where(sy > 0, -edge / sy, -np.inf))
     live = (edge <= 0.0) | (bound > (10000 - edge_bp) / (100.0 * _MAX_MULT))
-    n = int(live.sum())
-    al, bl, s1l, s2l = a[live], b[live], s1[live], s2[live]
+    rows, cols = np.nonzero(live)
+    n = rows.size
+    al, bl = a[cols], b[cols]
     if tick_ms > 0 and (window / walk).max() < MAX_STEPS + 1:
         pr = _few_ticks(live, al, bl, window, wait, sigma * scales, walk, mixes)
     else:
-        pr = touch_probabilities(np.tile(al, 3), np.tile(bl, 3),
-                                 np.concatenate([s1l * c for c in scales]),
-                                 np.concatenate([s2l * c for c in scales]),
-                                 np.concatenate([delta[live] * c for c in scales]))
+        s1l, s2l, dl = s1[:, 0][rows], s2[:, 0][rows], delta[:, 0][rows]
+        s1s = np.concatenate([s1l * c for c in scales])
+        args = (np.tile(al, 3), np.tile(bl, 3), s1s, np.concatenate([s2l * c for c in scales]),
+                np.concatenate([dl * c for c in scales]))
+        if (s1s <= 0.0).any():
+            pr = touch_probabilities(*args)
+        else:                  # every column waits (the usual case): no masks needed
+            pr = np.clip(_touch_after_wait(*args), 0.0, 1.0)
         pr = pr.reshape(3, n)
     p = np.zeros(shape)
     p[live] = _estimate_aware(pr)

@@ -101,6 +101,24 @@ class NativePool:
         self._pending += 1
         self._queue.put((fn, args, callback))
 
+    def submit_all(self, jobs):
+        """``submit`` for a list of ``(fn, args, callback)``: one queue put,
+        which wakes one thread; that thread hands the rest back to the queue
+        before it starts on its own job, so an idle sibling is woken from
+        there. A put that wakes a sleeping thread is a futex wake (on this
+        VM often a context switch while the caller holds the GIL): the loop
+        pays one per batch, not one per thread."""
+        if self._closed:
+            raise RuntimeError(f"{self.name}: pool closed")
+        n = len(jobs)
+        if not n:
+            return
+        self.jobs += n
+        if not self._pending:
+            self._async.ref = True
+        self._pending += n
+        self._queue.put(jobs[0] if n == 1 else list(jobs))
+
     def call(self, fn, *args):
         """Run ``fn(*args)`` in a pool thread and wait cooperatively for it;
         its exception is raised here."""
@@ -118,6 +136,8 @@ class NativePool:
             self._pending -= 1
             if not self._pending:
                 self._async.ref = False
+                if self._closed:
+                    self._stop_threads()
             try:
                 callback(value, exc)
             except Exception:          # pragma: no cover - a callback's own bug
@@ -129,6 +149,12 @@ class NativePool:
         if self._closed:
             return
         self._closed = True
+        # Not while jobs are out: a bundle's rest may still go back on the
+        # queue (``submit_all``), behind stops that would end every thread.
+        if not self._pending:
+            self._stop_threads()
+
+    def _stop_threads(self):
         for _ in range(self.size):
             self._queue.put(_STOP)
 
@@ -137,10 +163,14 @@ class NativePool:
     def _work(self, thread_name):
         _name_thread(thread_name)
         get = self._queue.get
+        put = self._queue.put
         done = self._done.append
         send = self._send
         while True:
             job = get()
+            if type(job) is list:      # a bundle (submit_all): the rest to a sibling
+                put(job[1] if len(job) == 2 else job[1:])
+                job = job[0]
             if job is _STOP:
                 return
             fn, args, callback = job

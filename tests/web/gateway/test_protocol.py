@@ -206,6 +206,21 @@ def test_tampered_payload_is_bad_signature(wire):
     assert reason(w.ack(nonce)) == "bad_signature"
 
 
+def test_a_sig_that_is_not_canonical_base64url_is_bad_signature(wire):
+    # Decoded on the verify thread since stop 26: the same answer as before,
+    # and the connection's next tap still goes through.
+    w = wire()
+    col, lo, _ = w.cell()
+    f, nonce = w.frame(col, lo, 100)
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(f["sig"][-1])
+    assert len(f["sig"]) % 4 == 2 and last & 0xF == 0
+    for sig in (f["sig"][:-1] + "B", f["sig"][:-2] + "*" + f["sig"][-1], f["sig"][:-1]):
+        f["sig"] = sig                  # unused bits set; not the alphabet; 85 chars (1 mod 4)
+        w.send(f)
+        assert reason(w.ack(nonce)) == "bad_signature"
+    assert w.tap(col, lo, 100)["ok"] is True
+
+
 @pytest.mark.parametrize("skew_ms", [-31_000, 31_000])
 def test_ts_31_seconds_off_is_expired(wire, skew_ms):
     w = wire()
