@@ -82,7 +82,8 @@ GRID_EVERY_MS = 150
 
 
 def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd=0.0,
-               tick_sd_ms=None, market_id=None, pause=None, sigma_floor=0.0, cache=None):
+               tick_sd_ms=None, market_id=None, pause=None, sigma_floor=0.0, cache=None,
+               window_vr=1.0):
     """Multipliers of every open column, ``SLICE_COLUMNS`` at a time,
     calling ``pause()`` between slices (the MarketMaker passes
     ``gevent.idle``, so no slice holds the loop for more than about a
@@ -100,7 +101,8 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
     ``tick_sd_ms`` the spread of the gaps (``Volatility.tick_sd_ms``), which
     says whether the ticks to come can be placed from the last one;
     ``sigma`` the estimate (``Volatility.estimate``) and ``sigma_floor`` the
-    least sigma priced (``Volatility.floor``, see ``price_columns``).
+    least sigma priced (``Volatility.floor``, see ``price_columns``);
+    ``window_vr`` the window's variance ratio (``Volatility.horizon_ratio``).
     """
     if tick_ms is None:
         tick_ms = cfg.tick_interval_ms
@@ -112,7 +114,7 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
             if priced and pause is not None:
                 pause()
             columns[t0], priced = cache.column(cfg, price, price_ts, now, t0, sigma, tick_ms,
-                                               sigma_sd, tick_sd_ms, sigma_floor, t0s)
+                                               sigma_sd, tick_sd_ms, sigma_floor, window_vr, t0s)
         return Grid(version, price, price_ts, max(sigma, sigma_floor), columns, now, market_id)
     for i in range(0, len(t0s), SLICE_COLUMNS):
         if i and pause is not None:
@@ -120,7 +122,7 @@ def price_grid(cfg, price, price_ts, sigma, now, version, tick_ms=None, sigma_sd
         columns.update(price_columns(price, price_ts, now, t0s[i:i + SLICE_COLUMNS],
                                      cfg.column_ms, cfg.band_cents, cfg.max_bands, sigma,
                                      cfg.edge_bp, tick_ms, sigma_sd, tick_sd_ms=tick_sd_ms,
-                                     sigma_floor=sigma_floor))
+                                     sigma_floor=sigma_floor, window_vr=window_vr))
     return Grid(version, price, price_ts, max(sigma, sigma_floor), columns, now, market_id)
 
 
@@ -208,7 +210,8 @@ class MarketMaker(Actor):
             grid = price_grid(cfg, self.last.price, self.last.ts, vol.estimate, now,
                               self.version, vol.tick_ms, vol.log_sd, vol.tick_sd_ms,
                               getattr(ctx.market, "market_id", None), pause=gevent.idle,
-                              sigma_floor=vol.floor, cache=ctx.repricing)
+                              sigma_floor=vol.floor, cache=ctx.repricing,
+                              window_vr=vol.horizon_ratio)
             ctx.grid = grid
             ctx.sinks.on_grid(grid)
             if ctx.status.holds("starting"):

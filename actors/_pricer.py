@@ -254,7 +254,7 @@ def _estimate_aware(pr):
 
 def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, sigma,
                   edge_bp=500, tick_ms=0.0, sigma_sd=0.0, wait_from=None, tick_sd_ms=None,
-                  sigma_floor=0.0):
+                  sigma_floor=0.0, window_vr=1.0):
     """{t0: {lo: mult}} of the offered cells of every column in ``t0s``.
 
     ``sigma`` is the estimate (``Volatility.estimate``) and ``sigma_floor``
@@ -276,9 +276,21 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     window is shorter): before, the window starts at ``t0`` and the landing
     variance runs from ``price_ts`` to ``t0``, so a column priced from a
     tick stays right until the next one (``_reprice`` keeps it that long).
+
+    ``window_vr`` is the variance ratio at a few seconds against 1 s
+    (``Volatility.horizon_ratio``, shrunk towards 1 by its own error): the
+    window's path is priced at sigma sqrt(VR), the landing at sigma (its
+    wait divided by VR below, so s1 is unchanged). A feed whose moves
+    range further within a few seconds than their 1 s sigma says (the
+    recording: +4-5 % at 2-3 s, none at 5-60 s) is priced for that within
+    the window only; scaling the whole sigma over-corrects far cells
+    (perf/README.md, stop 26). 1.0 prices exactly as without it.
     """
-    if price <= 0 or band_cents <= 0 or max_bands < 0:
-        raise ValueError("price > 0, band_cents > 0, max_bands >= 0")
+    if price <= 0 or band_cents <= 0 or max_bands < 0 or window_vr <= 0:
+        raise ValueError("price > 0, band_cents > 0, max_bands >= 0, window_vr > 0")
+    if window_vr != 1.0:
+        vr_sd = math.sqrt(window_vr)
+        sigma, sigma_floor = sigma * vr_sd, sigma_floor * vr_sd
     estimate, sigma = sigma, max(sigma, sigma_floor)
     base = price // band_cents * band_cents
     los = base + band_cents * np.arange(-max_bands, max_bands + 1)
@@ -297,6 +309,8 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
         for i, mix in enumerate(mixes):
             if mix is not None:
                 wait[i] = tick_ms * sum(w * j for w, j, _ in mix)
+    if window_vr != 1.0:
+        wait = wait / window_vr
     s1 = (sigma * np.sqrt(wait / 1000.0))[:, None]
     s2 = (sigma * np.sqrt(window / 1000.0))[:, None]
     with np.errstate(divide="ignore"):

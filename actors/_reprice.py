@@ -11,7 +11,8 @@ prices; the others read them.
 
 The state is the whole of what ``price_columns`` reads besides ``now``:
 the tick (price, ts), the volatility (estimate, tick interval and its
-spread, the estimate's error, the floor) and the market's grid config. For
+spread, the estimate's error, the floor, the window's variance ratio) and
+the market's grid config. For
 a column that has not started (``t0 >= now``, which every open column is:
 they lock ``lock_ms`` before) ``now`` does not enter the price: the window
 starts at ``t0`` and the landing variance runs from the tick to ``t0``. So
@@ -79,9 +80,10 @@ class RepriceCounts:
 
 
 def vol_state(vol):
-    """(sigma estimate, tick_ms, sigma_sd, tick_sd_ms, sigma floor) of a
-    ``Volatility``, in ``Repricer.column``'s order: read in one pass."""
-    return vol.estimate, vol.tick_ms, vol.log_sd, vol.tick_sd_ms, vol.floor
+    """(sigma estimate, tick_ms, sigma_sd, tick_sd_ms, sigma floor, window
+    variance ratio) of a ``Volatility``, in ``Repricer.column``'s order:
+    read in one pass."""
+    return vol.estimate, vol.tick_ms, vol.log_sd, vol.tick_sd_ms, vol.floor, vol.horizon_ratio
 
 
 class Repricer:
@@ -92,7 +94,7 @@ class Repricer:
         self._states = {}      # state -> {t0: cells}, oldest first
 
     def column(self, cfg, price, price_ts, now, t0, sigma, tick_ms, sigma_sd=0.0,
-               tick_sd_ms=None, sigma_floor=0.0, along=()):
+               tick_sd_ms=None, sigma_floor=0.0, window_vr=1.0, along=()):
         """(cells, priced): the column's {lo: mult} from this state, and
         whether this call priced it. On a miss the pass also prices what
         fits (``PASS_COST``) of the columns ``along`` it (the other open
@@ -102,8 +104,8 @@ class Repricer:
         if t0 < now:           # started: its price moves with now
             counts.columns_priced += 1
             return self._price(cfg, price, price_ts, now, [t0], sigma, tick_ms, sigma_sd,
-                               tick_sd_ms, sigma_floor)[t0], True
-        state = (price, price_ts, sigma, tick_ms, sigma_sd, tick_sd_ms, sigma_floor,
+                               tick_sd_ms, sigma_floor, window_vr)[t0], True
+        state = (price, price_ts, sigma, tick_ms, sigma_sd, tick_sd_ms, sigma_floor, window_vr,
                  cfg.column_ms, cfg.band_cents, cfg.max_bands, cfg.edge_bp)
         states = self._states
         cols = states.get(state)
@@ -127,16 +129,17 @@ class Repricer:
                     t0s.append(c)
                     room -= cost
         priced = self._price(cfg, price, price_ts, now, t0s, sigma, tick_ms, sigma_sd,
-                             tick_sd_ms, sigma_floor)
+                             tick_sd_ms, sigma_floor, window_vr)
         cols.update(priced)
         counts.columns_priced += len(t0s)
         return priced[t0], True
 
     @staticmethod
-    def _price(cfg, price, price_ts, now, t0s, sigma, tick_ms, sigma_sd, tick_sd_ms, sigma_floor):
+    def _price(cfg, price, price_ts, now, t0s, sigma, tick_ms, sigma_sd, tick_sd_ms, sigma_floor,
+               window_vr):
         out = price_columns(price, price_ts, now, t0s, cfg.column_ms, cfg.band_cents,
                             cfg.max_bands, sigma, cfg.edge_bp, tick_ms, sigma_sd,
-                            tick_sd_ms=tick_sd_ms, sigma_floor=sigma_floor)
+                            tick_sd_ms=tick_sd_ms, sigma_floor=sigma_floor, window_vr=window_vr)
         return {t0: out.get(t0) or {} for t0 in t0s}
 
     def statistics(self):

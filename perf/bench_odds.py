@@ -33,7 +33,7 @@ Reported per multiplier bucket, overall and per feed: bets, clusters, the
 realised win rate against the implied one ((1 - edge) / mult), the return
 to player (payouts / stakes), and the pricer's sigma against the path's
 realised sigma, and the variance ratio at 2.5 s the pricer's Volatility
-learnt (``Volatility.horizon_ratio``: not priced, see perf/README.md stop 26).
+learnt and priced into the window (``Volatility.horizon_ratio``, perf/README.md stop 26).
 ``--sigma true`` prices the sim with its own sigma and the
 replay with its realised one, held constant (the touch model alone, no
 estimation error).
@@ -441,17 +441,17 @@ def play_path(label, ticks, cfg, rng, tally, args, step=None, true_sigma=None, c
         if not t0s:
             continue
         if true_sigma is None:
-            sigma, sigma_sd, floor = vol.estimate, vol.log_sd, vol.floor
+            sigma, sigma_sd, floor, vr = vol.estimate, vol.log_sd, vol.floor, vol.horizon_ratio
         else:
-            sigma, sigma_sd, floor = true_sigma, 0.0, 0.0
+            sigma, sigma_sd, floor, vr = true_sigma, 0.0, 0.0, 1.0
         t = time.perf_counter()
         grid = price_columns(price, ts, now, t0s, col_ms, band, args.bands,
                              sigma * args.sigma_scale, cfg.edge_bp, vol.tick_ms, sigma_sd,
-                             tick_sd_ms=vol.tick_sd_ms, sigma_floor=floor)
+                             tick_sd_ms=vol.tick_sd_ms, sigma_floor=floor, window_vr=vr)
         price_s += time.perf_counter() - t
         n_priced += 1
         sig_sum += max(sigma, floor)
-        vr_sum += vol.horizon_ratio
+        vr_sum += vr
         if step is not None:
             j = bisect.bisect_left(times, t0s[-1] + col_ms)
             ftimes = times[i:j]

@@ -113,3 +113,31 @@ def test_a_bouncing_price_keeps_its_ratio_near_one():
         t += 100
         x += 1.07e-4 * math.sqrt(0.1) * rng.gauss(0.0, 1.0)
     assert v.horizon_ratio == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_ratio_is_shrunk_towards_one_by_its_own_error():
+    # Independent moves, 1 s ticks, 40 min paths at the default half-life
+    # (as a bench path is played): the raw ratio's spread over paths is the
+    # standard error ``se`` says, and the shrunk ratio is 1 on most paths.
+    raws, shrunk, ses = [], [], []
+    for p in range(12):
+        h = HorizonRatio()
+        _feed(h, random.Random(p), 2400, 1000, 0.0, 1e-4)
+        raws.append(h.raw())
+        shrunk.append(h.ratio())
+        ses.append(h.se())
+    rms = math.sqrt(sum((r - 1.0) ** 2 for r in raws) / len(raws))
+    assert 0.6 * ses[0] < rms < 1.6 * ses[0]
+    assert sum(s == 1.0 for s in shrunk) >= len(shrunk) // 2
+    assert all(abs(s - 1.0) < abs(r - 1.0) or s == r == 1.0 for s, r in zip(shrunk, raws))
+    # A ratio well clear of its error is kept nearly whole: AR(1) 0.2 at
+    # 1 s ticks for an hour, 1.31 raw, shrunk by under 1 %.
+    h = HorizonRatio()
+    _feed(h, random.Random(5), 3600, 1000, 0.0, 1e-4, rho=0.2)
+    assert h.raw() > 1.2 and h.ratio() == pytest.approx(h.raw(), rel=0.01)
+    # shrink 0: the raw ratio, clipped
+    h0 = HorizonRatio(shrink=0.0)
+    _feed(h0, random.Random(0), 2400, 1000, 0.0, 1e-4)
+    assert h0.ratio() == min(1.5, max(0.8, h0.raw()))
+    with pytest.raises(ValueError):
+        HorizonRatio(shrink=-1.0)

@@ -20,7 +20,8 @@ def alone(cfg, tick, now, t0, vol):
     ``price_columns`` call of its own."""
     return price_columns(tick.price, tick.ts, now, [t0], cfg.column_ms, cfg.band_cents,
                          cfg.max_bands, vol.estimate, cfg.edge_bp, vol.tick_ms, vol.log_sd,
-                         tick_sd_ms=vol.tick_sd_ms, sigma_floor=vol.floor)[t0]
+                         tick_sd_ms=vol.tick_sd_ms, sigma_floor=vol.floor,
+                         window_vr=vol.horizon_ratio)[t0]
 
 
 def feed_vol(vol, n=40, gap=100):
@@ -70,19 +71,19 @@ def test_a_pass_prices_what_fits_along_the_column_asked():
     near = [t0 for t0 in t0s if column_cost(t0, ts, cfg.column_ms) == 1]
     far = [t0 for t0 in t0s if t0 not in near]
     # a near column takes the next two along with it
-    cells, priced = r.column(cfg, PRICE, ts, START, near[1], 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)
+    cells, priced = r.column(cfg, PRICE, ts, START, near[1], 1e-4, 100.0, 0.05, 2.0, 5e-5, along=t0s)
     assert priced and r.statistics().columns_priced == PASS_COST
     for t0 in near[1:1 + PASS_COST]:
-        assert not r.column(cfg, PRICE, ts, START, t0, 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)[1]
-    assert r.column(cfg, PRICE, ts, START, near[0], 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)[1]
+        assert not r.column(cfg, PRICE, ts, START, t0, 1e-4, 100.0, 0.05, 2.0, 5e-5, along=t0s)[1]
+    assert r.column(cfg, PRICE, ts, START, near[0], 1e-4, 100.0, 0.05, 2.0, 5e-5, along=t0s)[1]
     # a far one goes alone when its neighbours are far too, and each is its own price
     before = r.statistics().columns_priced
-    r.column(cfg, PRICE, ts, START, far[2], 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)
+    r.column(cfg, PRICE, ts, START, far[2], 1e-4, 100.0, 0.05, 2.0, 5e-5, along=t0s)
     assert r.statistics().columns_priced == before + 1
     vol = type("Vol", (), {"estimate": 1e-4, "tick_ms": 100.0, "log_sd": 0.05,
-                           "tick_sd_ms": 2.0, "floor": 5e-5})
+                           "tick_sd_ms": 2.0, "floor": 5e-5, "horizon_ratio": 1.0})
     for t0 in near[:1 + PASS_COST] + far[2:3]:
-        got, priced = r.column(cfg, PRICE, ts, START, t0, 1e-4, 100.0, 0.05, 2.0, 5e-5, t0s)
+        got, priced = r.column(cfg, PRICE, ts, START, t0, 1e-4, 100.0, 0.05, 2.0, 5e-5, along=t0s)
         assert not priced and got == alone(cfg, Tick(PRICE, ts), START, t0, vol)
 
 
@@ -184,7 +185,8 @@ def test_vol_state_reads_what_the_column_prices_with():
     ctx = MarketContext(cfg)
     feed_vol(ctx.vol)
     v = ctx.vol
-    assert vol_state(v) == (v.estimate, v.tick_ms, v.log_sd, v.tick_sd_ms, v.floor)
+    assert vol_state(v) == (v.estimate, v.tick_ms, v.log_sd, v.tick_sd_ms, v.floor,
+                            v.horizon_ratio)
     # each market prices alone; the counts are the server's
     m = ctx.for_market(type("Spec", (), {"market_id": "m2", "asset": "BTC-USD"})(), cfg, 2,
                        False, ctx.sinks)
