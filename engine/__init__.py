@@ -17,6 +17,7 @@ It knows nothing of trading.
 """
 from ._actor import Actor, ActorRef
 from ._blocking import run_blocking
+from ._parking import ParkingLine
 from ._priority import URGENT_AFTER, BulkGate, callback_queue_len, urgent_lane, wake_soon
 from ._console import interact, start_backdoor, stop_backdoor
 from ._errors import (ActorDeadError, AskTimeout, DeadLetter, Escalation,
@@ -39,6 +40,6 @@ __all__ = [
     "ActorStats", "StatsTable", "DeadLetters",
     "run_blocking", "NativePool", "interact", "start_backdoor", "stop_backdoor",
     "Child", "ChildFailed", "die_with_parent", "notify_ready",
-    "GcWatch", "GcStats", "GcPacer", "GC_PAUSE_BUCKETS", "settle_gc", "LagWatch", "BulkGate", "callback_queue_len",
+    "GcWatch", "GcStats", "GcPacer", "GC_PAUSE_BUCKETS", "settle_gc", "LagWatch", "BulkGate", "ParkingLine", "callback_queue_len",
     "wake_soon", "urgent_lane", "URGENT_AFTER",
 ]

@@ -34,9 +34,7 @@ resumed straight from the timer (no callback of their own).
 """
 from collections import deque
 
-from gevent import get_hub, getcurrent
-
-_GO = object()                        # what the timer resumes a parked greenlet with
+from ._parking import ParkingLine
 
 __all__ = ["BulkGate", "callback_queue_len", "wake_soon", "urgent_lane", "URGENT_AFTER"]
 
@@ -114,66 +112,35 @@ class BulkGate:
     def __init__(self, max_queue=128, per_turn=32, period_s=0.001):
         self.max_queue = max(0, int(max_queue))
         self.per_turn = max(1, int(per_turn))
-        self.period_s = period_s
-        self._waiting = deque()       # parked greenlets, oldest first
-        self._timer = None
-        self._loop = None
-        self.parked = 0               # greenlets that had to wait (ever)
-        self.worst_wait = 0           # the most parked at once
+        self.line = ParkingLine(period_s, self._turn)
+
+    @property
+    def parked(self):
+        """Greenlets that had to wait (ever)."""
+        return self.line.parked
+
+    @property
+    def worst_wait(self):
+        """The most parked at once."""
+        return self.line.worst_wait
 
     @property
     def waiting(self):
-        return len(self._waiting)
+        return self.line.waiting
 
     def busy(self):
         """True while bulk work should wait."""
-        loop = self._loop or self._bind()
-        return bool(self._waiting) or callback_queue_len(loop) > self.max_queue
+        return bool(self.line) or callback_queue_len(self.line.loop) > self.max_queue
 
     def wait(self):
         """Return when this greenlet may go on with its bulk work."""
-        if not self.busy():
-            return
-        me = getcurrent()
-        hub = get_hub()
-        if me is hub:                  # never park the loop itself
-            return
-        self._waiting.append(me)
-        self.parked += 1
-        if len(self._waiting) > self.worst_wait:
-            self.worst_wait = len(self._waiting)
-        if self._timer is None:
-            self._timer = self._loop.timer(self.period_s, self.period_s)
-            self._timer.start(self._turn)
-        try:
-            got = hub.switch()
-        except BaseException:
-            # Killed while parked (the server stopping): out of the line.
-            try:
-                self._waiting.remove(me)
-            except ValueError:
-                pass
-            raise
-        if got is not _GO:             # pragma: no cover - a stray switch into us
-            try:
-                self._waiting.remove(me)
-            except ValueError:
-                pass
-
-    def _bind(self):
-        self._loop = get_hub().loop
-        return self._loop
+        if self.busy():
+            self.line.park()
 
     def _turn(self):
         # In the hub: let the oldest go while the queue is short.
-        waiting, loop = self._waiting, self._loop
+        line, loop = self.line, self.line.loop
         n = 0
-        while waiting and n < self.per_turn and callback_queue_len(loop) <= self.max_queue:
-            g = waiting.popleft()
+        while line and n < self.per_turn and callback_queue_len(loop) <= self.max_queue:
+            line.release()
             n += 1
-            if not g.dead:
-                g.switch(_GO)
-        if not waiting:
-            self._timer.stop()
-            self._timer.close()
-            self._timer = None

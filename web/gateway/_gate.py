@@ -26,13 +26,13 @@ between two batches the loop polls its sockets (the players' frames).
 """
 from collections import deque
 
-from gevent import get_hub, getcurrent
 from gevent.event import Event
+
+from engine import ParkingLine
 
 __all__ = ["HandshakeGate", "TurnPacer"]
 
 YIELD_S = 0.0001     # the pacer's timer: due at once, run after the turn's I/O
-_GO = object()       # what the timer resumes a parked greenlet with
 
 
 class HandshakeGate:
@@ -83,6 +83,7 @@ class TurnPacer:
     own behind a storm's long callback queue).
 
         >>> import gevent
+        >>> from gevent import get_hub
         >>> pacer, turns = TurnPacer(2), []
         >>> def upgrade():
         ...     pacer.pace()
@@ -96,22 +97,21 @@ class TurnPacer:
 
     def __init__(self, per_turn):
         self.per_turn = max(0, int(per_turn))
-        self._loop = None
         self._turn = -1            # the loop iteration the count is of
         self._went = 0             # callers gone on in that turn
-        self._waiting = deque()    # parked greenlets, oldest first
-        self._timer = None
-        self.parked = 0            # callers that had to wait a turn (ever)
+        self.line = ParkingLine(YIELD_S, self._tick)
+
+    @property
+    def parked(self):
+        """Callers that had to wait a turn (ever)."""
+        return self.line.parked
 
     @property
     def waiting(self):
-        return len(self._waiting)
+        return self.line.waiting
 
     def _room(self):
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = get_hub().loop
-        turn = loop.iteration
+        turn = self.line.loop.iteration
         if turn != self._turn:
             self._turn, self._went = turn, 0
         return self._went < self.per_turn
@@ -120,52 +120,14 @@ class TurnPacer:
         """Return once this greenlet may do its piece of upgrade work."""
         if not self.per_turn:
             return
-        if not self._waiting and self._room():
+        if not self.line and self._room():
             self._went += 1
             return
-        hub = get_hub()
-        me = getcurrent()
-        if me is hub:              # never park the loop itself
-            return
-        self._waiting.append(me)
-        self.parked += 1
-        if self._timer is None or not self._timer.active:
-            self._start_timer()
-        try:
-            got = hub.switch()
-        except BaseException:
-            # Killed while parked (the client went, the server stopping).
-            try:
-                self._waiting.remove(me)
-            except ValueError:
-                pass
-            raise
-        if got is not _GO:         # pragma: no cover - a stray switch into us
-            try:
-                self._waiting.remove(me)
-            except ValueError:
-                pass
-
-    def _start_timer(self):
-        if self._timer is not None:
-            self._timer.close()
-        self._timer = self._loop.timer(YIELD_S, YIELD_S)
-        self._timer.start(self._tick)
+        self.line.park()
 
     def _tick(self):
         # In the hub, once a turn while anyone waits: this turn's share goes.
-        waiting = self._waiting
-        try:
-            while waiting and self._room():
-                g = waiting.popleft()
-                if not g.dead:
-                    self._went += 1
-                    g.switch(_GO)
-        finally:
-            # Whatever happened above, the line never stops moving.
-            if not waiting and self._timer is not None:
-                self._timer.stop()
-                self._timer.close()
-                self._timer = None
-            elif waiting and (self._timer is None or not self._timer.active):
-                self._start_timer()
+        line = self.line
+        while line and self._room():
+            if line.release():
+                self._went += 1

@@ -183,7 +183,7 @@ def test_the_pacer_lets_a_few_upgrades_go_per_loop_turn_in_arrival_order():
     for _, turn in went:
         per_turn[turn] = per_turn.get(turn, 0) + 1
     assert max(per_turn.values()) == 3 and len(per_turn) >= 3
-    assert pacer.waiting == 0 and pacer._timer is None
+    assert pacer.waiting == 0 and not pacer.line.timing
     gevent.sleep(0.001)                 # a later, quiet turn: straight through
     pacer.pace()
     assert pacer.parked == 7
