@@ -1,12 +1,16 @@
 """The pricer's pass restructured for fewer array calls (stop 26): the same
 bits as the masked, one-range-at-a-time form it replaced.
 
-The reference below is that form, netlib's three ranges each in its own
-Horner loop over its own cells; ``erfc`` now runs all three as one padded
-recurrence, and the landing and bivariate Phi terms of a pass share one
-call. Multipliers are floors of 9,500 / (100 p): a last-bit change of p
-can move one, so equality here is exact, not approximate.
+That form, netlib's three ranges each in its own Horner loop over its own
+cells, lives on in ``actors._erfc`` for long calls (``_erfc_by_range``);
+short calls run all three as one padded recurrence, and the landing and
+bivariate Phi terms of a pass share one call. The two must agree bit for
+bit, and a SHA-256 of their bits over fixed inputs, taken when they were
+split, pins both against a later edit. Multipliers are floors of
+9,500 / (100 p): a last-bit change of p can move one, so equality here is
+exact, not approximate.
 """
+import hashlib
 import math
 
 import numpy as np
@@ -15,54 +19,36 @@ from actors import _erfc
 from actors._pricer import bvn_upper, erfc, price_columns, touch_probabilities
 
 
-def _reference_erfc(x):
-    x = np.asarray(x, dtype=float)
-    y = np.abs(x)
-    out = np.empty_like(x)
-    near = y <= 0.46875
-    if near.any():
-        xs = x[near]
-        z = xs * xs
-        num, den = _erfc._CA[4] * z, z
-        for i in range(3):
-            num = (num + _erfc._CA[i]) * z
-            den = (den + _erfc._CB[i]) * z
-        out[near] = 1.0 - xs * (num + _erfc._CA[3]) / (den + _erfc._CB[3])
-    mid = ~near & (y <= 4.0)
-    if mid.any():
-        ym = y[mid]
-        num, den = _erfc._CC[8] * ym, ym
-        for i in range(7):
-            num = (num + _erfc._CC[i]) * ym
-            den = (den + _erfc._CD[i]) * ym
-        out[mid] = _erfc._exp_minus_square(ym) * (num + _erfc._CC[7]) / (den + _erfc._CD[7])
-    far = y > 4.0
-    if far.any():
-        yf = np.minimum(y[far], _erfc._ERFC_ZERO)
-        z = 1.0 / (yf * yf)
-        num, den = _erfc._CP[5] * z, z
-        for i in range(4):
-            num = (num + _erfc._CP[i]) * z
-            den = (den + _erfc._CQ[i]) * z
-        r = z * (num + _erfc._CP[4]) / (den + _erfc._CQ[4])
-        out[far] = np.where(y[far] >= _erfc._ERFC_ZERO, 0.0,
-                            _erfc._exp_minus_square(yf) * (1.0 / math.sqrt(math.pi) - r) / yf)
-    neg = ~near & (x < 0)
-    out[neg] = 2.0 - out[neg]
-    return out
-
-
 def _bits(a):
     return np.asarray(a, dtype=float).view(np.int64)
 
 
-def test_erfc_is_bit_for_bit_the_three_range_form():
+def _erfc_inputs():
     rng = np.random.default_rng(26)
     edges = np.array([0.46875, 4.0, 26.543, 0.0, 1e-300, 5e-324, 1e300, np.inf])
     edges = np.concatenate([edges, np.nextafter(edges, 0.0), np.nextafter(edges, np.inf)])
-    xs = np.concatenate([edges, -edges, rng.normal(0, 0.4, 20000), rng.normal(0, 3, 20000),
-                         rng.uniform(-40, 40, 20000)])
-    want = _reference_erfc(xs)
+    return np.concatenate([edges, -edges, rng.normal(0, 0.4, 20000), rng.normal(0, 3, 20000),
+                           rng.uniform(-40, 40, 20000)])
+
+
+# The bits of the three-range form over _erfc_inputs(), when the flat
+# recurrence was written against it (stop 26).
+ERFC_BITS_SHA256 = "2108ebafb13496fe24e305a61db0faa3bdcace3d0a583d41409b1f1ca57d147d"
+
+
+def test_the_three_range_form_keeps_its_bits_and_is_erfc():
+    xs = _erfc_inputs()
+    want = _erfc._erfc_by_range(xs)
+    assert hashlib.sha256(_bits(want).tobytes()).hexdigest() == ERFC_BITS_SHA256
+    # and it is erfc: within a few ulps of the C library's, wherever that is normal
+    libm = np.array([math.erfc(x) for x in xs])
+    normal = libm > 1e-300
+    assert np.allclose(want[normal], libm[normal], rtol=1e-14, atol=0)
+
+
+def test_erfc_is_bit_for_bit_the_three_range_form():
+    xs = _erfc_inputs()
+    want = _erfc._erfc_by_range(xs)
     assert np.array_equal(_bits(erfc(xs)), _bits(want))
     # a cell's value does not depend on what else is in its call, and the
     # flat recurrence (short calls) agrees with the masked form (long ones)
