@@ -85,6 +85,7 @@ class Config:
     commit_delay_ms: float = 0.0        # artificial fsync delay for benchmarks
     max_batch: int = 5000
     commit_every_ms: float = 5.0        # at most one group commit this often (0: back to back)
+    commit_priority: str = "fifo"       # the commit thread: "fifo", "nice" (-10) or "normal"
     db_cache_mb: int = 64               # the Writer's SQLite page cache
     writer_queue: int = 20000
     hot_days: int = 7
@@ -210,6 +211,8 @@ class Config:
             raise ValueError("replica_sync_ms and drain_s must be positive")
         if not 0 <= self.gateways <= 64:
             raise ValueError("gateways must be between 0 (one process) and 64")
+        if self.commit_priority not in ("fifo", "nice", "normal"):
+            raise ValueError("commit_priority must be 'fifo', 'nice' or 'normal'")
         if not 0 <= self.commit_every_ms <= 50:
             raise ValueError("commit_every_ms must be between 0 and 50")
         if not 0 <= self.verify_hold_ms <= 50:

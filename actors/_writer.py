@@ -56,7 +56,8 @@ import gevent
 from engine import Actor, NativePool
 
 from ._model import Ack, cell_key, payout_for
-from .store import DROP_SPAN, Store, UserExists, favour_thread, is_disk_full
+from .store import (DROP_SPAN, FAVOUR_NICE, FAVOUR_RT_PRIORITY, Store, UserExists,
+                    favour_thread, is_disk_full)
 from ._writes import (ArchiveStep, Credit, EnsureUser, Maintenance, PlaceBets, SaveSession,
                       SaveTicks, Settle, PurgeGuests, TopUp, TopUpResult)
 
@@ -137,7 +138,11 @@ class Writer(Actor):
             self.store.defer_checkpoints()
         # taps wait on its wake-ups: first to a CPU (once the Store is open:
         # a migration is no commit)
-        self.lane.call(favour_thread)
+        how = getattr(self.cfg, "commit_priority", "fifo")
+        self.commit_priority = None
+        if how != "normal":
+            self.commit_priority = self.lane.call(favour_thread, FAVOUR_RT_PRIORITY,
+                                                  FAVOUR_NICE, how == "fifo")
 
     def on_stop(self):
         if self.store is not None:

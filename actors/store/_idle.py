@@ -53,17 +53,19 @@ def nice_thread(nice=10):
         return False
 
 
-def favour_thread(rt_priority=FAVOUR_RT_PRIORITY, nice=FAVOUR_NICE):
+def favour_thread(rt_priority=FAVOUR_RT_PRIORITY, nice=FAVOUR_NICE, fifo=True):
     """The calling thread (only it: on Linux the policy and nice are per
     thread) ahead of normal threads for a CPU: ``SCHED_FIFO`` at
-    ``rt_priority``, else ``nice`` below 0. Either needs CAP_SYS_NICE
-    (under systemd: ``LimitRTPRIO=``, ``LimitNICE=``); without it the
-    thread stays as it was. Returns ``"fifo"``, ``"nice"`` or ``None``."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt_priority))
-        return "fifo"
-    except (AttributeError, OSError):
-        pass
+    ``rt_priority`` (unless ``fifo`` is False), else ``nice`` below 0.
+    Either needs CAP_SYS_NICE or the rlimit (under systemd: ``LimitRTPRIO=``,
+    ``LimitNICE=``); without it the thread stays as it was. Returns
+    ``"fifo"``, ``"nice"`` or ``None``."""
+    if fifo:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt_priority))
+            return "fifo"
+        except (AttributeError, OSError):
+            pass
     try:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
         return "nice"

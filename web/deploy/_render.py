@@ -19,6 +19,7 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 from actors import litestream_config
+from actors.store import FAVOUR_NICE, FAVOUR_RT_PRIORITY
 
 from ._grafana import dashboard
 
@@ -106,7 +107,20 @@ def render_systemd(cfg, config_path=None, **_):
         "listen": f"{cfg.host}:{cfg.port}", "readme": os.path.join(os.path.dirname(root), "README.md"),
         "exec_start": " ".join(args), "workdir": os.path.dirname(db), "nofile": _nofile(cfg),
         "drain_s": int(cfg.drain_s), "stop_s": int(cfg.drain_s) + 15,
-        "rw_paths": " ".join(sorted(paths))})
+        "rw_paths": " ".join(sorted(paths)), "priority_limits": _priority_limits(cfg)})
+
+
+def _priority_limits(cfg):
+    # What lets the commit thread take the priority commit_priority asks
+    # for when the unit runs as a user without CAP_SYS_NICE.
+    how = getattr(cfg, "commit_priority", "fifo")
+    if how == "normal":
+        return ""
+    lines = ["# the Writer's commit thread ahead of other threads for a CPU (commit_priority)"]
+    if how == "fifo":
+        lines.append(f"LimitRTPRIO={FAVOUR_RT_PRIORITY}")
+    lines.append(f"LimitNICE={FAVOUR_NICE}")
+    return "\n".join(lines) + "\n"
 
 
 def render_prometheus(cfg, rules_file="tapgrid-alerts.yml", **_):

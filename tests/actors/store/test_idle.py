@@ -3,6 +3,8 @@ backup that runs under it (actors/store/_backup.py)."""
 import os
 import threading
 
+import pytest
+
 from actors.store import FAVOUR_RT_PRIORITY, Store, backup, favour_thread, idle_priority
 
 
@@ -71,3 +73,42 @@ def test_the_writers_commit_thread_runs_ahead_of_the_event_loop(tmp_path, system
     if os.geteuid() == 0:
         assert {os.sched_getscheduler(t) for t in commit} == {os.SCHED_FIFO}
         assert os.sched_getscheduler(0) == os.SCHED_OTHER       # the loop's own
+
+
+def _commit_threads():
+    found = set()
+    for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+        try:
+            with open(f"/proc/{os.getpid()}/task/{tid}/comm") as f:
+                if f.read().strip() == "commit":
+                    found.add(int(tid))
+        except FileNotFoundError:        # a thread that ended meanwhile
+            pass
+    return found
+
+
+@pytest.mark.parametrize("how, policy, nice", [("nice", os.SCHED_OTHER, -10),
+                                               ("normal", os.SCHED_OTHER, 0)])
+def test_commit_priority_chooses_how_the_commit_thread_is_favoured(tmp_path, system, how,
+                                                                   policy, nice):
+    from actors import Config, EnsureUser, MarketContext, Writer
+    db = str(tmp_path / "w.db")
+    store = Store(db)
+    ctx = MarketContext(Config(db=db, commit_priority=how))
+    ctx.ledger.load(*store.load_state())
+    before = _commit_threads()
+    writer = system.spawn(Writer, ctx, store)
+    writer.ask(EnsureUser("alice", 1_000), timeout=60)
+    mine = _commit_threads() - before
+    assert len(mine) == 1
+    (tid,) = mine
+    if os.geteuid() != 0 and how == "nice":
+        pytest.skip("lowering nice below 0 needs root or CAP_SYS_NICE")
+    assert os.sched_getscheduler(tid) == policy
+    assert os.getpriority(os.PRIO_PROCESS, tid) == nice
+
+
+def test_commit_priority_is_checked():
+    from actors import Config
+    with pytest.raises(ValueError, match="commit_priority"):
+        Config.load(env={"TAPGRID_COMMIT_PRIORITY": "realtime"})

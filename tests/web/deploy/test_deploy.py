@@ -171,6 +171,15 @@ def test_systemd_unit_verifies(tmp_path):
     assert "tapgrid.service:" not in out.stderr, out.stderr
 
 
+def test_systemd_unit_grants_the_commit_threads_priority_only_when_asked():
+    fifo = tapgrid_config("systemd")
+    assert "LimitRTPRIO=1\n" in fifo and "LimitNICE=-10\n" in fifo
+    nice = render("systemd", Config(commit_priority="nice"))
+    assert "LimitRTPRIO" not in nice and "LimitNICE=-10\n" in nice
+    normal = render("systemd", Config(commit_priority="normal"))
+    assert "LimitRTPRIO" not in normal and "LimitNICE" not in normal
+
+
 def test_grafana_has_a_panel_for_every_live_metric_family(server):
     dash = json.loads(tapgrid_config("grafana"))
     exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
