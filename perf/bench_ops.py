@@ -64,7 +64,7 @@ def recovery_point(args):
             "lost_bets_p50": pct(lost_n, .5), "acked_total": acked}
 
 
-def _player(url, lat, stop, phase):
+def _player(url, lat, stop, phase, sent):
     from web.client import TapgridClient
     c = TapgridClient(url, backoff_base=0.2, reconnect=False)
     c.guest()
@@ -80,10 +80,88 @@ def _player(url, lat, stop, phase):
             t = time.perf_counter()
             ack = c.tap(cell[0], cell[1], 100, min_mult=101, timeout=10)
             if ack.get("ok"):
-                lat[phase[0]].append((time.perf_counter() - t) * 1000)
+                ms = (time.perf_counter() - t) * 1000
+                lat[phase[0]].append(ms)
+                sent.append((time.time() - ms / 1000, ms, phase[0]))
             gevent.sleep(0.02)
     finally:
         c.close()
+
+
+def _strace(pid_or_cmd, out):
+    """``strace`` of the fsync family, wall-clock stamps and durations
+    (``--seccomp-bpf``: only those syscalls stop the tracee)."""
+    base = ["strace", "-f", "--seccomp-bpf", "-ttt", "-T", "-e", "trace=fsync,fdatasync",
+            "-o", out]
+    return base + (["-p", str(pid_or_cmd)] if isinstance(pid_or_cmd, int) else list(pid_or_cmd))
+
+
+def _syncs(path):
+    """(tid, start, seconds) of each fsync/fdatasync in an strace -f -ttt -T file."""
+    import re
+    pat = re.compile(r"^(\d+)\s+(\d+\.\d+) f(?:data)?sync\(.*<(\d+\.\d+)>$")
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                m = pat.match(line.strip())
+                if m:
+                    out.append((int(m[1]), float(m[2]), float(m[3])))
+    except OSError:
+        pass
+    return out
+
+
+def _thread_names(pid):
+    names = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                names[int(task)] = f.read().strip()
+        except OSError:
+            pass
+    return names
+
+
+def backup_trace(d, spans, sent, server_syncs, names, backup_syncs):
+    """What the slowest taps during the backups overlapped: the server's
+    own fsyncs (the commit's: the Writer's lane thread, told by its name),
+    each backup's fsyncs, and the backup's phases."""
+    lane = {t for t, n in names.items() if "commit" in n or "lane" in n or "writer" in n}
+    commit = [(a, s) for t, a, s in server_syncs if t in lane] or [(a, s) for _, a, s in server_syncs]
+    phases = {}
+    for a, s in commit:
+        ph = "during" if any(b0 <= a < b1 for b0, b1 in spans) else (
+            "without" if a < spans[0][0] else "after") if spans else "without"
+        phases.setdefault(ph, []).append(s * 1000)
+    fs = {ph: {"n": len(v), "p50": round(pct(v, .5), 2), "p99": round(pct(v, .99), 2),
+               "max": round(max(v), 2)} for ph, v in phases.items()}
+    without = [ms for _, ms, ph in sent if ph == "without"]
+    cut = pct(without, .99)
+    slow = [(t, ms) for t, ms, ph in sent if ph == "during" and ms >= cut]
+    blame = {}
+    for t, ms in slow:
+        end = t + ms / 1000
+        over = set()
+        if any(a < end and a + s > t and s * 1000 >= 5 for a, s in commit):
+            over.add("commit_fsync_over_5ms")
+        if any(a < end and a + s > t for a, s in backup_syncs):
+            over.add("backup_fsync")
+        # a backup's start (the CLI's imports, ~0.3 s of CPU) or its end (the
+        # quick_check, the journal-mode switch, the final fsync)
+        if any(b0 <= t < b0 + 0.5 for b0, _ in spans):
+            over.add("backup_first_0.5s")
+        if any(b1 - 0.3 <= t < b1 for _, b1 in spans):
+            over.add("backup_last_0.3s")
+        for k in over or {"none"}:
+            blame[k] = blame.get(k, 0) + 1
+    bs = [s * 1000 for _, s in backup_syncs]
+    return {"commit_fsync_ms": fs, "commit_thread_names": sorted({names.get(t, "?") for t, _, _
+                                                                   in server_syncs}),
+            "slow_taps_during": len(slow), "slow_cut_ms": round(cut, 2),
+            "slow_overlapping": blame,
+            "backup_fsyncs": {"n": len(bs), "p50": round(pct(bs, .5), 2),
+                              "max": round(max(bs), 2)} if bs else None}
 
 
 def backup_effect(args):
@@ -97,50 +175,86 @@ def backup_effect(args):
         # phase without backups (p99s of 161 and 185 ms there, stop 23)
         fsync_path(db)
         size = os.path.getsize(db)
-        server = ServerProcess(db, "--seed", "1", env=dict(LOAD_ENV, TAPGRID_MIN_FREE_DISK="0")
-                               ).start()
-        lat = {"without": [], "during": []}
+        env = dict(LOAD_ENV, TAPGRID_MIN_FREE_DISK="0")
+        if args.commit_priority:
+            env["TAPGRID_COMMIT_PRIORITY"] = args.commit_priority
+        server = ServerProcess(db, "--seed", "1", env=env).start()
+        lat = {"without": [], "during": [], "after": []}
         phase, stop = ["without"], [False]
-        backups = []
+        backups, spans, sent = [], [], []
+        tracer, backup_syncs = None, []
+        if args.trace:
+            tracer = subprocess.Popen(_strace(server.pid, os.path.join(d, "server.strace")),
+                                      stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
         try:
-            jobs = [gevent.spawn(_player, server.url, lat, stop, phase) for _ in range(6)]
+            jobs = [gevent.spawn(_player, server.url, lat, stop, phase, sent) for _ in range(6)]
             gevent.sleep(args.phase_s)
             phase[0] = "during"
             t_end = time.monotonic() + args.phase_s
             n = 0
+            root = args.root or ROOT
             while time.monotonic() < t_end:
                 out = os.path.join(d, f"backup{n}.db")
-                t = time.monotonic()
-                root = args.root or ROOT
-                proc = gevent.subprocess.Popen(
-                    [sys.executable, "-m", "web.cli", "backup", "--db", db, out], cwd=root,
-                    env=dict(os.environ, PYTHONPATH=root), stdout=subprocess.DEVNULL)
+                cmd = [sys.executable, "-m", "web.cli", "backup", "--db", db, out]
+                if args.trace:
+                    cmd = _strace(cmd, os.path.join(d, f"backup{n}.strace"))
+                t, w = time.monotonic(), time.time()
+                proc = gevent.subprocess.Popen(cmd, cwd=root, env=dict(os.environ, PYTHONPATH=root),
+                                               stdout=subprocess.DEVNULL)
                 if proc.wait() != 0:
                     raise SystemExit("backup failed")
                 backups.append(time.monotonic() - t)
+                spans.append((w, time.time()))
+                if args.trace:
+                    backup_syncs += [(a, s) for _, a, s in
+                                     _syncs(os.path.join(d, f"backup{n}.strace"))]
                 os.remove(out)
                 n += 1
+                if args.backup_rest_s:
+                    gevent.sleep(args.backup_rest_s)
+            # without again after the backups: a window without on each side
+            # of the one during, so the box's drift over the run does not
+            # decide the gap (stop 26: the window without moved by 10 ms)
+            phase[0] = "after"
+            gevent.sleep(args.after_s)
             stop[0] = True
             gevent.joinall(jobs, timeout=15)
+            names = _thread_names(server.pid)
         finally:
             stop[0] = True
+            if tracer is not None:
+                tracer.terminate()
+                tracer.wait(10)
             server.stop()
+        trace = (backup_trace(d, spans, sent, _syncs(os.path.join(d, "server.strace")), names,
+                              backup_syncs) if args.trace else None)
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    w, b = lat["without"], lat["during"]
+    w, b, a = lat["without"], lat["during"], lat["after"]
+    both = w + a
     print(f"backup: {len(backups)} backups of {size / 1e6:.0f} MB, {pct(backups, .5):.2f} s each;"
           f" tap ack p50/p99 without {pct(w, .5):.1f}/{pct(w, .99):.1f} ms ({len(w)} taps),"
-          f" during {pct(b, .5):.1f}/{pct(b, .99):.1f} ms ({len(b)} taps)")
+          f" during {pct(b, .5):.1f}/{pct(b, .99):.1f} ms ({len(b)} taps),"
+          f" after {pct(a, .5):.1f}/{pct(a, .99):.1f} ms ({len(a)} taps)")
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    return {"backup_db_mb": round(size / 1e6), "backup_s": round(pct(backups, .5), 2),
-            "uptime": "load average " + ", ".join(load),
-            "backups": len(backups),
-            "tap_p50_ms_without_backup": round(pct(w, .5), 2),
-            "tap_p99_ms_without_backup": round(pct(w, .99), 2),
-            "tap_p50_ms_during_backup": round(pct(b, .5), 2),
-            "tap_p99_ms_during_backup": round(pct(b, .99), 2),
-            "tap_p99_gap_ms_backup": round(pct(b, .99) - pct(w, .99), 2)}
+    out = {"backup_db_mb": round(size / 1e6), "backup_s": round(pct(backups, .5), 2),
+           "uptime": "load average " + ", ".join(load),
+           "backups": len(backups),
+           "tap_p50_ms_without_backup": round(pct(w, .5), 2),
+           "tap_p99_ms_without_backup": round(pct(w, .99), 2),
+           "tap_p50_ms_during_backup": round(pct(b, .5), 2),
+           "tap_p99_ms_during_backup": round(pct(b, .99), 2),
+           "tap_p99_gap_ms_backup": round(pct(b, .99) - pct(w, .99), 2)}
+    if a:
+        # the gap against both windows without (before and after), pooled
+        out.update({"tap_p99_ms_after_backup": round(pct(a, .99), 2),
+                    "tap_p99_ms_without_both": round(pct(both, .99), 2),
+                    "tap_p99_gap_ms_backup_both": round(pct(b, .99) - pct(both, .99), 2)})
+    if trace:
+        out["backup_trace"] = trace
+    return out
 
 
 def main():
@@ -154,6 +268,16 @@ def main():
     ap.add_argument("--phase-s", type=float, default=30.0)
     ap.add_argument("--root", default=None,
                     help="run `tapgrid backup` from this checkout (e.g. base); the server is this one's")
+    ap.add_argument("--after-s", type=float, default=0.0,
+                    help="taps for this long without a backup after the backups (a second"
+                         " window without: JSON keys *_both)")
+    ap.add_argument("--backup-rest-s", type=float, default=0.0,
+                    help="rest between backups (0: back to back, the worst case)")
+    ap.add_argument("--commit-priority", choices=["fifo", "nice", "normal"], default=None,
+                    help="the server's commit_priority (default: its own default)")
+    ap.add_argument("--trace", action="store_true",
+                    help="strace the server's and each backup's fsyncs: what the slowest taps"
+                         " during the backups overlapped (JSON key backup_trace)")
     ap.add_argument("--skip-replica", action="store_true")
     ap.add_argument("--skip-backup", action="store_true")
     args = ap.parse_args()

@@ -8,7 +8,8 @@ rest of ``sleep_s`` after each (Python's ``backup(sleep=)`` sleeps only when
 a step finds the source locked, never in WAL mode: the copy ran flat out),
 and after each write-out of its dirty pages a rest as long as that took,
 so the server's fsyncs find the disk free. The whole copy runs at idle CPU priority (``SCHED_IDLE``,
-restored after): on a box the server fills, what taps feel of a backup is
+restored after) and in the idle I/O class (its write-outs queue behind the
+Writer's in mq-deadline): on a box the server fills, what taps feel of a backup is
 its CPU, not its locks. The result is written beside ``out``, checked
 (``quick_check``), fsynced and renamed: a backup file is whole or absent.
 No writer lock is taken: a backup is a reader.
@@ -25,17 +26,19 @@ import time
 
 import pysqlite3.dbapi2 as sqlite3
 
-from ._idle import idle_priority
+from ._idle import idle_priority, io_priority
 
 __all__ = ["backup"]
 
 
 def backup(db_path, out, pages=128, sleep_s=0.005):
     """Copy ``db_path`` to ``out``; a dict with pages, bytes, seconds,
-    ``rested_s`` (of those, the rests) and ``priority`` (how it was
-    lowered)."""
+    ``rested_s`` (of those, the rests), ``priority`` (how the CPU's was
+    lowered) and ``io_class`` (the disk's: 3 is idle)."""
     with idle_priority() as how:
-        return dict(_backup(db_path, out, pages, sleep_s), priority=how)
+        # the I/O class it ran in (3: idle), for the caller to see it took
+        return dict(_backup(db_path, out, pages, sleep_s), priority=how,
+                    io_class=io_priority()[0])
 
 
 class _Flusher:

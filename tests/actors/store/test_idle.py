@@ -28,6 +28,19 @@ def test_idle_priority_lowers_the_thread_and_restores_it():
     assert before == after == os.SCHED_OTHER
 
 
+def test_idle_priority_puts_the_threads_io_in_the_idle_class_and_restores_it():
+    from actors.store._idle import IO_IDLE, io_priority
+    def run():
+        before = io_priority()
+        with idle_priority():
+            inside = io_priority()
+            child = _in_thread(io_priority)       # a thread started meanwhile inherits it
+        return before, inside, child, io_priority()
+    before, inside, child, after = _in_thread(run)
+    assert inside[0] == IO_IDLE and child[0] == IO_IDLE
+    assert after == before and before[0] != IO_IDLE
+
+
 def test_backup_runs_at_idle_priority_and_copies_whole(tmp_path):
     db = str(tmp_path / "t.db")
     s = Store(db)
@@ -36,6 +49,7 @@ def test_backup_runs_at_idle_priority_and_copies_whole(tmp_path):
     out = str(tmp_path / "copy.db")
     r = _in_thread(lambda: (backup(db, out), os.sched_getscheduler(0)))
     assert r[0]["priority"] == "sched_idle" and r[1] == os.SCHED_OTHER
+    assert r[0]["io_class"] == 3
     s = Store(out)
     try:
         assert s.conn.execute("SELECT balance FROM users WHERE id=?", (uid,)).fetchone()[0] == 12345
