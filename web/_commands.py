@@ -135,12 +135,8 @@ def cmd_archive(cfg, args):
 # --- operations (issue 13) -------------------------------------------------------------
 
 def cmd_backup(cfg, args):
-    # The server's taps come first, from before the imports on (loading the
-    # package is a good part of a backup's CPU): SCHED_IDLE, else nice 10.
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        os.nice(10)
+    # Already at idle CPU priority (web/cli.py, before the imports); the
+    # backup itself also puts its disk I/O in the idle class.
     from actors import backup
     r = backup(cfg.db, args.out)
     print(f"backup of {cfg.db} written to {args.out}: {r['bytes']:,} bytes in {r['seconds']} s")
