@@ -188,10 +188,14 @@ def py_spy(pid, seconds, path, kind="threads", rate=100):
                                  "-o", path, "-p", str(pid)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
-    extra = ["--gil"] if kind == "gil" else []
+    # ``native``: every thread's C frames too, idle ones included (a thread
+    # waiting on the GIL or a futex shows where it waits, not nothing)
+    extra = {"gil": ["--gil"], "native": ["--native", "--idle"]}.get(kind, [])
+    # native stacks need the process stopped per sample: no --nonblocking
+    blocking = [] if kind == "native" else ["--nonblocking"]
     return subprocess.Popen([exe, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                             "--rate", str(rate), "--format", "raw", "-o", path, "--nonblocking",
-                             "--threads"] + extra,
+                             "--rate", str(rate), "--format", "raw", "-o", path,
+                             "--threads"] + blocking + extra,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -405,7 +409,7 @@ def main():
     ap.add_argument("--root", default=None, help="run the server from this checkout instead")
     ap.add_argument("--profile", type=int, default=None,
                     help="py-spy the server (all threads) during this step of the first mode")
-    ap.add_argument("--profile-kind", default="threads", choices=("threads", "gil", "strace", "perftrace"),
+    ap.add_argument("--profile-kind", default="threads", choices=("threads", "gil", "native", "strace", "perftrace"),
                     help="py-spy of all threads, py-spy --gil, or strace -c -f (syscall counts)")
     ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples a second")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
