@@ -26,131 +26,28 @@ time). Here the work is a few dozen array operations over ~1,300 cells
 (x3 sigma nodes); numpy's loops release the GIL over arrays of that size,
 and the Python between them is microseconds.
 """
+import functools
 import math
 
 import numpy as np
 
+from . import _bvn
+from ._bvn import Correlations, bvn_upper, phi
 from ._erfc import erfc
 from ._discrete import MAX_STEPS, column_curve, mixture_touch, touch_from_curve
-from ._odds import _GL20, _MAX_MULT, _genz_series, multiplier
+from ._odds import _MAX_MULT, multiplier
 from ._spacing import BGK_BETA, column_walks, discrete_shift, mean_age, phases
 
-__all__ = ["touch_probabilities", "window_touch", "multipliers", "price_columns", "BGK_BETA"]
+__all__ = ["touch_probabilities", "window_touch", "multipliers", "price_columns", "BGK_BETA",
+           "bvn_upper", "erfc", "phi"]
 
 _SQRT2 = math.sqrt(2.0)
-_TWO_PI = 2.0 * math.pi
-# Half the nodes for Genz's |r| < 0.925 sum (it folds the other half in),
-# all twenty for the |r| >= 0.925 one.
-_GH_X = np.array([x for x, _ in _GL20])
-_GH_W = np.array([w for _, w in _GL20])
 # Gauss-Hermite, 3 points, for E f(Z), Z ~ N(0, 1).
 _GH3_X = np.array([-math.sqrt(3.0), 0.0, math.sqrt(3.0)])
 _GH3_W = np.array([1 / 6, 2 / 3, 1 / 6])
-_GL_X = np.concatenate([_GH_X, -_GH_X])
-_GL_W = np.concatenate([_GH_W, _GH_W])
-def phi(x):
-    """Standard normal CDF of an array."""
-    return 0.5 * erfc(-np.asarray(x, dtype=float) / _SQRT2)
-
-
-def _phis(*args):
-    """Phi of several 1-d arrays (of any lengths) in one pass (fewer, larger loops)."""
-    flat = phi(np.concatenate(args))
-    out, i = [], 0
-    for a in args:
-        j = i + a.size
-        out.append(flat[i:j])
-        i = j
-    return out
-
 
 # 2 Phi(z) under this z is below 1e-13 (_odds._NEGLIGIBLE): the term cannot move a multiplier.
 _Z_NEGLIGIBLE = -7.55
-
-
-def bvn_upper(h, k, r):
-    """P(U > h, V > k) elementwise, U, V standard normal with correlation r:
-    ``_odds._bvn_upper`` (Genz 2004) over arrays, 20-point Gauss-Legendre."""
-    h, k, r = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (h, k, r)))
-    parts, args = _bvn_prepare(h, k, r)
-    return _bvn_finish(parts, _phis(*args) if args else [])
-
-
-def _bvn_prepare(h, k, r):
-    """``bvn_upper`` up to its Phi terms: (what ``_bvn_finish`` needs, the
-    arrays whose Phi it needs). Split so that a caller can take these Phi
-    in the same pass as its own (``_touch_after_wait``): a pass of erfc
-    costs ~50 µs whatever its length, and pricing made three in a row."""
-    lo = np.abs(r) < 0.925
-    hi = ~lo
-    args = []
-    low = high = None
-    if lo.any():
-        low = h[lo], k[lo], r[lo]
-        args += [-low[0], -low[1]]
-    if hi.any():
-        high = _bvn_high_prepare(h[hi], k[hi], r[hi])
-        args += high[-1]
-    return (h.shape, lo, hi, low, high), args
-
-
-def _bvn_finish(parts, phis):
-    shape, lo, hi, low, high = parts
-    out = np.empty(shape)
-    i = 0
-    if low is not None:
-        hl, kl, rl = low
-        hk = (hl * kl)[:, None]
-        hs = ((hl * hl + kl * kl) / 2)[:, None]
-        asr = np.arcsin(rl)[:, None]
-        sn1 = np.sin(asr * (_GH_X + 1) / 2)
-        sn2 = np.sin(asr * (1 - _GH_X) / 2)
-        s = (_GH_W * (np.exp((sn1 * hk - hs) / (1 - sn1 * sn1))
-                      + np.exp((sn2 * hk - hs) / (1 - sn2 * sn2)))).sum(axis=1)
-        ph, pk = phis[0], phis[1]
-        i = 2
-        out[lo] = s * asr[:, 0] / (2 * _TWO_PI) + ph * pk
-    if high is not None:
-        out[hi] = _bvn_high_finish(high, phis[i:i + 4])
-    return out
-
-
-def _bvn_high_r(h, k, r):
-    high = _bvn_high_prepare(h, k, r)
-    return _bvn_high_finish(high, _phis(*high[-1]))
-
-
-def _bvn_high_prepare(h, k, r):
-    neg = r < 0
-    k = np.where(neg, -k, k)
-    hk = h * k
-    as_ = (1 - r) * (1 + r)
-    with np.errstate(all="ignore"):
-        a = np.sqrt(as_)
-        bs = (h - k) ** 2
-        b = np.sqrt(bs)
-        top = np.maximum(h, k)
-        args = [-b / a, -top, np.where(h < 0, k, -h), np.where(h < 0, h, -k)]
-    return h, k, r, hk, as_, a, bs, b, args
-
-
-def _bvn_high_finish(high, phis):
-    h, k, r, hk, as_, a, bs, b, _ = high
-    with np.errstate(all="ignore"):
-        c, d, bvn = _genz_series(hk, bs, as_, a, np.exp)
-        pba, ptop, pu, pv = phis
-        tail = (np.exp(-hk / 2) * math.sqrt(_TWO_PI) * pba * b
-                * (1 - c * bs * (1 - d * bs / 5) / 3))
-        bvn = bvn - np.where(hk > -160, tail, 0.0)
-        xs = as_[:, None] * (_GL_X + 1) ** 2 / 4
-        rs = np.sqrt(1 - xs)
-        hk2, bs2, c2, d2 = hk[:, None], bs[:, None], c[:, None], d[:, None]
-        terms = _GL_W * np.exp(-(bs2 / xs + hk2) / 2) * (
-            np.exp(-hk2 * xs / (2 * (1 + rs) ** 2)) / rs - (1 + c2 * xs * (1 + d2 * xs)))
-        bvn = bvn + a / 2 * terms.sum(axis=1)
-        bvn = np.where(as_ > 0, -bvn / _TWO_PI, 0.0)   # |r| = 1: no integral term
-    below = -bvn + np.where(k > h, pu - pv, 0.0)
-    return np.where(r > 0, bvn + ptop, below)
 
 
 def touch_probabilities(a, b, s1, s2, delta=0.0):
@@ -176,30 +73,43 @@ def touch_probabilities(a, b, s1, s2, delta=0.0):
 
 
 def _touch_after_wait(a, b, s1, s2, delta):
+    """The chance of cells whose window starts after a wait (s1 > 0), each its own group."""
+    cells = np.arange(a.size)
+    return _touch_cells(a, b, cells, s1, s2, delta, cells)
+
+
+def _touch_cells(a, b, bi, s1, s2, delta, gi):
+    """``_touch_after_wait`` of cells given by band ``bi`` (a, b per band)
+    and group ``gi`` (s1 > 0, s2, delta per group: a column at a sigma
+    node). The correlation of both crossing terms is the group's, so
+    ``Correlations`` does its per-r work once a group, not once a cell."""
     with np.errstate(all="ignore"):
-        # Start inside the band; subtract the far tail to keep precision.
-        land_args = [np.where(a > 0.0, -a / s1, b / s1), np.where(a > 0.0, -b / s1, a / s1)]
         sy = np.sqrt(s1 * s1 + s2 * s2)
-        rho = s1 / sy
-        a2, b2 = a + delta, b - delta
-        finite = np.isfinite(a)
-        up = finite & (s2 > 0) & (np.minimum(a / s1, -a2 / sy) > _Z_NEGLIGIBLE)
-        down = (s2 > 0) & (np.minimum(-b / s1, b2 / sy) > _Z_NEGLIGIBLE)
+        corr = Correlations(-(s1 / sy))
+        s2_pos = (s2 > 0)[gi]
+        a, b, dl = a[bi], b[bi], delta[gi]
+        s1, sy = s1[gi], sy[gi]
+        qa, qb = a / s1, b / s1           # -a / s1 is -(a / s1): negation is exact
+        # Start inside the band; subtract the far tail to keep precision.
+        pos = a > 0.0
+        land_args = [np.where(pos, -qa, qb), np.where(pos, -qb, qa)]
+        ka, kb = (a + dl) / sy, (b - dl) / sy
+        up = np.isfinite(a) & s2_pos & (np.minimum(qa, -ka) > _Z_NEGLIGIBLE)
+        down = s2_pos & (np.minimum(-qb, kb) > _Z_NEGLIGIBLE)
         # Both crossings in one bivariate pass.
-        h = np.concatenate([-a[up] / s1[up], b[down] / s1[down]])
-        k = np.concatenate([a2[up] / sy[up], -b2[down] / sy[down]])
-        r = np.concatenate([-rho[up], -rho[down]])
+        h = np.concatenate([-qa[up], qb[down]])
+        k = np.concatenate([ka[up], -kb[down]])
         parts = None
         if h.size:
-            parts, bvn_args = _bvn_prepare(h, k, r)
+            parts, bvn_args = _bvn.prepare(h, k, np.concatenate([gi[up], gi[down]]), corr)
             land_args += bvn_args
         # Every Phi of the pass in one erfc call (the landing term's and the
         # bivariate terms'): the same values, a third of the calls.
-        phis = _phis(*land_args)
+        phis = _bvn.phis(*land_args)
         p = phis[0] - phis[1]
         if parts is not None:
-            v = 2.0 * _bvn_finish(parts, phis[2:])
-            nu = int(up.sum())
+            v = 2.0 * _bvn.finish(parts, phis[2:])
+            nu = int(np.count_nonzero(up))
             p[up] += v[:nu]
             p[down] += v[nu:]
     return p
@@ -298,9 +208,19 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     t0s = [t0 for t0 in t0s if t0 + column_ms > now]
     if not t0s or los.size == 0:
         return {t0: {} for t0 in t0s}
+    with np.errstate(all="ignore"):
+        return _price(price, price_ts, now, t0s, column_ms, band_cents, los, estimate, sigma,
+                      edge_bp, tick_ms, sigma_sd, wait_from, tick_sd_ms, sigma_floor, window_vr)
+
+
+def _price(price, price_ts, now, t0s, column_ms, band_cents, los, estimate, sigma, edge_bp,
+           tick_ms, sigma_sd, wait_from, tick_sd_ms, sigma_floor, window_vr):
+    """``price_columns`` past its checks, under one errstate (a pass is
+    ~100 array operations; entering an errstate is ~2 µs)."""
     origin = price_ts if wait_from is None else wait_from
-    start = np.maximum(np.asarray(t0s, dtype=float), now)
-    window = np.asarray(t0s, dtype=float) + column_ms - start
+    t0_arr = np.asarray(t0s, dtype=float)
+    start = np.maximum(t0_arr, now)
+    window = t0_arr + column_ms - start
     mixes = phases(start - origin, window, tick_ms, tick_sd_ms if wait_from is None else None)
     if wait_from is not None:
         wait = np.maximum(start - origin, 0.0)
@@ -311,23 +231,15 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
                 wait[i] = tick_ms * sum(w * j for w, j, _ in mix)
     if window_vr != 1.0:
         wait = wait / window_vr
-    s1 = (sigma * np.sqrt(wait / 1000.0))[:, None]
-    s2 = (sigma * np.sqrt(window / 1000.0))[:, None]
-    with np.errstate(divide="ignore"):
-        a = np.log(los / price)
+    # Per column (s1, s2, delta) and per band (a, b): a cell is one of each.
+    s1 = sigma * np.sqrt(wait / 1000.0)
+    s2 = sigma * np.sqrt(window / 1000.0)
+    a = np.log(los / price)
     b = np.log((los + band_cents) / price)
     # A clock is walked at its period, random ticks at their gaps'
     # effective spacing (``_spacing``).
     walk = column_walks(mixes, window, tick_ms, tick_sd_ms)
-    s2, delta = discrete_shift(s2, window[:, None], sigma, walk[:, None])
-    shape = (len(t0s), los.size)
-    # a, b per band and s1, s2, delta per column, combined by broadcasting
-    # in each operation and picked per live cell below: the same values as
-    # (columns, bands) arrays, without five np.broadcast_to (~4 µs each).
-    # A band is touched at most as often as a continuous path reaches its
-    # near edge before the window ends, 2 Phi(-edge / sY); where that bound
-    # already earns the cap the exact terms cannot change it: skip them.
-    edge = np.where(a > 0.0, a, np.where(b < 0.0, -b, 0.0))
+    s2, delta = discrete_shift(s2, window, sigma, walk)
     # sigma is an estimate: price the mean probability over its error
     # (log-normal, 3-point Gauss-Hermite). The touch chance of a far cell
     # is convex in sigma, so pricing at the point estimate alone would pay
@@ -340,33 +252,84 @@ def price_columns(price, price_ts, now, t0s, column_ms, band_cents, max_bands, s
     scales = np.exp(_GH3_X * sigma_sd + sigma_sd * sigma_sd)
     if sigma > 0:
         scales = np.maximum(estimate * scales, sigma_floor) / sigma
-    sy = np.sqrt(s1 * s1 + s2 * s2) * scales[-1]
-    with np.errstate(all="ignore"):
-        bound = 2.0 * phi(np.where(sy > 0, -edge / sy, -np.inf))
-    live = (edge <= 0.0) | (bound > (10000 - edge_bp) / (100.0 * _MAX_MULT))
+    live = _live(a, b, np.sqrt(s1 * s1 + s2 * s2) * scales[-1], edge_bp)
     rows, cols = np.nonzero(live)
     n = rows.size
-    al, bl = a[cols], b[cols]
     if tick_ms > 0 and (window / walk).max() < MAX_STEPS + 1:
-        pr = _few_ticks(live, al, bl, window, wait, sigma * scales, walk, mixes)
+        pr = _few_ticks(live, a[cols], b[cols], window, wait, sigma * scales, walk, mixes)
     else:
-        s1l, s2l, dl = s1[:, 0][rows], s2[:, 0][rows], delta[:, 0][rows]
-        s1s = np.concatenate([s1l * c for c in scales])
-        args = (np.tile(al, 3), np.tile(bl, 3), s1s, np.concatenate([s2l * c for c in scales]),
-                np.concatenate([dl * c for c in scales]))
-        if (s1s <= 0.0).any():
-            pr = touch_probabilities(*args)
+        # The cells at every sigma node, node by node: a group is (node,
+        # column), its s1, s2 and delta the column's times the node's scale.
+        s1s, s2s, ds = (np.multiply.outer(scales, v).ravel() for v in (s1, s2, delta))
+        gi = (rows + len(t0s) * np.arange(3)[:, None]).ravel()
+        if (s1s[gi] <= 0.0).any():
+            bands = np.tile(cols, 3)
+            pr = touch_probabilities(a[bands], b[bands], s1s[gi], s2s[gi], ds[gi])
         else:                  # every column waits (the usual case): no masks needed
-            pr = np.clip(_touch_after_wait(*args), 0.0, 1.0)
+            pr = np.clip(_touch_cells(a, b, np.tile(cols, 3), s1s, s2s, ds, gi), 0.0, 1.0)
         pr = pr.reshape(3, n)
-    p = np.zeros(shape)
+    p = np.zeros(live.shape)
     p[live] = _estimate_aware(pr)
-    m = multipliers(p.ravel(), edge_bp).reshape(shape)
+    m = multipliers(p.ravel(), edge_bp).reshape(live.shape)
     lo_list = los.tolist()
     out = {}
     for t0, row in zip(t0s, m.tolist()):
-        out[t0] = {lo: mm for lo, mm in zip(lo_list, row) if mm}
+        # a column's cells are all offered but for the odd one near the price
+        out[t0] = dict(zip(lo_list, row)) if 0 not in row else {
+            lo: mm for lo, mm in zip(lo_list, row) if mm}
     return out
+
+
+def _live(a, b, sy, edge_bp):
+    """(columns, bands): the cells whose exact chance is needed.
+
+    A band is touched at most as often as a continuous path reaches its
+    near edge before the window ends, 2 Phi(-edge / sY) at the highest
+    sigma node; where that bound already earns the cap the exact terms
+    cannot change it. The bound is erfc(edge / sY / sqrt 2), a monotone
+    function of x = edge / sY: ``_bound_cut`` gives x below which it is
+    surely above the cap's chance and above which surely not, so only the
+    cells between (if any) take an erfc; the set is the one the bound
+    computed cell by cell gives."""
+    edge = np.where(a > 0.0, a, np.where(b < 0.0, -b, 0.0))
+    cap = (10000 - edge_bp) / (100.0 * _MAX_MULT)
+    x = edge / sy[:, None]
+    x_live, x_dead = _bound_cut(cap)
+    inside = edge <= 0.0
+    live = inside | (x <= x_live)
+    unsure = ~(live | (x >= x_dead))
+    if unsure.any():
+        sy_u = np.broadcast_to(sy[:, None], x.shape)[unsure]
+        edge_u = np.broadcast_to(edge, x.shape)[unsure]
+        live[unsure] = 2.0 * phi(np.where(sy_u > 0, -edge_u / sy_u, -np.inf)) > cap
+    return live
+
+
+@functools.lru_cache(maxsize=16)
+def _bound_cut(cap):
+    """(x_live, x_dead): erfc(x / sqrt 2), as ``erfc`` computes it, is above
+    ``cap`` for every x <= x_live and not above it for every x >= x_dead.
+
+    erfc is decreasing and ``erfc`` is within 1e-14 of it relatively
+    (``tests/actors/test_pricer_passes.py``); the two cuts sit 1e-6 either
+    side of the crossing, where erfc differs from ``cap`` by ~1e-5
+    relatively (checked below with 1e-8 to spare), so no rounding of x
+    or of erfc can put a cell on the wrong side. A cap erfc cannot cross
+    cleanly gives (-inf, inf): every cell takes the exact bound."""
+    if not 1e-300 < cap < 1.0:
+        return -math.inf, math.inf
+    lo, hi = 0.0, 60.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if math.erfc(mid / _SQRT2) > cap:
+            lo = mid
+        else:
+            hi = mid
+    x_live, x_dead = lo * (1 - 1e-6), hi * (1 + 1e-6)
+    e_live, e_dead = erfc(np.array([x_live, x_dead]) / _SQRT2)
+    if not (e_live >= cap * (1 + 1e-8) and e_dead <= cap * (1 - 1e-8)):
+        return -math.inf, math.inf
+    return x_live, x_dead
 
 
 def _few_ticks(live, a, b, window, wait, sigmas, walk, mixes):

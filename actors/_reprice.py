@@ -43,16 +43,15 @@ from ._pricer import price_columns
 __all__ = ["Repricer", "RepricingStatistics", "RepriceCounts", "vol_state", "PASS_COST",
            "column_cost"]
 
-# How many columns one pass prices: a pass costs ~0.4 ms of CPU on this box
-# whatever it holds (a few hundred small numpy calls; a whole grid in one
-# pass is ~2.7 ms, not 12 x 0.45), and a column adds ~0.03 ms, or ~0.15 ms
-# when it starts more than ~6 windows after the tick (the bivariate terms'
-# |r| >= 0.925 branch: 0.55 ms alone). So a pass holds up to PASS_COST
-# units, a near column costing 1 and a far one 2: near columns go in threes
-# (0.61-0.66 ms), a far one alone or with one near, and no pass holds the
-# loop longer than a far column alone did (~0.55-0.7 ms; ~0.95 ms p99). A
-# grid is ~4.6 ms instead of ~6.3 (perf/bench_pricer.py's config).
-PASS_COST = 3
+# How many columns one pass prices. A pass's fixed cost (~150 array calls,
+# ~0.2 ms of CPU on this box) is most of a near column's; a near column adds
+# ~0.04 ms, one more than ~6 windows after the tick ~0.07 ms (the bivariate
+# terms' |r| >= 0.925 branch; stop 27 made both cheaper, perf/README.md).
+# So a pass holds up to PASS_COST units, a near column 1 and a far one 2:
+# five far columns (~0.5 ms) or five near and two far (~0.5 ms), no longer
+# than a far column alone held the loop before (~0.55 ms), and a grid of
+# 12 columns is two passes instead of seven or eight.
+PASS_COST = 10
 FAR_WINDOWS = 6
 
 
