@@ -139,10 +139,8 @@ class Writer(Actor):
         # taps wait on its wake-ups: first to a CPU (once the Store is open:
         # a migration is no commit)
         how = getattr(self.cfg, "commit_priority", "fifo")
-        self.commit_priority = None
         if how != "normal":
-            self.commit_priority = self.lane.call(favour_thread, FAVOUR_RT_PRIORITY,
-                                                  FAVOUR_NICE, how == "fifo")
+            self.lane.call(favour_thread, FAVOUR_RT_PRIORITY, FAVOUR_NICE, how == "fifo")
 
     def on_stop(self):
         if self.store is not None:

@@ -132,7 +132,9 @@ _NOT_CONFIG = ("command", "config", "user", "amount", "limit", "out", "kind", "l
 
 
 def _idle_cpu():
-    """This process on ``SCHED_IDLE``, else nice 10 (no package imported)."""
+    """This process on ``SCHED_IDLE``, else nice 10. The CPU half of
+    ``actors.store.lower_priority``, written here because importing that
+    would load the whole package first, the very cost this avoids."""
     import os
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
